@@ -1,0 +1,16 @@
+// Exports of a trace for numpy: exact float32 values, unlike the views'
+// quantized payload. Owner: src/viz (it consumes a trace like any view).
+#pragma once
+
+#include <filesystem>
+
+#include "attnviz/trace.h"
+
+namespace attnviz {
+
+// Writes an uncompressed .npz that numpy.load reads: input_ids, token_type_ids,
+// tokens, attentions (and queries, keys, hidden_states when the trace has them);
+// encoder-decoder traces use the encoder_/decoder_/cross_ names.
+void write_npz(const AttentionTrace& trace, const std::filesystem::path& path);
+
+}  // namespace attnviz

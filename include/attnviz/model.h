@@ -1,0 +1,75 @@
+// Model: a Hugging Face checkpoint folder loaded for a native forward pass that
+// keeps every attention probability. Owner: src/model (over src/io and src/runtime).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "attnviz/encoding.h"
+#include "attnviz/tokenizer.h"
+#include "attnviz/trace.h"
+
+namespace attnviz {
+
+// The config.json values the forward pass reads, in one plain struct.
+struct ModelConfig {
+    std::string model_type;    // config.json "model_type": "bert", "gpt2", ...
+    std::string architecture;  // the first of config.json "architectures", if any
+    int n_layers = 0;
+    int n_decoder_layers = 0;  // encoder-decoder models only
+    int n_heads = 0;
+    int n_kv_heads = 0;  // grouped-query attention; equals n_heads otherwise
+    int hidden_size = 0;
+    int head_dim = 0;
+    int intermediate_size = 0;
+    int vocab_size = 0;
+    int max_positions = 0;  // 0: no learned limit (relative or rotary positions)
+    int type_vocab_size = 0;
+    float norm_eps = 1e-12f;
+    std::string hidden_act;
+    bool is_encoder_decoder = false;
+    bool is_causal = false;
+};
+
+struct RunOptions {
+    bool keep_queries_keys = false;  // for the neuron view
+    bool keep_hidden_states = false;
+    int threads = 0;  // 0: ATTNVIZ_NUM_THREADS, else the number of cores
+};
+
+// What to run: text A and optional text B for encoders and decoders; for
+// encoder-decoder models, text A is the source and target the decoder's text.
+struct TraceRequest {
+    std::string text;
+    std::optional<std::string> text_pair;
+    std::optional<std::string> target;
+    bool truncate = false;
+};
+
+class Model {
+public:
+    // Reads config.json, the weights (safetensors, sharded, or pytorch_model.bin)
+    // and the tokenizer. Throws Error naming the file and tensor at fault.
+    static Model open(const std::filesystem::path& folder);
+
+    const ModelConfig& config() const;
+    const Tokenizer& tokenizer() const;
+
+    // Tokenizes, runs the forward pass, and returns every attention map.
+    AttentionTrace trace(const TraceRequest& request, const RunOptions& options = {}) const;
+
+    struct Impl;
+
+private:
+    explicit Model(std::shared_ptr<const Impl> impl);
+    std::shared_ptr<const Impl> impl_;
+};
+
+// The model types attnviz runs, for error messages and `attnviz info`.
+std::vector<std::string> supported_model_types();
+
+}  // namespace attnviz

@@ -1,0 +1,71 @@
+#!/usr/bin/python3
+"""Writes the committed tiny fixtures of tests/data/arch/ with arch_reference.py.
+
+Each case is a folder: config.json, model.safetensors (random weights, exact
+Hugging Face names) and reference.safetensors (ids, every attention tensor,
+queries and keys). Vocabularies are cut to 128 entries to keep the folders
+small, so these cases feed token ids straight to the model; the tests that go
+through a real tokenizer generate their checkpoints when they run.
+
+Usage: make_arch_fixtures.py [OUT_DIR]   (default: tests/data/arch)
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import arch_reference  # noqa: E402
+
+VOCAB = {"vocab_size": 128}
+
+
+def ids(n, seed, lo=3, hi=128):
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(lo, hi, (n,), generator=g).tolist()
+
+
+# name: (arch, ids, target ids, head layout, config overrides)
+CASES = {
+    "gpt2_tiny": ("gpt2", ids(11, 1), None, True, dict(VOCAB)),
+    "gpt2_inverse_layer_scale": ("gpt2", ids(9, 2), None, False,
+                                 dict(VOCAB, scale_attn_by_inverse_layer_idx=True, n_inner=40,
+                                      activation_function="relu", n_layer=3)),
+    "llama_gqa_llama3_rope": ("llama", ids(12, 3), None, True,
+                              dict(VOCAB, rope_theta=500000.0, rope_scaling={
+                                  "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                  "high_freq_factor": 4.0, "original_max_position_embeddings": 8})),
+    "llama_linear_rope_mha": ("llama", ids(10, 4), None, False,
+                              dict(VOCAB, num_key_value_heads=4, attention_bias=True, mlp_bias=True,
+                                   rope_scaling={"type": "linear", "factor": 2.0})),
+    "llama_dynamic_rope": ("llama", ids(14, 5), None, False,
+                           dict(VOCAB, num_key_value_heads=1, max_position_embeddings=8,
+                                rope_scaling={"type": "dynamic", "factor": 2.0})),
+    "mistral_sliding_window": ("mistral", ids(12, 6), None, True, dict(VOCAB, sliding_window=5)),
+    "qwen2_head_dim": ("qwen2", ids(10, 7), None, True,
+                       dict(VOCAB, head_dim=16, tie_word_embeddings=True)),
+    "roberta_tiny": ("roberta", [0] + ids(5, 8) + [1] + ids(3, 9) + [2], None, True, dict(VOCAB)),
+    "t5_tiny": ("t5", ids(11, 10) + [1], ids(6, 11) + [1], False, dict(VOCAB)),
+    "t5_v1_1_gated": ("t5", ids(9, 12) + [1], ids(7, 13) + [1], True,
+                      dict(VOCAB, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                           num_decoder_layers=3, relative_attention_num_buckets=16,
+                           relative_attention_max_distance=20)),
+    "bart_tiny": ("bart", [0] + ids(9, 14) + [2], [0] + ids(5, 15) + [2], True, dict(VOCAB, decoder_layers=3)),
+    "marian_tiny": ("marian", ids(10, 16) + [1], ids(6, 17) + [1], True, dict(VOCAB, decoder_vocab_size=128)),
+    "distilbert_tiny": ("distilbert", [101] + ids(8, 18) + [102], None, True, dict(VOCAB)),
+    "electra_tiny": ("electra", ids(10, 19), None, True, dict(VOCAB)),
+    "albert_tiny": ("albert", ids(10, 20), None, True, dict(VOCAB, inner_group_num=2)),
+}
+
+
+def main():
+    out_root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "data", "arch")
+    for seed, (name, (arch, src, target, head, overrides)) in enumerate(CASES.items()):
+        arch_reference.generate(arch, os.path.join(out_root, name), src, target, "tiny", seed=seed,
+                                head=head, overrides=overrides)
+        print("wrote", name)
+
+
+if __name__ == "__main__":
+    main()

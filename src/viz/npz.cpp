@@ -1,0 +1,359 @@
+// write_npz: a trace as numpy's .npz, the uncompressed zip of .npy files that
+// numpy.savez writes and numpy.load reads. Values are exact float32, unlike the
+// views' quantized payload. Zip64 records are added only where a size or an
+// offset passes 4 GiB, as Python's zipfile does.
+//
+// Arrays, for single-stack models (BERT, GPT-2, ...):
+//   input_ids [S] int64, token_type_ids [S] int64, tokens [S] unicode,
+//   attentions [L,H,S,S] float32, queries/keys [L,H,S,Dh] (when kept),
+//   hidden_states [L+1,S,D] (when kept).
+// Encoder-decoder models prefix the sequence arrays with the sequence name
+// (encoder_input_ids, decoder_tokens, ...) and the attention arrays with the
+// block name (encoder_attentions, decoder_attentions, cross_attentions,
+// cross_queries, ...).
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attnviz/error.h"
+#include "attnviz/export.h"
+#include "viz/npz.h"
+
+namespace attnviz {
+
+namespace {
+
+// One array: a dtype as numpy spells it, a shape, and its bytes.
+struct NpyArray {
+    std::string name;
+    std::string descr;  // "<i8", "<f4", "<U12"
+    std::vector<size_t> shape;
+    const void* data = nullptr;
+    size_t data_size = 0;
+    std::vector<uint8_t> owned;  // for arrays built here (ids, tokens)
+};
+
+// The .npy v1.0 header: magic, version, little-endian header length, then a
+// Python dict literal padded with spaces and ended by '\n' so that the data
+// starts at a multiple of 64 bytes, as numpy writes it.
+std::string npy_header(const NpyArray& array) {
+    std::string shape = "(";
+    for (size_t i = 0; i < array.shape.size(); ++i)
+        shape += (i ? ", " : "") + std::to_string(array.shape[i]);
+    if (array.shape.size() == 1) shape += ",";
+    shape += ")";
+    std::string dict =
+        "{'descr': '" + array.descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+    const size_t unpadded = 10 + dict.size() + 1;
+    dict += std::string((64 - unpadded % 64) % 64, ' ') + "\n";
+    std::string header = "\x93NUMPY";
+    header += '\x01';
+    header += '\x00';
+    header += static_cast<char>(dict.size() & 0xff);
+    header += static_cast<char>(dict.size() >> 8);
+    return header + dict;
+}
+
+NpyArray make_array(std::string name, std::string descr, std::vector<size_t> shape) {
+    NpyArray array;
+    array.name = std::move(name);
+    array.descr = std::move(descr);
+    array.shape = std::move(shape);
+    return array;
+}
+
+NpyArray int64_array(std::string name, const std::vector<int64_t>& values) {
+    NpyArray array = make_array(std::move(name), "<i8", {values.size()});
+    array.owned.resize(values.size() * sizeof(int64_t));
+    if (!values.empty()) std::memcpy(array.owned.data(), values.data(), array.owned.size());
+    return array;
+}
+
+NpyArray float_array(std::string name, const std::vector<float>& values,
+                     std::vector<size_t> shape) {
+    size_t count = 1;
+    for (size_t dim : shape) count *= dim;
+    if (count != values.size())
+        throw Error("cannot export " + name + ": it has " + std::to_string(values.size()) +
+                    " values, its shape needs " + std::to_string(count));
+    NpyArray array = make_array(std::move(name), "<f4", std::move(shape));
+    array.data = values.data();
+    array.data_size = values.size() * sizeof(float);
+    return array;
+}
+
+// UTF-8 to code points; token text comes from the tokenizer and is valid UTF-8,
+// but a broken byte still becomes U+FFFD rather than a crash.
+std::vector<char32_t> code_points(const std::string& text) {
+    std::vector<char32_t> points;
+    for (size_t i = 0; i < text.size();) {
+        const auto byte = static_cast<unsigned char>(text[i]);
+        const int length = byte < 0x80         ? 1
+                           : (byte >> 5) == 6  ? 2
+                           : (byte >> 4) == 14 ? 3
+                           : (byte >> 3) == 30 ? 4
+                                               : 0;
+        if (length == 0 || i + length > text.size()) {
+            points.push_back(0xFFFD);
+            ++i;
+            continue;
+        }
+        char32_t point = length == 1 ? byte : byte & (0x7F >> length);
+        for (int k = 1; k < length; ++k) point = (point << 6) | (text[i + k] & 0x3F);
+        points.push_back(point);
+        i += length;
+    }
+    return points;
+}
+
+// numpy's fixed-width unicode ('<U<n>'): n UTF-32LE code units per item, zero-padded.
+NpyArray unicode_array(std::string name, const std::vector<TraceToken>& tokens) {
+    std::vector<std::vector<char32_t>> texts;
+    size_t width = 1;
+    for (const TraceToken& token : tokens) {
+        texts.push_back(code_points(token.text));
+        width = std::max(width, texts.back().size());
+    }
+    NpyArray array = make_array(std::move(name), "<U" + std::to_string(width), {tokens.size()});
+    array.owned.assign(tokens.size() * width * 4, 0);
+    for (size_t t = 0; t < texts.size(); ++t)
+        for (size_t c = 0; c < texts[t].size(); ++c)
+            for (int b = 0; b < 4; ++b)
+                array.owned[(t * width + c) * 4 + b] = static_cast<uint8_t>(texts[t][c] >> (8 * b));
+    return array;
+}
+
+std::vector<NpyArray> trace_arrays(const AttentionTrace& trace) {
+    std::vector<NpyArray> arrays;
+    const bool single_stack = trace.sequences.size() == 1;
+    for (const TokenSequence& sequence : trace.sequences) {
+        const std::string prefix = single_stack ? "" : sequence.name + "_";
+        std::vector<int64_t> ids, type_ids;
+        for (const TraceToken& token : sequence.tokens) {
+            ids.push_back(token.id);
+            type_ids.push_back(token.type_id);
+        }
+        arrays.push_back(int64_array(prefix + "input_ids", ids));
+        arrays.push_back(int64_array(prefix + "token_type_ids", type_ids));
+        arrays.push_back(unicode_array(prefix + "tokens", sequence.tokens));
+    }
+    for (const AttentionBlock& block : trace.blocks) {
+        const std::string prefix = trace.blocks.size() == 1 ? "" : block.name + "_";
+        const auto layers = static_cast<size_t>(block.n_layers);
+        const auto heads = static_cast<size_t>(block.n_heads);
+        arrays.push_back(float_array(prefix + "attentions", block.probs,
+                                     {layers, heads, static_cast<size_t>(block.n_queries),
+                                      static_cast<size_t>(block.n_keys)}));
+        if (block.has_queries_keys()) {
+            const auto dim = static_cast<size_t>(block.head_dim);
+            arrays.push_back(
+                float_array(prefix + "queries", block.queries,
+                            {layers, heads, static_cast<size_t>(block.n_queries), dim}));
+            arrays.push_back(float_array(prefix + "keys", block.keys,
+                                         {layers, heads, static_cast<size_t>(block.n_keys), dim}));
+        }
+    }
+    for (const HiddenStates& states : trace.hidden_states) {
+        if (states.sequence < 0 || static_cast<size_t>(states.sequence) >= trace.sequences.size())
+            throw Error("cannot export hidden states of sequence " +
+                        std::to_string(states.sequence) + ": the trace has " +
+                        std::to_string(trace.sequences.size()));
+        const std::string prefix =
+            single_stack ? "" : trace.sequences[static_cast<size_t>(states.sequence)].name + "_";
+        arrays.push_back(
+            float_array(prefix + "hidden_states", states.values,
+                        {static_cast<size_t>(states.n_states), static_cast<size_t>(states.n_tokens),
+                         static_cast<size_t>(states.hidden_size)}));
+    }
+    for (NpyArray& array : arrays) {
+        if (!array.owned.empty() || array.data == nullptr) {
+            array.data = array.owned.data();
+            array.data_size = array.owned.size();
+        }
+    }
+    return arrays;
+}
+
+// A little-endian byte writer with the file's error handling in one place.
+class ZipWriter {
+public:
+    explicit ZipWriter(const std::filesystem::path& path) : path_(path) {
+        file_ = std::fopen(path.c_str(), "wb");
+        if (!file_) throw Error("cannot create " + path.string() + ": " + std::strerror(errno));
+    }
+    ~ZipWriter() {
+        if (file_) std::fclose(file_);
+    }
+    void bytes(const void* data, size_t size) {
+        if (size && std::fwrite(data, 1, size, file_) != size)
+            throw Error("cannot write " + path_.string() + ": " + std::strerror(errno));
+        offset_ += size;
+    }
+    void u16(uint16_t value) { little_endian(value, 2); }
+    void u32(uint32_t value) { little_endian(value, 4); }
+    void u64(uint64_t value) { little_endian(value, 8); }
+    uint64_t offset() const { return offset_; }
+    void close() {
+        const int result = std::fclose(file_);
+        file_ = nullptr;
+        if (result != 0)
+            throw Error("cannot write " + path_.string() + ": " + std::strerror(errno));
+    }
+
+private:
+    void little_endian(uint64_t value, int size) {
+        uint8_t buffer[8];
+        for (int i = 0; i < size; ++i) buffer[i] = static_cast<uint8_t>(value >> (8 * i));
+        bytes(buffer, static_cast<size_t>(size));
+    }
+    std::filesystem::path path_;
+    FILE* file_ = nullptr;
+    uint64_t offset_ = 0;
+};
+
+constexpr uint32_t kZip32Limit = 0xFFFFFFFFu;  // a 32-bit field holding this means "see zip64"
+
+struct Entry {
+    std::string name;
+    uint32_t crc = 0;
+    uint64_t size = 0;
+    uint64_t offset = 0;
+};
+
+uint32_t crc_of(uint32_t crc, const void* data, size_t size) {
+    const auto* bytes = static_cast<const Bytef*>(data);
+    while (size > 0) {  // zlib's crc32 takes a uInt length
+        const auto chunk = static_cast<uInt>(std::min<size_t>(size, 1u << 30));
+        crc = static_cast<uint32_t>(crc32(crc, bytes, chunk));
+        bytes += chunk;
+        size -= chunk;
+    }
+    return crc;
+}
+
+}  // namespace
+
+void write_npz(const AttentionTrace& trace, const std::filesystem::path& path) {
+    npz::write_npz(trace, path, kZip32Limit);
+}
+
+namespace npz {
+
+void write_npz(const AttentionTrace& trace, const std::filesystem::path& path,
+               uint64_t zip64_from) {
+    const std::vector<NpyArray> arrays = trace_arrays(trace);
+    // Written beside the target and renamed, so a failed export leaves no half file.
+    const std::filesystem::path temporary = path.string() + ".partial";
+    ZipWriter zip(temporary);
+    std::vector<Entry> entries;
+    try {
+        for (const NpyArray& array : arrays) {
+            const std::string header = npy_header(array);
+            Entry entry{array.name + ".npy"};
+            entry.crc =
+                crc_of(crc_of(0, header.data(), header.size()), array.data, array.data_size);
+            entry.size = header.size() + array.data_size;
+            entry.offset = zip.offset();
+            const bool zip64 = entry.size >= zip64_from;
+            // Local file header: stored (method 0), no data descriptor.
+            zip.u32(0x04034b50);
+            zip.u16(zip64 ? 45 : 20);
+            zip.u16(0);
+            zip.u16(0);
+            zip.u16(0);     // time
+            zip.u16(0x21);  // date: 1980-01-01
+            zip.u32(entry.crc);
+            zip.u32(zip64 ? kZip32Limit : static_cast<uint32_t>(entry.size));
+            zip.u32(zip64 ? kZip32Limit : static_cast<uint32_t>(entry.size));
+            zip.u16(static_cast<uint16_t>(entry.name.size()));
+            zip.u16(zip64 ? 20 : 0);
+            zip.bytes(entry.name.data(), entry.name.size());
+            if (zip64) {
+                zip.u16(0x0001);
+                zip.u16(16);
+                zip.u64(entry.size);
+                zip.u64(entry.size);
+            }
+            zip.bytes(header.data(), header.size());
+            zip.bytes(array.data, array.data_size);
+            entries.push_back(entry);
+        }
+        const uint64_t directory_offset = zip.offset();
+        for (const Entry& entry : entries) {
+            const bool big_size = entry.size >= zip64_from;
+            const bool big_offset = entry.offset >= zip64_from;
+            const uint16_t extra = (big_size ? 16 : 0) + (big_offset ? 8 : 0);
+            zip.u32(0x02014b50);
+            zip.u16(45);  // made by
+            zip.u16(extra ? 45 : 20);
+            zip.u16(0);
+            zip.u16(0);
+            zip.u16(0);
+            zip.u16(0x21);
+            zip.u32(entry.crc);
+            zip.u32(big_size ? kZip32Limit : static_cast<uint32_t>(entry.size));
+            zip.u32(big_size ? kZip32Limit : static_cast<uint32_t>(entry.size));
+            zip.u16(static_cast<uint16_t>(entry.name.size()));
+            zip.u16(extra ? extra + 4 : 0);
+            zip.u16(0);  // comment
+            zip.u16(0);  // disk
+            zip.u16(0);  // internal attributes
+            zip.u32(0);  // external attributes
+            zip.u32(big_offset ? kZip32Limit : static_cast<uint32_t>(entry.offset));
+            zip.bytes(entry.name.data(), entry.name.size());
+            if (extra) {
+                zip.u16(0x0001);
+                zip.u16(extra);
+                if (big_size) {
+                    zip.u64(entry.size);
+                    zip.u64(entry.size);
+                }
+                if (big_offset) zip.u64(entry.offset);
+            }
+        }
+        const uint64_t directory_end = zip.offset();
+        const uint64_t directory_size = directory_end - directory_offset;
+        const bool zip64 = directory_offset >= zip64_from || entries.size() >= 0xFFFF;
+        if (zip64) {
+            zip.u32(0x06064b50);  // zip64 end of central directory record
+            zip.u64(44);
+            zip.u16(45);
+            zip.u16(45);
+            zip.u32(0);
+            zip.u32(0);
+            zip.u64(entries.size());
+            zip.u64(entries.size());
+            zip.u64(directory_size);
+            zip.u64(directory_offset);
+            zip.u32(0x07064b50);  // its locator
+            zip.u32(0);
+            zip.u64(directory_end);
+            zip.u32(1);
+        }
+        zip.u32(0x06054b50);
+        zip.u16(0);
+        zip.u16(0);
+        zip.u16(zip64 ? 0xFFFF : static_cast<uint16_t>(entries.size()));
+        zip.u16(zip64 ? 0xFFFF : static_cast<uint16_t>(entries.size()));
+        zip.u32(zip64 ? kZip32Limit : static_cast<uint32_t>(directory_size));
+        zip.u32(zip64 ? kZip32Limit : static_cast<uint32_t>(directory_offset));
+        zip.u16(0);
+        zip.close();
+    } catch (...) {
+        std::error_code ignored;
+        std::filesystem::remove(temporary, ignored);
+        throw;
+    }
+    std::error_code error;
+    std::filesystem::rename(temporary, path, error);
+    if (error) throw Error("cannot write " + path.string() + ": " + error.message());
+}
+
+}  // namespace npz
+
+}  // namespace attnviz

@@ -1,0 +1,14 @@
+// write_npz with the size from which zip64 records are written as a
+// parameter, so that tests can check the zip64 path without 4 GiB files.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+
+#include "attnviz/trace.h"
+
+namespace attnviz::npz {
+
+void write_npz(const AttentionTrace& trace, const std::filesystem::path& path, uint64_t zip64_from);
+
+}  // namespace attnviz::npz

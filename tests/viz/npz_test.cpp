@@ -1,0 +1,168 @@
+// write_npz: checked byte for byte against numpy's .npy format, and read back
+// by numpy itself (/usr/bin/python3), which is the reader users have.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "attnviz/export.h"
+#include "io/files.h"
+#include "viz/npz.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A 2-layer, 3-head trace over 4 tokens, with values that identify their index.
+attnviz::AttentionTrace small_trace(bool with_queries_keys, bool with_hidden) {
+    attnviz::AttentionTrace trace;
+    trace.model_id = "tiny";
+    attnviz::TokenSequence sequence;
+    sequence.name = "input";
+    const char* texts[] = {"[CLS]", "caf\xc3\xa9", "##\xe2\x96\x81x", "[SEP]"};  // é and ▁
+    const int ids[] = {101, 7, 8, 102};
+    for (int i = 0; i < 4; ++i) {
+        attnviz::TraceToken token;
+        token.text = texts[i];
+        token.id = ids[i];
+        token.type_id = i == 3 ? 1 : 0;
+        sequence.tokens.push_back(token);
+    }
+    trace.sequences.push_back(sequence);
+    attnviz::AttentionBlock block;
+    block.name = "self";
+    block.n_layers = 2;
+    block.n_heads = 3;
+    block.n_queries = block.n_keys = 4;
+    for (int i = 0; i < 2 * 3 * 4 * 4; ++i) block.probs.push_back(0.001f * static_cast<float>(i));
+    if (with_queries_keys) {
+        block.head_dim = 5;
+        for (int i = 0; i < 2 * 3 * 4 * 5; ++i) {
+            block.queries.push_back(static_cast<float>(i));
+            block.keys.push_back(-static_cast<float>(i));
+        }
+    }
+    trace.blocks.push_back(block);
+    if (with_hidden) {
+        attnviz::HiddenStates states;
+        states.n_states = 3;
+        states.n_tokens = 4;
+        states.hidden_size = 6;
+        for (int i = 0; i < 3 * 4 * 6; ++i) states.values.push_back(0.5f * static_cast<float>(i));
+        trace.hidden_states.push_back(states);
+    }
+    return trace;
+}
+
+std::string run_python(const std::string& script) {
+    const fs::path script_file = fs::temp_directory_path() / "attnviz_npz_test.py";
+    attnviz::io::write_file(script_file, script);
+    FILE* pipe = popen(("/usr/bin/python3 " + script_file.string() + " 2>&1").c_str(), "r");
+    std::string output;
+    char buffer[4096];
+    while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+    pclose(pipe);
+    fs::remove(script_file);
+    return output;
+}
+
+TEST(Npz, NumpyReadsEveryArrayExactly) {
+    const fs::path path = fs::temp_directory_path() / "attnviz_npz_test.npz";
+    attnviz::write_npz(small_trace(true, true), path);
+    // The expected values are computed independently in Python from the same rule.
+    const std::string output = run_python(R"(
+import numpy as np
+z = np.load(")" + path.string() + R"(")
+assert sorted(z.files) == sorted(["input_ids", "token_type_ids", "tokens", "attentions",
+                                  "queries", "keys", "hidden_states"]), z.files
+assert z["input_ids"].dtype == np.int64 and z["input_ids"].tolist() == [101, 7, 8, 102]
+assert z["token_type_ids"].dtype == np.int64 and z["token_type_ids"].tolist() == [0, 0, 0, 1]
+assert z["tokens"].dtype.kind == "U" and z["tokens"].tolist() == ["[CLS]", "caf\u00e9", "##\u2581x", "[SEP]"], z["tokens"]
+a = z["attentions"]
+assert a.dtype == np.float32 and a.shape == (2, 3, 4, 4), a.shape
+assert np.array_equal(a, (np.arange(96, dtype=np.float32) * np.float32(0.001)).reshape(2, 3, 4, 4))
+assert z["queries"].shape == (2, 3, 4, 5) and np.array_equal(z["queries"].ravel(), np.arange(120, dtype=np.float32))
+assert np.array_equal(z["keys"].ravel(), -np.arange(120, dtype=np.float32))
+assert z["hidden_states"].shape == (3, 4, 6) and z["hidden_states"][2, 3, 5] == 35.5
+print("ok")
+)");
+    EXPECT_EQ(output, "ok\n");
+    fs::remove(path);
+}
+
+TEST(Npz, EncoderDecoderArraysArePrefixed) {
+    attnviz::AttentionTrace trace = small_trace(false, false);
+    trace.sequences[0].name = "encoder";
+    trace.sequences.push_back(trace.sequences[0]);
+    trace.sequences[1].name = "decoder";
+    trace.sequences[1].tokens.pop_back();
+    trace.blocks[0].name = "encoder";
+    attnviz::AttentionBlock cross = trace.blocks[0];
+    cross.name = "cross";
+    cross.n_queries = 3;
+    cross.probs.resize(2 * 3 * 3 * 4);
+    trace.blocks.push_back(cross);
+    const fs::path path = fs::temp_directory_path() / "attnviz_npz_test_seq2seq.npz";
+    attnviz::write_npz(trace, path);
+    const std::string output = run_python(R"(
+import numpy as np
+z = np.load(")" + path.string() + R"(")
+print(" ".join(sorted(z.files)), z["cross_attentions"].shape, z["decoder_tokens"].tolist()[-1])
+)");
+    EXPECT_EQ(output,
+              "cross_attentions decoder_input_ids decoder_token_type_ids decoder_tokens "
+              "encoder_attentions encoder_input_ids encoder_token_type_ids encoder_tokens "
+              "(2, 3, 3, 4) ##\xe2\x96\x81x\n");
+    fs::remove(path);
+}
+
+// The first entry, checked by hand against the zip and .npy specifications.
+TEST(Npz, BytesFollowTheZipAndNpyFormats) {
+    const fs::path path = fs::temp_directory_path() / "attnviz_npz_test_bytes.npz";
+    attnviz::write_npz(small_trace(false, false), path);
+    const std::string bytes = attnviz::io::read_file(path);
+    fs::remove(path);
+    ASSERT_GT(bytes.size(), 200u);
+    EXPECT_EQ(bytes.substr(0, 4), std::string("PK\x03\x04", 4));  // local file header
+    EXPECT_EQ(bytes[8], 0);                                       // method: stored
+    const std::string name = "input_ids.npy";
+    EXPECT_EQ(bytes.substr(30, name.size()), name);
+    const size_t npy = 30 + name.size();
+    EXPECT_EQ(bytes.substr(npy, 8), std::string("\x93NUMPY\x01\x00", 8));
+    const std::string dict = "{'descr': '<i8', 'fortran_order': False, 'shape': (4,), }";
+    EXPECT_EQ(bytes.substr(npy + 10, dict.size()), dict);
+    const size_t header_length = static_cast<uint8_t>(bytes[npy + 8]);
+    EXPECT_EQ((10 + header_length) % 64, 0u);
+    EXPECT_EQ(bytes[npy + 10 + header_length - 1], '\n');
+    EXPECT_EQ(static_cast<uint8_t>(bytes[npy + 10 + header_length]), 101);        // first id, LE
+    EXPECT_EQ(bytes.substr(bytes.size() - 22, 4), std::string("PK\x05\x06", 4));  // end record
+}
+
+// Past 4 GiB sizes and offsets move to zip64 records; forced here from byte 100.
+TEST(Npz, Zip64RecordsAreReadByNumpy) {
+    const fs::path path = fs::temp_directory_path() / "attnviz_npz_test_zip64.npz";
+    attnviz::npz::write_npz(small_trace(true, true), path, 100);
+    const std::string output = run_python(R"(
+import numpy as np, zipfile
+z = np.load(")" + path.string() + R"(")
+print(len(z.files), z["attentions"][1, 2, 3, 3] == np.float32(95) * np.float32(0.001),
+      z["hidden_states"][2, 3, 5])
+zipfile.ZipFile(")" + path.string() + R"(").testzip()
+)");
+    EXPECT_EQ(output, "7 True 35.5\n");
+    fs::remove(path);
+}
+
+TEST(Npz, FailedWriteLeavesNoFile) {
+    EXPECT_THROW(attnviz::write_npz(small_trace(false, false), "/nonexistent/dir/out.npz"),
+                 std::exception);
+    attnviz::AttentionTrace bad = small_trace(false, false);
+    bad.blocks[0].probs.pop_back();
+    const fs::path path = fs::temp_directory_path() / "attnviz_npz_test_bad.npz";
+    EXPECT_THROW(attnviz::write_npz(bad, path), std::exception);
+    EXPECT_FALSE(fs::exists(path));
+    EXPECT_FALSE(fs::exists(path.string() + ".partial"));
+}
+
+}  // namespace

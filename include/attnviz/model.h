@@ -29,8 +29,10 @@ struct ModelConfig {
     int vocab_size = 0;
     int max_positions = 0;  // 0: no learned limit (relative or rotary positions)
     int type_vocab_size = 0;
-    float norm_eps = 1e-12f;
-    std::string hidden_act;
+    float norm_eps = 1e-12f;     // layer_norm_eps, layer_norm_epsilon, rms_norm_eps
+    std::string hidden_act;      // hidden_act, activation_function, ...: "gelu", "gelu_new"
+    std::string position_embedding_type = "absolute";  // BERT family: "absolute", "relative_key"...
+    int pad_token_id = -1;       // -1: none given
     bool is_encoder_decoder = false;
     bool is_causal = false;
 };

@@ -1,0 +1,619 @@
+#include "io/torch_checkpoint.h"
+
+#include <zlib.h>
+
+#include <cstring>
+#include <limits>
+#include <map>
+
+#include "attnviz/error.h"
+
+namespace attnviz::io {
+
+namespace {
+
+uint64_t read_le(const uint8_t* p, int n) {
+    uint64_t value = 0;
+    for (int i = n - 1; i >= 0; --i) value = (value << 8) | p[i];
+    return value;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Zip: end of central directory (+ zip64 record), central directory, local headers.
+
+std::vector<ZipEntry> read_zip_directory(const uint8_t* bytes, size_t size,
+                                         const std::string& file) {
+    const auto fail = [&](const std::string& what) -> Error {
+        return Error(file + ": not a valid zip archive: " + what);
+    };
+    constexpr size_t kEndRecordSize = 22;
+    if (size < kEndRecordSize) throw fail("too short");
+    // The end record sits in the last 64 KiB + 22 bytes (its comment is at most 65535).
+    size_t end_record = std::numeric_limits<size_t>::max();
+    const size_t lowest = size > 65535 + kEndRecordSize ? size - 65535 - kEndRecordSize : 0;
+    for (size_t pos = size - kEndRecordSize + 1; pos-- > lowest;) {
+        if (read_le(bytes + pos, 4) == 0x06054b50) {
+            end_record = pos;
+            break;
+        }
+    }
+    if (end_record == std::numeric_limits<size_t>::max())
+        throw fail("no end of central directory record");
+    uint64_t entry_count = read_le(bytes + end_record + 10, 2);
+    uint64_t directory_size = read_le(bytes + end_record + 12, 4);
+    uint64_t directory_offset = read_le(bytes + end_record + 16, 4);
+    // Zip64: a locator just before the end record points to the zip64 end record.
+    if (end_record >= 20 && read_le(bytes + end_record - 20, 4) == 0x07064b50) {
+        const uint64_t record = read_le(bytes + end_record - 20 + 8, 8);
+        if (record > size - 56 || size < 56 || read_le(bytes + record, 4) != 0x06064b50)
+            throw fail("bad zip64 end of central directory record");
+        entry_count = read_le(bytes + record + 32, 8);
+        directory_size = read_le(bytes + record + 40, 8);
+        directory_offset = read_le(bytes + record + 48, 8);
+    }
+    if (directory_offset > size || directory_size > size - directory_offset)
+        throw fail("central directory outside the file");
+
+    std::vector<ZipEntry> entries;
+    size_t pos = directory_offset;
+    const size_t directory_end = directory_offset + directory_size;
+    for (uint64_t i = 0; i < entry_count; ++i) {
+        if (pos + 46 > directory_end || read_le(bytes + pos, 4) != 0x02014b50)
+            throw fail("bad central directory entry " + std::to_string(i));
+        ZipEntry entry;
+        entry.method = static_cast<uint16_t>(read_le(bytes + pos + 10, 2));
+        uint64_t compressed_size = read_le(bytes + pos + 20, 4);
+        uint64_t uncompressed_size = read_le(bytes + pos + 24, 4);
+        const size_t name_length = read_le(bytes + pos + 28, 2);
+        const size_t extra_length = read_le(bytes + pos + 30, 2);
+        const size_t comment_length = read_le(bytes + pos + 32, 2);
+        uint64_t local_offset = read_le(bytes + pos + 42, 4);
+        const size_t record_end = pos + 46 + name_length + extra_length + comment_length;
+        if (record_end > directory_end) throw fail("central directory entry runs past its end");
+        entry.name.assign(reinterpret_cast<const char*>(bytes + pos + 46), name_length);
+        // Zip64 extra field (id 1): the 64-bit values of the fields saturated at 0xFFFFFFFF.
+        const uint8_t* extra = bytes + pos + 46 + name_length;
+        for (size_t at = 0; at + 4 <= extra_length;) {
+            const uint64_t id = read_le(extra + at, 2);
+            const size_t length = read_le(extra + at + 2, 2);
+            if (at + 4 + length > extra_length) break;
+            if (id == 1) {
+                size_t field = at + 4;
+                const auto take = [&](uint64_t& value) {
+                    if (value == 0xFFFFFFFF && field + 8 <= at + 4 + length) {
+                        value = read_le(extra + field, 8);
+                        field += 8;
+                    }
+                };
+                take(uncompressed_size);
+                take(compressed_size);
+                take(local_offset);
+            }
+            at += 4 + length;
+        }
+        if (local_offset > size || size - local_offset < 30 ||
+            read_le(bytes + local_offset, 4) != 0x04034b50)
+            throw fail("entry " + entry.name + " has no local header");
+        const size_t data_offset = local_offset + 30 + read_le(bytes + local_offset + 26, 2) +
+                                   read_le(bytes + local_offset + 28, 2);
+        if (data_offset > size || compressed_size > size - data_offset)
+            throw fail("entry " + entry.name + " runs past the end of the file");
+        if (entry.method == 0 && compressed_size != uncompressed_size)
+            throw fail("stored entry " + entry.name + " has two different sizes");
+        entry.data = bytes + data_offset;
+        entry.compressed_size = compressed_size;
+        entry.size = uncompressed_size;
+        entries.push_back(std::move(entry));
+        pos = record_end;
+    }
+    return entries;
+}
+
+// ---------------------------------------------------------------------------
+// The restricted unpickler.
+
+namespace {
+
+struct Value;
+using Ref = Value*;
+
+enum class Kind {
+    none,
+    boolean,
+    integer,
+    floating,
+    string,
+    tuple,
+    list,
+    dict,
+    global,
+    storage,
+    tensor
+};
+
+struct Value {
+    Kind kind = Kind::none;
+    int64_t integer = 0;
+    std::string text;          // string; global: "module.name"
+    std::vector<Ref> items;    // tuple, list; dict: key, value, key, value...
+    DType dtype = DType::f32;  // storage, or a global naming a storage type
+    PickledTensor tensor;      // tensor (storage_key, dtype, offset, shape, stride)
+};
+
+// The globals a state dict needs. Everything else is refused by name.
+constexpr const char* kRebuildTensor = "torch._utils._rebuild_tensor_v2";
+constexpr const char* kRebuildParameter = "torch._utils._rebuild_parameter";
+constexpr const char* kOrderedDict = "collections.OrderedDict";
+const std::pair<const char*, DType> kStorageTypes[] = {
+    {"torch.FloatStorage", DType::f32},     {"torch.HalfStorage", DType::f16},
+    {"torch.BFloat16Storage", DType::bf16}, {"torch.DoubleStorage", DType::f64},
+    {"torch.LongStorage", DType::i64},      {"torch.IntStorage", DType::i32},
+    {"torch.ShortStorage", DType::i16},     {"torch.CharStorage", DType::i8},
+    {"torch.ByteStorage", DType::u8},       {"torch.BoolStorage", DType::boolean},
+};
+
+std::string allowed_globals() {
+    std::string list = std::string(kOrderedDict) + ", " + kRebuildTensor + ", " + kRebuildParameter;
+    for (const auto& [name, dtype] : kStorageTypes) list += std::string(", ") + name;
+    return list;
+}
+
+class Unpickler {
+public:
+    Unpickler(const uint8_t* bytes, size_t size, const std::string& file)
+        : bytes_(bytes), size_(size), file_(file) {}
+
+    Ref run() {
+        while (true) {
+            const size_t at = pos_;
+            const uint8_t op = byte();
+            switch (op) {
+                case 0x80:
+                    byte();
+                    break;  // PROTO
+                case 0x95:
+                    take(8);
+                    break;  // FRAME: a length hint only
+                case '.':
+                    return pop(at);  // STOP
+                case '(':
+                    marks_.push_back(stack_.size());
+                    break;  // MARK
+                case '}':
+                    push(make(Kind::dict));
+                    break;  // EMPTY_DICT
+                case ']':
+                    push(make(Kind::list));
+                    break;  // EMPTY_LIST
+                case ')':
+                    push(make(Kind::tuple));
+                    break;  // EMPTY_TUPLE
+                case 'N':
+                    push(make(Kind::none));
+                    break;
+                case 0x88:
+                    push(boolean(true));
+                    break;  // NEWTRUE
+                case 0x89:
+                    push(boolean(false));
+                    break;  // NEWFALSE
+                case 'J':
+                    push(integer(static_cast<int32_t>(read_le(take(4), 4))));
+                    break;
+                case 'K':
+                    push(integer(byte()));
+                    break;  // BININT1
+                case 'M':
+                    push(integer(static_cast<int64_t>(read_le(take(2), 2))));
+                    break;
+                case 0x8a:
+                    push(long1(at));
+                    break;  // LONG1
+                case 'G':
+                    push(binfloat());
+                    break;
+                case 'X':
+                    push(string(read_le(take(4), 4)));
+                    break;  // BINUNICODE
+                case 0x8c:
+                    push(string(byte()));
+                    break;  // SHORT_BINUNICODE
+                case 0x8d:
+                    push(string(read_le(take(8), 8)));
+                    break;  // BINUNICODE8
+                case 'T':
+                    push(string(read_le(take(4), 4)));
+                    break;  // BINSTRING
+                case 'U':
+                    push(string(byte()));
+                    break;   // SHORT_BINSTRING
+                case 'c': {  // GLOBAL "module\nname\n"
+                    const std::string module = line();
+                    push(global(module + "." + line(), at));
+                    break;
+                }
+                case 0x93: {  // STACK_GLOBAL
+                    const Ref name = pop(at);
+                    const Ref module = pop(at);
+                    if (name->kind != Kind::string || module->kind != Kind::string)
+                        fail(at, "STACK_GLOBAL needs two strings");
+                    push(global(module->text + "." + name->text, at));
+                    break;
+                }
+                case 'q':
+                    memo_put(byte(), at);
+                    break;  // BINPUT
+                case 'r':
+                    memo_put(read_le(take(4), 4), at);
+                    break;  // LONG_BINPUT
+                case 0x94:
+                    memo_put(memo_.size(), at);
+                    break;  // MEMOIZE
+                case 'h':
+                    push(memo_get(byte(), at));
+                    break;  // BINGET
+                case 'j':
+                    push(memo_get(read_le(take(4), 4), at));
+                    break;  // LONG_BINGET
+                case 't':
+                    push(sequence(Kind::tuple, pop_mark(at)));
+                    break;
+                case 0x85:
+                    push(sequence(Kind::tuple, pop_n(1, at)));
+                    break;  // TUPLE1
+                case 0x86:
+                    push(sequence(Kind::tuple, pop_n(2, at)));
+                    break;  // TUPLE2
+                case 0x87:
+                    push(sequence(Kind::tuple, pop_n(3, at)));
+                    break;  // TUPLE3
+                case 'l':
+                    push(sequence(Kind::list, pop_mark(at)));
+                    break;   // LIST
+                case 'd': {  // DICT
+                    std::vector<Ref> items = pop_mark(at);
+                    if (items.size() % 2) fail(at, "DICT needs key-value pairs");
+                    push(sequence(Kind::dict, std::move(items)));
+                    break;
+                }
+                case 'a': {  // APPEND
+                    const Ref item = pop(at);
+                    expect(top(at), Kind::list, at, "APPEND")->items.push_back(item);
+                    break;
+                }
+                case 'e': {  // APPENDS
+                    std::vector<Ref> items = pop_mark(at);
+                    Ref list = expect(top(at), Kind::list, at, "APPENDS");
+                    list->items.insert(list->items.end(), items.begin(), items.end());
+                    break;
+                }
+                case 's': {  // SETITEM
+                    const Ref value = pop(at);
+                    const Ref key = pop(at);
+                    Ref dict = expect(top(at), Kind::dict, at, "SETITEM");
+                    dict->items.push_back(key);
+                    dict->items.push_back(value);
+                    break;
+                }
+                case 'u': {  // SETITEMS
+                    std::vector<Ref> items = pop_mark(at);
+                    if (items.size() % 2) fail(at, "SETITEMS needs key-value pairs");
+                    Ref dict = expect(top(at), Kind::dict, at, "SETITEMS");
+                    dict->items.insert(dict->items.end(), items.begin(), items.end());
+                    break;
+                }
+                case 'b': {  // BUILD: only the OrderedDict's _metadata attribute, dropped
+                    pop(at);
+                    expect(top(at), Kind::dict, at, "BUILD");
+                    break;
+                }
+                case 'Q':
+                    push(persistent_load(pop(at), at));
+                    break;   // BINPERSID
+                case 'R': {  // REDUCE
+                    const Ref args = expect(pop(at), Kind::tuple, at, "REDUCE");
+                    const Ref callable = expect(pop(at), Kind::global, at, "REDUCE");
+                    push(reduce(callable->text, args->items, at));
+                    break;
+                }
+                default: {
+                    char hex[8];
+                    std::snprintf(hex, sizeof hex, "0x%02x", op);
+                    fail(at, std::string("pickle opcode ") + hex +
+                                 " is not one a checkpoint of tensors needs; refusing it");
+                }
+            }
+        }
+    }
+
+private:
+    [[noreturn]] void fail(size_t at, const std::string& what) const {
+        throw Error(file_ + ": data.pkl byte " + std::to_string(at) + ": " + what);
+    }
+    const uint8_t* take(size_t n) {
+        if (n > size_ - pos_) fail(pos_, "truncated pickle");
+        const uint8_t* p = bytes_ + pos_;
+        pos_ += n;
+        return p;
+    }
+    uint8_t byte() { return *take(1); }
+    std::string line() {
+        std::string text;
+        while (true) {
+            const char c = static_cast<char>(byte());
+            if (c == '\n') return text;
+            if (text.size() > 256) fail(pos_, "GLOBAL name too long");
+            text += c;
+        }
+    }
+
+    Ref make(Kind kind) {
+        arena_.push_back(std::make_unique<Value>());
+        arena_.back()->kind = kind;
+        return arena_.back().get();
+    }
+    Ref boolean(bool value) {
+        Ref v = make(Kind::boolean);
+        v->integer = value;
+        return v;
+    }
+    Ref integer(int64_t value) {
+        Ref v = make(Kind::integer);
+        v->integer = value;
+        return v;
+    }
+    Ref long1(size_t at) {
+        const size_t n = byte();
+        if (n > 8) fail(at, "LONG1 integer wider than 64 bits");
+        const uint8_t* p = take(n);
+        uint64_t value = n ? read_le(p, static_cast<int>(n)) : 0;
+        if (n && n < 8 && (p[n - 1] & 0x80)) value |= ~uint64_t{0} << (8 * n);  // sign-extend
+        return integer(static_cast<int64_t>(value));
+    }
+    Ref binfloat() {
+        const uint8_t* p = take(8);
+        uint64_t bits = 0;
+        for (int i = 0; i < 8; ++i) bits = (bits << 8) | p[i];  // big-endian
+        Ref v = make(Kind::floating);
+        v->integer = static_cast<int64_t>(bits);
+        return v;
+    }
+    Ref string(uint64_t length) {
+        const uint8_t* p = take(length);
+        Ref v = make(Kind::string);
+        v->text.assign(reinterpret_cast<const char*>(p), length);
+        return v;
+    }
+    Ref sequence(Kind kind, std::vector<Ref> items) {
+        Ref v = make(kind);
+        v->items = std::move(items);
+        return v;
+    }
+    Ref global(const std::string& name, size_t at) {
+        Ref v = make(Kind::global);
+        v->text = name;
+        if (name == kRebuildTensor || name == kRebuildParameter || name == kOrderedDict) return v;
+        for (const auto& [storage, dtype] : kStorageTypes) {
+            if (name == storage) {
+                v->dtype = dtype;
+                return v;
+            }
+        }
+        fail(at, "the pickle asks for global " + name +
+                     ", which a checkpoint of tensors never needs; refusing it (allowed: " +
+                     allowed_globals() + ")");
+    }
+
+    void push(Ref value) {
+        if (stack_.size() > 1000000) fail(pos_, "pickle stack too deep");
+        stack_.push_back(value);
+    }
+    Ref pop(size_t at) {
+        if (stack_.size() <= (marks_.empty() ? 0 : marks_.back()))
+            fail(at, "pickle stack underflow");
+        const Ref value = stack_.back();
+        stack_.pop_back();
+        return value;
+    }
+    Ref top(size_t at) {
+        if (stack_.size() <= (marks_.empty() ? 0 : marks_.back()))
+            fail(at, "pickle stack underflow");
+        return stack_.back();
+    }
+    std::vector<Ref> pop_n(size_t n, size_t at) {
+        std::vector<Ref> items(n);
+        for (size_t i = n; i-- > 0;) items[i] = pop(at);
+        return items;
+    }
+    std::vector<Ref> pop_mark(size_t at) {
+        if (marks_.empty()) fail(at, "no MARK on the pickle stack");
+        const size_t mark = marks_.back();
+        marks_.pop_back();
+        std::vector<Ref> items(stack_.begin() + static_cast<ptrdiff_t>(mark), stack_.end());
+        stack_.resize(mark);
+        return items;
+    }
+    Ref expect(Ref value, Kind kind, size_t at, const char* op) {
+        if (value->kind != kind) fail(at, std::string(op) + " applied to the wrong kind of value");
+        return value;
+    }
+    void memo_put(uint64_t index, size_t at) {
+        if (index > memo_.size() + 1000000) fail(at, "memo index out of range");
+        if (index >= memo_.size()) memo_.resize(index + 1, nullptr);
+        memo_[index] = top(at);
+    }
+    Ref memo_get(uint64_t index, size_t at) {
+        if (index >= memo_.size() || !memo_[index])
+            fail(at, "memo index " + std::to_string(index) + " was never stored");
+        return memo_[index];
+    }
+
+    // ('storage', storage type, key, location, numel)
+    Ref persistent_load(Ref id, size_t at) {
+        if (id->kind != Kind::tuple || id->items.size() != 5 ||
+            id->items[0]->kind != Kind::string || id->items[0]->text != "storage" ||
+            id->items[1]->kind != Kind::global || id->items[2]->kind != Kind::string)
+            fail(at, "persistent id is not a ('storage', type, key, location, size) tuple");
+        if (id->items[1]->text.find("Storage") == std::string::npos)
+            fail(at, "persistent id names " + id->items[1]->text + ", not a storage type");
+        Ref storage = make(Kind::storage);
+        storage->dtype = id->items[1]->dtype;
+        storage->text = id->items[2]->text;
+        return storage;
+    }
+
+    std::vector<int64_t> int_tuple(Ref value, size_t at, const char* what) {
+        if (value->kind != Kind::tuple) fail(at, std::string(what) + " is not a tuple");
+        std::vector<int64_t> numbers;
+        for (const Ref item : value->items) {
+            if (item->kind != Kind::integer || item->integer < 0)
+                fail(at, std::string(what) + " holds something other than a size");
+            numbers.push_back(item->integer);
+        }
+        return numbers;
+    }
+
+    Ref reduce(const std::string& callable, const std::vector<Ref>& args, size_t at) {
+        if (callable == kOrderedDict) {
+            if (!args.empty()) fail(at, "OrderedDict with arguments");
+            return make(Kind::dict);
+        }
+        if (callable == kRebuildTensor) {
+            // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
+            if (args.size() < 4 || args[0]->kind != Kind::storage ||
+                args[1]->kind != Kind::integer || args[1]->integer < 0)
+                fail(at, "_rebuild_tensor_v2 with unexpected arguments");
+            Ref tensor = make(Kind::tensor);
+            tensor->tensor.storage_key = args[0]->text;
+            tensor->tensor.dtype = args[0]->dtype;
+            tensor->tensor.storage_offset = args[1]->integer;
+            tensor->tensor.shape = int_tuple(args[2], at, "tensor size");
+            tensor->tensor.stride = int_tuple(args[3], at, "tensor stride");
+            if (tensor->tensor.shape.size() != tensor->tensor.stride.size())
+                fail(at, "tensor size and stride differ in length");
+            return tensor;
+        }
+        if (callable == kRebuildParameter) {  // (data, requires_grad, backward_hooks)
+            if (args.empty() || args[0]->kind != Kind::tensor)
+                fail(at, "_rebuild_parameter without a tensor");
+            return args[0];
+        }
+        fail(at, "cannot call " + callable);  // storage types are only persistent-id tags
+    }
+
+    const uint8_t* bytes_;
+    size_t size_;
+    size_t pos_ = 0;
+    const std::string& file_;
+    std::vector<std::unique_ptr<Value>> arena_;  // owns every value; memo refs may form cycles
+    std::vector<Ref> stack_;
+    std::vector<size_t> marks_;
+    std::vector<Ref> memo_;
+};
+
+}  // namespace
+
+std::vector<PickledTensor> unpickle_state_dict(const uint8_t* bytes, size_t size,
+                                               const std::string& file) {
+    Unpickler unpickler(bytes, size, file);
+    const Ref root = unpickler.run();
+    if (root->kind != Kind::dict) throw Error(file + ": data.pkl does not hold a state dict");
+    std::vector<PickledTensor> tensors;
+    for (size_t i = 0; i + 1 < root->items.size(); i += 2) {
+        const Ref key = root->items[i];
+        const Ref value = root->items[i + 1];
+        if (key->kind != Kind::string) throw Error(file + ": a state dict key is not a string");
+        if (value->kind != Kind::tensor)
+            throw Error(file + ": state dict entry " + key->text + " is not a tensor");
+        PickledTensor tensor = value->tensor;
+        tensor.name = key->text;
+        tensors.push_back(std::move(tensor));
+    }
+    return tensors;
+}
+
+std::vector<TensorView> read_torch_zip(const uint8_t* bytes, size_t size, const std::string& file,
+                                       std::vector<std::shared_ptr<const void>>& owned) {
+    const std::vector<ZipEntry> entries = read_zip_directory(bytes, size, file);
+    // Entries are "<archive>/data.pkl" and "<archive>/data/<key>"; the archive
+    // folder's name varies with the file name torch.save was given.
+    std::map<std::string, std::pair<const uint8_t*, size_t>> contents;  // name after the folder
+    const ZipEntry* pickle = nullptr;
+    for (const ZipEntry& entry : entries) {
+        const size_t slash = entry.name.find('/');
+        if (slash == std::string::npos) continue;
+        const std::string local = entry.name.substr(slash + 1);
+        if (local == "data.pkl") pickle = &entry;
+        if (local == "byteorder" && entry.method == 0 &&
+            std::string_view(reinterpret_cast<const char*>(entry.data), entry.size) != "little")
+            throw Error(file + ": big-endian checkpoints are not supported");
+        if (entry.method == 0) {
+            contents[local] = {entry.data, entry.size};
+        } else if (entry.method == 8) {
+            if (entry.size > (size_t{1} << 40))
+                throw Error(file + ": entry " + entry.name + " is too large");
+            auto buffer = std::make_shared<std::vector<uint8_t>>(entry.size);
+            z_stream stream{};
+            if (inflateInit2(&stream, -MAX_WBITS) != Z_OK) throw Error("zlib inflateInit failed");
+            stream.next_in = const_cast<Bytef*>(entry.data);
+            stream.avail_in = static_cast<uInt>(entry.compressed_size);
+            stream.next_out = buffer->data();
+            stream.avail_out = static_cast<uInt>(entry.size);
+            const int result = inflate(&stream, Z_FINISH);
+            inflateEnd(&stream);
+            if (result != Z_STREAM_END || stream.total_out != entry.size)
+                throw Error(file + ": entry " + entry.name + " does not inflate to its size");
+            contents[local] = {buffer->data(), buffer->size()};
+            owned.push_back(buffer);
+        } else {
+            throw Error(file + ": entry " + entry.name + " uses zip compression method " +
+                        std::to_string(entry.method));
+        }
+    }
+    if (!pickle) throw Error(file + ": no data.pkl in the archive; not a PyTorch checkpoint");
+    const auto& [pickle_bytes, pickle_size] = contents.at("data.pkl");
+
+    std::vector<TensorView> views;
+    for (PickledTensor& pickled : unpickle_state_dict(pickle_bytes, pickle_size, file)) {
+        const auto found = contents.find("data/" + pickled.storage_key);
+        if (found == contents.end())
+            throw Error(file + ": tensor " + pickled.name + " needs storage data/" +
+                        pickled.storage_key + ", which is not in the archive");
+        const auto [storage, storage_size] = found->second;
+        const size_t element = dtype_size(pickled.dtype);
+        // Only contiguous tensors: HF checkpoints save nothing else.
+        int64_t expected_stride = 1;
+        size_t numel = 1;
+        for (size_t d = pickled.shape.size(); d-- > 0;) {
+            if (pickled.shape[d] != 1 && pickled.stride[d] != expected_stride)
+                throw Error(file + ": tensor " + pickled.name + " is not contiguous (stride " +
+                            shape_string(pickled.stride) + " for shape " +
+                            shape_string(pickled.shape) + ")");
+            if (pickled.shape[d] != 0 && numel > std::numeric_limits<size_t>::max() / 16 /
+                                                     static_cast<size_t>(pickled.shape[d]))
+                throw Error(file + ": tensor " + pickled.name + " is too large");
+            numel *= static_cast<size_t>(pickled.shape[d]);
+            expected_stride *= pickled.shape[d];
+        }
+        const size_t storage_elements = storage_size / element;
+        if (static_cast<uint64_t>(pickled.storage_offset) > storage_elements ||
+            numel > storage_elements - static_cast<size_t>(pickled.storage_offset))
+            throw Error(file + ": tensor " + pickled.name + " " + shape_string(pickled.shape) +
+                        " at element " + std::to_string(pickled.storage_offset) +
+                        " runs past the end of its storage (" + std::to_string(storage_elements) +
+                        " elements)");
+        TensorView view;
+        view.name = std::move(pickled.name);
+        view.dtype = pickled.dtype;
+        view.shape = std::move(pickled.shape);
+        view.data = storage + static_cast<size_t>(pickled.storage_offset) * element;
+        view.n_bytes = numel * element;
+        view.file = file;
+        views.push_back(std::move(view));
+    }
+    return views;
+}
+
+}  // namespace attnviz::io

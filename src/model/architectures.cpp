@@ -1,0 +1,60 @@
+// The architecture registry: config.json's model_type -> its recipe. To add an
+// architecture, write src/model/<name>.cpp and add one line to each list below
+// (see docs/add-an-architecture.md).
+#include "attnviz/error.h"
+#include "model/network.h"
+#include "runtime/threads.h"
+
+namespace attnviz::model {
+
+// Defined in src/model/<architecture>.cpp.
+void read_bert_config(const ConfigReader& reader, ModelConfig& config);
+std::unique_ptr<Network> load_bert(const LoadContext& context);
+
+namespace {
+
+const Architecture kArchitectures[] = {
+    {"bert", read_bert_config, load_bert},
+};
+
+}  // namespace
+
+const Architecture& find_architecture(const std::string& model_type,
+                                      const std::string& config_file) {
+    for (const Architecture& architecture : kArchitectures)
+        if (model_type == architecture.model_type) return architecture;
+    std::string supported;
+    for (const std::string& type : supported_model_types())
+        supported += (supported.empty() ? "" : ", ") + type;
+    throw Error(config_file + ": unsupported model_type \"" + model_type +
+                "\" (supported: " + supported + ")");
+}
+
+LoadedNetwork load_network(const std::filesystem::path& folder) {
+    const ConfigReader reader = read_config_file(folder);
+    LoadedNetwork loaded;
+    loaded.config = read_common_config(reader);
+    const Architecture& architecture = find_architecture(loaded.config.model_type, reader.file());
+    if (architecture.read_config) architecture.read_config(reader, loaded.config);
+    loaded.tensors = io::TensorSet::open_folder(folder);
+    loaded.network = architecture.load(LoadContext{loaded.config, reader, loaded.tensors});
+    return loaded;
+}
+
+ForwardOutput run_network(const Network& network, const ForwardInput& input,
+                          const RunOptions& options) {
+    runtime::ThreadScope threads(runtime::resolve_thread_count(options.threads));
+    return network.forward(input, options);
+}
+
+}  // namespace attnviz::model
+
+namespace attnviz {
+
+std::vector<std::string> supported_model_types() {
+    std::vector<std::string> types;
+    for (const auto& architecture : model::kArchitectures) types.push_back(architecture.model_type);
+    return types;
+}
+
+}  // namespace attnviz

@@ -1,0 +1,71 @@
+// What an architecture implements: a Network built from config.json and the
+// checkpoint, whose forward pass returns attention blocks (and hidden states).
+// Model (model.cpp) does the rest: tokenizing, threads, tokens in the trace.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attnviz/encoding.h"
+#include "attnviz/model.h"
+#include "attnviz/trace.h"
+#include "io/tensors.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace attnviz::model {
+
+struct ForwardInput {
+    const Encoding* tokens = nullptr;   // the input (encoder-only and decoder-only), or the source
+    const Encoding* decoder = nullptr;  // encoder-decoder models: the target's tokens
+};
+
+struct ForwardOutput {
+    // "self" for single-stack models; "encoder", "decoder", "cross" otherwise.
+    // query_sequence / key_sequence: 0 = ForwardInput::tokens, 1 = ForwardInput::decoder.
+    std::vector<AttentionBlock> blocks;
+    std::vector<HiddenStates> hidden_states;  // only when RunOptions::keep_hidden_states
+};
+
+class Network {
+public:
+    virtual ~Network() = default;
+    // Runs on the calling thread's OpenMP pool (Model sets its size).
+    virtual ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const = 0;
+};
+
+// What a factory gets: the config (common fields already read; an
+// architecture may refine them in its read_config) and the checkpoint.
+struct LoadContext {
+    const ModelConfig& config;
+    const ConfigReader& config_file;
+    const io::TensorSet& tensors;
+};
+
+// One architecture: config.json's model_type, how to refine the common
+// config, and how to build the network. The registry (architectures.cpp) is
+// one table of these.
+struct Architecture {
+    const char* model_type;
+    void (*read_config)(const ConfigReader& reader, ModelConfig& config);  // may be null
+    std::unique_ptr<Network> (*load)(const LoadContext& context);
+};
+
+// The entry for model_type, or an Error listing the supported ones.
+const Architecture& find_architecture(const std::string& model_type,
+                                      const std::string& config_file);
+
+// Everything Model::open reads except the tokenizer: config.json and weights.
+struct LoadedNetwork {
+    ModelConfig config;
+    io::TensorSet tensors;  // the memory maps the network's weights point into
+    std::unique_ptr<Network> network;
+};
+LoadedNetwork load_network(const std::filesystem::path& folder);
+
+// Runs network.forward with RunOptions::threads applied (OpenMP, oneDNN, OpenBLAS).
+ForwardOutput run_network(const Network& network, const ForwardInput& input,
+                          const RunOptions& options);
+
+}  // namespace attnviz::model

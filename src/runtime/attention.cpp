@@ -1,0 +1,117 @@
+#include "runtime/attention.h"
+
+#include <cblas.h>
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <vector>
+
+#include "attnviz/error.h"
+#include "runtime/kernels.h"
+
+namespace attnviz::runtime {
+
+namespace {
+
+void check_shape(const AttentionShape& shape) {
+    if (shape.n_heads <= 0 || shape.n_kv_heads <= 0 || shape.n_heads % shape.n_kv_heads != 0 ||
+        shape.head_dim <= 0 || shape.n_queries < 0 || shape.n_keys < 0)
+        throw Error("attention: bad shape (heads " + std::to_string(shape.n_heads) + ", kv heads " +
+                    std::to_string(shape.n_kv_heads) + ", head_dim " +
+                    std::to_string(shape.head_dim) + ")");
+}
+
+// -inf where the query may not look: padding keys, and future keys when causal.
+void mask_scores(const AttentionShape& shape, const uint8_t* key_mask, float* scores) {
+    constexpr float kMasked = -std::numeric_limits<float>::infinity();
+    const int offset = shape.n_keys - shape.n_queries;
+    for (int query = 0; query < shape.n_queries; ++query) {
+        float* row = scores + static_cast<size_t>(query) * shape.n_keys;
+        if (key_mask)
+            for (int key = 0; key < shape.n_keys; ++key)
+                if (!key_mask[key]) row[key] = kMasked;
+        if (shape.causal)
+            for (int key = std::max(0, query + offset + 1); key < shape.n_keys; ++key)
+                row[key] = kMasked;
+    }
+}
+
+}  // namespace
+
+void attention(const AttentionShape& shape, const AttentionInputs& in, float* probs, float* context,
+               int context_stride) {
+    check_shape(shape);
+    const int Q = shape.n_queries, K = shape.n_keys, D = shape.head_dim;
+    const int group = shape.n_heads / shape.n_kv_heads;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int head = 0; head < shape.n_heads; ++head) {
+        const int kv_head = head / group;
+        float* scores = probs + static_cast<size_t>(head) * Q * K;  // [Q, K]
+        const float* q = in.queries + static_cast<size_t>(head) * D;
+        const float* k = in.keys + static_cast<size_t>(kv_head) * D;
+        const float* v = in.values + static_cast<size_t>(kv_head) * D;
+        float beta = 0.0f;
+        if (in.score_bias) {  // scores = scale * bias, then += scale * q k^T
+            const float* bias = in.score_bias + static_cast<size_t>(head) * Q * K;
+            for (size_t i = 0; i < static_cast<size_t>(Q) * K; ++i)
+                scores[i] = shape.score_scale * bias[i];
+            beta = 1.0f;
+        }
+        // scores [Q, K] = scale * q [Q, D] k^T [D, K]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Q, K, D, shape.score_scale, q,
+                    in.query_stride, k, in.key_stride, beta, scores, K);
+        if (in.key_mask || shape.causal) mask_scores(shape, in.key_mask, scores);
+        for (int query = 0; query < Q; ++query)
+            softmax_row(scores + static_cast<size_t>(query) * K, K);
+        // context [Q, D] = probs [Q, K] v [K, D]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Q, D, K, 1.0f, scores, K, v,
+                    in.value_stride, 0.0f, context + static_cast<size_t>(head) * D, context_stride);
+    }
+}
+
+void attention_reference(const AttentionShape& shape, const AttentionInputs& in, float* probs,
+                         float* context, int context_stride) {
+    check_shape(shape);
+    const int Q = shape.n_queries, K = shape.n_keys, D = shape.head_dim;
+    const int group = shape.n_heads / shape.n_kv_heads;
+    std::vector<double> row(static_cast<size_t>(K));
+    for (int head = 0; head < shape.n_heads; ++head) {
+        const int kv_head = head / group;
+        for (int query = 0; query < Q; ++query) {
+            const float* q = in.queries + static_cast<size_t>(query) * in.query_stride + head * D;
+            double max = -std::numeric_limits<double>::infinity();
+            for (int key = 0; key < K; ++key) {
+                const float* k = in.keys + static_cast<size_t>(key) * in.key_stride + kv_head * D;
+                double dot = 0;
+                for (int d = 0; d < D; ++d) dot += static_cast<double>(q[d]) * k[d];
+                if (in.score_bias)
+                    dot += in.score_bias[(static_cast<size_t>(head) * Q + query) * K + key];
+                const bool masked =
+                    (in.key_mask && !in.key_mask[key]) || (shape.causal && key > query + (K - Q));
+                row[key] =
+                    masked ? -std::numeric_limits<double>::infinity() : shape.score_scale * dot;
+                max = std::max(max, row[key]);
+            }
+            double sum = 0;
+            for (int key = 0; key < K; ++key) {
+                row[key] = std::isinf(max) ? 0.0 : std::exp(row[key] - max);
+                sum += row[key];
+            }
+            float* p = probs + (static_cast<size_t>(head) * Q + query) * K;
+            for (int key = 0; key < K; ++key)
+                p[key] = sum > 0 ? static_cast<float>(row[key] / sum) : 0.0f;
+            float* out = context + static_cast<size_t>(query) * context_stride + head * D;
+            for (int d = 0; d < D; ++d) {
+                double value = 0;
+                for (int key = 0; key < K; ++key)
+                    value +=
+                        row[key] / (sum > 0 ? sum : 1.0) *
+                        in.values[static_cast<size_t>(key) * in.value_stride + kv_head * D + d];
+                out[d] = static_cast<float>(value);
+            }
+        }
+    }
+}
+
+}  // namespace attnviz::runtime

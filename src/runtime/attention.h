@@ -1,0 +1,46 @@
+// Scaled dot-product attention that keeps its probabilities: the one place
+// every architecture's attention maps come from.
+//
+//   score[h][q][k] = score_scale * (dot(query[q, h], key[k, h']) + score_bias[h][q][k])
+//   probs[h][q]    = softmax over keys, masked keys (padding, or k > q when causal) = 0
+//   context[q, h]  = sum_k probs[h][q][k] * value[k, h']
+//
+// h' = h / (n_heads / n_kv_heads): grouped-query heads share keys and values.
+#pragma once
+
+#include <cstdint>
+
+namespace attnviz::runtime {
+
+struct AttentionShape {
+    int n_heads = 0;
+    int n_kv_heads = 0;  // = n_heads unless grouped-query
+    int n_queries = 0;
+    int n_keys = 0;
+    int head_dim = 0;
+    float score_scale = 1.0f;  // 1/sqrt(head_dim) for most models; T5 uses 1
+    // Query q sees keys k <= q + (n_keys - n_queries): decoders, incl. cached prefixes.
+    bool causal = false;
+};
+
+struct AttentionInputs {
+    const float* queries = nullptr;  // [n_queries, *]: head h at columns h*head_dim...
+    int query_stride = 0;            // floats between query rows
+    const float* keys = nullptr;     // [n_keys, *]: kv head h' at columns h'*head_dim...
+    int key_stride = 0;
+    const float* values = nullptr;  // [n_keys, *], as keys
+    int value_stride = 0;
+    const uint8_t* key_mask = nullptr;  // [n_keys]: 0 = padding, never attended; or null
+    const float* score_bias = nullptr;  // [n_heads, n_queries, n_keys], or null
+};
+
+// probs: [n_heads, n_queries, n_keys], written. context: [n_queries, n_heads*head_dim]
+// with rows context_stride floats apart, written. Threads: the heads, via OpenMP.
+void attention(const AttentionShape& shape, const AttentionInputs& inputs, float* probs,
+               float* context, int context_stride);
+
+// The definition in loops (double accumulation): what tests compare against.
+void attention_reference(const AttentionShape& shape, const AttentionInputs& inputs, float* probs,
+                         float* context, int context_stride);
+
+}  // namespace attnviz::runtime

@@ -1,0 +1,235 @@
+#include "runtime/kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "attnviz/error.h"
+
+namespace attnviz::runtime {
+
+// ---------------------------------------------------------------------------
+// Normalization
+
+void layer_norm(const float* x, const float* weight, const float* bias, float* out, int rows,
+                int cols, float eps) {
+#pragma omp parallel for schedule(static) if (rows > 16)
+    for (int row = 0; row < rows; ++row) {
+        const float* in = x + static_cast<size_t>(row) * cols;
+        float* o = out + static_cast<size_t>(row) * cols;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int i = 0; i < cols; ++i) sum += in[i];
+        const float mean = sum / static_cast<float>(cols);
+        float squares = 0.0f;
+#pragma omp simd reduction(+ : squares)
+        for (int i = 0; i < cols; ++i) squares += (in[i] - mean) * (in[i] - mean);
+        const float rstd = 1.0f / std::sqrt(squares / static_cast<float>(cols) + eps);
+        if (bias) {
+#pragma omp simd
+            for (int i = 0; i < cols; ++i) o[i] = (in[i] - mean) * rstd * weight[i] + bias[i];
+        } else {
+#pragma omp simd
+            for (int i = 0; i < cols; ++i) o[i] = (in[i] - mean) * rstd * weight[i];
+        }
+    }
+}
+
+void layer_norm_reference(const float* x, const float* weight, const float* bias, float* out,
+                          int rows, int cols, float eps) {
+    for (int row = 0; row < rows; ++row) {
+        const float* in = x + static_cast<size_t>(row) * cols;
+        double mean = 0, variance = 0;
+        for (int i = 0; i < cols; ++i) mean += in[i];
+        mean /= cols;
+        for (int i = 0; i < cols; ++i) variance += (in[i] - mean) * (in[i] - mean);
+        variance /= cols;
+        const double rstd = 1.0 / std::sqrt(variance + eps);
+        for (int i = 0; i < cols; ++i)
+            out[static_cast<size_t>(row) * cols + i] =
+                static_cast<float>((in[i] - mean) * rstd * weight[i] + (bias ? bias[i] : 0.0f));
+    }
+}
+
+void rms_norm(const float* x, const float* weight, float* out, int rows, int cols, float eps) {
+#pragma omp parallel for schedule(static) if (rows > 16)
+    for (int row = 0; row < rows; ++row) {
+        const float* in = x + static_cast<size_t>(row) * cols;
+        float* o = out + static_cast<size_t>(row) * cols;
+        float squares = 0.0f;
+#pragma omp simd reduction(+ : squares)
+        for (int i = 0; i < cols; ++i) squares += in[i] * in[i];
+        const float rstd = 1.0f / std::sqrt(squares / static_cast<float>(cols) + eps);
+#pragma omp simd
+        for (int i = 0; i < cols; ++i) o[i] = in[i] * rstd * weight[i];
+    }
+}
+
+void rms_norm_reference(const float* x, const float* weight, float* out, int rows, int cols,
+                        float eps) {
+    for (int row = 0; row < rows; ++row) {
+        const float* in = x + static_cast<size_t>(row) * cols;
+        double squares = 0;
+        for (int i = 0; i < cols; ++i) squares += static_cast<double>(in[i]) * in[i];
+        const double rstd = 1.0 / std::sqrt(squares / cols + eps);
+        for (int i = 0; i < cols; ++i)
+            out[static_cast<size_t>(row) * cols + i] = static_cast<float>(in[i] * rstd * weight[i]);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Softmax
+
+namespace {
+
+// e^x in float, within 2 ulp on the range softmax sees (x <= 0): Cody-Waite
+// reduction x = n ln2 + r, |r| <= ln2/2, then a degree-6 polynomial for e^r.
+// Written so the compiler vectorizes it (no branches, bit-level 2^n).
+inline float exp_approx(float x) {
+    const float clamped = std::max(x, -87.0f);
+    const float n = std::nearbyint(clamped * 1.44269504088896341f);
+    float r = clamped - n * 0.693359375f;
+    r -= n * -2.12194440e-4f;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    // Below -87 (masked keys are -inf) the result is exactly 0.
+    return x < -87.0f ? 0.0f : p * scale;
+}
+
+}  // namespace
+
+void softmax_row(float* v, int cols) {
+    float max = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : max)
+    for (int i = 0; i < cols; ++i) max = std::max(max, v[i]);
+    if (max == -std::numeric_limits<float>::infinity()) {
+        std::fill(v, v + cols, 0.0f);
+        return;
+    }
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < cols; ++i) {
+        v[i] = exp_approx(v[i] - max);
+        sum += v[i];
+    }
+    const float inverse = 1.0f / sum;
+#pragma omp simd
+    for (int i = 0; i < cols; ++i) v[i] *= inverse;
+}
+
+void softmax_rows(float* x, int rows, int cols) {
+#pragma omp parallel for schedule(static) if (static_cast <long>(rows) * cols > 32768)
+    for (int row = 0; row < rows; ++row) softmax_row(x + static_cast<size_t>(row) * cols, cols);
+}
+
+void softmax_rows_reference(float* x, int rows, int cols) {
+    for (int row = 0; row < rows; ++row) {
+        float* v = x + static_cast<size_t>(row) * cols;
+        const float max = *std::max_element(v, v + cols);
+        if (max == -std::numeric_limits<float>::infinity()) {
+            std::fill(v, v + cols, 0.0f);
+            continue;
+        }
+        double sum = 0;
+        for (int i = 0; i < cols; ++i) sum += std::exp(static_cast<double>(v[i]) - max);
+        for (int i = 0; i < cols; ++i)
+            v[i] = static_cast<float>(std::exp(static_cast<double>(v[i]) - max) / sum);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Activations
+
+namespace {
+
+struct ActivationName {
+    const char* name;
+    Activation activation;
+};
+// activations.py's ACT2FN names. gelu_new, gelu_fast and gelu_pytorch_tanh are
+// the same tanh approximation (their constants agree to 1e-10).
+constexpr ActivationName kActivations[] = {
+    {"gelu", Activation::gelu_erf},
+    {"gelu_new", Activation::gelu_tanh},
+    {"gelu_fast", Activation::gelu_tanh},
+    {"gelu_pytorch_tanh", Activation::gelu_tanh},
+    {"quick_gelu", Activation::quick_gelu},
+    {"relu", Activation::relu},
+    {"relu6", Activation::relu6},
+    {"silu", Activation::silu},
+    {"swish", Activation::silu},
+    {"tanh", Activation::tanh},
+    {"sigmoid", Activation::sigmoid},
+    {"linear", Activation::none},
+};
+
+}  // namespace
+
+Activation activation_from_name(std::string_view name) {
+    for (const auto& entry : kActivations)
+        if (name == entry.name) return entry.activation;
+    std::string known;
+    for (const auto& entry : kActivations)
+        known += std::string(known.empty() ? "" : ", ") + entry.name;
+    throw Error("unsupported activation \"" + std::string(name) + "\" (supported: " + known + ")");
+}
+
+std::string_view activation_name(Activation activation) {
+    for (const auto& entry : kActivations)
+        if (entry.activation == activation) return entry.name;
+    return "none";
+}
+
+void activate_reference(Activation activation, float* x, size_t n) {
+    constexpr double kSqrt2OverPi = 0.7978845608028654;
+    for (size_t i = 0; i < n; ++i) {
+        const double v = x[i];
+        double y = v;
+        switch (activation) {
+            case Activation::none:
+                break;
+            case Activation::gelu_erf:
+                y = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
+                break;
+            case Activation::gelu_tanh:
+                y = 0.5 * v * (1.0 + std::tanh(kSqrt2OverPi * (v + 0.044715 * v * v * v)));
+                break;
+            case Activation::quick_gelu:
+                y = v / (1.0 + std::exp(-1.702 * v));
+                break;
+            case Activation::relu:
+                y = std::max(v, 0.0);
+                break;
+            case Activation::relu6:
+                y = std::clamp(v, 0.0, 6.0);
+                break;
+            case Activation::silu:
+                y = v / (1.0 + std::exp(-v));
+                break;
+            case Activation::tanh:
+                y = std::tanh(v);
+                break;
+            case Activation::sigmoid:
+                y = 1.0 / (1.0 + std::exp(-v));
+                break;
+        }
+        x[i] = static_cast<float>(y);
+    }
+}
+
+void add_in_place(float* y, const float* x, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+}  // namespace attnviz::runtime

@@ -1,0 +1,41 @@
+// Row-wise kernels over row-major float buffers: normalization, softmax,
+// activations. Each has a plain reference twin (the definition, in loops) that
+// tests compare the fast version against. x is [rows, cols] throughout.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace attnviz::runtime {
+
+// out = (x - mean) / sqrt(var + eps) * weight + bias, per row (torch.nn.LayerNorm).
+// out may equal x. bias may be null (no bias).
+void layer_norm(const float* x, const float* weight, const float* bias, float* out, int rows,
+                int cols, float eps);
+void layer_norm_reference(const float* x, const float* weight, const float* bias, float* out,
+                          int rows, int cols, float eps);
+
+// out = x / sqrt(mean(x^2) + eps) * weight, per row (T5LayerNorm, LlamaRMSNorm).
+void rms_norm(const float* x, const float* weight, float* out, int rows, int cols, float eps);
+void rms_norm_reference(const float* x, const float* weight, float* out, int rows, int cols,
+                        float eps);
+
+// In place, per row. -inf entries (masked keys) come out exactly 0; a row that
+// is all -inf comes out all 0.
+void softmax_rows(float* x, int rows, int cols);
+void softmax_row(float* x, int cols);  // one row, on the calling thread
+void softmax_rows_reference(float* x, int rows, int cols);
+
+// Hugging Face's activations (activations.py ACT2FN) by config name.
+enum class Activation { none, gelu_erf, gelu_tanh, quick_gelu, relu, relu6, silu, tanh, sigmoid };
+// "gelu" -> gelu_erf, "gelu_new" -> gelu_tanh, ... An unknown name is an Error listing the known.
+Activation activation_from_name(std::string_view name);
+std::string_view activation_name(Activation activation);
+// x[i] = f(x[i]), in the definition's own terms (std::erf, std::tanh).
+void activate_reference(Activation activation, float* x, size_t n);
+
+// y[i] += x[i]
+void add_in_place(float* y, const float* x, size_t n);
+
+}  // namespace attnviz::runtime

@@ -1,0 +1,65 @@
+// Linear layers y = act(x W^T + b) with the weights packed once, at load time,
+// into oneDNN's blocked layout (its brgemm matmul then runs at the CPU's fp32
+// peak without re-packing on every call). linear_reference is the definition.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "runtime/kernels.h"
+
+namespace attnviz::runtime {
+
+// How a checkpoint stores a weight: torch.nn.Linear keeps [out, in];
+// GPT-2's Conv1D keeps [in, out].
+enum class WeightLayout { out_in, in_out };
+
+// One slice of a fused linear: several layers that read the same input
+// (query, key, value) become one matmul whose outputs sit side by side.
+struct LinearPart {
+    const float* weight = nullptr;  // [out, in] or [in, out], per layout
+    const float* bias = nullptr;    // [out], or null
+    int out = 0;
+};
+
+class Linear {
+public:
+    Linear();
+    Linear(const float* weight, const float* bias, int in, int out,
+           WeightLayout layout = WeightLayout::out_in, Activation activation = Activation::none);
+    // Parts concatenated along the output: y = [x W0^T + b0, x W1^T + b1, ...].
+    Linear(const std::vector<LinearPart>& parts, int in, WeightLayout layout = WeightLayout::out_in,
+           Activation activation = Activation::none);
+    ~Linear();
+    Linear(Linear&&) noexcept;
+    Linear& operator=(Linear&&) noexcept;
+
+    // y [rows, out] = act(x [rows, in] W^T + b).
+    void forward(const float* x, float* y, int rows) const;
+    // y [rows, out] += x W^T + b (a residual connection; no activation).
+    void forward_add(const float* x, float* y, int rows) const;
+
+    int in() const { return in_; }
+    int out() const { return out_; }
+
+    struct Packed;
+
+private:
+    void run(const float* x, float* y, int rows, bool accumulate) const;
+
+    int in_ = 0, out_ = 0;
+    Activation activation_ = Activation::none;
+    std::unique_ptr<Packed> packed_;
+};
+
+// y [rows, out] = act(x [rows, in] W^T + b), three loops, weight [out, in] or [in, out].
+void linear_reference(const float* x, const float* weight, const float* bias, float* y, int rows,
+                      int in, int out, WeightLayout layout = WeightLayout::out_in,
+                      Activation activation = Activation::none);
+
+}  // namespace attnviz::runtime

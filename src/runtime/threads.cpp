@@ -1,0 +1,41 @@
+#include "runtime/threads.h"
+
+#include <omp.h>
+#include <sched.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "attnviz/error.h"
+
+extern "C" void openblas_set_num_threads(int num_threads);
+
+namespace attnviz::runtime {
+
+int resolve_thread_count(int requested) {
+    if (requested > 0) return requested;
+    if (const char* env = std::getenv("ATTNVIZ_NUM_THREADS"); env && *env) {
+        char* end = nullptr;
+        const long value = std::strtol(env, &end, 10);
+        if (*end != '\0' || value < 1 || value > 1024)
+            throw Error(std::string("ATTNVIZ_NUM_THREADS=\"") + env +
+                        "\" is not a thread count (1 to 1024)");
+        return static_cast<int>(value);
+    }
+    cpu_set_t cpus;
+    if (sched_getaffinity(0, sizeof cpus, &cpus) == 0) return CPU_COUNT(&cpus);
+    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+ThreadScope::ThreadScope(int threads) : threads_(threads), previous_(omp_get_max_threads()) {
+    // OpenBLAS runs only inside our OpenMP loops: a pool of its own would fight them.
+    static std::once_flag openblas_single;
+    std::call_once(openblas_single, [] { openblas_set_num_threads(1); });
+    omp_set_num_threads(threads_);
+}
+
+ThreadScope::~ThreadScope() { omp_set_num_threads(previous_); }
+
+}  // namespace attnviz::runtime

@@ -1,0 +1,72 @@
+// BERT against the PyTorch reference (tools/reference/bert_reference.py), for
+// the committed tiny fixtures: several shapes and activations, a sentence pair,
+// a padded input, and one model in every checkpoint variant.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "model/network.h"
+#include "reference_helpers.h"
+
+namespace fs = std::filesystem;
+using namespace attnviz;
+using attnviz::testing::all_close;
+using attnviz::testing::floats;
+
+namespace {
+
+const fs::path kFixtures = fs::path(ATTNVIZ_TEST_DATA) / "model";
+
+// Attention probabilities: the acceptance bound. Queries, keys and hidden
+// states are pre-softmax activations of magnitude ~10 over a few layers:
+// fp32 matmuls in another summation order differ there by ~1e-6 relative.
+constexpr float kProbsTolerance = 1e-5f;
+constexpr float kActivationTolerance = 1e-4f;
+
+void expect_matches_reference(const fs::path& folder, int threads) {
+    const model::LoadedNetwork loaded = model::load_network(folder);
+    const io::TensorSet reference =
+        io::TensorSet::open_safetensors(folder / "reference.safetensors");
+    const Encoding encoding = attnviz::testing::reference_encoding(reference);
+    RunOptions options;
+    options.keep_queries_keys = true;
+    options.keep_hidden_states = true;
+    options.threads = threads;
+    const model::ForwardOutput output = model::run_network(*loaded.network, {&encoding}, options);
+
+    ASSERT_EQ(output.blocks.size(), 1u);
+    const AttentionBlock& block = output.blocks[0];
+    const auto& attentions = *reference.find("attentions");
+    EXPECT_EQ(block.n_layers, attentions.shape[0]);
+    EXPECT_EQ(block.n_heads, attentions.shape[1]);
+    EXPECT_EQ(block.n_queries, attentions.shape[2]);
+    EXPECT_TRUE(all_close(block.probs, floats(attentions), kProbsTolerance)) << "attentions";
+    EXPECT_TRUE(all_close(block.queries, floats(*reference.find("queries")), kActivationTolerance))
+        << "queries";
+    EXPECT_TRUE(all_close(block.keys, floats(*reference.find("keys")), kActivationTolerance))
+        << "keys";
+    ASSERT_EQ(output.hidden_states.size(), 1u);
+    EXPECT_TRUE(all_close(output.hidden_states[0].values, floats(*reference.find("hidden_states")),
+                          kActivationTolerance))
+        << "hidden_states";
+}
+
+class BertReference : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BertReference, OneThread) { expect_matches_reference(kFixtures / GetParam(), 1); }
+TEST_P(BertReference, TwoThreads) { expect_matches_reference(kFixtures / GetParam(), 2); }
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, BertReference,
+                         ::testing::Values("tiny-safetensors", "tiny-sharded", "tiny-bin",
+                                           "tiny-bin-prefixed", "tiny-legacy-names", "tiny-fp16",
+                                           "tiny-bf16", "tiny-one-head", "tiny-wide", "tiny-silu",
+                                           "tiny-pair", "tiny-padded"),
+                         [](const auto& info) {
+                             std::string name = info.param;
+                             for (char& c : name)
+                                 if (c == '-') c = '_';
+                             return name;
+                         });
+
+}  // namespace

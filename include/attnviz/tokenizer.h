@@ -9,6 +9,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "attnviz/encoding.h"
 
@@ -40,11 +43,19 @@ public:
     // tokenizer_config.json's model_max_length, when it gives one.
     std::optional<size_t> model_max_length() const;
 
+    // The readable form of every token of an encoding (see display_token).
+    std::vector<std::string> display_tokens(const Encoding& encoding) const;
+
     struct Impl;
 
 private:
     explicit Tokenizer(std::shared_ptr<const Impl> impl);
     std::shared_ptr<const Impl> impl_;
 };
+
+// An encoding as the JSON object `attnviz tokenize` prints and the goldens
+// hold: ids, tokens, token_type_ids, attention_mask, special_tokens_mask,
+// offsets ([[start, end], ...] in code points) and offsets_utf8 (bytes).
+nlohmann::json encoding_to_json(const Encoding& encoding);
 
 }  // namespace attnviz

@@ -1,0 +1,517 @@
+// Models (tokenizers/src/models/*): WordPiece, BPE, Unigram and WordLevel turn
+// one split's normalized text into tokens with byte offsets into that text.
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <queue>
+#include <unordered_map>
+
+#include "attnviz/error.h"
+#include "tokenizer/pipeline.h"
+#include "tokenizer/unicode.h"
+
+namespace attnviz::tok {
+namespace {
+
+struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using VocabMap = std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>>;
+
+std::optional<uint32_t> find(const VocabMap& map, std::string_view key) {
+    auto it = map.find(key);
+    if (it == map.end()) return std::nullopt;
+    return it->second;
+}
+
+VocabMap vocab_from_json(const Json& j, const char* where) {
+    const Json& vocab = json_at(j, "vocab", where);
+    if (!vocab.is_object()) throw Error(std::string(where) + ": \"vocab\" must be an object");
+    VocabMap map;
+    map.reserve(vocab.size());
+    for (auto it = vocab.begin(); it != vocab.end(); ++it)
+        map[it.key()] = it.value().get<uint32_t>();
+    return map;
+}
+
+std::vector<std::string> reverse_vocab(const VocabMap& vocab) {
+    uint32_t max_id = 0;
+    for (auto& [k, v] : vocab) max_id = std::max(max_id, v);
+    std::vector<std::string> r(vocab.empty() ? 0 : size_t(max_id) + 1);
+    for (auto& [k, v] : vocab) r[v] = k;
+    return r;
+}
+
+// Greedy longest-match-first (models/wordpiece/mod.rs).
+struct WordPiece final : Model {
+    VocabMap vocab;
+    VocabMap continuation;  // vocab entries that start with the prefix, prefix removed
+    std::vector<std::string> vocab_r;
+    std::string unk_token = "[UNK]", prefix = "##";
+    size_t max_input_chars_per_word = 100;
+    uint32_t unk_id = 0;
+
+    void finish(const char* where) {
+        vocab_r = reverse_vocab(vocab);
+        for (auto& [k, v] : vocab)
+            if (k.starts_with(prefix)) continuation[k.substr(prefix.size())] = v;
+        auto unk = find(vocab, unk_token);
+        if (!unk)
+            throw Error(std::string(where) + ": unk_token \"" + unk_token +
+                        "\" is not in the vocabulary");
+        unk_id = *unk;
+    }
+
+    void tokenize(std::string_view text, std::vector<Token>& out) const override {
+        if (count_chars(text) > max_input_chars_per_word) {
+            out.push_back({unk_id, unk_token, 0, text.size()});
+            return;
+        }
+        size_t first = out.size();
+        size_t start = 0;
+        while (start < text.size()) {
+            size_t end = text.size();
+            bool found = false;
+            while (start < end) {
+                std::string_view piece = text.substr(start, end - start);
+                auto id = start > 0 ? find(continuation, piece) : find(vocab, piece);
+                if (id) {
+                    out.push_back({*id,
+                                   start > 0 ? prefix + std::string(piece) : std::string(piece),
+                                   start, end});
+                    found = true;
+                    break;
+                }
+                do --end;  // back off one char
+                while (end > start && (static_cast<uint8_t>(text[end]) & 0xC0) == 0x80);
+            }
+            if (!found) {
+                out.resize(first);
+                out.push_back({unk_id, unk_token, 0, text.size()});
+                return;
+            }
+            start = end;
+        }
+    }
+    std::optional<uint32_t> token_to_id(std::string_view t) const override {
+        return find(vocab, t);
+    }
+    std::optional<std::string> id_to_token(uint32_t id) const override {
+        if (id < vocab_r.size()) return vocab_r[id];
+        return std::nullopt;
+    }
+    size_t vocab_size() const override { return vocab.size(); }
+};
+
+struct WordLevel final : Model {
+    VocabMap vocab;
+    std::vector<std::string> vocab_r;
+    std::string unk_token = "<unk>";
+    void tokenize(std::string_view text, std::vector<Token>& out) const override {
+        if (auto id = find(vocab, text)) {
+            out.push_back({*id, std::string(text), 0, text.size()});
+        } else if (auto unk = find(vocab, unk_token)) {
+            out.push_back({*unk, unk_token, 0, text.size()});
+        } else {
+            throw Error("WordLevel: \"" + std::string(text) +
+                        "\" is not in the vocabulary and there is no unk_token");
+        }
+    }
+    std::optional<uint32_t> token_to_id(std::string_view t) const override {
+        return find(vocab, t);
+    }
+    std::optional<std::string> id_to_token(uint32_t id) const override {
+        if (id < vocab_r.size()) return vocab_r[id];
+        return std::nullopt;
+    }
+    size_t vocab_size() const override { return vocab.size(); }
+};
+
+// Byte-pair encoding (models/bpe/model.rs, word.rs): start from chars, apply
+// the lowest-ranked merge first (leftmost on ties) until none applies.
+struct BPE final : Model {
+    VocabMap vocab;
+    std::vector<std::string> vocab_r;
+    struct MergeInfo {
+        uint32_t rank, new_id;
+    };
+    std::unordered_map<uint64_t, MergeInfo> merges;
+    std::optional<std::string> unk_token, prefix, suffix;
+    bool fuse_unk = false, byte_fallback = false, ignore_merges = false;
+
+    struct Piece {
+        uint32_t id;
+        uint32_t len;
+    };
+    static constexpr size_t kCacheCapacity = 10000;  // as tokenizers' BPE cache
+    mutable std::mutex cache_mutex;
+    mutable std::unordered_map<std::string, std::vector<Piece>, StringHash, std::equal_to<>> cache;
+
+    static uint64_t pair_key(uint32_t a, uint32_t b) { return uint64_t(a) << 32 | b; }
+
+    void add_merges(const Json& list) {
+        uint32_t rank = 0;
+        for (const Json& m : list) {
+            std::string a, b;
+            if (m.is_string()) {
+                std::string s = m.get<std::string>();
+                size_t space = s.find(' ', 1);
+                if (space == std::string::npos)
+                    throw Error("BPE merges: \"" + s + "\" is not two tokens");
+                a = s.substr(0, space);
+                b = s.substr(space + 1);
+            } else if (m.is_array() && m.size() == 2) {
+                a = m[0].get<std::string>();
+                b = m[1].get<std::string>();
+            } else {
+                throw Error("BPE merges: entry " + std::to_string(rank) +
+                            " is neither \"a b\" nor [a, b]");
+            }
+            auto ia = find(vocab, a), ib = find(vocab, b);
+            if (!ia) throw Error("BPE merges: \"" + a + "\" is not in the vocabulary");
+            if (!ib) throw Error("BPE merges: \"" + b + "\" is not in the vocabulary");
+            std::string merged = a;
+            size_t skip = prefix && b.starts_with(*prefix) ? prefix->size() : 0;
+            merged.append(b, skip);
+            auto id = find(vocab, merged);
+            if (!id) throw Error("BPE merges: \"" + merged + "\" is not in the vocabulary");
+            merges.emplace(pair_key(*ia, *ib), MergeInfo{rank, *id});
+            ++rank;
+        }
+    }
+
+    struct Symbol {
+        uint32_t id;
+        int prev, next;
+        uint32_t len;
+    };
+
+    std::vector<Piece> merge_word(std::string_view w) const {
+        std::vector<Symbol> symbols;
+        symbols.reserve(w.size());
+        auto add = [&](uint32_t id, uint32_t len) {
+            int n = int(symbols.size());
+            symbols.push_back({id, n - 1, n + 1, len});
+        };
+        Piece unk{0, 0};
+        bool has_unk = false;
+        std::string buffer;
+        size_t i = 0;
+        while (i < w.size()) {
+            size_t start = i;
+            next_char(w, i);
+            std::string_view s = w.substr(start, i - start);
+            uint32_t byte_len = uint32_t(s.size());
+            if ((start > 0 && prefix && !prefix->empty()) ||
+                (i == w.size() && suffix && !suffix->empty())) {
+                buffer.clear();
+                if (start > 0 && prefix) buffer += *prefix;
+                buffer += s;
+                if (i == w.size() && suffix) buffer += *suffix;
+                s = buffer;
+            }
+            if (auto id = find(vocab, s)) {
+                if (has_unk) {
+                    add(unk.id, unk.len);
+                    has_unk = false;
+                }
+                add(*id, byte_len);
+                continue;
+            }
+            if (byte_fallback) {
+                std::vector<uint32_t> ids;
+                for (char b : s) {
+                    char code[8];
+                    snprintf(code, sizeof code, "<0x%02X>", static_cast<uint8_t>(b));
+                    auto id = find(vocab, code);
+                    if (!id) break;
+                    ids.push_back(*id);
+                }
+                if (ids.size() == s.size()) {
+                    for (uint32_t id : ids) add(id, 1);
+                    continue;
+                }
+            }
+            if (unk_token) {
+                auto unk_id = find(vocab, *unk_token);
+                if (!unk_id)
+                    throw Error("BPE: unk_token \"" + *unk_token + "\" is not in the vocabulary");
+                if (has_unk && fuse_unk) {
+                    unk.len += byte_len;
+                } else {
+                    if (has_unk) add(unk.id, unk.len);
+                    unk = Piece{*unk_id, byte_len};
+                    has_unk = true;
+                }
+            }
+        }
+        if (has_unk) add(unk.id, unk.len);
+        if (!symbols.empty()) symbols.back().next = -1;
+
+        struct Merge {
+            size_t pos;
+            uint32_t rank, new_id;
+            bool operator<(const Merge& o) const {
+                return rank != o.rank ? rank > o.rank : pos > o.pos;
+            }
+        };
+        std::priority_queue<Merge> queue;
+        for (size_t k = 0; k + 1 < symbols.size(); ++k) {
+            auto it = merges.find(pair_key(symbols[k].id, symbols[k + 1].id));
+            if (it != merges.end()) queue.push({k, it->second.rank, it->second.new_id});
+        }
+        while (!queue.empty()) {
+            Merge top = queue.top();
+            queue.pop();
+            Symbol& cur = symbols[top.pos];
+            if (cur.len == 0 || cur.next == -1) continue;
+            size_t next_pos = size_t(cur.next);
+            Symbol right = symbols[next_pos];
+            auto it = merges.find(pair_key(cur.id, right.id));
+            if (it == merges.end() || it->second.new_id != top.new_id) continue;  // stale entry
+            cur.id = top.new_id;
+            cur.len += right.len;
+            cur.next = right.next;
+            symbols[next_pos].len = 0;
+            if (right.next > -1 && size_t(right.next) < symbols.size())
+                symbols[size_t(right.next)].prev = int(top.pos);
+            if (cur.prev >= 0) {
+                auto p = merges.find(pair_key(symbols[size_t(cur.prev)].id, cur.id));
+                if (p != merges.end())
+                    queue.push({size_t(cur.prev), p->second.rank, p->second.new_id});
+            }
+            if (cur.next >= 0 && size_t(cur.next) < symbols.size()) {
+                auto n = merges.find(pair_key(cur.id, symbols[size_t(cur.next)].id));
+                if (n != merges.end()) queue.push({top.pos, n->second.rank, n->second.new_id});
+            }
+        }
+        std::vector<Piece> pieces;
+        for (const Symbol& s : symbols)
+            if (s.len != 0) pieces.push_back({s.id, s.len});
+        return pieces;
+    }
+
+    void emit(const std::vector<Piece>& pieces, std::vector<Token>& out) const {
+        size_t at = 0;
+        for (const Piece& p : pieces) {
+            out.push_back(
+                {p.id, p.id < vocab_r.size() ? vocab_r[p.id] : std::string(), at, at + p.len});
+            at += p.len;
+        }
+    }
+
+    void tokenize(std::string_view text, std::vector<Token>& out) const override {
+        if (text.empty()) return;
+        if (ignore_merges)
+            if (auto id = find(vocab, text)) {
+                out.push_back({*id, std::string(text), 0, text.size()});
+                return;
+            }
+        {
+            std::lock_guard lock(cache_mutex);
+            auto it = cache.find(text);
+            if (it != cache.end()) {
+                emit(it->second, out);
+                return;
+            }
+        }
+        std::vector<Piece> pieces = merge_word(text);
+        emit(pieces, out);
+        std::lock_guard lock(cache_mutex);
+        if (cache.size() < kCacheCapacity) cache.emplace(std::string(text), std::move(pieces));
+    }
+    std::optional<uint32_t> token_to_id(std::string_view t) const override {
+        return find(vocab, t);
+    }
+    std::optional<std::string> id_to_token(uint32_t id) const override {
+        if (id < vocab_r.size()) return vocab_r[id];
+        return std::nullopt;
+    }
+    size_t vocab_size() const override { return vocab.size(); }
+};
+
+// Unigram (models/unigram/model.rs, encode_optimized): Viterbi over all vocab
+// pieces that match at each char; an unknown char costs min_score - 10, and
+// neighbouring unknowns are fused into one token.
+struct Unigram final : Model {
+    std::vector<std::pair<std::string, double>> pieces;
+    VocabMap token_to_ids;
+    // Every prefix of every piece: the piece's id if the prefix is a piece, else -1.
+    std::unordered_map<std::string, int64_t, StringHash, std::equal_to<>> prefixes;
+    std::optional<uint32_t> unk_id;
+    bool byte_fallback = false;
+    double min_score = std::numeric_limits<double>::infinity();
+    static constexpr double kUnkPenalty = 10.0;
+
+    void finish() {
+        for (size_t id = 0; id < pieces.size(); ++id) {
+            const std::string& p = pieces[id].first;
+            token_to_ids[p] = uint32_t(id);
+            min_score = std::min(min_score, pieces[id].second);
+            for (size_t n = 1; n < p.size(); ++n) prefixes.emplace(p.substr(0, n), -1);
+        }
+        for (auto& [p, id] : token_to_ids) prefixes[p] = id;
+    }
+
+    std::vector<std::string_view> encode(std::string_view s) const {
+        struct Node {
+            uint32_t id = 0;
+            double score = 0;
+            std::optional<size_t> starts_at;
+        };
+        const double unk_score = min_score - kUnkPenalty;
+        std::vector<Node> best(s.size() + 1);
+        size_t at = 0;
+        while (at < s.size()) {
+            double here = best[at].score;
+            size_t mblen = std::min(utf8_len(static_cast<uint8_t>(s[at])), s.size() - at);
+            bool has_single_node = false;
+            for (size_t n = 1; at + n <= s.size(); ++n) {
+                auto it = prefixes.find(s.substr(at, n));
+                if (it == prefixes.end()) break;
+                if (it->second < 0) continue;
+                // The id of the matched string (duplicates: the last one wins).
+                uint32_t id = token_to_ids.find(it->first)->second;
+                double candidate = pieces[id].second + here;
+                Node& target = best[at + n];
+                if (!target.starts_at || candidate > target.score) target = {id, candidate, at};
+                if (n == mblen) has_single_node = true;
+            }
+            if (!has_single_node) {
+                if (!unk_id) throw Error("Unigram: unknown character and no unk_id");
+                Node& target = best[at + mblen];
+                double candidate = unk_score + here;
+                if (!target.starts_at || candidate > target.score)
+                    target = {*unk_id, candidate, at};
+            }
+            at += mblen;
+        }
+        std::vector<std::string_view> results;
+        size_t end = s.size();
+        size_t fused_end = 0;
+        bool fusing = false;
+        while (end > 0) {
+            const Node& node = best[end];
+            size_t start = *node.starts_at;
+            if (unk_id && node.id == *unk_id) {
+                if (!fusing) fused_end = end;
+                fusing = true;
+            } else {
+                if (fusing) results.push_back(s.substr(end, fused_end - end));
+                fusing = false;
+                results.push_back(s.substr(start, end - start));
+            }
+            end = start;
+        }
+        if (fusing) results.push_back(s.substr(0, fused_end));
+        std::reverse(results.begin(), results.end());
+        return results;
+    }
+
+    void tokenize(std::string_view text, std::vector<Token>& out) const override {
+        if (text.empty()) return;
+        size_t offset = 0;
+        for (std::string_view piece : encode(text)) {
+            size_t len = piece.size();
+            auto id = find(token_to_ids, piece);
+            if (!id && byte_fallback) {
+                std::vector<Token> bytes;
+                for (char b : piece) {
+                    char code[8];
+                    snprintf(code, sizeof code, "<0x%02X>", static_cast<uint8_t>(b));
+                    auto bid = find(token_to_ids, code);
+                    if (!bid) break;
+                    bytes.push_back({*bid, code, offset, offset + len});
+                }
+                if (bytes.size() == piece.size()) {
+                    for (auto& t : bytes) out.push_back(std::move(t));
+                    offset += len;
+                    continue;
+                }
+            }
+            if (!id && !unk_id) throw Error("Unigram: unknown piece and no unk_id");
+            out.push_back({id ? *id : *unk_id, std::string(piece), offset, offset + len});
+            offset += len;
+        }
+    }
+    std::optional<uint32_t> token_to_id(std::string_view t) const override {
+        return find(token_to_ids, t);
+    }
+    std::optional<std::string> id_to_token(uint32_t id) const override {
+        if (id < pieces.size()) return pieces[id].first;
+        return std::nullopt;
+    }
+    size_t vocab_size() const override { return pieces.size(); }
+};
+
+std::optional<std::string> optional_string(const Json& j, const char* key) {
+    if (!j.contains(key) || j[key].is_null()) return std::nullopt;
+    return j[key].get<std::string>();
+}
+
+}  // namespace
+
+std::unique_ptr<Model> model_from_json(const Json& j) {
+    std::string type = json_string(j, "type", "");
+    if (type.empty()) {  // older files leave the type out; the fields tell
+        if (j.contains("merges"))
+            type = "BPE";
+        else if (j.contains("unk_id") || (j.contains("vocab") && j["vocab"].is_array()))
+            type = "Unigram";
+        else if (j.contains("continuing_subword_prefix") || j.contains("max_input_chars_per_word"))
+            type = "WordPiece";
+        else
+            type = "WordLevel";
+    }
+    if (type == "WordPiece") {
+        auto m = std::make_unique<WordPiece>();
+        m->vocab = vocab_from_json(j, "model WordPiece");
+        m->unk_token = json_string(j, "unk_token", "[UNK]");
+        m->prefix = json_string(j, "continuing_subword_prefix", "##");
+        if (j.contains("max_input_chars_per_word"))
+            m->max_input_chars_per_word = j["max_input_chars_per_word"].get<size_t>();
+        m->finish("model WordPiece");
+        return m;
+    }
+    if (type == "BPE") {
+        auto m = std::make_unique<BPE>();
+        m->vocab = vocab_from_json(j, "model BPE");
+        m->vocab_r = reverse_vocab(m->vocab);
+        m->unk_token = optional_string(j, "unk_token");
+        m->prefix = optional_string(j, "continuing_subword_prefix");
+        m->suffix = optional_string(j, "end_of_word_suffix");
+        m->fuse_unk = json_bool(j, "fuse_unk", false);
+        m->byte_fallback = json_bool(j, "byte_fallback", false);
+        m->ignore_merges = json_bool(j, "ignore_merges", false);
+        if (j.contains("dropout") && !j["dropout"].is_null() && j["dropout"].get<double>() > 0)
+            throw Error("model BPE: dropout is not supported (tokenization would be random)");
+        m->add_merges(json_at(j, "merges", "model BPE"));
+        return m;
+    }
+    if (type == "Unigram") {
+        auto m = std::make_unique<Unigram>();
+        const Json& vocab = json_at(j, "vocab", "model Unigram");
+        m->pieces.reserve(vocab.size());
+        for (const Json& p : vocab)
+            m->pieces.emplace_back(p.at(0).get<std::string>(), p.at(1).get<double>());
+        if (j.contains("unk_id") && !j["unk_id"].is_null()) {
+            m->unk_id = j["unk_id"].get<uint32_t>();
+            if (*m->unk_id >= m->pieces.size())
+                throw Error("model Unigram: unk_id is outside the vocabulary");
+        }
+        m->byte_fallback = json_bool(j, "byte_fallback", false);
+        m->finish();
+        return m;
+    }
+    if (type == "WordLevel") {
+        auto m = std::make_unique<WordLevel>();
+        m->vocab = vocab_from_json(j, "model WordLevel");
+        m->vocab_r = reverse_vocab(m->vocab);
+        m->unk_token = json_string(j, "unk_token", "<unk>");
+        return m;
+    }
+    throw Error("tokenizer.json: unknown model type \"" + type + "\"");
+}
+
+}  // namespace attnviz::tok

@@ -1,0 +1,282 @@
+// Post-processors (tokenizers/src/processors/*.rs): join the encodings of
+// text A and text B and add the model's special tokens and type ids.
+#include <map>
+
+#include "attnviz/error.h"
+#include "tokenizer/pipeline.h"
+#include "tokenizer/unicode.h"
+
+namespace attnviz::tok {
+
+void append_encoding(Enc& a, const Enc& b) {
+    a.ids.insert(a.ids.end(), b.ids.begin(), b.ids.end());
+    a.tokens.insert(a.tokens.end(), b.tokens.begin(), b.tokens.end());
+    a.type_ids.insert(a.type_ids.end(), b.type_ids.begin(), b.type_ids.end());
+    a.attention_mask.insert(a.attention_mask.end(), b.attention_mask.begin(),
+                            b.attention_mask.end());
+    a.special_tokens_mask.insert(a.special_tokens_mask.end(), b.special_tokens_mask.begin(),
+                                 b.special_tokens_mask.end());
+    a.offsets.insert(a.offsets.end(), b.offsets.begin(), b.offsets.end());
+    a.sequence_ids.insert(a.sequence_ids.end(), b.sequence_ids.begin(), b.sequence_ids.end());
+}
+
+Enc default_process(Enc a, std::optional<Enc> b) {
+    if (b) append_encoding(a, *b);
+    return a;
+}
+
+static void append_special(Enc& e, uint32_t id, const std::string& token, int32_t type_id) {
+    e.ids.push_back(int32_t(id));
+    e.tokens.push_back(token);
+    e.type_ids.push_back(type_id);
+    e.attention_mask.push_back(1);
+    e.special_tokens_mask.push_back(1);
+    e.offsets.push_back({0, 0});
+    e.sequence_ids.push_back(-1);
+}
+
+static void set_type_ids(Enc& e, int32_t type_id) { e.type_ids.assign(e.ids.size(), type_id); }
+
+void trim_byte_level_offsets(Enc& e, bool add_prefix_space) {
+    auto is_space = [](char32_t c) { return c == 0x120 || is_whitespace(c); };  // 0x120: 'Ġ'
+    for (size_t i = 0; i < e.tokens.size(); ++i) {
+        std::u32string chars;
+        size_t k = 0;
+        while (k < e.tokens[i].size()) chars.push_back(next_char(e.tokens[i], k));
+        size_t leading = 0, trailing = 0;
+        while (leading < chars.size() && is_space(chars[leading])) ++leading;
+        while (trailing < chars.size() && is_space(chars[chars.size() - 1 - trailing])) ++trailing;
+        Offset& o = e.offsets[i];
+        if (leading > 0) {
+            bool is_first = i == 0 || o.start == 0;
+            if (is_first && add_prefix_space && leading == 1) leading = 0;
+            o.start = std::min<uint32_t>(o.start + uint32_t(leading), o.end);
+        }
+        if (trailing > 0 && o.end >= trailing)
+            o.end = std::max<uint32_t>(o.end - uint32_t(trailing), o.start);
+    }
+}
+
+namespace {
+
+struct BertProcessing final : PostProcessor {
+    std::pair<std::string, uint32_t> sep{"[SEP]", 102}, cls{"[CLS]", 101};
+    size_t added_tokens(bool is_pair) const override { return is_pair ? 3 : 2; }
+    Enc process(Enc a, std::optional<Enc> b, bool add_special_tokens) const override {
+        if (!add_special_tokens) return default_process(std::move(a), std::move(b));
+        Enc out;
+        append_special(out, cls.second, cls.first, 0);
+        set_type_ids(a, 0);
+        append_encoding(out, a);
+        append_special(out, sep.second, sep.first, 0);
+        if (b) {
+            set_type_ids(*b, 1);
+            append_encoding(out, *b);
+            append_special(out, sep.second, sep.first, 1);
+        }
+        return out;
+    }
+};
+
+struct RobertaProcessing final : PostProcessor {
+    std::pair<std::string, uint32_t> sep{"</s>", 2}, cls{"<s>", 0};
+    bool trim_offsets = true, add_prefix_space = true;
+    size_t added_tokens(bool is_pair) const override { return is_pair ? 4 : 2; }
+    Enc process(Enc a, std::optional<Enc> b, bool add_special_tokens) const override {
+        if (trim_offsets) {
+            trim_byte_level_offsets(a, add_prefix_space);
+            if (b) trim_byte_level_offsets(*b, add_prefix_space);
+        }
+        set_type_ids(a, 0);  // RoBERTa has one type id
+        if (b) set_type_ids(*b, 0);
+        if (!add_special_tokens) return default_process(std::move(a), std::move(b));
+        Enc out;
+        append_special(out, cls.second, cls.first, 0);
+        append_encoding(out, a);
+        append_special(out, sep.second, sep.first, 0);
+        if (b) {
+            append_special(out, sep.second, sep.first, 0);
+            append_encoding(out, *b);
+            append_special(out, sep.second, sep.first, 0);
+        }
+        return out;
+    }
+};
+
+struct ByteLevelProcessing final : PostProcessor {
+    bool trim_offsets = true, add_prefix_space = true;
+    size_t added_tokens(bool) const override { return 0; }
+    Enc process(Enc a, std::optional<Enc> b, bool) const override {
+        if (trim_offsets) {
+            trim_byte_level_offsets(a, add_prefix_space);
+            if (b) trim_byte_level_offsets(*b, add_prefix_space);
+        }
+        return default_process(std::move(a), std::move(b));
+    }
+};
+
+// TemplateProcessing: "[CLS]:0 $A:0 [SEP]:0" lists the pieces of the output
+// in order; $A and $B are the two texts, anything else a special token, and
+// the number after the colon is the type id every token of that piece gets.
+struct TemplateProcessing final : PostProcessor {
+    struct Piece {
+        bool is_sequence;
+        std::string id;  // "A"/"B" or the special token's name
+        int32_t type_id;
+    };
+    struct Special {
+        std::vector<uint32_t> ids;
+        std::vector<std::string> tokens;
+    };
+    std::vector<Piece> single, pair;
+    std::map<std::string, Special> special_tokens;
+
+    size_t count_special(const std::vector<Piece>& t) const {
+        size_t n = 0;
+        for (const Piece& p : t)
+            if (!p.is_sequence) n += special_tokens.at(p.id).ids.size();
+        return n;
+    }
+    size_t added_tokens(bool is_pair) const override {
+        return count_special(is_pair ? pair : single);
+    }
+
+    Enc process(Enc a, std::optional<Enc> b, bool add_special_tokens) const override {
+        const std::vector<Piece>& t = b ? pair : single;
+        Enc out;
+        for (const Piece& p : t) {
+            if (p.is_sequence) {
+                Enc& e = (p.id == "A" || !b) ? a : *b;
+                set_type_ids(e, p.type_id);
+                e.sequence_ids.assign(e.ids.size(), int8_t(&e == &a ? 0 : 1));
+                append_encoding(out, e);
+            } else if (add_special_tokens) {
+                const Special& s = special_tokens.at(p.id);
+                for (size_t k = 0; k < s.ids.size(); ++k)
+                    append_special(out, s.ids[k], s.tokens[k], p.type_id);
+            }
+        }
+        return out;
+    }
+
+    static std::vector<Piece> parse(const Json& list, const char* where) {
+        std::vector<Piece> out;
+        if (list.is_string()) {  // the "[CLS]:0 $A:0" string form
+            std::string s = list.get<std::string>();
+            size_t i = 0;
+            while (i < s.size()) {
+                size_t end = s.find(' ', i);
+                if (end == std::string::npos) end = s.size();
+                std::string item = s.substr(i, end - i);
+                i = end + 1;
+                if (item.empty()) continue;
+                int32_t type_id = 0;
+                size_t colon = item.rfind(':');
+                if (colon != std::string::npos && colon > 0) {
+                    type_id = std::stoi(item.substr(colon + 1));
+                    item.resize(colon);
+                }
+                if (item == "$" || item == "$A" || item == "$0")
+                    out.push_back({true, "A", type_id});
+                else if (item == "$B" || item == "$1")
+                    out.push_back({true, "B", type_id});
+                else
+                    out.push_back({false, item, type_id});
+            }
+            return out;
+        }
+        for (const Json& p : list) {
+            if (p.contains("Sequence")) {
+                out.push_back({true, p["Sequence"].at("id").get<std::string>(),
+                               p["Sequence"].value("type_id", 0)});
+            } else if (p.contains("SpecialToken")) {
+                out.push_back({false, p["SpecialToken"].at("id").get<std::string>(),
+                               p["SpecialToken"].value("type_id", 0)});
+            } else {
+                throw Error(std::string(where) +
+                            ": a template piece is neither Sequence nor SpecialToken");
+            }
+        }
+        return out;
+    }
+};
+
+std::pair<std::string, uint32_t> token_pair(const Json& j, const char* key,
+                                            std::pair<std::string, uint32_t> fallback) {
+    if (!j.contains(key)) return fallback;
+    return {j[key].at(0).get<std::string>(), j[key].at(1).get<uint32_t>()};
+}
+
+struct SequenceProcessing final : PostProcessor {
+    std::vector<std::unique_ptr<PostProcessor>> steps;
+    size_t added_tokens(bool is_pair) const override {
+        size_t n = 0;
+        for (auto& s : steps) n += s->added_tokens(is_pair);
+        return n;
+    }
+    Enc process(Enc a, std::optional<Enc> b, bool add_special_tokens) const override {
+        // Each step sees the joined result of the one before, as in processors/sequence.rs.
+        Enc joined = default_process(std::move(a), std::move(b));
+        for (auto& s : steps)
+            joined = s->process(std::move(joined), std::nullopt, add_special_tokens);
+        return joined;
+    }
+};
+
+}  // namespace
+
+std::unique_ptr<PostProcessor> post_processor_from_json(const Json& j) {
+    if (j.is_null()) return nullptr;
+    const std::string type = json_string(j, "type", "");
+    if (type == "BertProcessing") {
+        auto p = std::make_unique<BertProcessing>();
+        p->sep = token_pair(j, "sep", p->sep);
+        p->cls = token_pair(j, "cls", p->cls);
+        return p;
+    }
+    if (type == "RobertaProcessing") {
+        auto p = std::make_unique<RobertaProcessing>();
+        p->sep = token_pair(j, "sep", p->sep);
+        p->cls = token_pair(j, "cls", p->cls);
+        p->trim_offsets = json_bool(j, "trim_offsets", true);
+        p->add_prefix_space = json_bool(j, "add_prefix_space", true);
+        return p;
+    }
+    if (type == "ByteLevel") {
+        auto p = std::make_unique<ByteLevelProcessing>();
+        p->trim_offsets = json_bool(j, "trim_offsets", true);
+        p->add_prefix_space = json_bool(j, "add_prefix_space", true);
+        return p;
+    }
+    if (type == "TemplateProcessing") {
+        auto p = std::make_unique<TemplateProcessing>();
+        p->single = TemplateProcessing::parse(json_at(j, "single", "TemplateProcessing"),
+                                              "TemplateProcessing");
+        p->pair = TemplateProcessing::parse(json_at(j, "pair", "TemplateProcessing"),
+                                            "TemplateProcessing");
+        for (auto it = j.at("special_tokens").begin(); it != j.at("special_tokens").end(); ++it) {
+            TemplateProcessing::Special s;
+            for (const Json& id : it.value().at("ids")) s.ids.push_back(id.get<uint32_t>());
+            for (const Json& t : it.value().at("tokens")) s.tokens.push_back(t.get<std::string>());
+            if (s.ids.size() != s.tokens.size())
+                throw Error("TemplateProcessing: special token \"" + it.key() +
+                            "\" has unequal ids and tokens");
+            p->special_tokens[it.key()] = std::move(s);
+        }
+        for (const auto* t : {&p->single, &p->pair})
+            for (const auto& piece : *t)
+                if (!piece.is_sequence && !p->special_tokens.count(piece.id))
+                    throw Error("TemplateProcessing: \"" + piece.id +
+                                "\" is missing from special_tokens");
+        return p;
+    }
+    if (type == "Sequence") {
+        auto p = std::make_unique<SequenceProcessing>();
+        for (const Json& item : json_at(j, "processors", "post_processor Sequence"))
+            if (auto child = post_processor_from_json(item)) p->steps.push_back(std::move(child));
+        return p;
+    }
+    throw Error("tokenizer.json: unknown post_processor type \"" + type + "\"");
+}
+
+}  // namespace attnviz::tok

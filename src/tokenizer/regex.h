@@ -1,0 +1,33 @@
+// A compiled PCRE2 pattern (UTF + UCP, JIT when available) that lists its
+// matches as a cover of the input, the way tokenizers' Pattern trait does.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "tokenizer/normalized_string.h"
+
+namespace attnviz::tok {
+
+class Regex {
+public:
+    explicit Regex(const std::string& pattern);  // throws Error naming the pattern
+    ~Regex();
+    Regex(const Regex&) = delete;
+    Regex& operator=(const Regex&) = delete;
+
+    // The whole of text as match / non-match pieces (one empty piece for "").
+    Pieces find_matches(std::string_view text) const;
+    static std::string escape(std::string_view literal);
+
+private:
+    struct Code;
+    std::unique_ptr<Code> code_;
+};
+
+// The GPT-2 split pattern. \s and \S are spelled out as Unicode White_Space,
+// as Oniguruma (HF's engine) reads them; PCRE2's \s would miss U+0085.
+extern const char* const kGpt2Pattern;
+
+}  // namespace attnviz::tok

@@ -1,0 +1,212 @@
+// Every fast kernel against its reference twin (the definition, in loops with
+// double accumulation), on shapes that cover the edge cases the models hit.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "attnviz/error.h"
+#include "runtime/attention.h"
+#include "runtime/kernels.h"
+#include "runtime/linear.h"
+#include "runtime/threads.h"
+
+using namespace attnviz::runtime;
+
+namespace {
+
+std::vector<float> random_values(size_t n, float scale, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> uniform(-scale, scale);
+    std::vector<float> values(n);
+    for (float& v : values) v = uniform(rng);
+    return values;
+}
+
+::testing::AssertionResult all_close(const std::vector<float>& actual,
+                                     const std::vector<float>& expected, double tolerance) {
+    if (actual.size() != expected.size()) return ::testing::AssertionFailure() << "sizes differ";
+    for (size_t i = 0; i < actual.size(); ++i) {
+        const double difference = std::fabs(double(actual[i]) - expected[i]);
+        if (!(difference <= tolerance))
+            return ::testing::AssertionFailure()
+                   << "index " << i << ": " << actual[i] << " vs " << expected[i] << " (tolerance "
+                   << tolerance << ")";
+    }
+    return ::testing::AssertionSuccess();
+}
+
+}  // namespace
+
+// fp32 matmul against a double-accumulated reference: sums of ~100 products of
+// size ~0.1 agree to ~1e-6; oneDNN's fused activations (its erf and tanh
+// polynomials) stay within 1e-6 of std::erf / std::tanh.
+constexpr double kLinearTolerance = 1e-5;
+
+TEST(Linear, MatchesReferenceForEveryLayoutActivationAndRowCount) {
+    const int in = 96, out = 200;
+    const auto weight = random_values(static_cast<size_t>(in) * out, 0.2f, 1);
+    const auto bias = random_values(out, 0.5f, 2);
+    for (WeightLayout layout : {WeightLayout::out_in, WeightLayout::in_out}) {
+        for (Activation activation : {Activation::none, Activation::gelu_erf, Activation::gelu_tanh,
+                                      Activation::quick_gelu, Activation::relu, Activation::relu6,
+                                      Activation::silu, Activation::tanh, Activation::sigmoid}) {
+            const Linear linear(weight.data(), bias.data(), in, out, layout, activation);
+            for (int rows : {1, 7, 128, 300}) {
+                const auto x = random_values(static_cast<size_t>(rows) * in, 1.0f, 3 + rows);
+                std::vector<float> y(static_cast<size_t>(rows) * out), expected(y.size());
+                linear.forward(x.data(), y.data(), rows);
+                linear_reference(x.data(), weight.data(), bias.data(), expected.data(), rows, in,
+                                 out, layout, activation);
+                EXPECT_TRUE(all_close(y, expected, kLinearTolerance))
+                    << "layout " << int(layout) << " activation " << activation_name(activation)
+                    << " rows " << rows;
+            }
+        }
+    }
+}
+
+TEST(Linear, FusedPartsEqualSeparateLayersAndForwardAddAccumulates) {
+    const int in = 64, rows = 9;
+    const auto w0 = random_values(32 * in, 0.2f, 10), b0 = random_values(32, 0.5f, 11);
+    const auto w1 = random_values(48 * in, 0.2f, 12);  // no bias: zeros
+    const auto x = random_values(rows * in, 1.0f, 13);
+    for (WeightLayout layout : {WeightLayout::out_in, WeightLayout::in_out}) {
+        const Linear fused({{w0.data(), b0.data(), 32}, {w1.data(), nullptr, 48}}, in, layout);
+        std::vector<float> y(rows * 80);
+        fused.forward(x.data(), y.data(), rows);
+        std::vector<float> y0(rows * 32), y1(rows * 48);
+        linear_reference(x.data(), w0.data(), b0.data(), y0.data(), rows, in, 32, layout);
+        linear_reference(x.data(), w1.data(), nullptr, y1.data(), rows, in, 48, layout);
+        std::vector<float> expected;
+        for (int r = 0; r < rows; ++r) {
+            expected.insert(expected.end(), y0.begin() + r * 32, y0.begin() + (r + 1) * 32);
+            expected.insert(expected.end(), y1.begin() + r * 48, y1.begin() + (r + 1) * 48);
+        }
+        EXPECT_TRUE(all_close(y, expected, kLinearTolerance));
+    }
+    const Linear single(w0.data(), b0.data(), in, 32);
+    std::vector<float> residual = random_values(rows * 32, 1.0f, 14), expected(rows * 32);
+    linear_reference(x.data(), w0.data(), b0.data(), expected.data(), rows, in, 32);
+    for (size_t i = 0; i < expected.size(); ++i) expected[i] += residual[i];
+    single.forward_add(x.data(), residual.data(), rows);
+    EXPECT_TRUE(all_close(residual, expected, kLinearTolerance));
+}
+
+TEST(Softmax, MatchesReferenceWithMaskedAndAllMaskedRows) {
+    const int rows = 40, cols = 77;
+    auto x = random_values(rows * cols, 30.0f, 20);
+    const float inf = std::numeric_limits<float>::infinity();
+    for (int c = 0; c < cols; c += 3) x[c] = -inf;      // row 0: some masked
+    for (int c = 0; c < cols; ++c) x[cols + c] = -inf;  // row 1: all masked
+    x[2 * cols + 5] = 1e30f;                            // row 2: one huge score
+    auto expected = x;
+    softmax_rows(x.data(), rows, cols);
+    softmax_rows_reference(expected.data(), rows, cols);
+    EXPECT_TRUE(all_close(x, expected, 1e-6));  // exp within 2 ulp; probabilities <= 1
+    for (int c = 0; c < cols; c += 3) EXPECT_EQ(x[c], 0.0f);
+    for (int c = 0; c < cols; ++c) EXPECT_EQ(x[cols + c], 0.0f);
+    EXPECT_EQ(x[2 * cols + 5], 1.0f);
+}
+
+TEST(Norms, LayerNormAndRmsNormMatchReference) {
+    const int rows = 33, cols = 768;
+    const auto x = random_values(rows * cols, 4.0f, 30);
+    const auto weight = random_values(cols, 1.0f, 31), bias = random_values(cols, 1.0f, 32);
+    std::vector<float> y(x.size()), expected(x.size());
+    layer_norm(x.data(), weight.data(), bias.data(), y.data(), rows, cols, 1e-12f);
+    layer_norm_reference(x.data(), weight.data(), bias.data(), expected.data(), rows, cols, 1e-12f);
+    EXPECT_TRUE(all_close(y, expected, 1e-5));
+    auto in_place = x;
+    layer_norm(in_place.data(), weight.data(), nullptr, in_place.data(), rows, cols, 1e-5f);
+    layer_norm_reference(x.data(), weight.data(), nullptr, expected.data(), rows, cols, 1e-5f);
+    EXPECT_TRUE(all_close(in_place, expected, 1e-5));
+    rms_norm(x.data(), weight.data(), y.data(), rows, cols, 1e-6f);
+    rms_norm_reference(x.data(), weight.data(), expected.data(), rows, cols, 1e-6f);
+    EXPECT_TRUE(all_close(y, expected, 1e-5));
+}
+
+namespace {
+
+void check_attention(AttentionShape shape, bool with_mask, bool with_bias, int threads) {
+    ThreadScope scope(threads);
+    const int Q = shape.n_queries, K = shape.n_keys, D = shape.head_dim;
+    const int q_width = shape.n_heads * D + 5, kv_width = shape.n_kv_heads * D + 3;  // padded rows
+    const auto q = random_values(static_cast<size_t>(Q) * q_width, 2.0f, 40);
+    const auto k = random_values(static_cast<size_t>(K) * kv_width, 2.0f, 41);
+    const auto v = random_values(static_cast<size_t>(K) * kv_width, 1.0f, 42);
+    std::vector<uint8_t> mask(K, 1);
+    for (int key = 1; key < K; key += 4) mask[key] = 0;
+    const auto bias = random_values(static_cast<size_t>(shape.n_heads) * Q * K, 3.0f, 43);
+    AttentionInputs in{q.data(),
+                       q_width,
+                       k.data(),
+                       kv_width,
+                       v.data(),
+                       kv_width,
+                       with_mask ? mask.data() : nullptr,
+                       with_bias ? bias.data() : nullptr};
+    const int context_stride = shape.n_heads * D + 7;
+    std::vector<float> probs(static_cast<size_t>(shape.n_heads) * Q * K),
+        expected_probs(probs.size());
+    std::vector<float> context(static_cast<size_t>(Q) * context_stride, 0.0f),
+        expected_context(context);
+    attention(shape, in, probs.data(), context.data(), context_stride);
+    attention_reference(shape, in, expected_probs.data(), expected_context.data(), context_stride);
+    EXPECT_TRUE(all_close(probs, expected_probs, 1e-6))
+        << "probs: heads " << shape.n_heads << " kv " << shape.n_kv_heads << " Q " << Q << " K "
+        << K << " causal " << shape.causal << " mask " << with_mask << " bias " << with_bias;
+    EXPECT_TRUE(all_close(context, expected_context, 1e-5)) << "context";
+    for (int head = 0; head < shape.n_heads; ++head)
+        for (int query = 0; query < Q; ++query) {
+            double sum = 0;
+            for (int key = 0; key < K; ++key) sum += probs[(size_t(head) * Q + query) * K + key];
+            EXPECT_NEAR(sum, 1.0, 1e-5);
+        }
+}
+
+}  // namespace
+
+TEST(Attention, MatchesReferenceAcrossMasksCausalGroupsAndBias) {
+    for (int threads : {1, 2})
+        for (bool causal : {false, true})
+            for (bool mask : {false, true})
+                for (bool bias : {false, true}) {
+                    check_attention({4, 4, 13, 13, 16, 0.25f, causal}, mask, bias, threads);
+                    check_attention({8, 2, 5, 11, 8, 0.3f, causal}, mask, bias,
+                                    threads);  // GQA, cached prefix
+                }
+    check_attention({12, 12, 128, 128, 64, 0.125f, false}, false, false, 2);
+}
+
+TEST(Activations, NamesAndUnknownNameListsSupported) {
+    EXPECT_EQ(activation_from_name("gelu"), Activation::gelu_erf);
+    EXPECT_EQ(activation_from_name("gelu_new"), Activation::gelu_tanh);
+    EXPECT_EQ(activation_from_name("swish"), Activation::silu);
+    try {
+        activation_from_name("cubic");
+        FAIL() << "no error";
+    } catch (const attnviz::Error& e) {
+        const std::string message = e.what();
+        EXPECT_NE(message.find("\"cubic\""), std::string::npos) << message;
+        EXPECT_NE(message.find("gelu_new"), std::string::npos) << message;
+    }
+    std::vector<float> x = {-1.0f, 0.0f, 2.0f};
+    activate_reference(Activation::gelu_erf, x.data(), x.size());
+    EXPECT_NEAR(x[0], -0.15865525f, 1e-7);  // 0.5 * -1 * (1 + erf(-1/sqrt 2))
+    EXPECT_NEAR(x[2], 1.95449974f, 1e-6);
+}
+
+TEST(Threads, ExplicitEnvironmentAndBadValues) {
+    EXPECT_EQ(resolve_thread_count(3), 3);
+    setenv("ATTNVIZ_NUM_THREADS", "1", 1);
+    EXPECT_EQ(resolve_thread_count(0), 1);
+    setenv("ATTNVIZ_NUM_THREADS", "two", 1);
+    EXPECT_THROW(resolve_thread_count(0), attnviz::Error);
+    unsetenv("ATTNVIZ_NUM_THREADS");
+    EXPECT_GE(resolve_thread_count(0), 1);
+}

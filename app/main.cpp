@@ -1,21 +1,76 @@
 // attnviz command line: parses flags and calls the library. Nothing else.
+// Exit codes: 0 ok, 1 runtime error, 2 usage error. Errors go to stderr as
+// "attnviz: error: ...".
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <filesystem>
 #include <iostream>
 
 #include "attnviz/error.h"
+#include "cli.h"
+
+namespace {
+
+constexpr int kRuntimeError = 1;
+constexpr int kUsageError = 2;
+
+int report(const std::string& message, int code) {
+    std::cerr << "attnviz: error: " << message << "\n";
+    return code;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"attnviz: see what a transformer attends to"};
+    CLI::App app{
+        "attnviz: see what a transformer attends to. Loads a Hugging Face model, runs it "
+        "natively and writes self-contained attention views.",
+        "attnviz"};
     app.set_version_flag("--version", std::string("attnviz ") + ATTNVIZ_VERSION);
     app.require_subcommand(1);
+    app.footer("Run 'attnviz <command> --help' for a command's flags. Documentation: docs/cli.md");
+
+    std::vector<attnviz::cli::Command>& commands = attnviz::cli::commands();
+    std::sort(commands.begin(), commands.end(),
+              [](const auto& a, const auto& b) { return a.order < b.order; });
+    std::function<int()> run;
+    for (const attnviz::cli::Command& command : commands) {
+        CLI::App* sub = app.add_subcommand(command.name, command.description);
+        std::function<int()> runner = command.setup(*sub);
+        sub->callback([&run, runner] { run = runner; });
+    }
+
+    if (argc == 1) {
+        std::cerr << app.help();
+        return kUsageError;
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e) == 0 ? 0 : 2;
-    } catch (const attnviz::Error& e) {
-        std::cerr << "attnviz: error: " << e.what() << "\n";
-        return 1;
+        if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+        if (app.get_subcommands().empty() && argv[1][0] != '-') {
+            std::string names;
+            for (const attnviz::cli::Command& command : commands)
+                names += std::string(names.empty() ? "" : ", ") + command.name;
+            return report("unknown command '" + std::string(argv[1]) + "' (commands: " + names +
+                              ")\nRun 'attnviz --help' for usage.",
+                          kUsageError);
+        }
+        std::string where = "attnviz";
+        for (const CLI::App* sub : app.get_subcommands()) where += " " + sub->get_name();
+        return report(std::string(e.what()) + "\nRun '" + where + " --help' for usage.",
+                      kUsageError);
     }
-    return 0;
+    try {
+        return run();
+    } catch (const attnviz::cli::UsageError& e) {
+        return report(e.what(), kUsageError);
+    } catch (const attnviz::Error& e) {
+        return report(e.what(), kRuntimeError);
+    } catch (const std::filesystem::filesystem_error& e) {
+        return report(e.what(), kRuntimeError);
+    } catch (const std::exception& e) {
+        return report(std::string("unexpected failure: ") + e.what(), kRuntimeError);
+    }
 }

@@ -1,0 +1,129 @@
+#include "cli.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+
+#include "attnviz/error.h"
+
+namespace fs = std::filesystem;
+
+namespace attnviz::cli {
+
+namespace {
+// Where the demo model lives: models/demo in the source tree (see docs/demo-model.md).
+fs::path demo_model_folder() { return fs::path(ATTNVIZ_SOURCE_DIR) / "models" / "demo"; }
+}  // namespace
+
+std::vector<Command>& commands() {
+    static std::vector<Command> registered;
+    return registered;
+}
+
+void add_model_flags(CLI::App& command, ModelFlags& flags) {
+    command.add_option("-m,--model", flags.model,
+                       "a folder, or a Hugging Face model id: bert-base-uncased, "
+                       "org/name, org/name@revision (default: the bundled demo model)");
+    command.add_flag("--offline", flags.offline,
+                     "use only the folder or the Hugging Face cache, never the network "
+                     "(also HF_HUB_OFFLINE=1)");
+}
+
+void add_model_argument(CLI::App& command, ModelFlags& flags, bool required) {
+    CLI::Option* option = command.add_option(
+        "model", flags.model,
+        "a folder, or a Hugging Face model id: bert-base-uncased, org/name, org/name@revision" +
+            std::string(required ? "" : " (default: the bundled demo model)"));
+    if (required) option->required();
+    command.add_flag("--offline", flags.offline,
+                     "use only the folder or the Hugging Face cache, never the network "
+                     "(also HF_HUB_OFFLINE=1)");
+}
+
+HubOptions hub_options(const ModelFlags& flags) {
+    HubOptions options;
+    options.offline = flags.offline;
+    return options;
+}
+
+fs::path model_folder(const ModelFlags& flags) {
+    if (!flags.model.empty()) return resolve_model(flags.model, hub_options(flags));
+    const fs::path demo = demo_model_folder();
+    if (!fs::is_directory(demo))
+        throw Error("no --model given and the bundled demo model is missing (" + demo.string() +
+                    "); use --model bert-base-uncased or a folder");
+    std::cerr << "attnviz: using the bundled demo model; add --model bert-base-uncased for "
+                 "BERT itself (a 440 MB download, cached for Python too)\n";
+    return demo;
+}
+
+std::string model_label(const ModelFlags& flags, const fs::path& folder) {
+    if (flags.model.empty()) return "attnviz demo model";
+    std::error_code error;
+    if (fs::is_directory(flags.model, error)) {
+        const fs::path path = fs::path(flags.model).lexically_normal();
+        return (path.has_filename() ? path.filename() : path.parent_path().filename()).string();
+    }
+    (void)folder;
+    return flags.model;
+}
+
+void add_text_flags(CLI::App& command, TextFlags& flags) {
+    command
+        .add_option("-t,--text", flags.text,
+                    "the text (text A of a pair; the source text "
+                    "of an encoder-decoder model)")
+        ->required();
+    command.add_option("-b,--text-b", flags.text_b, "the second text of a sentence pair");
+    command.add_option("--target", flags.target,
+                       "the decoder's text, for encoder-decoder models (BART, T5, Marian)");
+    command.add_flag("--truncate", flags.truncate,
+                     "cut text longer than the model's maximum length instead of failing");
+}
+
+TraceRequest trace_request(const TextFlags& flags) {
+    TraceRequest request;
+    request.text = flags.text;
+    request.text_pair = flags.text_b;
+    request.target = flags.target;
+    request.truncate = flags.truncate;
+    return request;
+}
+
+void add_threads_flag(CLI::App& command, int& threads) {
+    command
+        .add_option("--threads", threads,
+                    "threads for the forward pass (default: ATTNVIZ_NUM_THREADS, else one per "
+                    "core)")
+        ->check(CLI::PositiveNumber);
+}
+
+std::vector<int> parse_int_list(const std::string& text, const std::string& flag) {
+    std::vector<int> values;
+    size_t start = 0;
+    while (start <= text.size()) {
+        const size_t comma = std::min(text.find(',', start), text.size());
+        const std::string item = text.substr(start, comma - start);
+        size_t used = 0;
+        int value = -1;
+        try {
+            value = std::stoi(item, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (item.empty() || used != item.size() || value < 0)
+            throw UsageError(flag + ": '" + item + "' is not a number (expected e.g. 0,3,5)");
+        values.push_back(value);
+        start = comma + 1;
+    }
+    return values;
+}
+
+void write_output(const fs::path& path, const std::string& bytes) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error("cannot create " + path.string() + ": " + std::strerror(errno));
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!out.flush()) throw Error("cannot write " + path.string() + ": " + std::strerror(errno));
+}
+
+}  // namespace attnviz::cli

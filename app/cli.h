@@ -1,0 +1,74 @@
+// What the subcommands share: how they register, how they find the model, and
+// how flags become library options. Each subcommand lives in its own
+// app/cmd_<name>.cpp and registers itself, so main.cpp lists none of them.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "attnviz/hub.h"
+#include "attnviz/model.h"
+
+namespace attnviz::cli {
+
+// A wrong flag value found after parsing: exit code 2, like a parse error.
+class UsageError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// A subcommand: `setup` adds its flags to `command` and returns what runs it
+// (the exit code), called only when the user chose this subcommand.
+struct Command {
+    const char* name;
+    const char* description;
+    int order;  // place in `attnviz --help`
+    std::function<std::function<int()>(CLI::App& command)> setup;
+};
+std::vector<Command>& commands();
+struct RegisterCommand {
+    explicit RegisterCommand(Command command) { commands().push_back(std::move(command)); }
+};
+
+// --model, --offline: which model, and whether the network may be used.
+struct ModelFlags {
+    std::string model;  // empty: the bundled demo model
+    bool offline = false;
+};
+void add_model_flags(CLI::App& command, ModelFlags& flags);
+// The same, with the model as a positional argument (download, info).
+void add_model_argument(CLI::App& command, ModelFlags& flags, bool required);
+
+// The model's folder: --model resolved through the hub and its cache, or the
+// demo model with a one-line notice on stderr.
+std::filesystem::path model_folder(const ModelFlags& flags);
+// "bert-base-uncased", or the folder's name, for traces and reports.
+std::string model_label(const ModelFlags& flags, const std::filesystem::path& folder);
+HubOptions hub_options(const ModelFlags& flags);
+
+// --text A [--text-b B] [--target T] [--truncate]: what the model runs on.
+struct TextFlags {
+    std::string text;
+    std::optional<std::string> text_b;
+    std::optional<std::string> target;
+    bool truncate = false;
+};
+void add_text_flags(CLI::App& command, TextFlags& flags);
+TraceRequest trace_request(const TextFlags& flags);
+
+// --threads N: 0 leaves it to ATTNVIZ_NUM_THREADS, else the number of cores.
+void add_threads_flag(CLI::App& command, int& threads);
+
+// "0,3,5" -> {0, 3, 5}; throws UsageError naming the flag.
+std::vector<int> parse_int_list(const std::string& text, const std::string& flag);
+
+// Writes bytes to a file (an Error names it), and prints nothing.
+void write_output(const std::filesystem::path& path, const std::string& bytes);
+
+}  // namespace attnviz::cli

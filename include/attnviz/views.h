@@ -1,9 +1,9 @@
-// Views: an AttentionTrace rendered as self-contained HTML (no network), or as
-// static SVG/PNG for papers. Views know nothing of models. Owner: src/viz.
+// Views: an AttentionTrace rendered as self-contained HTML (no network, no
+// external file), or as static SVG/PNG for papers. Views know nothing of
+// models. Owner: src/viz. docs/views.md describes the page and its payload.
 #pragma once
 
 #include <cstdint>
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -15,18 +15,31 @@ enum class View { head, model, neuron, matrix };
 
 struct ViewOptions {
     std::vector<View> views = {View::head, View::model};
-    std::vector<int> layers;  // empty: all
-    std::vector<int> heads;   // empty: all
-    std::string title;
+    std::vector<int> layers;  // layers to include (and show), in this order; empty: all
+    std::vector<int> heads;   // heads to include (and show), in this order; empty: all
+    std::string title;        // page title; empty: "<model_id> attention"
+    std::string
+        block;  // block shown first ("self", "encoder", "decoder", "cross"); empty: the first
+    int zlib_level = 6;  // deflate level of the attention payload (1 fastest .. 9 smallest)
 };
 
-// A whole page, and the same views as an embeddable fragment with a unique root id.
+// A whole page, and the same views as an embeddable fragment (a <div> with a
+// unique root id, its data and its script; no globals, so several fragments
+// can share one page). Throws Error for an inconsistent trace or a layer or
+// head the trace does not have.
 std::string render_html(const AttentionTrace& trace, const ViewOptions& options);
 std::string render_html_fragment(const AttentionTrace& trace, const ViewOptions& options);
 
+// The view name for flags and file names, and back ("head", "model", "neuron", "matrix").
+std::string view_name(View view);
+View parse_view(const std::string& name);  // throws Error naming the unknown view
+
 enum class StaticFormat { svg, png };
-// One static picture: a head view of one layer, a model-view grid, or one
-// head's matrix, as chosen by options.views.front(), layers and heads.
+// One static picture, as chosen by options.views.front():
+//   head:   the head view of layer options.layers.front() (default 0) with the chosen heads;
+//   model:  the layers x heads grid of attention heatmaps;
+//   matrix: the heatmap of one head (layers.front(), heads.front(); default 0, 0).
+// options.block picks the block. The neuron view has no static form (throws Error).
 std::vector<uint8_t> render_static(const AttentionTrace& trace, const ViewOptions& options,
                                    StaticFormat format);
 

@@ -1,0 +1,174 @@
+#include "viz/codec.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "attnviz/error.h"
+
+namespace attnviz::viz {
+
+std::string escape_html(std::string_view text) {
+    std::string out;
+    out.reserve(text.size() + text.size() / 8);
+    for (char c : text) {
+        switch (c) {
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            case '\'':
+                out += "&#39;";
+                break;
+            default:
+                out += c;
+        }
+    }
+    return out;
+}
+
+std::string escape_json_for_script(std::string_view json) {
+    std::string out;
+    out.reserve(json.size() + json.size() / 16);
+    for (size_t i = 0; i < json.size(); ++i) {
+        const char c = json[i];
+        if (c == '<') {
+            out += "\\u003c";
+        } else if (c == '>') {
+            out += "\\u003e";
+        } else if (c == '&') {
+            out += "\\u0026";
+        } else if (c == '\xE2' && i + 2 < json.size() && json[i + 1] == '\x80' &&
+                   (json[i + 2] == '\xA8' || json[i + 2] == '\xA9')) {
+            out += json[i + 2] == '\xA8' ? "\\u2028" : "\\u2029";
+            i += 2;
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+namespace {
+constexpr char kBase64Alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+}
+
+std::string base64_encode(std::span<const uint8_t> bytes) {
+    std::string out((bytes.size() + 2) / 3 * 4, '=');
+    size_t o = 0, i = 0;
+    for (; i + 3 <= bytes.size(); i += 3) {
+        const uint32_t v =
+            (uint32_t{bytes[i]} << 16) | (uint32_t{bytes[i + 1]} << 8) | bytes[i + 2];
+        out[o++] = kBase64Alphabet[(v >> 18) & 63];
+        out[o++] = kBase64Alphabet[(v >> 12) & 63];
+        out[o++] = kBase64Alphabet[(v >> 6) & 63];
+        out[o++] = kBase64Alphabet[v & 63];
+    }
+    if (i < bytes.size()) {
+        uint32_t v = uint32_t{bytes[i]} << 16;
+        if (i + 1 < bytes.size()) v |= uint32_t{bytes[i + 1]} << 8;
+        out[o++] = kBase64Alphabet[(v >> 18) & 63];
+        out[o++] = kBase64Alphabet[(v >> 12) & 63];
+        if (i + 1 < bytes.size()) out[o++] = kBase64Alphabet[(v >> 6) & 63];
+    }
+    return out;
+}
+
+std::vector<uint8_t> base64_decode(std::string_view text) {
+    std::vector<uint8_t> out;
+    out.reserve(text.size() / 4 * 3);
+    uint32_t accumulator = 0;
+    int bits = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '=') break;
+        const char* where = std::find(kBase64Alphabet, kBase64Alphabet + 64, c);
+        if (where == kBase64Alphabet + 64)
+            throw Error("invalid base64 character at byte " + std::to_string(i));
+        accumulator = (accumulator << 6) | static_cast<uint32_t>(where - kBase64Alphabet);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out.push_back(static_cast<uint8_t>((accumulator >> bits) & 0xFF));
+        }
+    }
+    return out;
+}
+
+std::vector<uint8_t> deflate_bytes(std::span<const uint8_t> bytes, int level) {
+    uLongf size = compressBound(static_cast<uLong>(bytes.size()));
+    std::vector<uint8_t> out(size);
+    const int status = compress2(out.data(), &size, bytes.data(), static_cast<uLong>(bytes.size()),
+                                 std::clamp(level, 1, 9));
+    if (status != Z_OK) throw Error("zlib compress2 failed with status " + std::to_string(status));
+    out.resize(size);
+    return out;
+}
+
+std::vector<uint8_t> inflate_bytes(std::span<const uint8_t> bytes) {
+    z_stream stream{};
+    if (inflateInit(&stream) != Z_OK) throw Error("zlib inflateInit failed");
+    std::vector<uint8_t> out;
+    stream.next_in = const_cast<Bytef*>(bytes.data());
+    stream.avail_in = static_cast<uInt>(bytes.size());
+    int status = Z_OK;
+    while (status == Z_OK) {
+        const size_t done = out.size();
+        out.resize(done + std::max<size_t>(bytes.size() * 4, 1 << 16));
+        stream.next_out = out.data() + done;
+        stream.avail_out = static_cast<uInt>(out.size() - done);
+        status = inflate(&stream, Z_NO_FLUSH);
+        out.resize(out.size() - stream.avail_out);
+        if (status == Z_BUF_ERROR && stream.avail_in == 0) break;
+    }
+    inflateEnd(&stream);
+    if (status != Z_STREAM_END)
+        throw Error("corrupt deflate stream at byte " + std::to_string(stream.total_in));
+    return out;
+}
+
+void quantize_rows(const float* probs, size_t n_rows, size_t n_cols, uint8_t* levels,
+                   float* row_max) {
+    for (size_t row = 0; row < n_rows; ++row) {
+        const float* p = probs + row * n_cols;
+        uint8_t* level = levels + row * n_cols;
+        float top = 0.0f;
+        for (size_t col = 0; col < n_cols; ++col) top = std::max(top, p[col]);
+        row_max[row] = top;
+        const float to_level = top > 0.0f ? 255.0f / top : 0.0f;
+        for (size_t col = 0; col < n_cols; ++col) {
+            const float v = p[col] * to_level;
+            level[col] = v > 0.0f ? static_cast<uint8_t>(std::min(v, 255.0f) + 0.5f) : 0;  // NaN: 0
+        }
+    }
+}
+
+void quantize_vectors(const float* vectors, size_t n_vectors, size_t dim, int8_t* values,
+                      float* scales) {
+    for (size_t v = 0; v < n_vectors; ++v) {
+        const float* x = vectors + v * dim;
+        float top = 0.0f;
+        for (size_t i = 0; i < dim; ++i) top = std::max(top, std::fabs(x[i]));
+        const float scale = top > 0.0f && std::isfinite(top) ? top / 127.0f : 0.0f;
+        scales[v] = scale;
+        const float inverse = scale > 0.0f ? 1.0f / scale : 0.0f;
+        for (size_t i = 0; i < dim; ++i) {
+            const float q = x[i] * inverse;  // NaN compares false both ways and becomes 0
+            values[v * dim + i] = static_cast<int8_t>(q > 0.0f   ? std::min(q, 127.0f) + 0.5f
+                                                      : q < 0.0f ? std::max(q, -127.0f) - 0.5f
+                                                                 : 0.0f);
+        }
+    }
+}
+
+}  // namespace attnviz::viz

@@ -1,0 +1,38 @@
+// Byte-level pieces of the page payload: escaping for HTML and for JSON inside
+// a <script>, base64, zlib deflate, and the 8-bit quantization of attention
+// rows and of query/key vectors. No knowledge of views here.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace attnviz::viz {
+
+// & < > " ' as entities: safe in text and in quoted attributes.
+std::string escape_html(std::string_view text);
+// JSON text made inert inside <script type="application/json">: every '<',
+// '>' and '&' becomes \u003c, \u003e, \u0026 (so no "</script" or "<!--" can
+// appear), and U+2028/U+2029 become \u2028/\u2029.
+std::string escape_json_for_script(std::string_view json);
+
+std::string base64_encode(std::span<const uint8_t> bytes);
+std::vector<uint8_t> base64_decode(std::string_view text);  // throws Error on a bad character
+
+// zlib format (RFC 1950), what the browser's DecompressionStream("deflate") reads.
+std::vector<uint8_t> deflate_bytes(std::span<const uint8_t> bytes, int level);
+std::vector<uint8_t> inflate_bytes(std::span<const uint8_t> bytes);  // throws Error
+
+// Attention rows: level = round(p / row_max * 255), p' = level * row_max / 255.
+// The step is row_max / 255 and |p - p'| <= step / 2. A row of zeros keeps row_max 0.
+void quantize_rows(const float* probs, size_t n_rows, size_t n_cols, uint8_t* levels,
+                   float* row_max);
+
+// Query/key vectors: symmetric int8 per vector, v = round(x / scale), scale = max|x| / 127.
+void quantize_vectors(const float* vectors, size_t n_vectors, size_t dim, int8_t* values,
+                      float* scales);
+
+}  // namespace attnviz::viz

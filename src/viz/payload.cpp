@@ -1,0 +1,254 @@
+#include "viz/payload.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <functional>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "attnviz/error.h"
+#include "viz/codec.h"
+
+namespace attnviz::viz {
+
+void check_trace(const AttentionTrace& trace) {
+    if (trace.blocks.empty()) throw Error("trace has no attention blocks");
+    for (const AttentionBlock& block : trace.blocks) {
+        const std::string where = "attention block \"" + block.name + "\"";
+        const auto n_sequences = static_cast<int>(trace.sequences.size());
+        if (block.query_sequence < 0 || block.query_sequence >= n_sequences ||
+            block.key_sequence < 0 || block.key_sequence >= n_sequences)
+            throw Error(where + " names a token sequence the trace does not have");
+        if (block.n_layers <= 0 || block.n_heads <= 0 || block.n_queries <= 0 || block.n_keys <= 0)
+            throw Error(where + " has an empty shape");
+        const size_t queries = trace.sequences[block.query_sequence].tokens.size();
+        const size_t keys = trace.sequences[block.key_sequence].tokens.size();
+        if (queries != static_cast<size_t>(block.n_queries) ||
+            keys != static_cast<size_t>(block.n_keys))
+            throw Error(where + " is " + std::to_string(block.n_queries) + " x " +
+                        std::to_string(block.n_keys) + " but its sequences have " +
+                        std::to_string(queries) + " and " + std::to_string(keys) + " tokens");
+        const size_t expected =
+            static_cast<size_t>(block.n_layers) * block.n_heads * block.n_queries * block.n_keys;
+        if (block.probs.size() != expected)
+            throw Error(where + " has " + std::to_string(block.probs.size()) +
+                        " probabilities, expected " + std::to_string(expected) +
+                        " (layers x heads x queries x keys)");
+        if (block.has_queries_keys()) {
+            const size_t per_layer_head =
+                static_cast<size_t>(block.n_layers) * block.n_heads * block.head_dim;
+            if (block.queries.size() != per_layer_head * block.n_queries ||
+                block.keys.size() != per_layer_head * block.n_keys)
+                throw Error(where + " has queries/keys of the wrong size for head_dim " +
+                            std::to_string(block.head_dim));
+        }
+    }
+}
+
+int find_block(const AttentionTrace& trace, const std::string& name) {
+    if (name.empty()) return 0;
+    for (size_t i = 0; i < trace.blocks.size(); ++i)
+        if (trace.blocks[i].name == name) return static_cast<int>(i);
+    std::string known;
+    for (const AttentionBlock& block : trace.blocks) known += " " + block.name;
+    throw Error("the trace has no attention block \"" + name + "\" (it has:" + known + ")");
+}
+
+namespace {
+
+std::vector<int> chosen(const std::vector<int>& asked, int available, int most, const char* what) {
+    std::vector<int> out;
+    if (asked.empty()) {
+        for (int i = 0; i < available; ++i) out.push_back(i);
+        return out;
+    }
+    for (int index : asked) {
+        if (index < 0 || index >= most)
+            throw Error(std::string(what) + " " + std::to_string(index) +
+                        " is out of range: the trace has " + std::to_string(most) + " " + what +
+                        "s");
+        if (index < available && std::find(out.begin(), out.end(), index) == out.end())
+            out.push_back(index);
+    }
+    return out;
+}
+
+}  // namespace
+
+std::vector<int> chosen_layers(const AttentionTrace& trace, const AttentionBlock& block,
+                               const ViewOptions& options) {
+    int most = 0;
+    for (const AttentionBlock& b : trace.blocks) most = std::max(most, b.n_layers);
+    return chosen(options.layers, block.n_layers, most, "layer");
+}
+
+std::vector<int> chosen_heads(const AttentionTrace& trace, const AttentionBlock& block,
+                              const ViewOptions& options) {
+    int most = 0;
+    for (const AttentionBlock& b : trace.blocks) most = std::max(most, b.n_heads);
+    return chosen(options.heads, block.n_heads, most, "head");
+}
+
+namespace {
+
+// One stream: one layer of one block, quantized, deflated and base64-encoded.
+struct StreamJob {
+    const AttentionBlock* block;
+    int layer;
+    bool queries_keys;  // false: attention probabilities
+    const std::vector<int>* heads;
+};
+
+template <typename T>
+void append_raw(std::vector<uint8_t>& bytes, const std::vector<T>& values) {
+    const size_t at = bytes.size();
+    bytes.resize(at + values.size() * sizeof(T));
+    std::memcpy(bytes.data() + at, values.data(), values.size() * sizeof(T));
+}
+
+// Probabilities: [heads][queries] float32 row_max, then [heads][queries][keys] uint8 levels.
+std::vector<uint8_t> attention_bytes(const AttentionBlock& block, int layer,
+                                     const std::vector<int>& heads) {
+    const size_t rows = static_cast<size_t>(block.n_queries),
+                 cols = static_cast<size_t>(block.n_keys);
+    std::vector<float> row_max(heads.size() * rows);
+    std::vector<uint8_t> bytes(row_max.size() * sizeof(float) + heads.size() * rows * cols);
+    uint8_t* levels = bytes.data() + row_max.size() * sizeof(float);
+    for (size_t h = 0; h < heads.size(); ++h)
+        quantize_rows(block.probs.data() + block.index(layer, heads[h], 0, 0), rows, cols,
+                      levels + h * rows * cols, row_max.data() + h * rows);
+    std::memcpy(bytes.data(), row_max.data(), row_max.size() * sizeof(float));
+    return bytes;
+}
+
+// Queries and keys: [heads][queries] float32 scales, [heads][keys] float32 scales,
+// then [heads][queries][head_dim] int8 and [heads][keys][head_dim] int8.
+std::vector<uint8_t> queries_keys_bytes(const AttentionBlock& block, int layer,
+                                        const std::vector<int>& heads) {
+    const size_t dim = static_cast<size_t>(block.head_dim);
+    const size_t nq = static_cast<size_t>(block.n_queries), nk = static_cast<size_t>(block.n_keys);
+    std::vector<float> query_scales(heads.size() * nq), key_scales(heads.size() * nk);
+    std::vector<int8_t> queries(query_scales.size() * dim), keys(key_scales.size() * dim);
+    for (size_t h = 0; h < heads.size(); ++h) {
+        const size_t layer_head = static_cast<size_t>(layer) * block.n_heads + heads[h];
+        quantize_vectors(block.queries.data() + layer_head * nq * dim, nq, dim,
+                         queries.data() + h * nq * dim, query_scales.data() + h * nq);
+        quantize_vectors(block.keys.data() + layer_head * nk * dim, nk, dim,
+                         keys.data() + h * nk * dim, key_scales.data() + h * nk);
+    }
+    std::vector<uint8_t> bytes;
+    append_raw(bytes, query_scales);
+    append_raw(bytes, key_scales);
+    append_raw(bytes, queries);
+    append_raw(bytes, keys);
+    return bytes;
+}
+
+// Runs jobs on up to hardware_concurrency threads; streams[i] = encode(jobs[i]).
+std::vector<std::string> encode_streams(const std::vector<StreamJob>& jobs, int zlib_level) {
+    std::vector<std::string> streams(jobs.size());
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+        for (size_t i = next++; i < jobs.size(); i = next++) {
+            const StreamJob& job = jobs[i];
+            const std::vector<uint8_t> raw =
+                job.queries_keys ? queries_keys_bytes(*job.block, job.layer, *job.heads)
+                                 : attention_bytes(*job.block, job.layer, *job.heads);
+            streams[i] = base64_encode(deflate_bytes(raw, zlib_level));
+        }
+    };
+    const size_t n_threads =
+        std::min<size_t>(jobs.size(), std::max(1u, std::thread::hardware_concurrency()));
+    std::vector<std::jthread> threads;
+    for (size_t t = 1; t < n_threads; ++t) threads.emplace_back(work);
+    work();
+    return streams;  // the jthreads join first
+}
+
+nlohmann::json tokens_json(const TokenSequence& sequence) {
+    nlohmann::json tokens = nlohmann::json::array();
+    for (const TraceToken& token : sequence.tokens)
+        tokens.push_back(
+            {token.text, token.display, token.id, token.segment, token.special ? 1 : 0});
+    return tokens;
+}
+
+}  // namespace
+
+std::string build_payload(const AttentionTrace& trace, const ViewOptions& options) {
+    check_trace(trace);
+    const bool want_neuron =
+        std::find(options.views.begin(), options.views.end(), View::neuron) != options.views.end();
+
+    nlohmann::json meta;
+    meta["format"] = 1;
+    meta["model"] = trace.model_id;
+    meta["architecture"] = trace.architecture;
+    meta["views"] = nlohmann::json::array();
+    for (View view : options.views) meta["views"].push_back(view_name(view));
+    meta["firstBlock"] = find_block(trace, options.block);
+    meta["sequences"] = nlohmann::json::array();
+    for (const TokenSequence& sequence : trace.sequences)
+        meta["sequences"].push_back({{"name", sequence.name},
+                                     {"texts", sequence.texts},
+                                     {"tokens", tokens_json(sequence)}});
+
+    std::vector<std::vector<int>> heads_of_block(trace.blocks.size());
+    std::vector<StreamJob> jobs;
+    meta["blocks"] = nlohmann::json::array();
+    for (size_t b = 0; b < trace.blocks.size(); ++b) {
+        const AttentionBlock& block = trace.blocks[b];
+        const std::vector<int> layers = chosen_layers(trace, block, options);
+        heads_of_block[b] = chosen_heads(trace, block, options);
+        if (layers.empty() || heads_of_block[b].empty())
+            throw Error("no chosen layer or head exists in attention block \"" + block.name + "\"");
+        const bool with_queries_keys = want_neuron && block.has_queries_keys();
+        nlohmann::json entry = {{"name", block.name},
+                                {"querySequence", block.query_sequence},
+                                {"keySequence", block.key_sequence},
+                                {"causal", block.causal},
+                                {"layers", layers},
+                                {"heads", heads_of_block[b]},
+                                {"queries", block.n_queries},
+                                {"keys", block.n_keys},
+                                {"probs", nlohmann::json::array()}};
+        for (int layer : layers) {
+            entry["probs"].push_back(jobs.size());
+            jobs.push_back({&block, layer, false, &heads_of_block[b]});
+        }
+        if (with_queries_keys) {
+            entry["headDim"] = block.head_dim;
+            entry["scoreScale"] = block.score_scale;
+            entry["queriesKeys"] = nlohmann::json::array();
+            for (int layer : layers) {
+                entry["queriesKeys"].push_back(jobs.size());
+                jobs.push_back({&block, layer, true, &heads_of_block[b]});
+            }
+        }
+        meta["blocks"].push_back(std::move(entry));
+    }
+
+    const std::vector<std::string> streams = encode_streams(jobs, options.zlib_level);
+    // Token text may be any bytes: invalid UTF-8 becomes U+FFFD rather than an exception.
+    const std::string meta_text =
+        escape_json_for_script(meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    size_t total = meta_text.size() + 32;
+    for (const std::string& stream : streams) total += stream.size() + 3;
+    std::string out;
+    out.reserve(total);
+    out += "{\"meta\":";
+    out += meta_text;
+    out += ",\"streams\":[";
+    for (size_t i = 0; i < streams.size(); ++i) {
+        if (i) out += ',';
+        out += '"';
+        out += streams[i];  // base64: nothing to escape
+        out += '"';
+    }
+    out += "]}";
+    return out;
+}
+
+}  // namespace attnviz::viz

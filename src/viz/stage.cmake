@@ -1,0 +1,13 @@
+# Embeds web/ (the page's own JavaScript and CSS) into attnviz_viz at build
+# time: embed_web.cmake writes web_assets.cpp with each file as a raw string,
+# and reruns whenever a file in web/ changes.
+file(GLOB attnviz_web_files CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/web/*.js
+     ${PROJECT_SOURCE_DIR}/web/*.css)
+set(attnviz_web_assets ${CMAKE_BINARY_DIR}/generated/viz/web_assets.cpp)
+add_custom_command(
+  OUTPUT ${attnviz_web_assets}
+  COMMAND ${CMAKE_COMMAND} -DWEB_DIR=${PROJECT_SOURCE_DIR}/web -DOUTPUT=${attnviz_web_assets}
+          -P ${CMAKE_CURRENT_LIST_DIR}/embed_web.cmake
+  DEPENDS ${attnviz_web_files} ${CMAKE_CURRENT_LIST_DIR}/embed_web.cmake
+  COMMENT "Embedding web/ into attnviz_viz")
+target_sources(attnviz_viz PRIVATE ${attnviz_web_assets})

@@ -1,0 +1,25 @@
+# Browser tests of the HTML views (label "browser"). make_pages writes pages
+# from the synthetic traces with JSON sidecars of their exact values; then
+# tests/browser/views.test.mjs opens them in headless Debian chromium through
+# playwright-core (installed by tools/setup into tests/browser/node_modules).
+add_executable(make_pages ${PROJECT_SOURCE_DIR}/tests/browser/make_pages.cpp)
+get_property(viz_closure GLOBAL PROPERTY ATTNVIZ_STAGE_CLOSURE_viz)
+foreach(dep IN LISTS viz_closure)
+  target_link_libraries(make_pages PRIVATE attnviz_${dep})
+endforeach()
+target_include_directories(make_pages PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests)
+
+set(attnviz_pages_dir ${CMAKE_BINARY_DIR}/browser-pages)
+add_test(NAME browser_pages COMMAND make_pages ${attnviz_pages_dir})
+set_tests_properties(browser_pages PROPERTIES FIXTURES_SETUP attnviz_pages LABELS browser)
+
+find_program(NODE_PROGRAM node)
+if(NODE_PROGRAM)
+  add_test(NAME browser_views
+           COMMAND ${NODE_PROGRAM} ${PROJECT_SOURCE_DIR}/tests/browser/views.test.mjs
+                   ${attnviz_pages_dir} ${CMAKE_BINARY_DIR}/screenshots)
+  set_tests_properties(browser_views PROPERTIES FIXTURES_REQUIRED attnviz_pages LABELS browser
+                                                TIMEOUT 180)
+else()
+  message(WARNING "node not found: the browser tests are not registered (run tools/setup)")
+endif()

@@ -1,0 +1,112 @@
+// Token pane: a scrolling box with query tokens on the left and key tokens on
+// the right (DOM, so text stays text), over a canvas that stays in view
+// (position: sticky) and is drawn only for the visible band of rows. Used by
+// the head view (and its copy in the model view) and by the neuron view.
+
+const ROW_HEIGHT = 20;
+const TOKEN_FONT = "13px sans-serif";
+
+function makeTokenPane(parent, onHover, onClick) {
+  const scroll = h("div", "av-scroll", parent);
+  const canvas = h("canvas", "av-canvas", scroll);
+  const rows = h("div", "av-rows", scroll);
+  const left = h("div", "av-col av-col-q", rows);
+  const right = h("div", "av-col av-col-k", rows);
+  const pane = {
+    scroll, canvas, rows, left, right, key: null, qPos: null, kPos: null,
+    qNodes: new Map(), kNodes: new Map(), tokenWidth: 0, height: 0,
+  };
+
+  const tokenAt = (event) => {
+    const node = event.target.closest(".av-tok");
+    return node && rows.contains(node) ? { side: node.dataset.side, index: +node.dataset.index } : null;
+  };
+  rows.addEventListener("mouseover", (event) => onHover(tokenAt(event)));
+  rows.addEventListener("mouseleave", () => onHover(null));
+  rows.addEventListener("click", (event) => { const at = tokenAt(event); if (at) onClick(at); });
+
+  // Rebuilds the token columns when the shown tokens change (filter, hidden specials).
+  pane.setTokens = (key, queryTokens, qs, keyTokens, ks, tokenWidth, middleWidth) => {
+    if (pane.key === key && pane.tokenWidth === tokenWidth && pane.middle === middleWidth) return;
+    pane.key = key;
+    pane.tokenWidth = tokenWidth;
+    pane.middle = middleWidth;
+    pane.qPos = positions(queryTokens.length, qs);
+    pane.kPos = positions(keyTokens.length, ks);
+    pane.height = Math.max(qs.length, ks.length) * ROW_HEIGHT;
+    rows.style.height = pane.height + "px";
+    rows.style.width = 2 * tokenWidth + middleWidth + "px";
+    left.style.width = right.style.width = tokenWidth + "px";
+    right.style.left = tokenWidth + middleWidth + "px";
+    fill(left, "q", queryTokens, qs, pane.qNodes);
+    fill(right, "k", keyTokens, ks, pane.kNodes);
+  };
+
+  // The canvas covers the visible band; returns its context translated so
+  // that y is in row coordinates, with the band's top and bottom.
+  pane.begin = () => {
+    const width = 2 * pane.tokenWidth + pane.middle;
+    const bandHeight = Math.max(1, Math.min(pane.height, scroll.clientHeight || pane.height));
+    const ctx = fitCanvas(canvas, width, bandHeight);
+    rows.style.marginTop = -bandHeight + "px";
+    ctx.clearRect(0, 0, width, bandHeight);
+    const top = scroll.scrollTop;
+    ctx.translate(0, -top);
+    return { ctx, top, bottom: top + bandHeight };
+  };
+
+  // Clears the numbers shown beside tokens, then sets those given.
+  pane.setNumbers = (side, values) => {
+    const nodes = side === "q" ? pane.qNodes : pane.kNodes;
+    for (const [index, node] of nodes) {
+      const text = values && values.has(index) ? values.get(index) : "";
+      if (node.number.textContent !== text) node.number.textContent = text;
+    }
+  };
+  pane.highlight = (focus) => {
+    for (const node of rows.querySelectorAll(".av-focus")) node.classList.remove("av-focus");
+    if (!focus) return;
+    const node = (focus.side === "q" ? pane.qNodes : pane.kNodes).get(focus.index);
+    if (node) node.classList.add("av-focus");
+  };
+  return pane;
+}
+
+function positions(n, shown) {
+  const pos = new Int32Array(n).fill(-1);
+  shown.forEach((index, row) => { pos[index] = row; });
+  return pos;
+}
+
+function fill(column, side, tokens, shown, nodes) {
+  column.textContent = "";
+  nodes.clear();
+  const fragment = document.createDocumentFragment();
+  shown.forEach((index, row) => {
+    const token = tokens[index];
+    const node = h("div", "av-tok" + (token.special ? " av-special" : ""), fragment);
+    node.style.top = row * ROW_HEIGHT + "px";
+    node.dataset.side = side;
+    node.dataset.index = index;
+    node.title = token.raw + "  (id " + token.id + ", position " + index + ")";
+    node.number = h("span", "av-w", null);
+    const text = h("span", "av-text", null, token.shown);
+    if (side === "q") node.append(node.number, text);
+    else node.append(text, node.number);
+    nodes.set(index, node);
+  });
+  column.appendChild(fragment);
+}
+
+// Width of the widest shown token, measured once per token.
+function tokenTextWidth(tokens, shown) {
+  const ctx = tokenTextWidth.ctx || (tokenTextWidth.ctx = document.createElement("canvas").getContext("2d"));
+  ctx.font = TOKEN_FONT;
+  let widest = 0;
+  for (const index of shown) {
+    const token = tokens[index];
+    if (token.width == null) token.width = ctx.measureText(token.shown).width;
+    if (token.width > widest) widest = token.width;
+  }
+  return widest;
+}

@@ -2,6 +2,7 @@
 // architecture, write src/model/<name>.cpp and add one line to each list below
 // (see docs/add-an-architecture.md).
 #include "attnviz/error.h"
+#include "model/more_architectures.h"
 #include "model/network.h"
 #include "runtime/threads.h"
 
@@ -15,6 +16,10 @@ namespace {
 
 const Architecture kArchitectures[] = {
     {"bert", read_bert_config, load_bert},
+    {"gpt2", read_gpt2_config, load_gpt2},
+    {"llama", read_llama_config, load_llama},
+    {"mistral", read_llama_config, load_llama},
+    {"qwen2", read_llama_config, load_llama},
 };
 
 }  // namespace

@@ -123,15 +123,22 @@ def masked_softmax_attention(scores, visible, v):
 class Recorder:
     """Collects one block's per-layer attentions, queries and keys."""
 
+    # bench/arch_bench.py sets this: keep only the per-layer attention tensors, as
+    # transformers' output_attentions=True does (a tuple, no stacked copy)
+    attentions_only = False
+
     def __init__(self):
         self.attentions, self.queries, self.keys = [], [], []
 
     def add(self, probs, q, k):
         self.attentions.append(probs)
-        self.queries.append(q)
-        self.keys.append(k)
+        if not Recorder.attentions_only:
+            self.queries.append(q)
+            self.keys.append(k)
 
     def tensors(self, name):
+        if Recorder.attentions_only:
+            return {f"{name}.attentions": tuple(self.attentions)}
         return {
             f"{name}.attentions": torch.stack(self.attentions),
             f"{name}.queries": torch.stack(self.queries),

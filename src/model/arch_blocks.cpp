@@ -1,0 +1,115 @@
+#include "model/arch_blocks.h"
+
+#include <cstring>
+
+#include "attnviz/error.h"
+#include "runtime/kernels.h"
+
+namespace attnviz::model {
+
+AttentionBlock make_block(const std::string& name, int n_layers, int n_heads, int n_queries,
+                          int n_keys, int head_dim, float score_scale, bool causal,
+                          bool keep_queries_keys, int query_sequence, int key_sequence) {
+    AttentionBlock block;
+    block.name = name;
+    block.query_sequence = query_sequence;
+    block.key_sequence = key_sequence;
+    block.causal = causal;
+    block.n_layers = n_layers, block.n_heads = n_heads;
+    block.n_queries = n_queries, block.n_keys = n_keys;
+    block.score_scale = score_scale;
+    block.probs.resize(static_cast<size_t>(n_layers) * n_heads * n_queries * n_keys);
+    if (keep_queries_keys) {
+        block.head_dim = head_dim;
+        block.queries.resize(static_cast<size_t>(n_layers) * n_heads * n_queries * head_dim);
+        block.keys.resize(static_cast<size_t>(n_layers) * n_heads * n_keys * head_dim);
+    }
+    return block;
+}
+
+void keep_heads(const float* x, int stride, int n_tokens, int n_source_heads, int head_dim,
+                int group, float* out) {
+    for (int source = 0; source < n_source_heads; ++source)
+        for (int copy = 0; copy < group; ++copy) {
+            float* head_out =
+                out + static_cast<size_t>(source * group + copy) * n_tokens * head_dim;
+            for (int t = 0; t < n_tokens; ++t)
+                std::memcpy(head_out + static_cast<size_t>(t) * head_dim,
+                            x + static_cast<size_t>(t) * stride + source * head_dim,
+                            sizeof(float) * head_dim);
+        }
+}
+
+void keep_queries_keys(AttentionBlock& block, int layer, const float* queries, int query_stride,
+                       const float* keys, int key_stride, int n_kv_heads) {
+    if (!block.has_queries_keys()) return;
+    const int H = block.n_heads, Dh = block.head_dim;
+    keep_heads(queries, query_stride, block.n_queries, H, Dh, 1,
+               block.queries.data() + static_cast<size_t>(layer) * H * block.n_queries * Dh);
+    keep_heads(keys, key_stride, block.n_keys, n_kv_heads, Dh, H / n_kv_heads,
+               block.keys.data() + static_cast<size_t>(layer) * H * block.n_keys * Dh);
+}
+
+void attend(AttentionBlock& block, int layer, const AttentionCall& call, float* context,
+            int context_stride) {
+    runtime::AttentionShape shape;
+    shape.n_heads = block.n_heads;
+    shape.n_kv_heads = call.n_kv_heads > 0 ? call.n_kv_heads : block.n_heads;
+    shape.n_queries = block.n_queries;
+    shape.n_keys = block.n_keys;
+    shape.head_dim = call.head_dim;
+    shape.score_scale = block.score_scale;
+    shape.causal = block.causal;
+    runtime::AttentionInputs in;
+    in.queries = call.queries, in.query_stride = call.query_stride;
+    in.keys = call.keys, in.key_stride = call.key_stride;
+    in.values = call.values, in.value_stride = call.value_stride;
+    in.key_mask = call.key_mask;
+    in.score_bias = call.score_bias;
+    const size_t per_layer = static_cast<size_t>(block.n_heads) * block.n_queries * block.n_keys;
+    runtime::attention(shape, in, block.probs.data() + per_layer * layer, context, context_stride);
+}
+
+HiddenStateRecorder::HiddenStateRecorder(std::vector<HiddenStates>& out, bool keep, int sequence,
+                                         int n_states, int n_tokens, int hidden_size) {
+    if (!keep) return;
+    states_ = &out.emplace_back();
+    states_->sequence = sequence;
+    states_->n_states = n_states, states_->n_tokens = n_tokens, states_->hidden_size = hidden_size;
+    states_->values.reserve(static_cast<size_t>(n_states) * n_tokens * hidden_size);
+}
+
+void HiddenStateRecorder::add(const float* x) {
+    if (!states_) return;
+    states_->values.insert(states_->values.end(), x,
+                           x + static_cast<size_t>(states_->n_tokens) * states_->hidden_size);
+}
+
+void HiddenStateRecorder::replace_last(const float* x) {
+    if (!states_) return;
+    const size_t n = static_cast<size_t>(states_->n_tokens) * states_->hidden_size;
+    std::memcpy(states_->values.data() + states_->values.size() - n, x, n * sizeof(float));
+}
+
+void check_token_ids(const std::vector<int32_t>& ids, int vocab_size, int max_positions,
+                     const std::string& what) {
+    if (ids.empty()) throw Error(what + ": no tokens to run");
+    if (max_positions > 0 && ids.size() > static_cast<size_t>(max_positions))
+        throw Error(what + ": " + std::to_string(ids.size()) +
+                    " tokens, but the model takes at most " + std::to_string(max_positions));
+    for (size_t t = 0; t < ids.size(); ++t)
+        if (ids[t] < 0 || ids[t] >= vocab_size)
+            throw Error(what + ": token id " + std::to_string(ids[t]) + " at position " +
+                        std::to_string(t) + " is outside the vocabulary (vocab_size " +
+                        std::to_string(vocab_size) + ")");
+}
+
+void check_activation(const std::string& name, const std::string& file, const char* key) {
+    try {
+        runtime::activation_from_name(name);
+    } catch (const Error& e) {
+        throw Error(file + ": " + key + ": " + e.what());
+    }
+}
+
+}  // namespace attnviz::model

@@ -1,0 +1,74 @@
+// Small pieces the architectures beyond BERT share (gpt2.cpp, llama.cpp,
+// roberta.cpp, ... t5.cpp): the trace's attention blocks and hidden states,
+// keeping per-head queries and keys, one attention call per layer, input checks.
+// The kernels themselves live in src/runtime.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "attnviz/encoding.h"
+#include "attnviz/model.h"
+#include "attnviz/trace.h"
+#include "runtime/attention.h"
+
+namespace attnviz::model {
+
+// An empty block of n_layers maps [heads, queries, keys], with room for queries
+// and keys when keep_queries_keys is set.
+AttentionBlock make_block(const std::string& name, int n_layers, int n_heads, int n_queries,
+                          int n_keys, int head_dim, float score_scale, bool causal,
+                          bool keep_queries_keys, int query_sequence = 0, int key_sequence = 0);
+
+// Copies heads from rows of a projection into the trace's [head, token, head_dim]
+// layout: x is [n_tokens, *] with rows `stride` floats apart, head h at column
+// h * head_dim. With group > 1 (grouped-query keys) each source head is written
+// for `group` consecutive query heads, as transformers' repeat_kv does.
+void keep_heads(const float* x, int stride, int n_tokens, int n_source_heads, int head_dim,
+                int group, float* out);
+
+// Stores this layer's queries and keys in block (when it keeps them).
+void keep_queries_keys(AttentionBlock& block, int layer, const float* queries, int query_stride,
+                       const float* keys, int key_stride, int n_kv_heads);
+
+// One attention call whose probabilities land in block.probs at `layer`.
+// Queries/keys/values are [tokens, *] projections with their row strides.
+struct AttentionCall {
+    int head_dim = 0;
+    const float* queries = nullptr;
+    int query_stride = 0;
+    const float* keys = nullptr;
+    int key_stride = 0;
+    const float* values = nullptr;
+    int value_stride = 0;
+    int n_kv_heads = 0;                 // 0: the block's n_heads
+    const uint8_t* key_mask = nullptr;  // [n_keys] 0 = padding
+    const float* score_bias = nullptr;  // [heads, queries, keys] added before the scale
+};
+void attend(AttentionBlock& block, int layer, const AttentionCall& call, float* context,
+            int context_stride);
+
+// The hidden states of one stack, when the run keeps them.
+class HiddenStateRecorder {
+public:
+    HiddenStateRecorder(std::vector<HiddenStates>& out, bool keep, int sequence, int n_states,
+                        int n_tokens, int hidden_size);
+    void add(const float* x);  // [n_tokens, hidden_size]
+    // Replaces the last state (pre-norm models report the final norm's output there).
+    void replace_last(const float* x);
+
+private:
+    HiddenStates* states_ = nullptr;
+};
+
+// Errors for an empty input, ids outside the vocabulary, or more tokens than
+// max_positions (0: no limit). `what` names the model and the stack.
+void check_token_ids(const std::vector<int32_t>& ids, int vocab_size, int max_positions,
+                     const std::string& what);
+
+// config.json's hidden_act/activation_function as a runtime activation, or an
+// Error naming the file and the key.
+void check_activation(const std::string& name, const std::string& file, const char* key);
+
+}  // namespace attnviz::model

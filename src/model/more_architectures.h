@@ -1,0 +1,18 @@
+// The architectures beyond BERT, one source file each (src/model/<name>.cpp);
+// the registry (architectures.cpp) lists them.
+#pragma once
+
+#include <memory>
+
+#include "model/network.h"
+
+namespace attnviz::model {
+
+void read_gpt2_config(const ConfigReader& reader, ModelConfig& config);
+std::unique_ptr<Network> load_gpt2(const LoadContext& context);
+
+// Llama, Mistral and Qwen2 (llama.cpp)
+void read_llama_config(const ConfigReader& reader, ModelConfig& config);
+std::unique_ptr<Network> load_llama(const LoadContext& context);
+
+}  // namespace attnviz::model

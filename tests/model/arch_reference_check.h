@@ -1,0 +1,133 @@
+// Compares an AttentionTrace with a reference.safetensors written by
+// tools/reference/arch_reference.py: every attention tensor, and the queries and
+// keys when the trace kept them, within 1e-5 absolute. On a mismatch it names the
+// tensor, the largest difference and the first position past the tolerance.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "attnviz/trace.h"
+#include "io/tensors.h"
+
+namespace attnviz::testing {
+
+inline constexpr float kArchTolerance = 1e-5f;
+
+inline std::vector<float> reference_floats(const io::TensorSet& set, const std::string& name) {
+    const io::TensorView* t = set.find(name);
+    if (!t) throw std::runtime_error("reference has no tensor " + name);
+    if (t->dtype != io::DType::f32) throw std::runtime_error(name + " is not F32");
+    std::vector<float> out(t->numel());
+    std::memcpy(out.data(), t->data, t->n_bytes);
+    return out;
+}
+
+inline std::vector<int64_t> reference_ints(const io::TensorSet& set, const std::string& name) {
+    const io::TensorView* t = set.find(name);
+    if (!t) throw std::runtime_error("reference has no tensor " + name);
+    if (t->dtype != io::DType::i64) throw std::runtime_error(name + " is not I64");
+    std::vector<int64_t> out(t->numel());
+    std::memcpy(out.data(), t->data, t->n_bytes);
+    return out;
+}
+
+inline std::vector<int32_t> reference_ids(const io::TensorSet& set, const std::string& name) {
+    std::vector<int64_t> wide = reference_ints(set, name);
+    return std::vector<int32_t>(wide.begin(), wide.end());
+}
+
+inline std::vector<int64_t> reference_shape(const io::TensorSet& set, const std::string& name) {
+    const io::TensorView* t = set.find(name);
+    if (!t) throw std::runtime_error("reference has no tensor " + name);
+    return t->shape;
+}
+
+// Max |a - b| over the tensor; reports the first index past the tolerance.
+inline ::testing::AssertionResult close_to_reference(const std::string& what,
+                                                     const std::vector<float>& got,
+                                                     const std::vector<float>& want,
+                                                     float tolerance = kArchTolerance) {
+    if (got.size() != want.size())
+        return ::testing::AssertionFailure()
+               << what << ": " << got.size() << " values, reference has " << want.size();
+    double max_diff = 0;
+    size_t worst = 0, first_bad = SIZE_MAX;
+    for (size_t i = 0; i < got.size(); ++i) {
+        double d = std::fabs(static_cast<double>(got[i]) - want[i]);
+        if (!(d <= max_diff)) max_diff = d, worst = i;  // NaN counts as worst
+        if (!(d <= tolerance) && first_bad == SIZE_MAX) first_bad = i;
+    }
+    if (first_bad == SIZE_MAX)
+        return ::testing::AssertionSuccess() << what << " max diff " << max_diff;
+    return ::testing::AssertionFailure()
+           << what << ": max |diff| " << max_diff << " at flat index " << worst << " (got "
+           << got[worst] << ", want " << want[worst] << "); first index past " << tolerance << ": "
+           << first_bad;
+}
+
+// Checks one block of the trace against "<reference_name>.attentions" (and
+// ".queries" / ".keys" when kept).
+inline void expect_block_matches(const AttentionTrace& trace, const std::string& block_name,
+                                 const io::TensorSet& ref, const std::string& reference_name) {
+    const AttentionBlock* block = nullptr;
+    for (const AttentionBlock& b : trace.blocks)
+        if (b.name == block_name) block = &b;
+    ASSERT_NE(block, nullptr) << "trace has no block " << block_name;
+    std::vector<int64_t> shape = reference_shape(ref, reference_name + ".attentions");
+    ASSERT_EQ(shape.size(), 4u);
+    EXPECT_EQ(block->n_layers, shape[0]) << block_name;
+    EXPECT_EQ(block->n_heads, shape[1]) << block_name;
+    EXPECT_EQ(block->n_queries, shape[2]) << block_name;
+    EXPECT_EQ(block->n_keys, shape[3]) << block_name;
+    EXPECT_TRUE(close_to_reference(block_name + " attentions", block->probs,
+                                   reference_floats(ref, reference_name + ".attentions")));
+    if (block->has_queries_keys()) {
+        EXPECT_TRUE(close_to_reference(block_name + " queries", block->queries,
+                                       reference_floats(ref, reference_name + ".queries")));
+        EXPECT_TRUE(close_to_reference(block_name + " keys", block->keys,
+                                       reference_floats(ref, reference_name + ".keys")));
+    }
+}
+
+// Runs tools/reference/arch_reference.py (python3 + torch are required: a missing
+// interpreter is a test failure, not a skip). Returns the output folder.
+inline std::filesystem::path generate_reference(const std::string& name, const std::string& args) {
+    std::filesystem::path out = std::filesystem::temp_directory_path() /
+                                ("attnviz-arch-" + name + "-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(out);
+    std::string command = "/usr/bin/python3 " ATTNVIZ_SOURCE_DIR
+                          "/tools/reference/arch_reference.py --out '" +
+                          out.string() + "' " + args;
+    int status = std::system(command.c_str());
+    if (status != 0) throw std::runtime_error("reference generator failed: " + command);
+    return out;
+}
+
+inline void copy_tokenizer(const std::string& shared_model, const std::filesystem::path& folder) {
+    std::filesystem::path from = std::filesystem::path(ATTNVIZ_SHARED_DIR) / "hf" / shared_model;
+    for (const auto& entry : std::filesystem::directory_iterator(from)) {
+        std::string file = entry.path().filename().string();
+        if (file == "config.json" || file == "generation_config.json") continue;
+        std::filesystem::copy_file(entry.path(), folder / file,
+                                   std::filesystem::copy_options::overwrite_existing);
+    }
+}
+
+inline std::string join_ids(const std::vector<int32_t>& ids) {
+    std::ostringstream out;
+    for (size_t i = 0; i < ids.size(); ++i) out << (i ? "," : "") << ids[i];
+    return out.str();
+}
+
+}  // namespace attnviz::testing

@@ -1,0 +1,90 @@
+// Every architecture beyond BERT against its PyTorch reference, on the committed
+// tiny fixtures of tests/data/arch (written by tools/reference/make_arch_fixtures.py):
+// the token ids go straight to the network, and every attention tensor, query and
+// key must match within 1e-5.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "arch_reference_check.h"
+#include "attnviz/error.h"
+#include "model/network.h"
+
+namespace attnviz::model {
+namespace {
+
+using testing::expect_block_matches;
+using testing::reference_ids;
+
+std::filesystem::path fixture(const std::string& name) {
+    return std::filesystem::path(ATTNVIZ_TEST_DATA) / "arch" / name;
+}
+
+Encoding encoding_of(const std::vector<int32_t>& ids) {
+    Encoding e;
+    e.ids = ids;
+    e.type_ids.assign(ids.size(), 0);
+    e.attention_mask.assign(ids.size(), 1);
+    return e;
+}
+
+// Runs the fixture with queries and keys kept and compares every block.
+void expect_fixture_matches(const std::string& name, const std::string& model_type,
+                            int threads = 1) {
+    SCOPED_TRACE(name);
+    LoadedNetwork loaded = load_network(fixture(name));
+    EXPECT_EQ(loaded.config.model_type, model_type);
+    io::TensorSet ref = io::TensorSet::open_safetensors(fixture(name) / "reference.safetensors");
+    Encoding source = encoding_of(reference_ids(ref, "input_ids"));
+    Encoding target;
+    ForwardInput input{&source, nullptr};
+    if (ref.find("decoder_input_ids")) {
+        target = encoding_of(reference_ids(ref, "decoder_input_ids"));
+        input.decoder = &target;
+    }
+    RunOptions options;
+    options.keep_queries_keys = true;
+    options.threads = threads;
+    ForwardOutput out = run_network(*loaded.network, input, options);
+    AttentionTrace trace;
+    trace.blocks = std::move(out.blocks);
+    if (input.decoder) {
+        ASSERT_EQ(trace.blocks.size(), 3u);
+        expect_block_matches(trace, "encoder", ref, "encoder");
+        expect_block_matches(trace, "decoder", ref, "decoder");
+        expect_block_matches(trace, "cross", ref, "cross");
+        for (const AttentionBlock& b : trace.blocks) {
+            EXPECT_EQ(b.causal, b.name == "decoder") << b.name;
+            EXPECT_EQ(b.query_sequence, b.name == "encoder" ? 0 : 1) << b.name;
+            EXPECT_EQ(b.key_sequence, b.name == "decoder" ? 1 : 0) << b.name;
+        }
+    } else {
+        ASSERT_EQ(trace.blocks.size(), 1u);
+        expect_block_matches(trace, "self", ref, "self");
+    }
+}
+
+TEST(Gpt2, TinyHeadModelMatchesReference) { expect_fixture_matches("gpt2_tiny", "gpt2"); }
+TEST(Gpt2, InverseLayerScaleMatchesReference) {
+    expect_fixture_matches("gpt2_inverse_layer_scale", "gpt2", 2);
+}
+
+TEST(Llama, GroupedQueryWithLlama3RopeMatchesReference) {
+    expect_fixture_matches("llama_gqa_llama3_rope", "llama");
+}
+TEST(Llama, LinearRopeWithBiasesMatchesReference) {
+    expect_fixture_matches("llama_linear_rope_mha", "llama", 2);
+}
+TEST(Llama, DynamicRopePastMaxPositionsMatchesReference) {
+    expect_fixture_matches("llama_dynamic_rope", "llama");
+}
+TEST(Mistral, SlidingWindowMatchesReference) {
+    expect_fixture_matches("mistral_sliding_window", "mistral");
+}
+TEST(Qwen2, ExplicitHeadDimAndQkvBiasMatchReference) {
+    expect_fixture_matches("qwen2_head_dim", "qwen2");
+}
+
+}  // namespace
+}  // namespace attnviz::model

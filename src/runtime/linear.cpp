@@ -52,6 +52,33 @@ std::optional<EltwiseOp> eltwise_for(Activation activation) {
 // packed layout from N and K only, so other row counts reuse it (checked in run).
 constexpr int kPackRows = 128;
 
+// oneDNN's BA16a64b layout of B [K = in, N = out], the one its f32 brgemm
+// matmul picks on AVX-512: blocks of 16 k x 64 n, k-blocks inside n-blocks,
+// zero-padded to whole blocks. Written here because oneDNN's reorder JIT-compiles
+// a kernel per shape on first use, which costs more than packing bert-base.
+void pack_ba16a64b(const float* source, WeightLayout layout, int in, int out, float* packed) {
+    const int k_blocks = (in + 15) / 16, n_blocks = (out + 63) / 64;
+#pragma omp parallel for schedule(static)
+    for (int nb = 0; nb < n_blocks; ++nb) {
+        for (int kb = 0; kb < k_blocks; ++kb) {
+            float* block = packed + (static_cast<size_t>(nb) * k_blocks + kb) * 16 * 64;
+            for (int k_in = 0; k_in < 16; ++k_in) {
+                const int k = kb * 16 + k_in;
+                float* row = block + k_in * 64;
+                for (int n_in = 0; n_in < 64; ++n_in) {
+                    const int n = nb * 64 + n_in;
+                    float value = 0.0f;
+                    if (k < in && n < out)
+                        value = layout == WeightLayout::out_in
+                                    ? source[static_cast<size_t>(n) * in + k]
+                                    : source[static_cast<size_t>(k) * out + n];
+                    row[n_in] = value;
+                }
+            }
+        }
+    }
+}
+
 }  // namespace
 
 struct Linear::Packed {
@@ -122,17 +149,22 @@ Linear::Linear(const std::vector<LinearPart>& parts, int in, WeightLayout layout
             }
             source = joined.data();
         }
-        const memory::desc source_desc({in, out_}, kF32,
-                                       layout == WeightLayout::out_in ? Tag::ba : Tag::ab);
         const memory::desc any({in, out_}, kF32, Tag::any);
         const auto pd = make_matmul(kPackRows, in, out_, packed_->has_bias, false, activation, any);
         packed_->weights_desc = pd.weights_desc();
         packed_->weights = memory(packed_->weights_desc, cpu_engine());
-        memory source_memory(source_desc, cpu_engine(), const_cast<float*>(source));
-        dnnl::stream stream(cpu_engine());
-        dnnl::reorder(source_memory, packed_->weights)
-            .execute(stream, source_memory, packed_->weights);
-        stream.wait();
+        float* packed = static_cast<float*>(packed_->weights.get_data_handle());
+        if (packed_->weights_desc == memory::desc({in, out_}, kF32, Tag::BA16a64b)) {
+            pack_ba16a64b(source, layout, in, out_, packed);
+        } else {  // another blocking: oneDNN's own reorder
+            const memory::desc source_desc({in, out_}, kF32,
+                                           layout == WeightLayout::out_in ? Tag::ba : Tag::ab);
+            memory source_memory(source_desc, cpu_engine(), const_cast<float*>(source));
+            dnnl::stream stream(cpu_engine());
+            dnnl::reorder(source_memory, packed_->weights)
+                .execute(stream, source_memory, packed_->weights);
+            stream.wait();
+        }
         if (packed_->has_bias) {
             packed_->bias = memory(memory::desc({1, out_}, kF32, Tag::ab), cpu_engine());
             float* bias = static_cast<float*>(packed_->bias.get_data_handle());

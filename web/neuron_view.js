@@ -23,6 +23,7 @@ function createNeuronView(context, panel) {
   const expand = h("button", "av-expand", bar, "Show q, k, q×k");
   expand.type = "button";
   const readout = h("div", "av-readout", panel, "Hover a query token (left).");
+  const legend = h("div", "av-legend", panel);  // column names above the expanded columns
 
   const store = makeStore({ block: 0, layer: 0, head: 0, hover: null, pinned: null, expanded: false }, draw);
   const state = store.state;
@@ -65,7 +66,7 @@ function createNeuronView(context, panel) {
     const d = block.headDim, cell = Math.max(2, Math.min(12, Math.floor(192 / d)));
     const vector = d * cell;
     const middle = state.expanded ? 3 * (vector + 12) + 2 * NEURON_NUMBER_WIDTH + NEURON_LINES_WIDTH : MIDDLE_WIDTH;
-    const tokenWidth = Math.min(220, Math.max(80, Math.max(tokenTextWidth(block.queryTokens, qs), tokenTextWidth(block.keyTokens, ks)) + 24));
+    const tokenWidth = Math.min(220, Math.max(80, Math.max(tokenTextWidth(block.queryTokens, qs), tokenTextWidth(block.keyTokens, ks)) + 70));
     pane.setTokens(controls.hideSpecial + "/" + state.block, block.queryTokens, qs, block.keyTokens, ks, tokenWidth, middle);
 
     const focusAt = state.hover && state.hover.side === "q" ? state.hover : state.pinned;
@@ -78,6 +79,7 @@ function createNeuronView(context, panel) {
     pane.highlight(focusAt);
     for (const [k, node] of pane.kNodes) node.classList.toggle("av-masked", q >= 0 && block.causal && k > q);
 
+    if (!state.expanded || q < 0) setLegend([]);
     if (q < 0) {
       pane.setNumbers("k", null);
       readout.textContent = "Hover a query token (left); click to pin it.";
@@ -135,21 +137,18 @@ function createNeuronView(context, panel) {
       const largest = (v) => v.reduce((m, x) => Math.max(m, Math.abs(x)), 1e-12);
       const queryMax = largest(query);
       drawVector(ctx, query, queryMax, columns.query, y(pane.qPos[q]), cell);
-      ctx.fillStyle = getComputedStyle(pane.scroll).color;
+      const ink = getComputedStyle(pane.scroll).color;
       ctx.font = "11px sans-serif";
       ctx.textAlign = "left";
-      ctx.fillText("q", columns.query, top + 10);
-      ctx.fillText("k", columns.key, top + 10);
-      ctx.fillText("q×k", columns.product, top + 10);
-      ctx.fillText("q·k", numbersAt, top + 10);
-      ctx.fillText("softmax", numbersAt + NEURON_NUMBER_WIDTH, top + 10);
+      setLegend([["query q", columns.query], ["key k", columns.key], ["q × k", columns.product],
+        ["q·k × scale", numbersAt], ["softmax", numbersAt + NEURON_NUMBER_WIDTH]]);
       shownKeys.forEach((k, j) => {
         const pos = pane.kPos[k];
         if (!rowVisible(pos)) return;
         const key = keyVector(k), product = key.map((v, i) => v * query[i]);
         drawVector(ctx, key, largest(key), columns.key, y(pos), cell);
         drawVector(ctx, product, largest(product), columns.product, y(pos), cell);
-        ctx.fillStyle = getComputedStyle(pane.scroll).color;
+        ctx.fillStyle = ink;
         ctx.fillText(scores[j].toFixed(2), numbersAt, y(pos) + 14);
         ctx.fillText(formatWeight(soft[j]), numbersAt + NEURON_NUMBER_WIDTH, y(pos) + 14);
       });
@@ -159,6 +158,14 @@ function createNeuronView(context, panel) {
       '" (' + token.raw + ", #" + q + "): score = q·k × " + block.scoreScale.toPrecision(4) +
       ", then softmax over " + shownKeys.length + " keys" + (block.causal ? " (future keys hidden)" : "") + ".";
     finish(block, q);
+  }
+
+  function setLegend(labels) {
+    const key = JSON.stringify(labels);
+    if (legend.dataset.key === key) return;
+    legend.dataset.key = key;
+    legend.textContent = "";
+    for (const [text, x] of labels) h("span", null, legend, text).style.left = x + "px";
   }
 
   function finish(block, q) {

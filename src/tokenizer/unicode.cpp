@@ -1,10 +1,27 @@
 #include "tokenizer/unicode.h"
 
+#include <algorithm>
+#include <iterator>
+
 #include <utf8proc.h>
 
 #include "attnviz/error.h"
 
 namespace attnviz::tok {
+
+namespace {
+struct CodeRange {
+    char32_t first, last;
+};
+#include "tokenizer/hf_unicode_tables.inc"
+
+template <size_t N>
+bool in(const CodeRange (&ranges)[N], char32_t c) {
+    auto it = std::upper_bound(std::begin(ranges), std::end(ranges), c,
+                               [](char32_t v, const CodeRange& r) { return v < r.first; });
+    return it != std::begin(ranges) && c <= std::prev(it)->last;
+}
+}  // namespace
 
 void append_utf8(std::string& out, char32_t c) {
     if (c < 0x80) {
@@ -64,15 +81,21 @@ static utf8proc_category_t category(char32_t c) {
 
 bool is_punctuation(char32_t c) {
     auto k = category(c);
-    return k >= UTF8PROC_CATEGORY_PC && k <= UTF8PROC_CATEGORY_PO;
+    if (k >= UTF8PROC_CATEGORY_PC && k <= UTF8PROC_CATEGORY_PO) return !in(k_not_punctuation, c);
+    return in(k_extra_punctuation, c);
 }
 
 bool is_other(char32_t c) {
+    // Unassigned code points (Cn) are in no category for tokenizers: its
+    // tables come from UnicodeData.txt, which does not list them.
     auto k = category(c);
-    return k == UTF8PROC_CATEGORY_CN || (k >= UTF8PROC_CATEGORY_CC && k <= UTF8PROC_CATEGORY_CO);
+    return k >= UTF8PROC_CATEGORY_CC && k <= UTF8PROC_CATEGORY_CO && !in(k_not_other, c);
 }
 
-bool is_mark_nonspacing(char32_t c) { return category(c) == UTF8PROC_CATEGORY_MN; }
+bool is_mark_nonspacing(char32_t c) {
+    if (category(c) == UTF8PROC_CATEGORY_MN) return !in(k_not_mark_nonspacing, c);
+    return in(k_extra_mark_nonspacing, c);
+}
 
 bool is_numeric(char32_t c) {
     if (c < 0x80) return c >= '0' && c <= '9';

@@ -70,6 +70,13 @@ void attend(AttentionBlock& block, int layer, const AttentionCall& call, float* 
     runtime::attention(shape, in, block.probs.data() + per_layer * layer, context, context_stride);
 }
 
+const uint8_t* padding_mask(const Encoding& tokens) {
+    if (tokens.attention_mask.size() != tokens.size()) return nullptr;
+    for (uint8_t visible : tokens.attention_mask)
+        if (!visible) return tokens.attention_mask.data();
+    return nullptr;
+}
+
 HiddenStateRecorder::HiddenStateRecorder(std::vector<HiddenStates>& out, bool keep, int sequence,
                                          int n_states, int n_tokens, int hidden_size) {
     if (!keep) return;

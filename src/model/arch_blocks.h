@@ -49,6 +49,10 @@ struct AttentionCall {
 void attend(AttentionBlock& block, int layer, const AttentionCall& call, float* context,
             int context_stride);
 
+// The encoding's attention_mask when some token is padding, else null (the
+// attention kernel skips the mask).
+const uint8_t* padding_mask(const Encoding& tokens);
+
 // The hidden states of one stack, when the run keeps them.
 class HiddenStateRecorder {
 public:

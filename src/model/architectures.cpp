@@ -20,6 +20,9 @@ const Architecture kArchitectures[] = {
     {"llama", read_llama_config, load_llama},
     {"mistral", read_llama_config, load_llama},
     {"qwen2", read_llama_config, load_llama},
+    {"roberta", read_roberta_config, load_roberta},
+    {"electra", read_electra_config, load_electra},
+    {"t5", read_t5_config, load_t5},
 };
 
 }  // namespace

@@ -15,4 +15,13 @@ std::unique_ptr<Network> load_gpt2(const LoadContext& context);
 void read_llama_config(const ConfigReader& reader, ModelConfig& config);
 std::unique_ptr<Network> load_llama(const LoadContext& context);
 
+void read_roberta_config(const ConfigReader& reader, ModelConfig& config);
+std::unique_ptr<Network> load_roberta(const LoadContext& context);
+
+void read_electra_config(const ConfigReader& reader, ModelConfig& config);
+std::unique_ptr<Network> load_electra(const LoadContext& context);
+
+void read_t5_config(const ConfigReader& reader, ModelConfig& config);
+std::unique_ptr<Network> load_t5(const LoadContext& context);
+
 }  // namespace attnviz::model

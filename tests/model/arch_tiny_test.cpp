@@ -86,5 +86,15 @@ TEST(Qwen2, ExplicitHeadDimAndQkvBiasMatchReference) {
     expect_fixture_matches("qwen2_head_dim", "qwen2");
 }
 
+TEST(Roberta, PaddingInsideSkipsPositionsMatchesReference) {
+    expect_fixture_matches("roberta_tiny", "roberta");
+}
+TEST(Electra, EmbeddingProjectionMatchesReference) {
+    expect_fixture_matches("electra_tiny", "electra");
+}
+
+TEST(T5, TinyRelativeBucketsMatchReference) { expect_fixture_matches("t5_tiny", "t5"); }
+TEST(T5, GatedGeluV1_1UntiedMatchesReference) { expect_fixture_matches("t5_v1_1_gated", "t5", 2); }
+
 }  // namespace
 }  // namespace attnviz::model

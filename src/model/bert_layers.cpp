@@ -1,0 +1,131 @@
+#include "model/bert_layers.h"
+
+#include "attnviz/error.h"
+#include "runtime/kernels.h"
+
+namespace attnviz::model {
+
+namespace {
+
+using runtime::Linear;
+
+constexpr WeightSpec<BertStyleLayerWeights> kLayerTable[] = {
+    {&BertStyleLayerWeights::query_weight, "encoder.layer.{L}.attention.self.query.weight",
+     "hidden, hidden"},
+    {&BertStyleLayerWeights::query_bias, "encoder.layer.{L}.attention.self.query.bias", "hidden"},
+    {&BertStyleLayerWeights::key_weight, "encoder.layer.{L}.attention.self.key.weight",
+     "hidden, hidden"},
+    {&BertStyleLayerWeights::key_bias, "encoder.layer.{L}.attention.self.key.bias", "hidden"},
+    {&BertStyleLayerWeights::value_weight, "encoder.layer.{L}.attention.self.value.weight",
+     "hidden, hidden"},
+    {&BertStyleLayerWeights::value_bias, "encoder.layer.{L}.attention.self.value.bias", "hidden"},
+    {&BertStyleLayerWeights::attn_out_weight, "encoder.layer.{L}.attention.output.dense.weight",
+     "hidden, hidden"},
+    {&BertStyleLayerWeights::attn_out_bias, "encoder.layer.{L}.attention.output.dense.bias",
+     "hidden"},
+    {&BertStyleLayerWeights::attn_norm_weight,
+     "encoder.layer.{L}.attention.output.LayerNorm.weight", "hidden"},
+    {&BertStyleLayerWeights::attn_norm_bias, "encoder.layer.{L}.attention.output.LayerNorm.bias",
+     "hidden"},
+    {&BertStyleLayerWeights::ffn_up_weight, "encoder.layer.{L}.intermediate.dense.weight",
+     "intermediate, hidden"},
+    {&BertStyleLayerWeights::ffn_up_bias, "encoder.layer.{L}.intermediate.dense.bias",
+     "intermediate"},
+    {&BertStyleLayerWeights::ffn_down_weight, "encoder.layer.{L}.output.dense.weight",
+     "hidden, intermediate"},
+    {&BertStyleLayerWeights::ffn_down_bias, "encoder.layer.{L}.output.dense.bias", "hidden"},
+    {&BertStyleLayerWeights::out_norm_weight, "encoder.layer.{L}.output.LayerNorm.weight",
+     "hidden"},
+    {&BertStyleLayerWeights::out_norm_bias, "encoder.layer.{L}.output.LayerNorm.bias", "hidden"},
+};
+
+}  // namespace
+
+BertStyleEmbeddingWeights load_bert_style_embeddings(WeightLoader& loader, const char* width) {
+    const std::string w(width);
+    BertStyleEmbeddingWeights e;
+    e.word = loader.get("embeddings.word_embeddings.weight", "vocab, " + w);
+    e.position = loader.get("embeddings.position_embeddings.weight", "positions, " + w);
+    e.token_type = loader.get("embeddings.token_type_embeddings.weight", "type_vocab, " + w);
+    e.norm_weight = loader.get("embeddings.LayerNorm.weight", w);
+    e.norm_bias = loader.get("embeddings.LayerNorm.bias", w);
+    return e;
+}
+
+void bert_style_embed(const BertStyleEmbeddingWeights& w, const Encoding& tokens,
+                      const std::vector<int>& positions, int width, float eps, float* x) {
+    const size_t T = tokens.size();
+    for (size_t t = 0; t < T; ++t) {
+        const float* word = w.word + static_cast<size_t>(tokens.ids[t]) * width;
+        const float* type = w.token_type + static_cast<size_t>(tokens.type_ids[t]) * width;
+        const float* position = w.position + static_cast<size_t>(positions[t]) * width;
+        float* row = x + t * width;
+        for (int i = 0; i < width; ++i) row[i] = (word[i] + type[i]) + position[i];
+    }
+    runtime::layer_norm(x, w.norm_weight, w.norm_bias, x, static_cast<int>(T), width, eps);
+}
+
+void check_type_ids(const Encoding& tokens, int type_vocab_size, const std::string& what) {
+    if (tokens.type_ids.size() != tokens.size() || tokens.attention_mask.size() != tokens.size())
+        throw Error(what +
+                    ": the encoding's type_ids and attention_mask must have one entry per token");
+    for (size_t t = 0; t < tokens.size(); ++t)
+        if (tokens.type_ids[t] < 0 || tokens.type_ids[t] >= type_vocab_size)
+            throw Error(what + ": token type id " + std::to_string(tokens.type_ids[t]) +
+                        " at position " + std::to_string(t) + " is outside type_vocab_size " +
+                        std::to_string(type_vocab_size));
+}
+
+void BertStyleLayers::load(WeightLoader& loader, const ModelConfig& config) {
+    hidden_ = config.hidden_size, heads_ = config.n_heads, head_dim_ = config.head_dim;
+    intermediate_ = config.intermediate_size, eps_ = config.norm_eps;
+    const int D = hidden_, I = intermediate_;
+    const auto activation = runtime::activation_from_name(config.hidden_act);
+    layers_.resize(static_cast<size_t>(config.n_layers));
+    for (int layer = 0; layer < config.n_layers; ++layer) {
+        Layer& l = layers_[static_cast<size_t>(layer)];
+        loader.bind(kLayerTable, l.weights, layer);
+        const BertStyleLayerWeights& w = l.weights;
+        l.qkv = Linear({{w.query_weight, w.query_bias, D},
+                        {w.key_weight, w.key_bias, D},
+                        {w.value_weight, w.value_bias, D}},
+                       D);
+        l.attn_out = Linear(w.attn_out_weight, w.attn_out_bias, D, D);
+        l.ffn_up =
+            Linear(w.ffn_up_weight, w.ffn_up_bias, D, I, runtime::WeightLayout::out_in, activation);
+        l.ffn_down = Linear(w.ffn_down_weight, w.ffn_down_bias, I, D);
+    }
+}
+
+void BertStyleLayers::forward(float* x, int T, const uint8_t* key_mask, AttentionBlock& block,
+                              HiddenStateRecorder& hidden) const {
+    const int D = hidden_, Dh = head_dim_, I = intermediate_;
+    std::vector<float> qkv(static_cast<size_t>(T) * 3 * D);  // [T, 3D] query | key | value
+    std::vector<float> context(static_cast<size_t>(T) * D);  // [T, D]
+    std::vector<float> ffn(static_cast<size_t>(T) * I);      // [T, I]
+    for (size_t layer = 0; layer < layers_.size(); ++layer) {
+        const Layer& l = layers_[layer];
+        const int li = static_cast<int>(layer);
+        l.qkv.forward(x, qkv.data(), T);
+        keep_queries_keys(block, li, qkv.data(), 3 * D, qkv.data() + D, 3 * D, heads_);
+        attend(block, li,
+               {.head_dim = Dh,
+                .queries = qkv.data(),
+                .query_stride = 3 * D,
+                .keys = qkv.data() + D,
+                .key_stride = 3 * D,
+                .values = qkv.data() + 2 * D,
+                .value_stride = 3 * D,
+                .key_mask = key_mask},
+               context.data(), D);
+        // x = LayerNorm(x + context Wo); x = LayerNorm(x + act(x W_up) W_down)
+        l.attn_out.forward_add(context.data(), x, T);
+        runtime::layer_norm(x, l.weights.attn_norm_weight, l.weights.attn_norm_bias, x, T, D, eps_);
+        l.ffn_up.forward(x, ffn.data(), T);
+        l.ffn_down.forward_add(ffn.data(), x, T);
+        runtime::layer_norm(x, l.weights.out_norm_weight, l.weights.out_norm_bias, x, T, D, eps_);
+        hidden.add(x);
+    }
+}
+
+}  // namespace attnviz::model

@@ -1,0 +1,70 @@
+// The BERT-style pieces RoBERTa and ELECTRA reuse unchanged (modeling_roberta.py
+// and modeling_electra.py copy them from modeling_bert.py): word + token type +
+// position embeddings with LayerNorm, and the post-norm encoder layer stack
+// under "encoder.layer.{L}.". Only how positions are numbered, and ELECTRA's
+// embedding projection, differ; those stay in roberta.cpp and electra.cpp.
+#pragma once
+
+#include <vector>
+
+#include "attnviz/encoding.h"
+#include "attnviz/trace.h"
+#include "model/arch_blocks.h"
+#include "model/weights.h"
+#include "runtime/linear.h"
+
+namespace attnviz::model {
+
+struct BertStyleEmbeddingWeights {
+    const float* word = nullptr;        // [vocab, width]
+    const float* position = nullptr;    // [positions, width]
+    const float* token_type = nullptr;  // [type_vocab, width]
+    const float* norm_weight = nullptr;
+    const float* norm_bias = nullptr;
+};
+
+// Reads embeddings.* with rows of `width` ("hidden", or "embedding" after set_dim).
+BertStyleEmbeddingWeights load_bert_style_embeddings(WeightLoader& loader, const char* width);
+
+// x [T, width] = LayerNorm(word[id] + token_type[type] + position[positions[t]]).
+void bert_style_embed(const BertStyleEmbeddingWeights& w, const Encoding& tokens,
+                      const std::vector<int>& positions, int width, float eps, float* x);
+
+// Checks type ids against type_vocab_size, naming the model.
+void check_type_ids(const Encoding& tokens, int type_vocab_size, const std::string& what);
+
+struct BertStyleLayerWeights {
+    const float *query_weight, *query_bias;  // [hidden, hidden], [hidden]
+    const float *key_weight, *key_bias;
+    const float *value_weight, *value_bias;
+    const float *attn_out_weight, *attn_out_bias;
+    const float *attn_norm_weight, *attn_norm_bias;
+    const float *ffn_up_weight, *ffn_up_bias;      // [intermediate, hidden]
+    const float *ffn_down_weight, *ffn_down_bias;  // [hidden, intermediate]
+    const float *out_norm_weight, *out_norm_bias;
+};
+
+class BertStyleLayers {
+public:
+    // Loads encoder.layer.{L}.* for config.n_layers layers.
+    void load(WeightLoader& loader, const ModelConfig& config);
+
+    // Runs every layer on x [T, hidden], writing the block's maps (and queries
+    // and keys when kept) and each layer's output to hidden.
+    void forward(float* x, int T, const uint8_t* key_mask, AttentionBlock& block,
+                 HiddenStateRecorder& hidden) const;
+
+private:
+    struct Layer {
+        BertStyleLayerWeights weights;
+        runtime::Linear qkv;       // [hidden] -> [query | key | value]
+        runtime::Linear attn_out;  // added to the residual
+        runtime::Linear ffn_up;    // activation fused
+        runtime::Linear ffn_down;  // added to the residual
+    };
+    std::vector<Layer> layers_;
+    int hidden_ = 0, heads_ = 0, head_dim_ = 0, intermediate_ = 0;
+    float eps_ = 1e-12f;
+};
+
+}  // namespace attnviz::model

@@ -1,0 +1,120 @@
+// RoBERTa, as modeling_roberta.py computes it: BERT's encoder (bert_layers.h)
+// with one difference in the embeddings. Positions start at padding_idx + 1 and
+// count only non-padding tokens; padding tokens sit at padding_idx
+// (create_position_ids_from_input_ids). type_vocab_size is 1.
+//
+//   position[t] = pad_token_id + (number of non-pad ids in 0..t), or pad_token_id for a pad
+//   x = LayerNorm(word[id] + token_type[type] + position_embeddings[position[t]])
+//   then BERT's post-norm layers; probs -> the trace
+//
+// Checkpoints: RobertaModel names, or "roberta."-prefixed ones (RobertaForMaskedLM,
+// RobertaForSequenceClassification, ...: their heads are not read).
+#include <cmath>
+
+#include "attnviz/error.h"
+#include "model/arch_blocks.h"
+#include "model/bert_layers.h"
+#include "model/network.h"
+
+namespace attnviz::model {
+
+namespace {
+
+class Roberta final : public Network {
+public:
+    Roberta(const ModelConfig& config, const io::TensorSet& tensors)
+        : config_(config), loader_(tensors, config, {"", "roberta."}) {
+        embeddings_ = load_bert_style_embeddings(loader_, "hidden");
+        layers_.load(loader_, config);
+    }
+
+    ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const override {
+        const Encoding& tokens = *input.tokens;
+        check_token_ids(tokens.ids, config_.vocab_size, 0, "RoBERTa");
+        check_type_ids(tokens, config_.type_vocab_size, "RoBERTa");
+        const int T = static_cast<int>(tokens.size());
+        const int D = config_.hidden_size, L = config_.n_layers, Dh = config_.head_dim;
+        const std::vector<int> positions = position_ids(tokens.ids);
+
+        ForwardOutput output;
+        AttentionBlock& block = output.blocks.emplace_back(make_block(
+            "self", L, config_.n_heads, T, T, Dh, 1.0f / std::sqrt(static_cast<float>(Dh)),
+            /*causal=*/false, options.keep_queries_keys));
+        HiddenStateRecorder hidden(output.hidden_states, options.keep_hidden_states, 0, L + 1, T,
+                                   D);
+        std::vector<float> x(static_cast<size_t>(T) * D);  // [T, D] the residual stream
+        bert_style_embed(embeddings_, tokens, positions, D, config_.norm_eps, x.data());
+        hidden.add(x.data());
+        layers_.forward(x.data(), T, padding_mask(tokens), block, hidden);
+        return output;
+    }
+
+private:
+    std::vector<int> position_ids(const std::vector<int32_t>& ids) const {
+        const int pad = config_.pad_token_id;
+        std::vector<int> positions(ids.size());
+        int count = 0;
+        for (size_t t = 0; t < ids.size(); ++t) {
+            if (ids[t] != pad) ++count;
+            positions[t] = ids[t] != pad ? pad + count : pad;
+        }
+        if (count > 0 && pad + count >= config_.max_positions)
+            throw Error("RoBERTa: " + std::to_string(ids.size()) +
+                        " tokens, but the model takes at most " +
+                        std::to_string(config_.max_positions - pad - 1) +
+                        " (max_position_embeddings " + std::to_string(config_.max_positions) +
+                        ", positions start after pad_token_id " + std::to_string(pad) + ")");
+        return positions;
+    }
+
+    ModelConfig config_;
+    WeightLoader loader_;  // owns converted (fp16/bf16) weights
+    BertStyleEmbeddingWeights embeddings_;
+    BertStyleLayers layers_;
+};
+
+}  // namespace
+
+// Shared with ELECTRA: the BERT-style encoder's config.json keys.
+void read_bert_style_config(const ConfigReader& reader, ModelConfig& config, const char* name) {
+    config.n_layers = reader.integer({"num_hidden_layers"});
+    config.n_heads = config.n_kv_heads = reader.integer({"num_attention_heads"});
+    config.hidden_size = reader.integer({"hidden_size"});
+    config.intermediate_size = reader.integer({"intermediate_size"});
+    config.vocab_size = reader.integer({"vocab_size"});
+    config.max_positions = reader.integer({"max_position_embeddings"});
+    config.type_vocab_size = reader.integer({"type_vocab_size"}, 2);
+    config.norm_eps = static_cast<float>(reader.number({"layer_norm_eps"}, 1e-12));
+    config.hidden_act = reader.string({"hidden_act"}, "gelu");
+    if (config.n_layers < 1 || config.n_heads < 1 || config.hidden_size < 1 ||
+        config.intermediate_size < 1 || config.vocab_size < 1 || config.max_positions < 1 ||
+        config.type_vocab_size < 1)
+        throw Error(reader.file() + ": " + name +
+                    " needs positive num_hidden_layers, num_attention_heads, hidden_size, "
+                    "intermediate_size, vocab_size, max_position_embeddings, type_vocab_size");
+    if (config.hidden_size % config.n_heads != 0)
+        throw Error(reader.file() + ": hidden_size " + std::to_string(config.hidden_size) +
+                    " is not a multiple of num_attention_heads " + std::to_string(config.n_heads));
+    config.head_dim = config.hidden_size / config.n_heads;
+    if (config.position_embedding_type != "absolute")
+        throw Error(reader.file() + ": position_embedding_type \"" +
+                    config.position_embedding_type + "\" is not supported (supported: absolute)");
+    check_activation(config.hidden_act, reader.file(), "hidden_act");
+}
+
+void read_roberta_config(const ConfigReader& reader, ModelConfig& config) {
+    read_bert_style_config(reader, config, "RoBERTa");
+    config.type_vocab_size = reader.integer({"type_vocab_size"}, 1);
+    config.norm_eps = static_cast<float>(reader.number({"layer_norm_eps"}, 1e-5));
+    config.pad_token_id = reader.integer({"pad_token_id"}, 1);
+    if (config.pad_token_id < 0 || config.pad_token_id + 1 >= config.max_positions)
+        throw Error(reader.file() + ": pad_token_id " + std::to_string(config.pad_token_id) +
+                    " leaves no positions below max_position_embeddings " +
+                    std::to_string(config.max_positions));
+}
+
+std::unique_ptr<Network> load_roberta(const LoadContext& context) {
+    return std::make_unique<Roberta>(context.config, context.tensors);
+}
+
+}  // namespace attnviz::model

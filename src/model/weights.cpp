@@ -1,5 +1,8 @@
 #include "model/weights.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstring>
 
 #include "attnviz/error.h"
@@ -92,7 +95,23 @@ const float* WeightLoader::get_optional(std::string_view pattern, std::string_vi
         throw Error(tensor->file + ": tensor " + tensor->name + " has shape " +
                     io::shape_string(tensor->shape) + ", but config.json implies " +
                     io::shape_string(expected) + " (" + std::string(shape) + ")");
-    return as_f32(*tensor);
+    const float* data = as_f32(*tensor);
+    sizes_[data] = tensor->numel() * sizeof(float);
+    return data;
+}
+
+void WeightLoader::release(const float* data) {
+    const auto size = sizes_.find(data);
+    if (!data || size == sizes_.end()) return;
+    // Converted copies stay: another layer may share the weight (ALBERT), and
+    // they are private memory, which madvise would zero, not reload.
+    for (const auto& copy : converted_)
+        if (copy.get() == data) return;
+    // Only whole pages inside the tensor: its neighbours may still be in use.
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + size->second) / page * page;
+    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 const float* WeightLoader::get(std::string_view pattern, std::string_view shape, int layer) {

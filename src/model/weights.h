@@ -11,6 +11,8 @@
 // memory map when stored as aligned F32, converted copies for F16/BF16/F64.
 #pragma once
 
+#include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -57,6 +59,18 @@ public:
                                                 : get(spec.name, spec.shape, layer);
     }
 
+    // Drops a weight the network no longer reads (once packed into a
+    // runtime::Linear) from this process's resident set: memory-mapped pages
+    // are unmapped (the page cache keeps them; a later read maps them again).
+    // Converted copies are kept. Thread-safe.
+    void release(const float* data);
+    // A callback that releases `weights`: runtime::Linear's on_packed.
+    std::function<void()> releaser(std::initializer_list<const float*> weights) {
+        return [this, list = std::vector<const float*>(weights)] {
+            for (const float* weight : list) release(weight);
+        };
+    }
+
     // The prefix the checkpoint's names use ("" or "bert."), once a tensor was found.
     const std::string& prefix() const { return prefix_; }
 
@@ -71,6 +85,7 @@ private:
     bool prefix_known_ = false;
     std::unordered_map<std::string, int64_t> dims_;
     std::vector<std::unique_ptr<float[]>> converted_;  // F16/BF16/F64 -> F32 copies
+    std::unordered_map<const float*, size_t> sizes_;   // bytes of every weight handed out
 };
 
 // "encoder.layer.{L}.x" with layer 3 -> "encoder.layer.3.x"

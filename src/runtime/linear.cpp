@@ -1,6 +1,10 @@
 #include "runtime/linear.h"
 
+#include <sys/mman.h>
+
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "attnviz/error.h"
@@ -52,11 +56,54 @@ std::optional<EltwiseOp> eltwise_for(Activation activation) {
 // packed layout from N and K only, so other row counts reuse it (checked in run).
 constexpr int kPackRows = 128;
 
-// oneDNN's BA16a64b layout of B [K = in, N = out], the one its f32 brgemm
-// matmul picks on AVX-512: blocks of 16 k x 64 n, k-blocks inside n-blocks,
-// zero-padded to whole blocks. Written here because oneDNN's reorder JIT-compiles
-// a kernel per shape on first use, which costs more than packing bert-base.
-void pack_ba16a64b(const float* source, WeightLayout layout, int in, int out, float* packed) {
+// Packed weights live in 2 MiB-aligned buffers marked for transparent huge
+// pages: a bert-base forward streams 340 MB of them, and 4 KiB pages would
+// cost ~80k page faults to fill and a TLB miss every few cache lines to read.
+struct HugePageBuffer {
+    explicit HugePageBuffer(size_t bytes) {
+        constexpr size_t kHuge = size_t{2} << 20;
+        size = bytes >= kHuge ? (bytes + kHuge - 1) / kHuge * kHuge : (bytes + 63) / 64 * 64;
+        data = std::aligned_alloc(bytes >= kHuge ? kHuge : 64, size);
+        if (!data) throw std::bad_alloc();
+        if (bytes >= kHuge) madvise(data, size, MADV_HUGEPAGE);
+    }
+    ~HugePageBuffer() { std::free(data); }
+    HugePageBuffer(const HugePageBuffer&) = delete;
+    HugePageBuffer& operator=(const HugePageBuffer&) = delete;
+    void* data = nullptr;
+    size_t size = 0;
+};
+
+// Where element (k, n) of B [K = in, N = out] lives in the checkpoint: column n
+// starts at column[n] and steps k_stride[n] floats per k. Fused parts (q/k/v)
+// and both layouts reduce to this.
+struct SourceColumns {
+    std::vector<const float*> column;
+    std::vector<size_t> k_stride;
+    float at(int k, int n) const { return column[n][k * k_stride[n]]; }
+};
+
+SourceColumns source_columns(const std::vector<LinearPart>& parts, int in, WeightLayout layout) {
+    SourceColumns source;
+    for (const LinearPart& part : parts) {
+        for (int n = 0; n < part.out; ++n) {
+            if (layout == WeightLayout::out_in) {  // row n of [out, in]
+                source.column.push_back(part.weight + static_cast<size_t>(n) * in);
+                source.k_stride.push_back(1);
+            } else {  // column n of [in, out]
+                source.column.push_back(part.weight + n);
+                source.k_stride.push_back(static_cast<size_t>(part.out));
+            }
+        }
+    }
+    return source;
+}
+
+// oneDNN's BA16a64b layout of B [K, N], the one its f32 brgemm matmul picks on
+// AVX-512: blocks of 16 k x 64 n, k-blocks inside n-blocks, zero-padded to
+// whole blocks. Written here because oneDNN's reorder JIT-compiles a kernel
+// per shape on first use, which costs more than packing bert-base.
+void pack_ba16a64b(const SourceColumns& source, int in, int out, float* packed) {
     const int k_blocks = (in + 15) / 16, n_blocks = (out + 63) / 64;
 #pragma omp parallel for schedule(static)
     for (int nb = 0; nb < n_blocks; ++nb) {
@@ -64,35 +111,25 @@ void pack_ba16a64b(const float* source, WeightLayout layout, int in, int out, fl
             float* block = packed + (static_cast<size_t>(nb) * k_blocks + kb) * 16 * 64;
             for (int k_in = 0; k_in < 16; ++k_in) {
                 const int k = kb * 16 + k_in;
-                float* row = block + k_in * 64;
                 for (int n_in = 0; n_in < 64; ++n_in) {
                     const int n = nb * 64 + n_in;
-                    float value = 0.0f;
-                    if (k < in && n < out)
-                        value = layout == WeightLayout::out_in
-                                    ? source[static_cast<size_t>(n) * in + k]
-                                    : source[static_cast<size_t>(k) * out + n];
-                    row[n_in] = value;
+                    block[k_in * 64 + n_in] = k < in && n < out ? source.at(k, n) : 0.0f;
                 }
             }
         }
     }
 }
 
-}  // namespace
-
-struct Linear::Packed {
-    memory::desc weights_desc;
-    memory weights;  // packed [in, out] in oneDNN's blocked layout
-    memory bias;     // [1, out], or empty
-    bool has_bias = false;
-    // Primitives per (rows, accumulate), made on first use.
-    mutable std::mutex mutex;
-    mutable std::map<std::pair<int, bool>, std::shared_ptr<dnnl::matmul>> primitives;
-    mutable std::map<std::pair<int, bool>, memory::desc> primitive_weights;
-};
-
-namespace {
+// Any other layout oneDNN may choose: gather B [K, N] row-major, then its reorder.
+void pack_with_reorder(const SourceColumns& source, int in, int out, memory& packed) {
+    std::vector<float> plain(static_cast<size_t>(in) * out);
+    for (int k = 0; k < in; ++k)
+        for (int n = 0; n < out; ++n) plain[static_cast<size_t>(k) * out + n] = source.at(k, n);
+    memory plain_memory(memory::desc({in, out}, kF32, Tag::ab), cpu_engine(), plain.data());
+    dnnl::stream stream(cpu_engine());
+    dnnl::reorder(plain_memory, packed).execute(stream, plain_memory, packed);
+    stream.wait();
+}
 
 dnnl::matmul::primitive_desc make_matmul(int rows, int in, int out, bool has_bias, bool accumulate,
                                          Activation activation, const memory::desc& weights_desc) {
@@ -111,74 +148,38 @@ dnnl::matmul::primitive_desc make_matmul(int rows, int in, int out, bool has_bia
 
 }  // namespace
 
+struct Linear::Packed {
+    std::vector<LinearPart> parts;  // the checkpoint's weights, until packed
+    WeightLayout layout = WeightLayout::out_in;
+    std::function<void()> on_packed;
+    bool has_bias = false;
+
+    std::mutex mutex;  // guards everything below
+    bool packed = false;
+    memory::desc weights_desc;
+    std::unique_ptr<HugePageBuffer> buffer;
+    memory weights;  // packed B [in, out] in oneDNN's blocked layout, in buffer
+    memory bias;     // [1, out], or empty
+    // Primitives per (rows, accumulate), made on first use.
+    std::map<std::pair<int, bool>, std::shared_ptr<dnnl::matmul>> primitives;
+};
+
 Linear::Linear(const float* weight, const float* bias, int in, int out, WeightLayout layout,
-               Activation activation)
-    : Linear(std::vector<LinearPart>{{weight, bias, out}}, in, layout, activation) {}
+               Activation activation, std::function<void()> on_packed)
+    : Linear(std::vector<LinearPart>{{weight, bias, out}}, in, layout, activation,
+             std::move(on_packed)) {}
 
 Linear::Linear(const std::vector<LinearPart>& parts, int in, WeightLayout layout,
-               Activation activation)
+               Activation activation, std::function<void()> on_packed)
     : in_(in), activation_(activation), packed_(std::make_unique<Packed>()) {
     for (const LinearPart& part : parts) {
+        if (!part.weight || part.out <= 0) throw Error("Linear: a part without weights");
         out_ += part.out;
         packed_->has_bias = packed_->has_bias || part.bias;
     }
-    try {
-        // The source, viewed as the matmul's B [in, out]: [out, in] row-major is
-        // B transposed (tag ba); [in, out] row-major is B itself (tag ab).
-        std::vector<float> joined;
-        const float* source = parts.front().weight;
-        if (parts.size() > 1) {
-            joined.resize(static_cast<size_t>(in) * out_);
-            if (layout == WeightLayout::out_in) {
-                size_t at = 0;
-                for (const LinearPart& part : parts) {
-                    std::memcpy(joined.data() + at, part.weight,
-                                sizeof(float) * static_cast<size_t>(part.out) * in);
-                    at += static_cast<size_t>(part.out) * in;
-                }
-            } else {
-                for (int row = 0; row < in; ++row) {
-                    size_t column = 0;
-                    for (const LinearPart& part : parts) {
-                        std::memcpy(joined.data() + static_cast<size_t>(row) * out_ + column,
-                                    part.weight + static_cast<size_t>(row) * part.out,
-                                    sizeof(float) * part.out);
-                        column += part.out;
-                    }
-                }
-            }
-            source = joined.data();
-        }
-        const memory::desc any({in, out_}, kF32, Tag::any);
-        const auto pd = make_matmul(kPackRows, in, out_, packed_->has_bias, false, activation, any);
-        packed_->weights_desc = pd.weights_desc();
-        packed_->weights = memory(packed_->weights_desc, cpu_engine());
-        float* packed = static_cast<float*>(packed_->weights.get_data_handle());
-        if (packed_->weights_desc == memory::desc({in, out_}, kF32, Tag::BA16a64b)) {
-            pack_ba16a64b(source, layout, in, out_, packed);
-        } else {  // another blocking: oneDNN's own reorder
-            const memory::desc source_desc({in, out_}, kF32,
-                                           layout == WeightLayout::out_in ? Tag::ba : Tag::ab);
-            memory source_memory(source_desc, cpu_engine(), const_cast<float*>(source));
-            dnnl::stream stream(cpu_engine());
-            dnnl::reorder(source_memory, packed_->weights)
-                .execute(stream, source_memory, packed_->weights);
-            stream.wait();
-        }
-        if (packed_->has_bias) {
-            packed_->bias = memory(memory::desc({1, out_}, kF32, Tag::ab), cpu_engine());
-            float* bias = static_cast<float*>(packed_->bias.get_data_handle());
-            for (const LinearPart& part : parts) {
-                if (part.bias)
-                    std::memcpy(bias, part.bias, sizeof(float) * part.out);
-                else
-                    std::fill(bias, bias + part.out, 0.0f);
-                bias += part.out;
-            }
-        }
-    } catch (const dnnl::error& e) {
-        throw Error(std::string("oneDNN could not pack a linear layer: ") + e.what());
-    }
+    packed_->parts = parts;
+    packed_->layout = layout;
+    packed_->on_packed = std::move(on_packed);
 }
 
 Linear::Linear() = default;
@@ -186,28 +187,60 @@ Linear::~Linear() = default;
 Linear::Linear(Linear&&) noexcept = default;
 Linear& Linear::operator=(Linear&&) noexcept = default;
 
+// Packing happens on first use, not at load: opening a model stays a memory
+// map, and each weight is copied once, by the first forward that needs it.
+void Linear::pack_locked() const {
+    Packed& p = *packed_;
+    const memory::desc any({in_, out_}, kF32, Tag::any);
+    p.weights_desc =
+        make_matmul(kPackRows, in_, out_, p.has_bias, false, activation_, any).weights_desc();
+    p.buffer = std::make_unique<HugePageBuffer>(p.weights_desc.get_size());
+    p.weights = memory(p.weights_desc, cpu_engine(), p.buffer->data);
+    const SourceColumns source = source_columns(p.parts, in_, p.layout);
+    if (p.weights_desc == memory::desc({in_, out_}, kF32, Tag::BA16a64b))
+        pack_ba16a64b(source, in_, out_, static_cast<float*>(p.buffer->data));
+    else
+        pack_with_reorder(source, in_, out_, p.weights);
+    if (p.has_bias) {
+        p.bias = memory(memory::desc({1, out_}, kF32, Tag::ab), cpu_engine());
+        float* bias = static_cast<float*>(p.bias.get_data_handle());
+        for (const LinearPart& part : p.parts) {
+            if (part.bias)
+                std::memcpy(bias, part.bias, sizeof(float) * part.out);
+            else
+                std::fill(bias, bias + part.out, 0.0f);
+            bias += part.out;
+        }
+    }
+    p.packed = true;
+    p.parts.clear();  // the checkpoint's copy is no longer read
+    if (p.on_packed) p.on_packed();
+}
+
 void Linear::forward(const float* x, float* y, int rows) const { run(x, y, rows, false); }
 void Linear::forward_add(const float* x, float* y, int rows) const { run(x, y, rows, true); }
 
 void Linear::run(const float* x, float* y, int rows, bool accumulate) const {
     if (rows <= 0) return;
+    if (!packed_) throw Error("Linear: used before being given weights");
     const Activation activation = accumulate ? Activation::none : activation_;
     std::shared_ptr<dnnl::matmul> primitive;
-    memory::desc wanted;
-    {
+    try {
         std::lock_guard lock(packed_->mutex);
+        if (!packed_->packed) pack_locked();
         auto& slot = packed_->primitives[{rows, accumulate}];
         if (!slot) {
             const auto pd = make_matmul(rows, in_, out_, packed_->has_bias, accumulate, activation,
                                         packed_->weights_desc);
+            if (pd.weights_desc() != packed_->weights_desc)
+                throw Error("oneDNN chose another weight layout for " + std::to_string(rows) +
+                            " rows");
             slot = std::make_shared<dnnl::matmul>(pd);
-            packed_->primitive_weights[{rows, accumulate}] = pd.weights_desc();
         }
         primitive = slot;
-        wanted = packed_->primitive_weights[{rows, accumulate}];
+    } catch (const dnnl::error& e) {
+        throw Error(std::string("oneDNN matmul: ") + e.what());
     }
-    if (wanted != packed_->weights_desc)
-        throw Error("oneDNN chose another weight layout for " + std::to_string(rows) + " rows");
     dnnl::stream stream(cpu_engine());
     memory src(memory::desc({rows, in_}, kF32, Tag::ab), cpu_engine(), const_cast<float*>(x));
     memory dst(memory::desc({rows, out_}, kF32, Tag::ab), cpu_engine(), y);

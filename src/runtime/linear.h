@@ -1,9 +1,10 @@
-// Linear layers y = act(x W^T + b) with the weights packed once, at load time,
+// Linear layers y = act(x W^T + b) with the weights packed once, on first use,
 // into oneDNN's blocked layout (its brgemm matmul then runs at the CPU's fp32
 // peak without re-packing on every call). linear_reference is the definition.
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,11 +31,14 @@ struct LinearPart {
 class Linear {
 public:
     Linear();
+    // The weights are read (packed) by the first forward, not here: they must
+    // stay valid until then. on_packed runs once they are no longer needed.
     Linear(const float* weight, const float* bias, int in, int out,
-           WeightLayout layout = WeightLayout::out_in, Activation activation = Activation::none);
+           WeightLayout layout = WeightLayout::out_in, Activation activation = Activation::none,
+           std::function<void()> on_packed = {});
     // Parts concatenated along the output: y = [x W0^T + b0, x W1^T + b1, ...].
     Linear(const std::vector<LinearPart>& parts, int in, WeightLayout layout = WeightLayout::out_in,
-           Activation activation = Activation::none);
+           Activation activation = Activation::none, std::function<void()> on_packed = {});
     ~Linear();
     Linear(Linear&&) noexcept;
     Linear& operator=(Linear&&) noexcept;
@@ -51,6 +55,7 @@ public:
 
 private:
     void run(const float* x, float* y, int rows, bool accumulate) const;
+    void pack_locked() const;
 
     int in_ = 0, out_ = 0;
     Activation activation_ = Activation::none;

@@ -1,0 +1,133 @@
+// model_bench: attnviz's BERT forward pass (all attentions kept) on a model
+// folder, for the side-by-side comparison run by bench/model_bench.sh.
+//
+//   model_bench --model DIR --seq 128 --threads 2 --runs 10 [--load-runs 5]
+//
+// Prints one JSON object: load time (config + memory map + validation + weight
+// packing), forward latency (median, min, mean, stddev over runs after one
+// warm-up), and peak RSS (VmHWM) of this process. Token ids are fixed
+// pseudo-random ids below vocab_size, [CLS]=2 ... [SEP]=3 like the reference.
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "model/network.h"
+#include "runtime/threads.h"
+
+namespace {
+
+double now_ms() {
+    return std::chrono::duration<double, std::milli>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+// CPU time of the whole process (all threads): on a shared machine, the work
+// done, where wall time also counts other processes' turns.
+double cpu_ms() {
+    timespec t{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+long peak_rss_kib() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
+}
+
+struct Stats {
+    double median, min, mean, stddev;
+};
+Stats stats(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const double mean = std::accumulate(v.begin(), v.end(), 0.0) / v.size();
+    double var = 0;
+    for (double x : v) var += (x - mean) * (x - mean);
+    const size_t n = v.size();
+    const double median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return {median, v.front(), mean, std::sqrt(var / n)};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string model;
+    int seq = 128, threads = 0, runs = 10, load_runs = 1;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string flag = argv[i];
+        if (flag == "--model") model = argv[i + 1];
+        else if (flag == "--seq") seq = std::stoi(argv[i + 1]);
+        else if (flag == "--threads") threads = std::stoi(argv[i + 1]);
+        else if (flag == "--runs") runs = std::stoi(argv[i + 1]);
+        else if (flag == "--load-runs") load_runs = std::stoi(argv[i + 1]);
+        else {
+            std::fprintf(stderr, "unknown flag %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (model.empty()) {
+        std::fprintf(stderr, "usage: model_bench --model DIR [--seq N] [--threads T] [--runs R]\n");
+        return 2;
+    }
+    try {
+        using namespace attnviz;
+        std::vector<double> load_times, map_times, load_cpu, forward_cpu;
+        model::LoadedNetwork loaded;
+        for (int run = 0; run < load_runs; ++run) {
+            double start = now_ms();
+            { io::TensorSet tensors = io::TensorSet::open_folder(model); }
+            map_times.push_back(now_ms() - start);
+            loaded = model::LoadedNetwork();
+            start = now_ms();
+            const double cpu_start = cpu_ms();
+            loaded = model::load_network(model);
+            load_times.push_back(now_ms() - start);
+            load_cpu.push_back(cpu_ms() - cpu_start);
+        }
+        Encoding encoding;
+        uint32_t state = 12345;
+        for (int t = 0; t < seq; ++t) {
+            state = state * 1664525u + 1013904223u;
+            int32_t id = 1000 + static_cast<int32_t>(state % 20000u);
+            if (t == 0) id = 2;
+            if (t == seq - 1) id = 3;
+            encoding.ids.push_back(id % loaded.config.vocab_size);
+        }
+        encoding.type_ids.assign(seq, 0);
+        encoding.attention_mask.assign(seq, 1);
+        encoding.tokens.resize(seq);
+        RunOptions options;
+        options.threads = threads;
+        std::vector<double> times;
+        size_t probs = 0;
+        for (int run = 0; run <= runs; ++run) {
+            const double start = now_ms(), cpu_start = cpu_ms();
+            model::ForwardOutput output = model::run_network(*loaded.network, {&encoding}, options);
+            const double elapsed = now_ms() - start;
+            probs = output.blocks[0].probs.size();
+            if (run > 0) times.push_back(elapsed), forward_cpu.push_back(cpu_ms() - cpu_start);  // run 0: warm-up
+        }
+        const Stats forward = stats(times), load = stats(load_times), map = stats(map_times);
+        std::printf(
+            "{\"tool\": \"attnviz\", \"seq\": %d, \"threads\": %d, \"runs\": %d, "
+            "\"median_ms\": %.2f, \"min_ms\": %.2f, \"mean_ms\": %.2f, \"stddev_ms\": %.2f, "
+            "\"cpu_ms\": %.2f, \"load_ms\": %.2f, \"load_cpu_ms\": %.2f, \"map_validate_ms\": %.2f, \"attention_mib\": %.1f, "
+            "\"peak_rss_mib\": %.1f}\n",
+            seq, attnviz::runtime::resolve_thread_count(threads), runs, forward.median, forward.min, forward.mean,
+            forward.stddev, stats(forward_cpu).median, load.median, stats(load_cpu).median, map.median, probs * 4.0 / (1 << 20),
+            peak_rss_kib() / 1024.0);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "model_bench: %s\n", e.what());
+        return 1;
+    }
+}

@@ -23,6 +23,8 @@ const Architecture kArchitectures[] = {
     {"roberta", read_roberta_config, load_roberta},
     {"electra", read_electra_config, load_electra},
     {"t5", read_t5_config, load_t5},
+    {"bart", read_bart_config, load_bart},
+    {"marian", read_bart_config, load_bart},
 };
 
 }  // namespace

@@ -24,4 +24,8 @@ std::unique_ptr<Network> load_electra(const LoadContext& context);
 void read_t5_config(const ConfigReader& reader, ModelConfig& config);
 std::unique_ptr<Network> load_t5(const LoadContext& context);
 
+// BART and Marian (bart.cpp)
+void read_bart_config(const ConfigReader& reader, ModelConfig& config);
+std::unique_ptr<Network> load_bart(const LoadContext& context);
+
 }  // namespace attnviz::model

@@ -96,5 +96,10 @@ TEST(Electra, EmbeddingProjectionMatchesReference) {
 TEST(T5, TinyRelativeBucketsMatchReference) { expect_fixture_matches("t5_tiny", "t5"); }
 TEST(T5, GatedGeluV1_1UntiedMatchesReference) { expect_fixture_matches("t5_v1_1_gated", "t5", 2); }
 
+TEST(Bart, LearnedPositionsOffsetTwoMatchReference) { expect_fixture_matches("bart_tiny", "bart"); }
+TEST(Marian, SinusoidsAndScaledEmbeddingsMatchReference) {
+    expect_fixture_matches("marian_tiny", "marian", 2);
+}
+
 }  // namespace
 }  // namespace attnviz::model

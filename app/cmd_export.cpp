@@ -1,0 +1,54 @@
+// attnviz export: exact float32 attentions (and optionally queries, keys and
+// hidden states) as a numpy .npz.
+#include <iostream>
+
+#include "attnviz/export.h"
+#include "cli.h"
+
+namespace attnviz::cli {
+namespace {
+
+std::function<int()> setup(CLI::App& command) {
+    struct Flags {
+        ModelFlags model;
+        TextFlags text;
+        std::string output = "attention.npz";
+        bool queries_keys = false;
+        bool hidden_states = false;
+        int threads = 0;
+    };
+    auto flags = std::make_shared<Flags>();
+    add_model_flags(command, flags->model);
+    add_text_flags(command, flags->text);
+    command.add_option("-o,--output", flags->output, "the .npz file to write")
+        ->capture_default_str();
+    command.add_flag("--queries-keys", flags->queries_keys,
+                     "also write queries and keys [layers, heads, tokens, head_dim]");
+    command.add_flag("--hidden-states", flags->hidden_states,
+                     "also write hidden_states [layers + 1, tokens, hidden]");
+    add_threads_flag(command, flags->threads);
+    command.footer(
+        "Arrays: input_ids, token_type_ids (int64), tokens (unicode), attentions (float32, "
+        "[layers, heads, tokens, tokens]). Encoder-decoder models write encoder_/decoder_ "
+        "input_ids and tokens, and encoder_, decoder_ and cross_attentions.\n"
+        "Example: attnviz export --model bert-base-uncased --text \"The cat sat\" -o cat.npz\n"
+        "         python3 -c \"import numpy; print(numpy.load('cat.npz')['attentions'].shape)\"");
+    return [flags] {
+        const std::filesystem::path folder = model_folder(flags->model);
+        const Model model = Model::open(folder);
+        RunOptions run;
+        run.threads = flags->threads;
+        run.keep_queries_keys = flags->queries_keys;
+        run.keep_hidden_states = flags->hidden_states;
+        AttentionTrace trace = model.trace(trace_request(flags->text), run);
+        trace.model_id = model_label(flags->model, folder);
+        write_npz(trace, flags->output);
+        std::cout << std::filesystem::absolute(flags->output).string() << "\n";
+        return 0;
+    };
+}
+
+const RegisterCommand registered({"export", "Write exact attentions as a numpy .npz", 20, setup});
+
+}  // namespace
+}  // namespace attnviz::cli

@@ -1,0 +1,108 @@
+// attnviz info MODEL: architecture and sizes, from config.json and the tokenizer.
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "attnviz/error.h"
+#include "cli.h"
+
+namespace attnviz::cli {
+namespace {
+
+// An architecture attnviz cannot run is named with the list of those it can,
+// before any weights are read.
+void check_supported(const std::filesystem::path& folder) {
+    const std::filesystem::path config_path = folder / "config.json";
+    std::ifstream in(config_path);
+    if (!in) throw Error("no config.json in " + folder.string());
+    nlohmann::json config;
+    try {
+        config = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+        throw Error("invalid JSON in " + config_path.string() + ": " + e.what());
+    }
+    const std::string model_type = config.value("model_type", "");
+    const std::vector<std::string> supported = supported_model_types();
+    if (std::find(supported.begin(), supported.end(), model_type) != supported.end()) return;
+    std::string list;
+    for (const std::string& name : supported) list += (list.empty() ? "" : ", ") + name;
+    std::string architecture;
+    if (config.contains("architectures") && config["architectures"].is_array() &&
+        !config["architectures"].empty() && config["architectures"][0].is_string())
+        architecture = " (" + config["architectures"][0].get<std::string>() + ")";
+    throw Error(config_path.string() + ": model_type '" + model_type + "'" + architecture +
+                " is not supported; attnviz runs these model types: " + list);
+}
+
+std::function<int()> setup(CLI::App& command) {
+    struct Flags {
+        ModelFlags model;
+        bool json = false;
+    };
+    auto flags = std::make_shared<Flags>();
+    add_model_argument(command, flags->model, false);
+    command.add_flag("--json", flags->json, "print the result as JSON");
+    return [flags] {
+        const std::filesystem::path folder = model_folder(flags->model);
+        check_supported(folder);
+        const Model model = Model::open(folder);
+        const ModelConfig& config = model.config();
+        const std::optional<size_t> tokenizer_max = model.tokenizer().model_max_length();
+        nlohmann::json info = {
+            {"model", model_label(flags->model, folder)},
+            {"folder", folder.string()},
+            {"model_type", config.model_type},
+            {"architecture", config.architecture},
+            {"layers", config.n_layers},
+            {"heads", config.n_heads},
+            {"kv_heads", config.n_kv_heads},
+            {"hidden_size", config.hidden_size},
+            {"head_dim", config.head_dim},
+            {"intermediate_size", config.intermediate_size},
+            {"vocab_size", config.vocab_size},
+            {"max_positions", config.max_positions},
+            {"hidden_act", config.hidden_act},
+            {"encoder_decoder", config.is_encoder_decoder},
+            {"causal", config.is_causal},
+        };
+        if (config.is_encoder_decoder) info["decoder_layers"] = config.n_decoder_layers;
+        if (tokenizer_max) info["tokenizer_max_length"] = *tokenizer_max;
+        if (flags->json) {
+            std::cout << info.dump(2) << "\n";
+            return 0;
+        }
+        const std::string kind = config.is_encoder_decoder ? "encoder-decoder"
+                                 : config.is_causal        ? "decoder-only"
+                                                           : "encoder";
+        std::cout << "model          " << info["model"].get<std::string>() << "\n"
+                  << "folder         " << folder.string() << "\n"
+                  << "architecture   " << config.model_type
+                  << (config.architecture.empty() ? "" : " (" + config.architecture + ")") << ", "
+                  << kind << "\n"
+                  << "layers         " << config.n_layers;
+        if (config.is_encoder_decoder)
+            std::cout << " encoder + " << config.n_decoder_layers << " decoder";
+        std::cout << "\nheads          " << config.n_heads;
+        if (config.n_kv_heads != config.n_heads && config.n_kv_heads > 0)
+            std::cout << " (" << config.n_kv_heads << " key/value heads)";
+        std::cout << ", " << config.head_dim << " dimensions each\n"
+                  << "hidden size    " << config.hidden_size << " (feed-forward "
+                  << config.intermediate_size << ", " << config.hidden_act << ")\n"
+                  << "vocabulary     " << config.vocab_size << " tokens\n"
+                  << "max length     ";
+        if (config.max_positions > 0)
+            std::cout << config.max_positions << " positions";
+        else
+            std::cout << "no learned limit";
+        if (tokenizer_max) std::cout << " (tokenizer: " << *tokenizer_max << ")";
+        std::cout << "\n";
+        return 0;
+    };
+}
+
+const RegisterCommand registered({"info", "Show a model's architecture and sizes", 70, setup});
+
+}  // namespace
+}  // namespace attnviz::cli

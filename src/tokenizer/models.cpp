@@ -25,6 +25,55 @@ std::optional<uint32_t> find(const VocabMap& map, std::string_view key) {
     return it->second;
 }
 
+uint64_t fnv_hash(std::string_view w) {
+    uint64_t h = 1469598103934665603ull;  // FNV-1a, then mixed
+    for (char c : w) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
+// A read-only string -> id table with open addressing, for the lookups the
+// models make per char and per candidate piece.
+class FlatVocab {
+public:
+    void build(const VocabMap& map) {
+        size_t cap = 16;
+        while (cap < map.size() * 2) cap <<= 1;
+        slots_.assign(cap, 0);
+        entries_.clear();
+        entries_.reserve(map.size());
+        for (const auto& [token, id] : map) {
+            uint64_t h = fnv_hash(token);
+            size_t i = size_t(h) & (cap - 1);
+            while (slots_[i] != 0) i = (i + 1) & (cap - 1);
+            entries_.push_back({h, token, id});
+            slots_[i] = uint32_t(entries_.size());
+            max_length_ = std::max(max_length_, token.size());
+        }
+    }
+    std::optional<uint32_t> find(std::string_view key) const {
+        if (slots_.empty() || key.size() > max_length_) return std::nullopt;
+        uint64_t h = fnv_hash(key);
+        size_t mask = slots_.size() - 1, i = size_t(h) & mask;
+        while (slots_[i] != 0) {
+            const Entry& e = entries_[slots_[i] - 1];
+            if (e.hash == h && e.token == key) return e.id;
+            i = (i + 1) & mask;
+        }
+        return std::nullopt;
+    }
+    size_t max_length() const { return max_length_; }
+
+private:
+    struct Entry {
+        uint64_t hash;
+        std::string token;
+        uint32_t id;
+    };
+    std::vector<uint32_t> slots_;  // 0: free, else index + 1
+    std::vector<Entry> entries_;
+    size_t max_length_ = 0;
+};
+
 VocabMap vocab_from_json(const Json& j, const char* where) {
     const Json& vocab = json_at(j, "vocab", where);
     if (!vocab.is_object()) throw Error(std::string(where) + ": \"vocab\" must be an object");
@@ -46,7 +95,8 @@ std::vector<std::string> reverse_vocab(const VocabMap& vocab) {
 // Greedy longest-match-first (models/wordpiece/mod.rs).
 struct WordPiece final : Model {
     VocabMap vocab;
-    VocabMap continuation;  // vocab entries that start with the prefix, prefix removed
+    VocabMap continuation;    // vocab entries that start with the prefix, prefix removed
+    FlatVocab words, pieces;  // fast copies of vocab and continuation
     std::vector<std::string> vocab_r;
     std::string unk_token = "[UNK]", prefix = "##";
     size_t max_input_chars_per_word = 100;
@@ -56,6 +106,8 @@ struct WordPiece final : Model {
         vocab_r = reverse_vocab(vocab);
         for (auto& [k, v] : vocab)
             if (k.starts_with(prefix)) continuation[k.substr(prefix.size())] = v;
+        words.build(vocab);
+        pieces.build(continuation);
         auto unk = find(vocab, unk_token);
         if (!unk)
             throw Error(std::string(where) + ": unk_token \"" + unk_token +
@@ -71,11 +123,16 @@ struct WordPiece final : Model {
         size_t first = out.size();
         size_t start = 0;
         while (start < text.size()) {
-            size_t end = text.size();
+            const FlatVocab& table = start > 0 ? pieces : words;
+            // Nothing longer than the longest entry can match: start there.
+            size_t end = std::min(text.size(), start + table.max_length());
+            while (end > start && end < text.size() &&
+                   (static_cast<uint8_t>(text[end]) & 0xC0) == 0x80)
+                --end;
             bool found = false;
             while (start < end) {
                 std::string_view piece = text.substr(start, end - start);
-                auto id = start > 0 ? find(continuation, piece) : find(vocab, piece);
+                auto id = table.find(piece);
                 if (id) {
                     out.push_back({*id,
                                    start > 0 ? prefix + std::string(piece) : std::string(piece),
@@ -136,7 +193,38 @@ struct BPE final : Model {
     struct MergeInfo {
         uint32_t rank, new_id;
     };
-    std::unordered_map<uint64_t, MergeInfo> merges;
+    // (left id, right id) -> merge, open addressing: the hottest lookup in BPE.
+    struct MergeTable {
+        std::vector<uint64_t> keys;  // kEmpty where free
+        std::vector<MergeInfo> values;
+        static constexpr uint64_t kEmpty = ~uint64_t(0);
+        void reserve(size_t n) {
+            size_t cap = 16;
+            while (cap < n * 2) cap <<= 1;
+            keys.assign(cap, kEmpty);
+            values.assign(cap, {});
+        }
+        static size_t slot(uint64_t key, size_t mask) {
+            return size_t((key * 0x9E3779B97F4A7C15ull) >> 20) & mask;
+        }
+        void insert(uint64_t key, MergeInfo v) {
+            size_t mask = keys.size() - 1, i = slot(key, mask);
+            while (keys[i] != kEmpty && keys[i] != key) i = (i + 1) & mask;
+            keys[i] = key;  // a repeated pair: the later merge wins, as in tokenizers' HashMap
+            values[i] = v;
+        }
+        const MergeInfo* find(uint64_t key) const {
+            if (keys.empty()) return nullptr;
+            size_t mask = keys.size() - 1, i = slot(key, mask);
+            while (keys[i] != kEmpty) {
+                if (keys[i] == key) return &values[i];
+                i = (i + 1) & mask;
+            }
+            return nullptr;
+        }
+    };
+    MergeTable merges;
+    std::vector<int32_t> char_ids;  // id of each single char below U+3000 that is a token
     std::optional<std::string> unk_token, prefix, suffix;
     bool fuse_unk = false, byte_fallback = false, ignore_merges = false;
 
@@ -144,13 +232,47 @@ struct BPE final : Model {
         uint32_t id;
         uint32_t len;
     };
-    static constexpr size_t kCacheCapacity = 10000;  // as tokenizers' BPE cache
+    // tokenizers caches 10,000 words; a larger cache changes no output.
+    static constexpr size_t kCacheCapacity = 50000;
+    // Word -> pieces: open addressing over indices into `entries`
+    // (std::unordered_map's bucket walk showed up as the top cost).
+    struct CacheEntry {
+        uint64_t hash;
+        std::string word;
+        std::vector<Piece> pieces;
+    };
     mutable std::mutex cache_mutex;
-    mutable std::unordered_map<std::string, std::vector<Piece>, StringHash, std::equal_to<>> cache;
+    mutable std::vector<uint32_t> cache_slots =
+        std::vector<uint32_t>(size_t(1) << 17);  // 0: free, else index + 1
+    mutable std::vector<CacheEntry> cache_entries;
+
+    static uint64_t word_hash(std::string_view w) {
+        uint64_t h = 1469598103934665603ull;  // FNV-1a, then mixed
+        for (char c : w) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
+        return h ^ (h >> 29);
+    }
+    // The slot holding w, or the free slot where it would go.
+    uint32_t& cache_slot(std::string_view w, uint64_t h) const {
+        size_t mask = cache_slots.size() - 1, i = size_t(h) & mask;
+        while (cache_slots[i] != 0) {
+            const CacheEntry& e = cache_entries[cache_slots[i] - 1];
+            if (e.hash == h && e.word == w) break;
+            i = (i + 1) & mask;
+        }
+        return cache_slots[i];
+    }
 
     static uint64_t pair_key(uint32_t a, uint32_t b) { return uint64_t(a) << 32 | b; }
 
     void add_merges(const Json& list) {
+        merges.reserve(list.size());
+        char_ids.assign(0x3000, -1);
+        for (auto& [token, id] : vocab) {
+            size_t i = 0;
+            if (token.empty()) continue;
+            char32_t c = next_char(token, i);
+            if (i == token.size() && c < 0x3000) char_ids[c] = int32_t(id);
+        }
         uint32_t rank = 0;
         for (const Json& m : list) {
             std::string a, b;
@@ -176,7 +298,7 @@ struct BPE final : Model {
             merged.append(b, skip);
             auto id = find(vocab, merged);
             if (!id) throw Error("BPE merges: \"" + merged + "\" is not in the vocabulary");
-            merges.emplace(pair_key(*ia, *ib), MergeInfo{rank, *id});
+            merges.insert(pair_key(*ia, *ib), MergeInfo{rank, *id});
             ++rank;
         }
     }
@@ -198,11 +320,20 @@ struct BPE final : Model {
         bool has_unk = false;
         std::string buffer;
         size_t i = 0;
+        const bool plain = !(prefix && !prefix->empty()) && !(suffix && !suffix->empty());
         while (i < w.size()) {
             size_t start = i;
-            next_char(w, i);
+            char32_t c = next_char(w, i);
             std::string_view s = w.substr(start, i - start);
             uint32_t byte_len = uint32_t(s.size());
+            if (plain && c < 0x3000 && char_ids[c] >= 0) {  // fast path, same as the lookup below
+                if (has_unk) {
+                    add(unk.id, unk.len);
+                    has_unk = false;
+                }
+                add(uint32_t(char_ids[c]), byte_len);
+                continue;
+            }
             if ((start > 0 && prefix && !prefix->empty()) ||
                 (i == w.size() && suffix && !suffix->empty())) {
                 buffer.clear();
@@ -258,8 +389,8 @@ struct BPE final : Model {
         };
         std::priority_queue<Merge> queue;
         for (size_t k = 0; k + 1 < symbols.size(); ++k) {
-            auto it = merges.find(pair_key(symbols[k].id, symbols[k + 1].id));
-            if (it != merges.end()) queue.push({k, it->second.rank, it->second.new_id});
+            if (auto m = merges.find(pair_key(symbols[k].id, symbols[k + 1].id)))
+                queue.push({k, m->rank, m->new_id});
         }
         while (!queue.empty()) {
             Merge top = queue.top();
@@ -268,8 +399,8 @@ struct BPE final : Model {
             if (cur.len == 0 || cur.next == -1) continue;
             size_t next_pos = size_t(cur.next);
             Symbol right = symbols[next_pos];
-            auto it = merges.find(pair_key(cur.id, right.id));
-            if (it == merges.end() || it->second.new_id != top.new_id) continue;  // stale entry
+            auto m = merges.find(pair_key(cur.id, right.id));
+            if (!m || m->new_id != top.new_id) continue;  // stale entry
             cur.id = top.new_id;
             cur.len += right.len;
             cur.next = right.next;
@@ -278,12 +409,11 @@ struct BPE final : Model {
                 symbols[size_t(right.next)].prev = int(top.pos);
             if (cur.prev >= 0) {
                 auto p = merges.find(pair_key(symbols[size_t(cur.prev)].id, cur.id));
-                if (p != merges.end())
-                    queue.push({size_t(cur.prev), p->second.rank, p->second.new_id});
+                if (p) queue.push({size_t(cur.prev), p->rank, p->new_id});
             }
             if (cur.next >= 0 && size_t(cur.next) < symbols.size()) {
                 auto n = merges.find(pair_key(cur.id, symbols[size_t(cur.next)].id));
-                if (n != merges.end()) queue.push({top.pos, n->second.rank, n->second.new_id});
+                if (n) queue.push({top.pos, n->rank, n->new_id});
             }
         }
         std::vector<Piece> pieces;
@@ -310,16 +440,23 @@ struct BPE final : Model {
             }
         {
             std::lock_guard lock(cache_mutex);
-            auto it = cache.find(text);
-            if (it != cache.end()) {
-                emit(it->second, out);
+            uint32_t slot = cache_slot(text, word_hash(text));
+            if (slot != 0) {
+                emit(cache_entries[slot - 1].pieces, out);
                 return;
             }
         }
         std::vector<Piece> pieces = merge_word(text);
         emit(pieces, out);
         std::lock_guard lock(cache_mutex);
-        if (cache.size() < kCacheCapacity) cache.emplace(std::string(text), std::move(pieces));
+        if (cache_entries.size() < kCacheCapacity) {
+            uint64_t h = word_hash(text);
+            uint32_t& slot = cache_slot(text, h);
+            if (slot == 0) {
+                cache_entries.push_back({h, std::string(text), std::move(pieces)});
+                slot = uint32_t(cache_entries.size());
+            }
+        }
     }
     std::optional<uint32_t> token_to_id(std::string_view t) const override {
         return find(vocab, t);

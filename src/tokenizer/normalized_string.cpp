@@ -151,24 +151,37 @@ static bool is_ascii(std::string_view s) {
 void NormalizedString::decompose(bool compat) {
     if (is_ascii(normalized_)) return;
     std::vector<CharChange> dest;
-    std::vector<int> classes;
     dest.reserve(normalized_.size() + 8);
     utf8proc_int32_t buffer[32];
     int options = UTF8PROC_DECOMPOSE | (compat ? UTF8PROC_COMPAT : 0);
+    bool changed = false;  // skip the transform when every char stays as it is
+    int previous_class = 0;
     size_t i = 0;
     while (i < normalized_.size()) {
         char32_t c = next_char(normalized_, i);
+        if (c < 0x80) {  // ASCII never decomposes and is never reordered
+            dest.push_back({c, 0});
+            previous_class = 0;
+            continue;
+        }
         int last_boundclass = 0;
         utf8proc_ssize_t n =
             utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buffer, 32,
                                     static_cast<utf8proc_option_t>(options), &last_boundclass);
         if (n <= 0) {
             dest.push_back({c, 0});
+            previous_class = 0;
             continue;
         }
-        for (utf8proc_ssize_t k = 0; k < n; ++k)
+        if (n != 1 || static_cast<char32_t>(buffer[0]) != c) changed = true;
+        for (utf8proc_ssize_t k = 0; k < n; ++k) {
+            int cls = utf8proc_get_property(buffer[k])->combining_class;
+            if (cls != 0 && cls < previous_class) changed = true;  // needs reordering
+            previous_class = cls;
             dest.push_back({static_cast<char32_t>(buffer[k]), k > 0 ? 1 : 0});
+        }
     }
+    if (!changed) return;
     // Canonical ordering: stable sort each run of non-starters by combining class.
     auto ccc = [](char32_t c) {
         return utf8proc_get_property(static_cast<utf8proc_int32_t>(c))->combining_class;
@@ -250,12 +263,22 @@ void NormalizedString::lowercase() {
     std::vector<CharChange> dest;
     dest.reserve(normalized_.size());
     std::u32string lower;
+    bool same_sizes = true;
     size_t i = 0;
     while (i < normalized_.size()) {
+        size_t start = i;
         char32_t c = next_char(normalized_, i);
         lower.clear();
         to_lowercase(c, lower);
+        if (lower.size() != 1 || char_utf8_len(lower[0]) != i - start) same_sizes = false;
         for (size_t k = 0; k < lower.size(); ++k) dest.push_back({lower[k], k > 0 ? 1 : 0});
+    }
+    if (same_sizes) {  // one char for one char of the same size: alignments stay
+        std::string text;
+        text.reserve(normalized_.size());
+        for (const CharChange& d : dest) append_utf8(text, d.c);
+        normalized_ = std::move(text);
+        return;
     }
     transform(dest, 0);
 }
@@ -351,6 +374,26 @@ void NormalizedString::strip(bool left, bool right) {
     for (size_t k = leading; k + trailing < chars.size(); ++k)
         dest.push_back({chars[k], k == chars.size() - trailing - 1 ? -int(trailing) : 0});
     transform(dest, leading);
+}
+
+void NormalizedString::map_bytes(const std::array<char32_t, 256>& table) {
+    std::string text;
+    std::vector<Span> spans;
+    text.reserve(normalized_.size() * 2);
+    spans.reserve(normalized_.size() * 2);
+    size_t i = 0;
+    while (i < normalized_.size()) {
+        size_t n = std::min(utf8_len(static_cast<uint8_t>(normalized_[i])), normalized_.size() - i);
+        Span align = alignments_[i];
+        for (size_t k = 0; k < n; ++k) {
+            size_t before = text.size();
+            append_utf8(text, table[static_cast<uint8_t>(normalized_[i + k])]);
+            spans.insert(spans.end(), text.size() - before, align);
+        }
+        i += n;
+    }
+    normalized_ = std::move(text);
+    alignments_ = std::move(spans);
 }
 
 }  // namespace attnviz::tok

@@ -5,6 +5,7 @@
 // Mirrors tokenizers/src/tokenizer/normalizer.rs.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -78,6 +79,9 @@ public:
     // Replaces every matched piece with content.
     void replace(const Pieces& pieces, std::string_view content);
     void strip(bool left, bool right);
+    // Each byte b becomes the char table[b], aligned as the char it came from:
+    // the transform of pre_tokenizers/byte_level.rs, built directly.
+    void map_bytes(const std::array<char32_t, 256>& table);
 
 private:
     void decompose(bool compat);

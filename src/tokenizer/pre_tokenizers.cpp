@@ -93,23 +93,7 @@ const std::array<char32_t, 256>& bytes_to_chars() {
 
 namespace {
 
-// Rewrites each byte of s as its byte-level char; every char written for one
-// input char keeps that char's alignment (what the transform in
-// pre_tokenizers/byte_level.rs produces).
-void byte_level_map(NormalizedString& s) {
-    const auto& table = bytes_to_chars();
-    const std::string& t = s.get();
-    std::vector<CharChange> dest;
-    dest.reserve(t.size());
-    size_t i = 0;
-    while (i < t.size()) {
-        size_t n = utf8_len(static_cast<uint8_t>(t[i]));
-        for (size_t k = 0; k < n && i + k < t.size(); ++k)
-            dest.push_back({table[static_cast<uint8_t>(t[i + k])], k > 0 ? 1 : 0});
-        i += n;
-    }
-    s.transform(dest, 0);
-}
+void byte_level_map(NormalizedString& s) { s.map_bytes(bytes_to_chars()); }
 
 struct ByteLevel final : PreTokenizer {
     bool add_prefix_space = true, use_regex = true;

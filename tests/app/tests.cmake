@@ -2,3 +2,14 @@
 if(TARGET test_app)
   target_link_libraries(test_app PRIVATE PkgConfig::HTTPLIB)
 endif()
+
+# The seed workflow's page in headless chromium (label "browser"): the head
+# view's sentence-pair filters and the model view, from `attnviz view`.
+find_program(NODE_PROGRAM node)
+if(NODE_PROGRAM)
+  add_test(NAME cli_seed_page
+           COMMAND ${NODE_PROGRAM} ${PROJECT_SOURCE_DIR}/tests/app/seed_page.test.mjs
+                   $<TARGET_FILE:attnviz_cli> ${ATTNVIZ_TEST_DATA}/app/bert-tiny-30522
+                   ${ATTNVIZ_SHARED_DIR}/hf/bert-base-uncased)
+  set_tests_properties(cli_seed_page PROPERTIES LABELS browser TIMEOUT 120)
+endif()

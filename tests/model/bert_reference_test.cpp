@@ -3,6 +3,8 @@
 // a padded input, and one model in every checkpoint variant.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 
@@ -70,3 +72,32 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, BertReference,
                          });
 
 }  // namespace
+
+// bert-base-sized, 128 and 512 tokens: run by ctest's model_bert_base_reference
+// (label slow), which generates the model and references into the build folder.
+TEST(DISABLED_BertBase, MatchesReferenceAt128And512Tokens) {
+    const char* folder = std::getenv("ATTNVIZ_BERT_BASE_DIR");
+    ASSERT_NE(folder, nullptr) << "run through ctest -R model_bert_base_reference";
+    const model::LoadedNetwork loaded = model::load_network(folder);
+    for (const char* file : {"reference-128.safetensors", "reference-512.safetensors"}) {
+        const io::TensorSet reference = io::TensorSet::open_safetensors(fs::path(folder) / file);
+        const Encoding encoding = attnviz::testing::reference_encoding(reference);
+        RunOptions options;
+        options.keep_queries_keys = true;
+        options.keep_hidden_states = true;
+        const model::ForwardOutput output =
+            model::run_network(*loaded.network, {&encoding}, options);
+        const AttentionBlock& block = output.blocks[0];
+        const auto probs =
+            all_close(block.probs, floats(*reference.find("attentions")), kProbsTolerance);
+        EXPECT_TRUE(probs) << file << " attentions";
+        std::printf("%s attentions: %s\n", file, probs.message());
+        EXPECT_TRUE(all_close(block.queries, floats(*reference.find("queries")), 1e-3f))
+            << file << " queries";
+        EXPECT_TRUE(all_close(block.keys, floats(*reference.find("keys")), 1e-3f))
+            << file << " keys";
+        EXPECT_TRUE(all_close(output.hidden_states[0].values,
+                              floats(*reference.find("hidden_states")), 1e-3f))
+            << file << " hidden_states";
+    }
+}

@@ -236,6 +236,9 @@ def main():
     parser.add_argument("--token-type-ids", type=int_list)
     parser.add_argument("--attention-mask", type=int_list)
     parser.add_argument("--no-reference", action="store_true", help="write the model only")
+    parser.add_argument("--reference-only", action="store_true",
+                        help="write only the reference (the model from the same seed is already there)")
+    parser.add_argument("--reference-file", default="reference.safetensors")
     args = parser.parse_args()
 
     config = {
@@ -257,12 +260,12 @@ def main():
         "vocab_size": args.vocab,
     }
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "config.json"), "w") as out:
-        json.dump(config, out, indent=2)
-    write_vocab(args.out, args.vocab)
-
     weights = make_weights(config, args.seed, args.init_std)
-    save_weights(args.out, weights, args.format)
+    if not args.reference_only:
+        with open(os.path.join(args.out, "config.json"), "w") as out:
+            json.dump(config, out, indent=2)
+        write_vocab(args.out, args.vocab)
+        save_weights(args.out, weights, args.format)
     if args.no_reference:
         return
     if args.format in ("fp16", "bf16"):  # the reference runs on the weights as stored
@@ -281,7 +284,7 @@ def main():
         outputs = bert_forward(weights, config, input_ids, token_type_ids, attention_mask)
     outputs.update({"input_ids": input_ids[0], "token_type_ids": token_type_ids[0],
                     "attention_mask": attention_mask[0]})
-    write_safetensors(os.path.join(args.out, "reference.safetensors"), outputs)
+    write_safetensors(os.path.join(args.out, args.reference_file), outputs)
 
 
 if __name__ == "__main__":

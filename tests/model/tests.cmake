@@ -1,0 +1,13 @@
+# bert-base-sized random BERT (12 x 768, 438 MB): the PyTorch reference writes
+# the model and its outputs at 128 and 512 tokens into the build folder, then
+# the DISABLED_BertBase* tests (skipped in the quick run) compare attnviz to it.
+set(bert_base_dir ${CMAKE_BINARY_DIR}/bert-base-reference)
+set(bert_base_reference ${PROJECT_SOURCE_DIR}/tools/reference/bert_reference.py --out ${bert_base_dir}
+    --layers 12 --heads 12 --hidden 768 --intermediate 3072 --vocab 30522 --positions 512
+    --init-std 0.05 --seed 7)
+string(JOIN " " bert_base_reference ${bert_base_reference})
+add_test(NAME model_bert_base_reference
+  COMMAND sh -c "/usr/bin/python3 ${bert_base_reference} --seq 128 --reference-file reference-128.safetensors && \
+/usr/bin/python3 ${bert_base_reference} --seq 512 --reference-only --reference-file reference-512.safetensors && \
+ATTNVIZ_BERT_BASE_DIR=${bert_base_dir} $<TARGET_FILE:test_model> --gtest_also_run_disabled_tests --gtest_filter=*DISABLED_BertBase*")
+set_tests_properties(model_bert_base_reference PROPERTIES LABELS "slow;model" TIMEOUT 900)

@@ -25,6 +25,8 @@ const Architecture kArchitectures[] = {
     {"t5", read_t5_config, load_t5},
     {"bart", read_bart_config, load_bart},
     {"marian", read_bart_config, load_bart},
+    {"distilbert", read_distilbert_config, load_distilbert},
+    {"albert", read_albert_config, load_albert},
 };
 
 }  // namespace

@@ -28,4 +28,10 @@ std::unique_ptr<Network> load_t5(const LoadContext& context);
 void read_bart_config(const ConfigReader& reader, ModelConfig& config);
 std::unique_ptr<Network> load_bart(const LoadContext& context);
 
+void read_distilbert_config(const ConfigReader& reader, ModelConfig& config);
+std::unique_ptr<Network> load_distilbert(const LoadContext& context);
+
+void read_albert_config(const ConfigReader& reader, ModelConfig& config);
+std::unique_ptr<Network> load_albert(const LoadContext& context);
+
 }  // namespace attnviz::model

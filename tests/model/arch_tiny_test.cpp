@@ -101,5 +101,12 @@ TEST(Marian, SinusoidsAndScaledEmbeddingsMatchReference) {
     expect_fixture_matches("marian_tiny", "marian", 2);
 }
 
+TEST(DistilBert, OwnKeyNamesMatchReference) {
+    expect_fixture_matches("distilbert_tiny", "distilbert");
+}
+TEST(Albert, SharedGroupsWithTwoInnerLayersMatchReference) {
+    expect_fixture_matches("albert_tiny", "albert");
+}
+
 }  // namespace
 }  // namespace attnviz::model

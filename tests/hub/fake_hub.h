@@ -65,6 +65,9 @@ public:
     std::atomic<int> drop_next_cdn_gets{0};  // that many /cdn GETs break off mid-body
     size_t drop_after_bytes = 0;             // where they break off (bytes of the body sent)
     std::map<std::string, std::string> corrupt;  // sha256 -> bytes served instead
+    // Renamed repos (bert-base-uncased -> google-bert/bert-base-uncased): the hub
+    // answers the old name with a relative 307 to the new one.
+    std::map<std::string, std::string> renamed;
 
     Server() {
         // Logged as they arrive: a logger runs after the response, too late for a
@@ -132,8 +135,21 @@ private:
         return &found->second;
     }
 
+    // A relative 307 from an old repo name to its new one; false for other names.
+    bool redirect_renamed(const httplib::Request& request, httplib::Response& response,
+                          const std::string& prefix) {
+        const std::string name = request.matches[1];
+        const auto found = renamed.find(name);
+        if (found == renamed.end()) return false;
+        response.status = 307;
+        response.set_header(
+            "Location", prefix + found->second + request.path.substr(prefix.size() + name.size()));
+        return true;
+    }
+
     void api(const httplib::Request& request, httplib::Response& response) {
         std::lock_guard<std::mutex> lock(mutex_);
+        if (redirect_renamed(request, response, "/api/models/")) return;
         if (!api_enabled) {
             response.status = 404;
             response.set_content("Not Found", "text/plain");
@@ -157,6 +173,7 @@ private:
 
     void resolve(const httplib::Request& request, httplib::Response& response) {
         std::lock_guard<std::mutex> lock(mutex_);
+        if (redirect_renamed(request, response, "/")) return;
         const Repo* repo = find_repo(request.matches[1], request, response);
         if (!repo) return;
         if (request.matches[2] != "main" && request.matches[2] != repo->commit) {

@@ -127,6 +127,23 @@ TEST_F(Hub, DownloadMakesHuggingfaceHubCacheLayout) {
     }
 }
 
+// bert-base-uncased now lives at google-bert/bert-base-uncased: the hub
+// redirects, and the cache keeps the name the user gave, as huggingface_hub does.
+TEST_F(Hub, RenamedRepoFollowsTheHubsRedirect) {
+    const fake_hub::Repo repo = tiny_bert();
+    server.add_repo("google-bert/bert-base-uncased", repo);
+    server.renamed["bert-base-uncased"] = "google-bert/bert-base-uncased";
+    const fs::path folder = attnviz::resolve_model("bert-base-uncased", options);
+    EXPECT_EQ(folder, root / "cache" / "models--bert-base-uncased" / "snapshots" / kCommit);
+    EXPECT_EQ(attnviz::io::read_file(folder / "config.json"), repo.files.at("config.json").bytes);
+    EXPECT_EQ(attnviz::io::read_file(folder / "model.safetensors"),
+              repo.files.at("model.safetensors").bytes);
+    bool redirected = false;
+    for (const std::string& path : requested_paths())
+        redirected |= path == "/google-bert/bert-base-uncased/resolve/" + kCommit + "/config.json";
+    EXPECT_TRUE(redirected);
+}
+
 TEST_F(Hub, CachedModelIsUsedWithoutTheNetwork) {
     server.add_repo("org/tiny-bert", tiny_bert());
     const fs::path first = attnviz::resolve_model("org/tiny-bert", options);

@@ -4,6 +4,7 @@
 // (create_position_ids_from_input_ids). type_vocab_size is 1.
 //
 //   position[t] = pad_token_id + (number of non-pad ids in 0..t), or pad_token_id for a pad
+//   (so max_position_embeddings 514 holds 512 tokens: ModelConfig::max_positions says 512)
 //   x = LayerNorm(word[id] + token_type[type] + position_embeddings[position[t]])
 //   then BERT's post-norm layers; probs -> the trace
 //
@@ -24,13 +25,15 @@ class Roberta final : public Network {
 public:
     Roberta(const ModelConfig& config, const io::TensorSet& tensors)
         : config_(config), loader_(tensors, config, {"", "roberta."}) {
+        // the table has max_position_embeddings rows; config.max_positions counts tokens
+        loader_.set_dim("positions", position_rows());
         embeddings_ = load_bert_style_embeddings(loader_, "hidden");
         layers_.load(loader_, config);
     }
 
     ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const override {
         const Encoding& tokens = *input.tokens;
-        check_token_ids(tokens.ids, config_.vocab_size, 0, "RoBERTa");
+        check_token_ids(tokens.ids, config_.vocab_size, config_.max_positions, "RoBERTa");
         check_type_ids(tokens, config_.type_vocab_size, "RoBERTa");
         const int T = static_cast<int>(tokens.size());
         const int D = config_.hidden_size, L = config_.n_layers, Dh = config_.head_dim;
@@ -58,14 +61,10 @@ private:
             if (ids[t] != pad) ++count;
             positions[t] = ids[t] != pad ? pad + count : pad;
         }
-        if (count > 0 && pad + count >= config_.max_positions)
-            throw Error("RoBERTa: " + std::to_string(ids.size()) +
-                        " tokens, but the model takes at most " +
-                        std::to_string(config_.max_positions - pad - 1) +
-                        " (max_position_embeddings " + std::to_string(config_.max_positions) +
-                        ", positions start after pad_token_id " + std::to_string(pad) + ")");
-        return positions;
+        return positions;  // at most pad + T < position_rows(): check_token_ids saw T
     }
+
+    int position_rows() const { return config_.max_positions + config_.pad_token_id + 1; }
 
     ModelConfig config_;
     WeightLoader loader_;  // owns converted (fp16/bf16) weights
@@ -111,6 +110,8 @@ void read_roberta_config(const ConfigReader& reader, ModelConfig& config) {
         throw Error(reader.file() + ": pad_token_id " + std::to_string(config.pad_token_id) +
                     " leaves no positions below max_position_embeddings " +
                     std::to_string(config.max_positions));
+    // positions run from pad_token_id + 1: 514 rows hold 512 tokens
+    config.max_positions -= config.pad_token_id + 1;
 }
 
 std::unique_ptr<Network> load_roberta(const LoadContext& context) {

@@ -21,6 +21,7 @@ forward below follows the transformers source step by step, in float32.
 Usage:
   arch_reference.py --arch gpt2 --size tiny --ids 1,2,3 --out DIR
                     [--target-ids 4,5] [--head] [--seed N] [--set key=json ...]
+  arch_reference.py --jobs jobs.json      (many of the above in one process)
   --head writes the head-model layout (GPT2LMHeadModel, LlamaForCausalLM, ...):
   the prefix real checkpoints use plus the head weights, which loaders ignore.
 """
@@ -216,7 +217,7 @@ def gpt2_init(c, init):
     return sd
 
 
-def gpt2_forward(sd, c, ids, _target):
+def gpt2_forward(sd, c, ids, _target, type_ids=None):
     d, n_head = c["n_embd"], c["n_head"]
     hd = d // n_head
     act = ACT[c["activation_function"]]
@@ -364,7 +365,7 @@ def llama_sliding_window(c, layer):
     return None
 
 
-def llama_forward(sd, c, ids, _target):
+def llama_forward(sd, c, ids, _target, type_ids=None):
     d, hd = c["hidden_size"], llama_head_dim(c)
     nh, nkv = c["num_attention_heads"], c["num_key_value_heads"]
     eps, act = c["rms_norm_eps"], ACT[c["hidden_act"]]
@@ -490,8 +491,9 @@ def bert_embeddings_init(sd, c, init, width):
     put_norm(sd, "embeddings.LayerNorm", init, width)
 
 
-def bert_embeddings(sd, c, ids, positions):
-    x = (sd["embeddings.word_embeddings.weight"][ids] + sd["embeddings.token_type_embeddings.weight"][0]
+def bert_embeddings(sd, c, ids, positions, type_ids=None):
+    types = torch.tensor(type_ids) if type_ids is not None else torch.zeros(len(ids), dtype=torch.long)
+    x = (sd["embeddings.word_embeddings.weight"][ids] + sd["embeddings.token_type_embeddings.weight"][types]
          + sd["embeddings.position_embeddings.weight"][positions])
     return layer_norm(x, sd["embeddings.LayerNorm.weight"], sd["embeddings.LayerNorm.bias"], c["layer_norm_eps"])
 
@@ -504,13 +506,13 @@ def roberta_init(c, init):
     return sd
 
 
-def roberta_forward(sd, c, ids, _target):
+def roberta_forward(sd, c, ids, _target, type_ids=None):
     # create_position_ids_from_input_ids: padding_idx + 1 + running count of non-pad tokens
     ids_t = torch.tensor(ids)
     mask = (ids_t != c["pad_token_id"]).int()
     positions = (torch.cumsum(mask, dim=0) * mask).long() + c["pad_token_id"]
     rec = Recorder()
-    bert_layers_forward(sd, c, bert_embeddings(sd, c, ids_t, positions), rec)
+    bert_layers_forward(sd, c, bert_embeddings(sd, c, ids_t, positions, type_ids), rec)
     return rec.tensors("self")
 
 
@@ -535,9 +537,9 @@ def electra_init(c, init):
     return sd
 
 
-def electra_forward(sd, c, ids, _target):
+def electra_forward(sd, c, ids, _target, type_ids=None):
     ids_t = torch.tensor(ids)
-    x = bert_embeddings(sd, c, ids_t, torch.arange(len(ids)))
+    x = bert_embeddings(sd, c, ids_t, torch.arange(len(ids)), type_ids)
     if "embeddings_project.weight" in sd:
         x = linear(x, sd["embeddings_project.weight"], sd["embeddings_project.bias"])
     rec = Recorder()
@@ -590,7 +592,7 @@ def distilbert_init(c, init):
     return sd
 
 
-def distilbert_forward(sd, c, ids, _target):
+def distilbert_forward(sd, c, ids, _target, type_ids=None):
     d, nh = c["dim"], c["n_heads"]
     hd = d // nh
     act = ACT[c["activation"]]
@@ -666,12 +668,12 @@ def albert_init(c, init):
     return sd
 
 
-def albert_forward(sd, c, ids, _target):
+def albert_forward(sd, c, ids, _target, type_ids=None):
     d, nh = c["hidden_size"], c["num_attention_heads"]
     hd = d // nh
     eps, act = c["layer_norm_eps"], ACT[c["hidden_act"]]
     ids_t = torch.tensor(ids)
-    x = bert_embeddings(sd, c, ids_t, torch.arange(len(ids)))
+    x = bert_embeddings(sd, c, ids_t, torch.arange(len(ids)), type_ids)
     x = linear(x, sd["encoder.embedding_hidden_mapping_in.weight"], sd["encoder.embedding_hidden_mapping_in.bias"])
     rec = Recorder()
     layers_per_group = c["num_hidden_layers"] // c["num_hidden_groups"]
@@ -795,7 +797,7 @@ def bart_attention(sd, p, c, x, kv, visible, n_heads, rec):
     return linear(merge_heads(ctx), sd[p + "out_proj.weight"], sd[p + "out_proj.bias"])
 
 
-def bart_forward(sd, c, ids, target):
+def bart_forward(sd, c, ids, target, type_ids=None):
     marian = c["model_type"] == "marian"
     d = c["d_model"]
     act = ACT[c["activation_function"]]
@@ -944,7 +946,7 @@ def t5_attention(sd, p, c, x, kv, bias, visible, rec):
     return linear(merge_heads(ctx), sd[p + "o.weight"])
 
 
-def t5_forward(sd, c, ids, target):
+def t5_forward(sd, c, ids, target, type_ids=None):
     eps = c["layer_norm_epsilon"]
     act = ACT["gelu_new" if t5_gated(c) else c["feed_forward_proj"].replace("gated-", "")]
 
@@ -1022,14 +1024,14 @@ def parse_ids(text):
     return [int(t) for t in text.split(",") if t.strip()]
 
 
-def generate(arch, out, ids, target=None, size="tiny", seed=0, head=False, overrides=None):
+def generate(arch, out, ids, target=None, size="tiny", seed=0, head=False, overrides=None, type_ids=None):
     """Writes config.json, model.safetensors and reference.safetensors to out."""
     make_config, init_weights, forward, head_layout = ARCHS[arch]
     c = make_config(size, overrides or {})
     if c.get("is_encoder_decoder") and target is None:
         sys.exit("--target-ids is required for encoder-decoder models")
     sd = init_weights(c, Init(seed))
-    outputs = forward(sd, c, ids, target)
+    outputs = forward(sd, c, ids, target, type_ids)
 
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "config.json"), "w") as f:
@@ -1053,15 +1055,25 @@ def base_layout(sd, c):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arch", required=True, choices=sorted(ARCHS))
+    ap.add_argument("--jobs", help="a JSON list of jobs {arch, out, ids, target_ids, type_ids, size, seed, "
+                    "head, set}, run in one process (one torch start-up for many fixtures)")
+    ap.add_argument("--arch", choices=sorted(ARCHS))
     ap.add_argument("--size", default="tiny", choices=["tiny", "base"])
-    ap.add_argument("--ids", required=True, help="comma-separated token ids, or @file.json")
+    ap.add_argument("--ids", help="comma-separated token ids, or @file.json")
     ap.add_argument("--target-ids", help="decoder ids for encoder-decoder models")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--head", action="store_true", help="write the head-model layout and prefix")
     ap.add_argument("--set", action="append", default=[], help="config override key=json")
     args = ap.parse_args()
+    if args.jobs:
+        with open(args.jobs) as f:
+            for job in json.load(f):
+                generate(job["arch"], job["out"], job["ids"], job.get("target_ids"), job.get("size", "tiny"),
+                         job.get("seed", 0), job.get("head", False), job.get("set", {}), job.get("type_ids"))
+        return
+    if not (args.arch and args.ids and args.out):
+        ap.error("--arch, --ids and --out are required without --jobs")
     overrides = {}
     for kv in args.set:
         k, v = kv.split("=", 1)

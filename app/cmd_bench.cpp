@@ -2,6 +2,7 @@
 // of sample text, as JSON, for side-by-side runs with other tools.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <iostream>
 #include <numeric>
@@ -55,6 +56,8 @@ std::string text_of_length(const Tokenizer& tokenizer, size_t tokens) {
     throw Error("cannot cut the sample text to exactly " + std::to_string(tokens) + " tokens");
 }
 
+double microsecond_rounded(double ms) { return std::round(ms * 1000) / 1000; }
+
 double median(std::vector<double> values) {
     std::sort(values.begin(), values.end());
     const size_t middle = values.size() / 2;
@@ -104,8 +107,8 @@ std::function<int()> setup(CLI::App& command) {
         for (int i = 0; i < flags->runs; ++i) {
             const auto start = Clock::now();
             const AttentionTrace trace = model.trace(request, run);
-            times.push_back(
-                std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+            times.push_back(microsecond_rounded(
+                std::chrono::duration<double, std::milli>(Clock::now() - start).count()));
             tokens = trace.sequences.front().tokens.size();
         }
         int threads = flags->threads;
@@ -115,7 +118,7 @@ std::function<int()> setup(CLI::App& command) {
                           ? std::atoi(env)
                           : static_cast<int>(std::thread::hardware_concurrency());
         }
-        const nlohmann::json result = {
+        const nlohmann::ordered_json result = {
             {"model", model_label(flags->model, folder)},
             {"model_type", model.config().model_type},
             {"seq", flags->seq},
@@ -123,10 +126,11 @@ std::function<int()> setup(CLI::App& command) {
             {"threads", threads},
             {"runs", flags->runs},
             {"warmup", flags->warmup},
-            {"load_ms", load_ms},
-            {"median_ms", median(times)},
+            {"load_ms", microsecond_rounded(load_ms)},
+            {"median_ms", microsecond_rounded(median(times))},
             {"min_ms", *std::min_element(times.begin(), times.end())},
-            {"mean_ms", std::accumulate(times.begin(), times.end(), 0.0) / times.size()},
+            {"mean_ms",
+             microsecond_rounded(std::accumulate(times.begin(), times.end(), 0.0) / times.size())},
             {"max_ms", *std::max_element(times.begin(), times.end())},
             {"times_ms", times},
         };

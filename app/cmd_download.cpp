@@ -41,11 +41,11 @@ std::function<int()> setup(CLI::App& command) {
         }
         std::sort(files.begin(), files.end(),
                   [](const auto& a, const auto& b) { return a["name"] < b["name"]; });
-        std::cout << nlohmann::json{{"model", flags->model.model},
-                                    {"folder", folder.string()},
-                                    {"commit", folder.filename().string()},
-                                    {"size_bytes", total},
-                                    {"files", files}}
+        std::cout << nlohmann::ordered_json{{"model", flags->model.model},
+                                            {"folder", folder.string()},
+                                            {"commit", folder.filename().string()},
+                                            {"size_bytes", total},
+                                            {"files", files}}
                          .dump(2)
                   << "\n";
         return 0;

@@ -50,7 +50,7 @@ std::function<int()> setup(CLI::App& command) {
         const Model model = Model::open(folder);
         const ModelConfig& config = model.config();
         const std::optional<size_t> tokenizer_max = model.tokenizer().model_max_length();
-        nlohmann::json info = {
+        nlohmann::ordered_json info = {
             {"model", model_label(flags->model, folder)},
             {"folder", folder.string()},
             {"model_type", config.model_type},

@@ -19,7 +19,7 @@ std::function<int()> setup(CLI::App& command) {
         const std::filesystem::path cache = hub_cache_dir();
         const std::vector<CachedModel> models = list_cached_models(cache);
         if (*json) {
-            nlohmann::json list = nlohmann::json::array();
+            nlohmann::ordered_json list = nlohmann::ordered_json::array();
             for (const CachedModel& model : models)
                 list.push_back({{"model", model.repo},
                                 {"folder", model.folder.string()},
@@ -27,7 +27,7 @@ std::function<int()> setup(CLI::App& command) {
                                 {"refs", model.refs},
                                 {"snapshots", model.snapshots},
                                 {"files", model.files}});
-            std::cout << nlohmann::json{{"cache", cache.string()}, {"models", list}}.dump(2)
+            std::cout << nlohmann::ordered_json{{"cache", cache.string()}, {"models", list}}.dump(2)
                       << "\n";
             return 0;
         }

@@ -61,9 +61,10 @@ TEST_P(BertReference, TwoThreads) { expect_matches_reference(kFixtures / GetPara
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, BertReference,
                          ::testing::Values("tiny-safetensors", "tiny-sharded", "tiny-bin",
-                                           "tiny-bin-prefixed", "tiny-legacy-names", "tiny-fp16",
-                                           "tiny-bf16", "tiny-one-head", "tiny-wide", "tiny-silu",
-                                           "tiny-pair", "tiny-padded"),
+                                           "tiny-bin-sharded", "tiny-bin-prefixed",
+                                           "tiny-legacy-names", "tiny-fp16", "tiny-bf16",
+                                           "tiny-one-head", "tiny-wide", "tiny-silu", "tiny-pair",
+                                           "tiny-padded"),
                          [](const auto& info) {
                              std::string name = info.param;
                              for (char& c : name)

@@ -7,7 +7,7 @@ eager attention path (BertModel with output_attentions=True, modeling_bert.py)
 computes for the given input: attentions, per-head queries and keys, hidden states.
 
     tools/reference/bert_reference.py --out DIR [--layers 2 --heads 2 --hidden 32 ...]
-        [--format safetensors|sharded|bin|bin-prefixed|legacy-names|fp16|bf16]
+        [--format safetensors|sharded|bin|bin-sharded|bin-prefixed|legacy-names|fp16|bf16]
         [--input-ids 2,17,9,3 --token-type-ids 0,0,0,0 --attention-mask 1,1,1,0]
 
 DIR gets config.json, vocab.txt + tokenizer_config.json, the weights, and
@@ -197,6 +197,16 @@ def save_weights(folder, weights, fmt):
         total = sum(t.numel() * t.element_size() for t in weights.values())
         with open(os.path.join(folder, "model.safetensors.index.json"), "w") as out:
             json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, out, indent=2)
+    elif fmt == "bin-sharded":  # pytorch_model-0000N-of-0000M.bin + pytorch_model.bin.index.json
+        names = sorted(weights)
+        shards = [names[i::2] for i in range(2)]
+        weight_map = {}
+        for i, shard in enumerate(shards):
+            file = f"pytorch_model-{i + 1:05d}-of-{len(shards):05d}.bin"
+            torch.save({n: weights[n].clone() for n in shard}, os.path.join(folder, file))
+            weight_map.update({n: file for n in shard})
+        with open(os.path.join(folder, "pytorch_model.bin.index.json"), "w") as out:
+            json.dump({"metadata": {}, "weight_map": weight_map}, out, indent=2)
     elif fmt in ("bin", "bin-prefixed"):
         state = {k: v.clone() for k, v in weights.items()}
         if fmt == "bin-prefixed":  # BertForMaskedLM: "bert." + an LM head attnviz ignores

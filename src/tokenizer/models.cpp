@@ -1,7 +1,9 @@
 // Models (tokenizers/src/models/*): WordPiece, BPE, Unigram and WordLevel turn
 // one split's normalized text into tokens with byte offsets into that text.
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <queue>
 #include <unordered_map>
@@ -91,6 +93,57 @@ std::vector<std::string> reverse_vocab(const VocabMap& vocab) {
     for (auto& [k, v] : vocab) r[v] = k;
     return r;
 }
+
+// A model's result for one word: token ids and their byte lengths.
+struct Piece {
+    uint32_t id;
+    uint32_t len;
+};
+
+// Word -> pieces, as tokenizers' BPE and Unigram caches (which hold 10,000
+// words; a larger cache changes no output). Open addressing over indices into
+// `entries_`: std::unordered_map's bucket walk showed up as the top cost.
+class WordCache {
+public:
+    bool get(std::string_view word, std::vector<Piece>& pieces) const {
+        std::lock_guard lock(mutex_);
+        uint32_t slot = slot_of(word, fnv_hash(word));
+        if (slot == 0) return false;
+        pieces = entries_[slot - 1].pieces;
+        return true;
+    }
+    void put(std::string_view word, const std::vector<Piece>& pieces) {
+        std::lock_guard lock(mutex_);
+        if (entries_.size() >= kCapacity) return;
+        uint64_t h = fnv_hash(word);
+        uint32_t& slot = slot_of(word, h);
+        if (slot != 0) return;
+        entries_.push_back({h, std::string(word), pieces});
+        slot = uint32_t(entries_.size());
+    }
+
+private:
+    static constexpr size_t kCapacity = 50000;
+    struct Entry {
+        uint64_t hash;
+        std::string word;
+        std::vector<Piece> pieces;
+    };
+    // The slot holding word, or the free slot where it would go.
+    uint32_t& slot_of(std::string_view word, uint64_t h) const {
+        size_t mask = slots_.size() - 1, i = size_t(h) & mask;
+        while (slots_[i] != 0) {
+            const Entry& e = entries_[slots_[i] - 1];
+            if (e.hash == h && e.word == word) break;
+            i = (i + 1) & mask;
+        }
+        return slots_[i];
+    }
+    mutable std::mutex mutex_;
+    mutable std::vector<uint32_t> slots_ =
+        std::vector<uint32_t>(size_t(1) << 17);  // 0: free, else index + 1
+    std::vector<Entry> entries_;
+};
 
 // Greedy longest-match-first (models/wordpiece/mod.rs).
 struct WordPiece final : Model {
@@ -228,39 +281,7 @@ struct BPE final : Model {
     std::optional<std::string> unk_token, prefix, suffix;
     bool fuse_unk = false, byte_fallback = false, ignore_merges = false;
 
-    struct Piece {
-        uint32_t id;
-        uint32_t len;
-    };
-    // tokenizers caches 10,000 words; a larger cache changes no output.
-    static constexpr size_t kCacheCapacity = 50000;
-    // Word -> pieces: open addressing over indices into `entries`
-    // (std::unordered_map's bucket walk showed up as the top cost).
-    struct CacheEntry {
-        uint64_t hash;
-        std::string word;
-        std::vector<Piece> pieces;
-    };
-    mutable std::mutex cache_mutex;
-    mutable std::vector<uint32_t> cache_slots =
-        std::vector<uint32_t>(size_t(1) << 17);  // 0: free, else index + 1
-    mutable std::vector<CacheEntry> cache_entries;
-
-    static uint64_t word_hash(std::string_view w) {
-        uint64_t h = 1469598103934665603ull;  // FNV-1a, then mixed
-        for (char c : w) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
-        return h ^ (h >> 29);
-    }
-    // The slot holding w, or the free slot where it would go.
-    uint32_t& cache_slot(std::string_view w, uint64_t h) const {
-        size_t mask = cache_slots.size() - 1, i = size_t(h) & mask;
-        while (cache_slots[i] != 0) {
-            const CacheEntry& e = cache_entries[cache_slots[i] - 1];
-            if (e.hash == h && e.word == w) break;
-            i = (i + 1) & mask;
-        }
-        return cache_slots[i];
-    }
+    mutable WordCache cache;
 
     static uint64_t pair_key(uint32_t a, uint32_t b) { return uint64_t(a) << 32 | b; }
 
@@ -438,25 +459,12 @@ struct BPE final : Model {
                 out.push_back({*id, std::string(text), 0, text.size()});
                 return;
             }
-        {
-            std::lock_guard lock(cache_mutex);
-            uint32_t slot = cache_slot(text, word_hash(text));
-            if (slot != 0) {
-                emit(cache_entries[slot - 1].pieces, out);
-                return;
-            }
+        std::vector<Piece> pieces;
+        if (!cache.get(text, pieces)) {
+            pieces = merge_word(text);
+            cache.put(text, pieces);
         }
-        std::vector<Piece> pieces = merge_word(text);
         emit(pieces, out);
-        std::lock_guard lock(cache_mutex);
-        if (cache_entries.size() < kCacheCapacity) {
-            uint64_t h = word_hash(text);
-            uint32_t& slot = cache_slot(text, h);
-            if (slot == 0) {
-                cache_entries.push_back({h, std::string(text), std::move(pieces)});
-                slot = uint32_t(cache_entries.size());
-            }
-        }
     }
     std::optional<uint32_t> token_to_id(std::string_view t) const override {
         return find(vocab, t);
@@ -474,21 +482,65 @@ struct BPE final : Model {
 struct Unigram final : Model {
     std::vector<std::pair<std::string, double>> pieces;
     VocabMap token_to_ids;
-    // Every prefix of every piece: the piece's id if the prefix is a piece, else -1.
-    std::unordered_map<std::string, int64_t, StringHash, std::equal_to<>> prefixes;
+    // A byte trie of the pieces: node i's children are labels/targets
+    // [edges_begin, edges_end), sorted by label; id is the piece ending there.
+    struct TrieNode {
+        uint32_t edges_begin = 0, edges_end = 0;
+        int32_t id = -1;
+    };
+    std::vector<TrieNode> trie;
+    std::vector<uint8_t> labels;
+    std::vector<uint32_t> targets;
+    FlatVocab ids;  // token_to_ids, for the per-token lookups
+    mutable WordCache cache;
     std::optional<uint32_t> unk_id;
     bool byte_fallback = false;
     double min_score = std::numeric_limits<double>::infinity();
     static constexpr double kUnkPenalty = 10.0;
 
     void finish() {
+        std::vector<std::map<uint8_t, uint32_t>> children(1);
+        std::vector<int32_t> node_ids(1, -1);
         for (size_t id = 0; id < pieces.size(); ++id) {
             const std::string& p = pieces[id].first;
-            token_to_ids[p] = uint32_t(id);
+            token_to_ids[p] = uint32_t(id);  // duplicates: the last one wins, as in tokenizers
             min_score = std::min(min_score, pieces[id].second);
-            for (size_t n = 1; n < p.size(); ++n) prefixes.emplace(p.substr(0, n), -1);
+            uint32_t node = 0;
+            for (char ch : p) {
+                auto [it, added] =
+                    children[node].emplace(static_cast<uint8_t>(ch), uint32_t(children.size()));
+                if (added) {
+                    children.emplace_back();
+                    node_ids.push_back(-1);
+                }
+                node = it->second;
+            }
         }
-        for (auto& [p, id] : token_to_ids) prefixes[p] = id;
+        for (auto& [p, id] : token_to_ids) {
+            uint32_t node = 0;
+            for (char ch : p) node = children[node].at(static_cast<uint8_t>(ch));
+            node_ids[node] = int32_t(id);
+        }
+        ids.build(token_to_ids);
+        trie.resize(children.size());
+        for (size_t n = 0; n < children.size(); ++n) {
+            trie[n].edges_begin = uint32_t(labels.size());
+            for (auto [label, child] : children[n]) {
+                labels.push_back(label);
+                targets.push_back(child);
+            }
+            trie[n].edges_end = uint32_t(labels.size());
+            trie[n].id = node_ids[n];
+        }
+    }
+
+    // The child of node along byte b, or -1.
+    int64_t child(uint32_t node, uint8_t b) const {
+        const uint8_t* first = labels.data() + trie[node].edges_begin;
+        const uint8_t* last = labels.data() + trie[node].edges_end;
+        const uint8_t* it = std::lower_bound(first, last, b);
+        if (it == last || *it != b) return -1;
+        return targets[size_t(it - labels.data())];
     }
 
     std::vector<std::string_view> encode(std::string_view s) const {
@@ -504,12 +556,13 @@ struct Unigram final : Model {
             double here = best[at].score;
             size_t mblen = std::min(utf8_len(static_cast<uint8_t>(s[at])), s.size() - at);
             bool has_single_node = false;
+            uint32_t node = 0;
             for (size_t n = 1; at + n <= s.size(); ++n) {
-                auto it = prefixes.find(s.substr(at, n));
-                if (it == prefixes.end()) break;
-                if (it->second < 0) continue;
-                // The id of the matched string (duplicates: the last one wins).
-                uint32_t id = token_to_ids.find(it->first)->second;
+                int64_t next = child(node, static_cast<uint8_t>(s[at + n - 1]));
+                if (next < 0) break;
+                node = uint32_t(next);
+                if (trie[node].id < 0) continue;
+                uint32_t id = uint32_t(trie[node].id);
                 double candidate = pieces[id].second + here;
                 Node& target = best[at + n];
                 if (!target.starts_at || candidate > target.score) target = {id, candidate, at};
@@ -548,16 +601,26 @@ struct Unigram final : Model {
 
     void tokenize(std::string_view text, std::vector<Token>& out) const override {
         if (text.empty()) return;
+        std::vector<Piece> cached;
+        if (!byte_fallback && cache.get(text, cached)) {
+            size_t offset = 0;
+            for (const Piece& p : cached) {
+                out.push_back(
+                    {p.id, std::string(text.substr(offset, p.len)), offset, offset + p.len});
+                offset += p.len;
+            }
+            return;
+        }
         size_t offset = 0;
         for (std::string_view piece : encode(text)) {
             size_t len = piece.size();
-            auto id = find(token_to_ids, piece);
+            auto id = ids.find(piece);
             if (!id && byte_fallback) {
                 std::vector<Token> bytes;
                 for (char b : piece) {
                     char code[8];
                     snprintf(code, sizeof code, "<0x%02X>", static_cast<uint8_t>(b));
-                    auto bid = find(token_to_ids, code);
+                    auto bid = ids.find(code);
                     if (!bid) break;
                     bytes.push_back({*bid, code, offset, offset + len});
                 }
@@ -569,8 +632,10 @@ struct Unigram final : Model {
             }
             if (!id && !unk_id) throw Error("Unigram: unknown piece and no unk_id");
             out.push_back({id ? *id : *unk_id, std::string(piece), offset, offset + len});
+            cached.push_back({out.back().id, uint32_t(len)});
             offset += len;
         }
+        if (!byte_fallback) cache.put(text, cached);
     }
     std::optional<uint32_t> token_to_id(std::string_view t) const override {
         return find(token_to_ids, t);

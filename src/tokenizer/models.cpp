@@ -459,7 +459,7 @@ struct BPE final : Model {
                 out.push_back({*id, std::string(text), 0, text.size()});
                 return;
             }
-        std::vector<Piece> pieces;
+        thread_local std::vector<Piece> pieces;  // reused: no allocation per word
         if (!cache.get(text, pieces)) {
             pieces = merge_word(text);
             cache.put(text, pieces);
@@ -601,7 +601,8 @@ struct Unigram final : Model {
 
     void tokenize(std::string_view text, std::vector<Token>& out) const override {
         if (text.empty()) return;
-        std::vector<Piece> cached;
+        thread_local std::vector<Piece> cached;  // reused: no allocation per word
+        cached.clear();
         if (!byte_fallback && cache.get(text, cached)) {
             size_t offset = 0;
             for (const Piece& p : cached) {

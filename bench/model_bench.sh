@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# attnviz vs PyTorch on a bert-base-sized random BERT, batch 1, every attention
+# returned, side by side in one run: bench/model_bench.cpp and
+# bench/model_bench_peer.py alternate, ROUNDS times over every (seq, threads).
+#
+#   bench/model_bench.sh [BUILD_DIR]     (RUNS=10 ROUNDS=3 SEQS="8 128 512" THREADS="1 2")
+#
+# PyTorch runs at its best: 1 thread with OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1,
+# 2 threads with OMP_WAIT_POLICY=PASSIVE. attnviz runs with its defaults.
+# Prints every JSON result, then a markdown table of medians and ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build="${1:-build}"
+runs="${RUNS:-10}" rounds="${ROUNDS:-3}" seqs="${SEQS:-8 128 512}" threads_list="${THREADS:-1 2}"
+cmake --build "$build" --target model_bench >/dev/null
+model="$build/bert-base-bench"
+if [ ! -f "$model/model.safetensors" ]; then
+  /usr/bin/python3 tools/reference/bert_reference.py --out "$model" --layers 12 --heads 12 \
+    --hidden 768 --intermediate 3072 --vocab 30522 --positions 512 --init-std 0.05 --seed 7 \
+    --no-reference
+fi
+cat "$model/model.safetensors" >/dev/null  # warm page cache
+results="$build/model_bench_results.jsonl"
+: >"$results"
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) x$(nproc), load $(cut -d' ' -f1-3 /proc/loadavg)"
+for round in $(seq "$rounds"); do
+  for seq in $seqs; do
+    for threads in $threads_list; do
+      "$build/model_bench" --model "$model" --seq "$seq" --threads "$threads" --runs "$runs" \
+        --load-runs 3 | tee -a "$results"
+      if [ "$threads" = 1 ]; then
+        env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/model_bench_peer.py \
+          --model "$model" --seq "$seq" --threads 1 --runs "$runs"
+      else
+        env OMP_NUM_THREADS="$threads" OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 \
+          bench/model_bench_peer.py --model "$model" --seq "$seq" --threads "$threads" --runs "$runs"
+      fi | tee -a "$results"
+    done
+  done
+done
+echo "# load avg after: $(cut -d' ' -f1-3 /proc/loadavg)"
+/usr/bin/python3 - "$results" <<'PY'
+import json, statistics, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+keys = sorted({(r["seq"], r["threads"]) for r in rows})
+print("| seq | threads | attnviz median (best round) ms | PyTorch median (best round) ms | speed-up | attnviz first forward ms | attnviz peak RSS MiB | PyTorch peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|")
+for seq, threads in keys:
+    mine = [r for r in rows if r["tool"] == "attnviz" and (r["seq"], r["threads"]) == (seq, threads)]
+    peer = [r for r in rows if r["tool"] == "pytorch" and (r["seq"], r["threads"]) == (seq, threads)]
+    a = min(r["median_ms"] for r in mine)
+    p = min(r["median_ms"] for r in peer)
+    print(f"| {seq} | {threads} | {a:.1f} | {p:.1f} | {p / a:.2f}x | {min(r['first_ms'] for r in mine):.0f} "
+          f"| {max(r['peak_rss_mib'] for r in mine):.0f} | {max(r['peak_rss_mib'] for r in peer):.0f} |")
+loads = [r["load_ms"] for r in rows if r["tool"] == "attnviz"]
+print(f"\nattnviz load (open: config, memory map, validation), median of medians: {statistics.median(loads):.2f} ms")
+PY

@@ -1,0 +1,31 @@
+// libFuzzer target: the restricted unpickler and the torch zip reader on
+// arbitrary bytes. The first byte picks which: odd bytes feed data.pkl's
+// unpickler directly, even bytes a whole zip archive. Any input must end in
+// tensors inside the buffer or an attnviz::Error; never a crash.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "attnviz/error.h"
+#include "io/torch_checkpoint.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    if (size == 0) return 0;
+    const bool pickle_only = data[0] & 1;
+    ++data, --size;
+    try {
+        if (pickle_only) {
+            attnviz::io::unpickle_state_dict(data, size, "fuzz.pkl");
+        } else {
+            std::vector<std::shared_ptr<const void>> owned;
+            for (const auto& tensor : attnviz::io::read_torch_zip(data, size, "fuzz.bin", owned)) {
+                volatile uint8_t sink = 0;
+                for (size_t i = 0; i < tensor.n_bytes; i += 4096) sink = sink + tensor.data[i];
+            }
+        }
+    } catch (const attnviz::Error&) {
+    }
+    return 0;
+}

@@ -11,3 +11,11 @@ add_test(NAME model_bert_base_reference
 /usr/bin/python3 ${bert_base_reference} --seq 512 --reference-only --reference-file reference-512.safetensors && \
 ATTNVIZ_BERT_BASE_DIR=${bert_base_dir} $<TARGET_FILE:test_model> --gtest_also_run_disabled_tests --gtest_filter=*DISABLED_BertBase*")
 set_tests_properties(model_bert_base_reference PROPERTIES LABELS "slow;model" TIMEOUT 900)
+
+# --- architectures beyond BERT (issue 5; owner: the architectures helper) ---
+# Base-sized random GPT-2 (1024 tokens), Llama-style GQA and BART checkpoints:
+# tools/reference/arch_reference.py writes each one and its reference into a
+# temporary folder from inside the DISABLED_ArchBase* tests.
+add_test(NAME model_arch_base_reference
+  COMMAND $<TARGET_FILE:test_model> --gtest_also_run_disabled_tests --gtest_filter=ArchBase.DISABLED_*)
+set_tests_properties(model_arch_base_reference PROPERTIES LABELS "slow;model" TIMEOUT 900)

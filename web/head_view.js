@@ -115,6 +115,7 @@ function createHeadView(context, panel, options) {
     panel.dataset.active = shownHeads.map((i) => block.heads[i]).join(",");
     panel.dataset.focus = focus ? focus.side + ":" + focus.index : "";
     panel.dataset.lines = lines;
+    if (!panel.dataset.firstDrawnAt) panel.dataset.firstDrawnAt = performance.now().toFixed(1);
     panel.dataset.drawn = (+panel.dataset.drawn || 0) + 1;
   }
 

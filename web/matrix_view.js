@@ -110,6 +110,7 @@ function createMatrixView(context, panel) {
     canvas.dataset.top = top;
     panel.dataset.layer = block.layers[state.layer];
     panel.dataset.head = block.heads[state.head];
+    if (!panel.dataset.firstDrawnAt) panel.dataset.firstDrawnAt = performance.now().toFixed(1);
     panel.dataset.drawn = (+panel.dataset.drawn || 0) + 1;
   }
 

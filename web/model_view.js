@@ -88,7 +88,8 @@ function createModelView(context, panel) {
       const decoded = block.loaded.filter(Boolean).length;
       if (decoded === block.layers.length) store.setState({});
     } else {
-      panel.dataset.drawn = (+panel.dataset.drawn || 0) + 1;
+      if (!panel.dataset.firstDrawnAt) panel.dataset.firstDrawnAt = performance.now().toFixed(1);
+    panel.dataset.drawn = (+panel.dataset.drawn || 0) + 1;
     }
   }
 

@@ -173,6 +173,7 @@ function createNeuronView(context, panel) {
     panel.dataset.head = block.heads[state.head];
     panel.dataset.query = q == null ? "" : q;
     panel.dataset.expanded = state.expanded ? "1" : "0";
+    if (!panel.dataset.firstDrawnAt) panel.dataset.firstDrawnAt = performance.now().toFixed(1);
     panel.dataset.drawn = (+panel.dataset.drawn || 0) + 1;
   }
 

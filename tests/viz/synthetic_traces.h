@@ -59,11 +59,22 @@ inline TokenSequence make_sequence(const std::string& name, const std::vector<st
     return sequence;
 }
 
+// How peaked the synthetic attention is. Query entries are N(0, t^2) with
+// t = temperature + temperature_step * ((head + layer) % 4); even heads add a
+// sink on the first key (like [CLS]) of strength sink * sqrt(head_dim).
+struct AttentionProfile {
+    float temperature = 0.8f, temperature_step = 0.6f, sink = 1.2f;
+};
+inline constexpr AttentionProfile kDiffuse{};  // broad rows: the worst case for size
+inline constexpr AttentionProfile kPeaked{1.5f, 0.8f,
+                                          3.0f};  // sinks and sharp heads, as trained models
+
 // Heads differ in temperature; even heads also attend strongly to the first
 // key (an attention sink, like [CLS]), odd heads to the previous token.
 inline AttentionBlock make_block(const std::string& name, int query_sequence, int key_sequence,
                                  int layers, int heads, int queries, int keys, bool causal,
-                                 int head_dim, bool keep_queries_keys, uint64_t seed) {
+                                 int head_dim, bool keep_queries_keys, uint64_t seed,
+                                 AttentionProfile profile = kDiffuse) {
     AttentionBlock block;
     block.name = name;
     block.query_sequence = query_sequence;
@@ -87,12 +98,14 @@ inline AttentionBlock make_block(const std::string& name, int query_sequence, in
             const size_t layer_head = static_cast<size_t>(layer) * heads + head;
             float* q = block.queries.data() + layer_head * nq * dim;
             float* k = block.keys.data() + layer_head * nk * dim;
-            const float temperature = 0.8f + 0.6f * static_cast<float>((head + layer) % 4);
+            const float temperature =
+                profile.temperature +
+                profile.temperature_step * static_cast<float>((head + layer) % 4);
             for (size_t i = 0; i < nq * dim; ++i) q[i] = temperature * random.normal();
             for (size_t i = 0; i < nk * dim; ++i) k[i] = random.normal();
             if (head % 2 == 0 && dim >= 1) {  // sink: key 0 aligned with every query
                 for (size_t j = 0; j < nq; ++j) q[j * dim] = 2.0f + std::fabs(q[j * dim]);
-                k[0] = 1.2f * std::sqrt(static_cast<float>(dim));
+                k[0] = profile.sink * std::sqrt(static_cast<float>(dim));
             } else if (dim >= 4) {  // previous token: sinusoids of the position
                 for (size_t j = 0; j < nq; ++j) {
                     const float at = static_cast<float>(j) - 1.0f;
@@ -212,7 +225,7 @@ inline AttentionTrace many_heads_trace() {
 
 // A model-shaped trace for benchmarks: layers x heads at n tokens, word-like tokens.
 inline AttentionTrace sized_trace(int layers, int heads, int tokens, bool causal, int head_dim,
-                                  bool keep_queries_keys) {
+                                  bool keep_queries_keys, AttentionProfile profile = kPeaked) {
     AttentionTrace trace;
     trace.model_id = causal ? "synthetic-gpt2-shaped" : "synthetic-bert-base-shaped";
     trace.architecture = causal ? "gpt2" : "bert";
@@ -228,7 +241,7 @@ inline AttentionTrace sized_trace(int layers, int heads, int tokens, bool causal
     trace.sequences.push_back(
         make_sequence("input", {"synthetic"}, raw, segments, {"[CLS]", "[SEP]"}));
     trace.blocks.push_back(make_block("self", 0, 0, layers, heads, tokens, tokens, causal, head_dim,
-                                      keep_queries_keys, 1234));
+                                      keep_queries_keys, 1234, profile));
     return trace;
 }
 

@@ -1,0 +1,139 @@
+// viz_bench: how big the HTML views are and how long they take to write, on
+// model-shaped synthetic traces (tests/viz/synthetic_traces.h): BERT-base
+// (12 layers x 12 heads, head_dim 64) at 128 and 512 tokens, and GPT-2
+// (12 x 12, causal) at 1024 and 2048 tokens. The trace is made before the
+// clock starts ("after the forward pass"). Pages are written to a folder so
+// that bench/viz_browser_bench.mjs can time them in headless chromium.
+//
+// Usage: viz_bench [output folder (default viz-bench)] [repetitions (default 3)]
+//        [--max-tokens N]   skip shapes longer than N tokens
+//        [--zlib-level L]   deflate level of the payload (default: ViewOptions' 6)
+// Prints one JSON object per line; cpu_s is the process CPU time (all threads),
+// which a busy shared machine inflates less than wall time.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "../tests/viz/synthetic_traces.h"
+#include "attnviz/error.h"
+#include "attnviz/views.h"
+#include "io/files.h"
+
+namespace {
+
+struct Shape {
+    const char* name;
+    int layers, heads, tokens;
+    bool causal;
+    bool diffuse;
+};
+
+struct Stats {
+    double mean = 0, stddev = 0;
+};
+
+Stats stats(const std::vector<double>& values) {
+    Stats s;
+    for (double v : values) s.mean += v;
+    s.mean /= static_cast<double>(values.size());
+    for (double v : values) s.stddev += (v - s.mean) * (v - s.mean);
+    s.stddev = values.size() > 1 ? std::sqrt(s.stddev / static_cast<double>(values.size() - 1)) : 0;
+    return s;
+}
+
+double cpu_seconds() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+           static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::filesystem::path folder = "viz-bench";
+    int repetitions = 3, max_tokens = 1 << 30, positional = 0,
+        zlib_level = attnviz::ViewOptions{}.zlib_level;
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--max-tokens") == 0 && i + 1 < argc) {
+            max_tokens = std::atoi(argv[++i]);
+        } else if (std::strcmp(argv[i], "--zlib-level") == 0 && i + 1 < argc) {
+            zlib_level = std::atoi(argv[++i]);
+        } else if (positional++ == 0) {
+            folder = argv[i];
+        } else {
+            repetitions = std::max(1, std::atoi(argv[i]));
+        }
+    }
+    std::filesystem::create_directories(folder);
+    // The peaked profile stands in for a trained model; the diffuse one is the
+    // worst case for size (broad rows spread their 8-bit levels).
+    const Shape shapes[] = {{"bert-base-128", 12, 12, 128, false, false},
+                            {"bert-base-512", 12, 12, 512, false, false},
+                            {"bert-base-512-diffuse", 12, 12, 512, false, true},
+                            {"gpt2-1024", 12, 12, 1024, true, false},
+                            {"gpt2-2048", 12, 12, 2048, true, false}};
+    try {
+        for (const Shape& shape : shapes) {
+            if (shape.tokens > max_tokens) continue;
+            const auto made = std::chrono::steady_clock::now();
+            const attnviz::AttentionTrace trace = attnviz::testing::sized_trace(
+                shape.layers, shape.heads, shape.tokens, shape.causal, 64, true,
+                shape.diffuse ? attnviz::testing::kDiffuse : attnviz::testing::kPeaked);
+            const double make_s =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - made).count();
+            struct Variant {
+                const char* name;
+                std::vector<attnviz::View> views;
+            };
+            const Variant variants[] = {
+                {"all",
+                 {attnviz::View::head, attnviz::View::model, attnviz::View::neuron,
+                  attnviz::View::matrix}},
+                {"head", {attnviz::View::head}},
+            };
+            for (const Variant& variant : variants) {
+                attnviz::ViewOptions options;
+                options.views = variant.views;
+                options.zlib_level = zlib_level;
+                std::vector<double> render_s, write_s, cpu_s;
+                std::string page;
+                const std::filesystem::path path =
+                    folder / (std::string(shape.name) + "-" + variant.name + ".html");
+                for (int r = 0; r < repetitions; ++r) {
+                    const double cpu_start = cpu_seconds();
+                    const auto start = std::chrono::steady_clock::now();
+                    page = attnviz::render_html(trace, options);
+                    const auto rendered = std::chrono::steady_clock::now();
+                    attnviz::io::write_file(path, page);
+                    const auto written = std::chrono::steady_clock::now();
+                    cpu_s.push_back(cpu_seconds() - cpu_start);
+                    render_s.push_back(std::chrono::duration<double>(rendered - start).count());
+                    write_s.push_back(std::chrono::duration<double>(written - start).count());
+                }
+                const Stats render = stats(render_s), total = stats(write_s), cpu = stats(cpu_s);
+                std::printf(
+                    "{\"shape\":\"%s\",\"layers\":%d,\"heads\":%d,\"tokens\":%d,\"causal\":%s,"
+                    "\"views\":\"%s\",\"bytes\":%zu,\"render_s\":%.4f,\"render_sd\":%.4f,"
+                    "\"render_and_write_s\":%.4f,\"render_and_write_sd\":%.4f,\"cpu_s\":%.4f,"
+                    "\"zlib_level\":%d,\"repetitions\":%d,"
+                    "\"trace_make_s\":%.2f,\"file\":\"%s\"}\n",
+                    shape.name, shape.layers, shape.heads, shape.tokens,
+                    shape.causal ? "true" : "false", variant.name, page.size(), render.mean,
+                    render.stddev, total.mean, total.stddev, cpu.mean, zlib_level, repetitions,
+                    make_s, path.string().c_str());
+                std::fflush(stdout);
+            }
+        }
+    } catch (const attnviz::Error& e) {
+        std::fprintf(stderr, "viz_bench: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

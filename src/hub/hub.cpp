@@ -229,6 +229,7 @@ void fetch_blob(Session& session, const std::string& file, const FileMetadata& m
     const fs::path incomplete = blob.string() + ".incomplete";
 
     hub::ProgressBar progress(file, session.show_progress);
+    if (fs::exists(incomplete, error)) progress.resumed_from(fs::file_size(incomplete, error));
     const hub::ProgressCallback on_progress = [&](uint64_t done, uint64_t total) {
         progress.update(done, total ? total : metadata.size);
     };

@@ -9,7 +9,9 @@
 namespace attnviz::hub {
 
 ProgressBar::ProgressBar(std::string label, bool enabled)
-    : label_(std::move(label)), enabled_(enabled && ::isatty(STDERR_FILENO)) {}
+    : label_(std::move(label)),
+      enabled_(enabled && ::isatty(STDERR_FILENO)),
+      start_(std::chrono::steady_clock::now()) {}
 
 ProgressBar::~ProgressBar() {
     if (!drawn_) return;
@@ -20,11 +22,6 @@ ProgressBar::~ProgressBar() {
 void ProgressBar::update(uint64_t done, uint64_t total) {
     if (!enabled_) return;
     const auto now = std::chrono::steady_clock::now();
-    if (!have_start_) {
-        have_start_ = true;
-        start_ = now;
-        start_bytes_ = done;
-    }
     last_done_ = done;
     last_total_ = total;
     // Ten redraws a second are plenty, and keep a fast download fast.
@@ -37,7 +34,8 @@ void ProgressBar::draw(uint64_t done, uint64_t total) {
     drawn_ = true;
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    const double speed = seconds > 0 ? static_cast<double>(done - start_bytes_) / seconds : 0;
+    const double speed =
+        seconds > 0 && done > start_bytes_ ? static_cast<double>(done - start_bytes_) / seconds : 0;
     constexpr int kWidth = 24;
     std::string bar;
     std::string percent = "   ";

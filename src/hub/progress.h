@@ -15,7 +15,9 @@ public:
     ProgressBar(const ProgressBar&) = delete;
     ProgressBar& operator=(const ProgressBar&) = delete;
 
-    // done includes a resumed prefix; the speed counts only this run's bytes.
+    // Bytes already on disk from an earlier run: not counted in the speed.
+    void resumed_from(uint64_t bytes) { start_bytes_ = bytes; }
+    // done includes a resumed prefix.
     void update(uint64_t done, uint64_t total);
 
 private:
@@ -24,7 +26,6 @@ private:
     std::string label_;
     bool enabled_;
     bool drawn_ = false;
-    bool have_start_ = false;
     uint64_t start_bytes_ = 0;
     uint64_t last_done_ = 0, last_total_ = 0;
     std::chrono::steady_clock::time_point start_, last_draw_;

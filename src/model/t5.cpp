@@ -17,7 +17,8 @@
 // The decoder runs on the target text's own tokens (with its special tokens), as
 // bertviz's encoder-decoder example does. Checkpoints: T5Model and
 // T5ForConditionalGeneration share names ("shared.weight", or the tied
-// "encoder.embed_tokens.weight"); lm_head is not read.
+// "encoder.embed_tokens.weight"); lm_head is not read. T5ForSequenceClassification
+// and T5ForQuestionAnswering put the same names under "transformer.".
 #include "attnviz/error.h"
 #include "model/arch_blocks.h"
 #include "model/network.h"
@@ -64,7 +65,7 @@ struct T5Stack {
 class T5 final : public Network {
 public:
     T5(const ModelConfig& config, const T5Extras& extras, const io::TensorSet& tensors)
-        : config_(config), extras_(extras), loader_(tensors, config, {""}) {
+        : config_(config), extras_(extras), loader_(tensors, config, {"", "transformer."}) {
         loader_.set_dim("inner", static_cast<int64_t>(config.n_heads) * config.head_dim);
         loader_.set_dim("buckets", extras.num_buckets);
         embedding_ = loader_.get_optional("shared.weight", "vocab, hidden");

@@ -155,6 +155,7 @@ struct Linear::Packed {
     bool has_bias = false;
 
     std::mutex mutex;  // guards everything below
+    int uses = 0;      // the first runs on the checkpoint's weights; the second packs
     bool packed = false;
     memory::desc weights_desc;
     std::unique_ptr<HugePageBuffer> buffer;
@@ -187,8 +188,9 @@ Linear::~Linear() = default;
 Linear::Linear(Linear&&) noexcept = default;
 Linear& Linear::operator=(Linear&&) noexcept = default;
 
-// Packing happens on first use, not at load: opening a model stays a memory
-// map, and each weight is copied once, by the first forward that needs it.
+// Packing happens on the second use, not at load: opening a model stays a
+// memory map, a single trace (the CLI's) never pays for the copy, and repeated
+// traces pay for it once, in their second forward.
 void Linear::pack_locked() const {
     Packed& p = *packed_;
     const memory::desc any({in_, out_}, kF32, Tag::any);
@@ -226,7 +228,14 @@ void Linear::run(const float* x, float* y, int rows, bool accumulate) const {
     const Activation activation = accumulate ? Activation::none : activation_;
     std::shared_ptr<dnnl::matmul> primitive;
     try {
-        std::lock_guard lock(packed_->mutex);
+        std::unique_lock lock(packed_->mutex);
+        if (!packed_->packed && packed_->uses++ == 0) {
+            // First use: multiply by the checkpoint's weights where they lie.
+            const std::vector<LinearPart> parts = packed_->parts;
+            lock.unlock();
+            run_unpacked(parts, x, y, rows, accumulate);
+            return;
+        }
         if (!packed_->packed) pack_locked();
         auto& slot = packed_->primitives[{rows, accumulate}];
         if (!slot) {
@@ -249,6 +258,50 @@ void Linear::run(const float* x, float* y, int rows, bool accumulate) const {
     if (packed_->has_bias) args[DNNL_ARG_BIAS] = packed_->bias;
     primitive->execute(stream, args);
     stream.wait();
+}
+
+// oneDNN matmul straight on the checkpoint's weights (B as the transposed
+// [out, in] or plain [in, out] matrix), one per part, each writing its columns
+// of y. oneDNN copies panels of B as it goes: slower than the packed path at
+// few rows, but nothing to allocate or copy up front.
+void Linear::run_unpacked(const std::vector<LinearPart>& parts, const float* x, float* y, int rows,
+                          bool accumulate) const {
+    const Activation activation = accumulate ? Activation::none : activation_;
+    const WeightLayout layout = packed_->layout;
+    dnnl::stream stream(cpu_engine());
+    int column = 0;
+    for (const LinearPart& part : parts) {
+        const memory::desc weights_desc({in_, part.out}, kF32,
+                                        layout == WeightLayout::out_in ? Tag::ba : Tag::ab);
+        const memory::desc src_desc({rows, in_}, kF32, Tag::ab);
+        const memory::desc dst_desc({rows, part.out}, kF32, memory::dims{out_, 1});
+        const memory::desc bias_desc =
+            part.bias ? memory::desc({1, part.out}, kF32, Tag::ab) : memory::desc();
+        dnnl::post_ops ops;
+        if (accumulate) ops.append_sum(1.0f);
+        if (const auto op = eltwise_for(activation))
+            ops.append_eltwise(1.0f, op->algorithm, op->alpha, op->beta);
+        dnnl::primitive_attr attr;
+        attr.set_post_ops(ops);
+        try {
+            const dnnl::matmul::primitive_desc pd(
+                dnnl::matmul::desc(src_desc, weights_desc, bias_desc, dst_desc), attr,
+                cpu_engine());
+            std::unordered_map<int, memory> args = {
+                {DNNL_ARG_SRC, memory(src_desc, cpu_engine(), const_cast<float*>(x))},
+                {DNNL_ARG_WEIGHTS,
+                 memory(weights_desc, cpu_engine(), const_cast<float*>(part.weight))},
+                {DNNL_ARG_DST, memory(dst_desc, cpu_engine(), y + column)}};
+            if (part.bias)
+                args[DNNL_ARG_BIAS] =
+                    memory(bias_desc, cpu_engine(), const_cast<float*>(part.bias));
+            dnnl::matmul(pd).execute(stream, args);
+            stream.wait();
+        } catch (const dnnl::error& e) {
+            throw Error(std::string("oneDNN matmul: ") + e.what());
+        }
+        column += part.out;
+    }
 }
 
 void linear_reference(const float* x, const float* weight, const float* bias, float* y, int rows,

@@ -1,6 +1,7 @@
-// Linear layers y = act(x W^T + b) with the weights packed once, on first use,
-// into oneDNN's blocked layout (its brgemm matmul then runs at the CPU's fp32
-// peak without re-packing on every call). linear_reference is the definition.
+// Linear layers y = act(x W^T + b). The first call multiplies by the
+// checkpoint's weights in place; the second packs them, once, into oneDNN's
+// blocked layout (its brgemm matmul then runs at the CPU's fp32 peak without
+// re-packing panels on every call). linear_reference is the definition.
 #pragma once
 
 #include <cstddef>
@@ -31,8 +32,8 @@ struct LinearPart {
 class Linear {
 public:
     Linear();
-    // The weights are read (packed) by the first forward, not here: they must
-    // stay valid until then. on_packed runs once they are no longer needed.
+    // The weights are read by the forwards (and packed by the second), not
+    // here: they must stay valid until on_packed runs.
     Linear(const float* weight, const float* bias, int in, int out,
            WeightLayout layout = WeightLayout::out_in, Activation activation = Activation::none,
            std::function<void()> on_packed = {});
@@ -56,6 +57,8 @@ public:
 private:
     void run(const float* x, float* y, int rows, bool accumulate) const;
     void pack_locked() const;
+    void run_unpacked(const std::vector<LinearPart>& parts, const float* x, float* y, int rows,
+                      bool accumulate) const;
 
     int in_ = 0, out_ = 0;
     Activation activation_ = Activation::none;

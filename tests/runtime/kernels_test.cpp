@@ -56,7 +56,7 @@ TEST(Linear, MatchesReferenceForEveryLayoutActivationAndRowCount) {
                                       Activation::quick_gelu, Activation::relu, Activation::relu6,
                                       Activation::silu, Activation::tanh, Activation::sigmoid}) {
             const Linear linear(weight.data(), bias.data(), in, out, layout, activation);
-            for (int rows : {1, 7, 128, 300}) {
+            for (int rows : {7, 1, 7, 128, 300}) {  // the first call runs unpacked
                 const auto x = random_values(static_cast<size_t>(rows) * in, 1.0f, 3 + rows);
                 std::vector<float> y(static_cast<size_t>(rows) * out), expected(y.size());
                 linear.forward(x.data(), y.data(), rows);
@@ -77,8 +77,9 @@ TEST(Linear, FusedPartsEqualSeparateLayersAndForwardAddAccumulates) {
     const auto x = random_values(rows * in, 1.0f, 13);
     for (WeightLayout layout : {WeightLayout::out_in, WeightLayout::in_out}) {
         const Linear fused({{w0.data(), b0.data(), 32}, {w1.data(), nullptr, 48}}, in, layout);
-        std::vector<float> y(rows * 80);
-        fused.forward(x.data(), y.data(), rows);
+        std::vector<float> y(rows * 80), packed_y(rows * 80);
+        fused.forward(x.data(), y.data(), rows);         // on the weights in place
+        fused.forward(x.data(), packed_y.data(), rows);  // packed
         std::vector<float> y0(rows * 32), y1(rows * 48);
         linear_reference(x.data(), w0.data(), b0.data(), y0.data(), rows, in, 32, layout);
         linear_reference(x.data(), w1.data(), nullptr, y1.data(), rows, in, 48, layout);
@@ -88,12 +89,17 @@ TEST(Linear, FusedPartsEqualSeparateLayersAndForwardAddAccumulates) {
             expected.insert(expected.end(), y1.begin() + r * 48, y1.begin() + (r + 1) * 48);
         }
         EXPECT_TRUE(all_close(y, expected, kLinearTolerance));
+        EXPECT_TRUE(all_close(packed_y, expected, kLinearTolerance));
     }
     const Linear single(w0.data(), b0.data(), in, 32);
     std::vector<float> residual = random_values(rows * 32, 1.0f, 14), expected(rows * 32);
     linear_reference(x.data(), w0.data(), b0.data(), expected.data(), rows, in, 32);
     for (size_t i = 0; i < expected.size(); ++i) expected[i] += residual[i];
-    single.forward_add(x.data(), residual.data(), rows);
+    auto twice = residual;
+    single.forward_add(x.data(), residual.data(), rows);  // in place
+    EXPECT_TRUE(all_close(residual, expected, kLinearTolerance));
+    for (size_t i = 0; i < expected.size(); ++i) expected[i] += expected[i] - twice[i];
+    single.forward_add(x.data(), residual.data(), rows);  // packed: adds x W^T + b again
     EXPECT_TRUE(all_close(residual, expected, kLinearTolerance));
 }
 

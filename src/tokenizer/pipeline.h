@@ -99,12 +99,15 @@ public:
 // An encoding while it is being built: the public fields plus nothing else.
 using Enc = Encoding;
 
+// tokenizers' PostProcessor::process_encodings: takes the encodings of the
+// texts (one or two) and returns the pieces of the result in order (special
+// tokens included), which the caller concatenates.
 class PostProcessor {
 public:
     virtual ~PostProcessor() = default;
     virtual size_t added_tokens(bool is_pair) const = 0;
-    // Joins a and the optional b, adding special tokens when asked.
-    virtual Enc process(Enc a, std::optional<Enc> b, bool add_special_tokens) const = 0;
+    virtual std::vector<Enc> process_encodings(std::vector<Enc> encodings,
+                                               bool add_special_tokens) const = 0;
 };
 
 class Decoder {
@@ -123,8 +126,9 @@ std::unique_ptr<Model> model_from_json(const Json& j);
 std::unique_ptr<PostProcessor> post_processor_from_json(const Json& j);
 std::unique_ptr<Decoder> decoder_from_json(const Json& j);
 
-// tokenizers' default_process: concatenate, keeping each side's type ids.
-Enc default_process(Enc a, std::optional<Enc> b);
+// tokenizers' default_process: one encoding stays; two are joined, each
+// keeping its type ids.
+std::vector<Enc> default_process(std::vector<Enc> encodings);
 // Appends b to a (tokenizers' Encoding::merge_with, without overflow).
 void append_encoding(Enc& a, const Enc& b);
 // ByteLevel offset trimming (processors/byte_level.rs process_offsets).

@@ -20,9 +20,14 @@ void append_encoding(Enc& a, const Enc& b) {
     a.sequence_ids.insert(a.sequence_ids.end(), b.sequence_ids.begin(), b.sequence_ids.end());
 }
 
-Enc default_process(Enc a, std::optional<Enc> b) {
-    if (b) append_encoding(a, *b);
-    return a;
+std::vector<Enc> default_process(std::vector<Enc> encodings) {
+    if (encodings.size() < 2) return encodings;
+    Enc joined;
+    for (size_t i = 0; i < encodings.size(); ++i) {
+        encodings[i].sequence_ids.assign(encodings[i].ids.size(), int8_t(i));
+        append_encoding(joined, encodings[i]);
+    }
+    return {std::move(joined)};
 }
 
 static void append_special(Enc& e, uint32_t id, const std::string& token, int32_t type_id) {
@@ -62,17 +67,17 @@ namespace {
 struct BertProcessing final : PostProcessor {
     std::pair<std::string, uint32_t> sep{"[SEP]", 102}, cls{"[CLS]", 101};
     size_t added_tokens(bool is_pair) const override { return is_pair ? 3 : 2; }
-    Enc process(Enc a, std::optional<Enc> b, bool add_special_tokens) const override {
-        if (!add_special_tokens) return default_process(std::move(a), std::move(b));
-        Enc out;
-        append_special(out, cls.second, cls.first, 0);
-        set_type_ids(a, 0);
-        append_encoding(out, a);
-        append_special(out, sep.second, sep.first, 0);
-        if (b) {
-            set_type_ids(*b, 1);
-            append_encoding(out, *b);
-            append_special(out, sep.second, sep.first, 1);
+    std::vector<Enc> process_encodings(std::vector<Enc> encodings,
+                                       bool add_special_tokens) const override {
+        if (!add_special_tokens) return default_process(std::move(encodings));
+        std::vector<Enc> out;
+        for (size_t i = 0; i < encodings.size(); ++i) {
+            Enc e;
+            if (i == 0) append_special(e, cls.second, cls.first, 0);
+            set_type_ids(encodings[i], int32_t(i == 0 ? 0 : 1));
+            append_encoding(e, encodings[i]);
+            append_special(e, sep.second, sep.first, int32_t(i == 0 ? 0 : 1));
+            out.push_back(std::move(e));
         }
         return out;
     }
@@ -82,22 +87,23 @@ struct RobertaProcessing final : PostProcessor {
     std::pair<std::string, uint32_t> sep{"</s>", 2}, cls{"<s>", 0};
     bool trim_offsets = true, add_prefix_space = true;
     size_t added_tokens(bool is_pair) const override { return is_pair ? 4 : 2; }
-    Enc process(Enc a, std::optional<Enc> b, bool add_special_tokens) const override {
-        if (trim_offsets) {
-            trim_byte_level_offsets(a, add_prefix_space);
-            if (b) trim_byte_level_offsets(*b, add_prefix_space);
+    std::vector<Enc> process_encodings(std::vector<Enc> encodings,
+                                       bool add_special_tokens) const override {
+        for (Enc& e : encodings) {
+            if (trim_offsets) trim_byte_level_offsets(e, add_prefix_space);
+            set_type_ids(e, 0);  // RoBERTa has one type id
         }
-        set_type_ids(a, 0);  // RoBERTa has one type id
-        if (b) set_type_ids(*b, 0);
-        if (!add_special_tokens) return default_process(std::move(a), std::move(b));
-        Enc out;
-        append_special(out, cls.second, cls.first, 0);
-        append_encoding(out, a);
-        append_special(out, sep.second, sep.first, 0);
-        if (b) {
-            append_special(out, sep.second, sep.first, 0);
-            append_encoding(out, *b);
-            append_special(out, sep.second, sep.first, 0);
+        if (!add_special_tokens) return encodings;
+        std::vector<Enc> out;
+        for (size_t i = 0; i < encodings.size(); ++i) {
+            Enc e;
+            if (i == 0)
+                append_special(e, cls.second, cls.first, 0);
+            else
+                append_special(e, sep.second, sep.first, 0);
+            append_encoding(e, encodings[i]);
+            append_special(e, sep.second, sep.first, 0);
+            out.push_back(std::move(e));
         }
         return out;
     }
@@ -106,12 +112,12 @@ struct RobertaProcessing final : PostProcessor {
 struct ByteLevelProcessing final : PostProcessor {
     bool trim_offsets = true, add_prefix_space = true;
     size_t added_tokens(bool) const override { return 0; }
-    Enc process(Enc a, std::optional<Enc> b, bool) const override {
-        if (trim_offsets) {
-            trim_byte_level_offsets(a, add_prefix_space);
-            if (b) trim_byte_level_offsets(*b, add_prefix_space);
+    std::vector<Enc> process_encodings(std::vector<Enc> encodings, bool) const override {
+        for (size_t i = 0; i < encodings.size(); ++i) {
+            if (trim_offsets) trim_byte_level_offsets(encodings[i], add_prefix_space);
+            encodings[i].sequence_ids.assign(encodings[i].ids.size(), int8_t(i));
         }
-        return default_process(std::move(a), std::move(b));
+        return encodings;
     }
 };
 
@@ -141,19 +147,23 @@ struct TemplateProcessing final : PostProcessor {
         return count_special(is_pair ? pair : single);
     }
 
-    Enc process(Enc a, std::optional<Enc> b, bool add_special_tokens) const override {
-        const std::vector<Piece>& t = b ? pair : single;
-        Enc out;
+    std::vector<Enc> process_encodings(std::vector<Enc> encodings,
+                                       bool add_special_tokens) const override {
+        const std::vector<Piece>& t = encodings.size() >= 2 ? pair : single;
+        std::vector<Enc> out;
         for (const Piece& p : t) {
             if (p.is_sequence) {
-                Enc& e = (p.id == "A" || !b) ? a : *b;
+                size_t i = (p.id == "A" || encodings.size() < 2) ? 0 : 1;
+                Enc e = encodings[i];
                 set_type_ids(e, p.type_id);
-                e.sequence_ids.assign(e.ids.size(), int8_t(&e == &a ? 0 : 1));
-                append_encoding(out, e);
+                e.sequence_ids.assign(e.ids.size(), int8_t(i));
+                out.push_back(std::move(e));
             } else if (add_special_tokens) {
                 const Special& s = special_tokens.at(p.id);
+                Enc e;
                 for (size_t k = 0; k < s.ids.size(); ++k)
-                    append_special(out, s.ids[k], s.tokens[k], p.type_id);
+                    append_special(e, s.ids[k], s.tokens[k], p.type_id);
+                out.push_back(std::move(e));
             }
         }
         return out;
@@ -214,12 +224,12 @@ struct SequenceProcessing final : PostProcessor {
         for (auto& s : steps) n += s->added_tokens(is_pair);
         return n;
     }
-    Enc process(Enc a, std::optional<Enc> b, bool add_special_tokens) const override {
-        // Each step sees the joined result of the one before, as in processors/sequence.rs.
-        Enc joined = default_process(std::move(a), std::move(b));
+    std::vector<Enc> process_encodings(std::vector<Enc> encodings,
+                                       bool add_special_tokens) const override {
+        // Each step gets the pieces the one before returned (processors/sequence.rs).
         for (auto& s : steps)
-            joined = s->process(std::move(joined), std::nullopt, add_special_tokens);
-        return joined;
+            encodings = s->process_encodings(std::move(encodings), add_special_tokens);
+        return encodings;
     }
 };
 

@@ -3,6 +3,8 @@
 // added tokens -> normalizer -> pre-tokenizer -> model -> post-processor.
 #include "attnviz/tokenizer.h"
 
+#include <map>
+
 #include "attnviz/error.h"
 #include "io/files.h"
 #include "tokenizer/added_vocabulary.h"
@@ -54,7 +56,12 @@ struct Tokenizer::Impl {
         impl->model = tok::model_from_json(tok::json_at(j, "model", "tokenizer.json"));
         impl->post_processor = tok::post_processor_from_json(j.value("post_processor", Json()));
         impl->decoder = tok::decoder_from_json(j.value("decoder", Json()));
+        // Ids as tokenizers' AddedVocabulary::add_tokens gives them on load: the
+        // content's id if it has one (added earlier or in the model), else the
+        // next free id past the vocabulary. The file's "id" is only a hint there too.
         std::vector<tok::AddedToken> tokens;
+        std::map<std::string, uint32_t> ids;
+        const uint32_t vocab_size = uint32_t(impl->model->vocab_size());
         for (const Json& t : j.value("added_tokens", Json::array())) {
             tok::AddedToken a;
             a.content = tok::json_at(t, "content", "added_tokens").get<std::string>();
@@ -63,13 +70,26 @@ struct Tokenizer::Impl {
             a.lstrip = tok::json_bool(t, "lstrip", false);
             a.rstrip = tok::json_bool(t, "rstrip", false);
             a.normalized = tok::json_bool(t, "normalized", !a.special);
-            if (t.contains("id"))
-                a.id = t["id"].get<uint32_t>();
-            else if (auto id = impl->model->token_to_id(a.content))
+            if (a.content.empty()) continue;
+            if (auto it = ids.find(a.content); it != ids.end()) {
+                a.id = it->second;
+            } else if (auto id = impl->model->token_to_id(a.content)) {
                 a.id = *id;
-            else
-                throw Error("added token \"" + a.content + "\" has no id");
-            tokens.push_back(std::move(a));
+            } else {
+                uint32_t max_id = 0;
+                for (auto& [content, id] : ids) max_id = std::max(max_id, id);
+                a.id = ids.empty()                                 ? vocab_size
+                       : (max_id >= vocab_size || vocab_size == 0) ? max_id + 1
+                                                                   : vocab_size;
+            }
+            ids[a.content] = a.id;
+            bool replaced = false;  // a later entry with the same content wins
+            for (tok::AddedToken& old : tokens)
+                if (old.content == a.content) {
+                    old = a;
+                    replaced = true;
+                }
+            if (!replaced) tokens.push_back(std::move(a));
         }
         impl->added = tok::AddedVocabulary(std::move(tokens), impl->normalizer.get());
         if (config.is_object() && config.contains("model_max_length") &&
@@ -187,9 +207,14 @@ struct Tokenizer::Impl {
             }
         }
 
-        Encoding out = post_processor ? post_processor->process(std::move(enc_a), std::move(enc_b),
-                                                                options.add_special_tokens)
-                                      : tok::default_process(std::move(enc_a), std::move(enc_b));
+        std::vector<Encoding> parts;
+        parts.push_back(std::move(enc_a));
+        if (enc_b) parts.push_back(std::move(*enc_b));
+        parts = post_processor ? post_processor->process_encodings(std::move(parts),
+                                                                   options.add_special_tokens)
+                               : tok::default_process(std::move(parts));
+        Encoding out;
+        for (const Encoding& part : parts) tok::append_encoding(out, part);
 
         // Byte offsets from the code point offsets, in each token's own text.
         auto table = [](std::string_view s) {

@@ -139,3 +139,24 @@ INSTANTIATE_TEST_SUITE_P(
     name_of);
 
 }  // namespace
+
+namespace {
+
+// Small tokenizer.json files that use the pieces the five models do not
+// (BPE byte fallback with [a, b] merges, Prepend/Replace, NFD/StripAccents/
+// Strip, Whitespace/Digits/Punctuation, Unigram byte fallback, Metaspace
+// "first", Split, WordLevel, Sequence post-processor, added-token options),
+// with goldens from tokenizers@0.23.2 on tests/data/tokenizer/synthetic_cases.json.
+TEST(Tokenizer, SyntheticPipelinesMatchHuggingFace) {
+    size_t checked = 0;
+    for (const auto& entry : fs::directory_iterator(kData / "synthetic")) {
+        if (!entry.is_directory()) continue;
+        SCOPED_TRACE(entry.path().filename().string());
+        attnviz::Tokenizer tokenizer = attnviz::Tokenizer::from_folder(entry.path());
+        expect_golden(tokenizer, entry.path().string() + ".tokens.json");
+        ++checked;
+    }
+    EXPECT_EQ(checked, 4u);
+}
+
+}  // namespace

@@ -9,8 +9,47 @@
 namespace attnviz::tok {
 
 const char* const kGpt2Pattern =
-    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\t-\\r\\x{85}\\p{Z}\\p{L}\\p{N}]+"
-    "|[\\t-\\r\\x{85}\\p{Z}]+(?![^\\t-\\r\\x{85}\\p{Z}])|[\\t-\\r\\x{85}\\p{Z}]+";
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+std::string onig_compatible(std::string_view pattern) {
+    static const std::string space = "\\t-\\r\\x{85}\\p{Z}", word = "\\p{L}\\p{M}\\p{Nd}\\p{Pc}";
+    std::string out;
+    bool in_class = false;
+    for (size_t i = 0; i < pattern.size(); ++i) {
+        char c = pattern[i];
+        if (c == '\\' && i + 1 < pattern.size()) {
+            char e = pattern[i + 1];
+            ++i;
+            const std::string* body = (e == 's' || e == 'S')   ? &space
+                                      : (e == 'w' || e == 'W') ? &word
+                                                               : nullptr;
+            bool negated = e == 'S' || e == 'W';
+            if (!body ||
+                (in_class && negated)) {  // keep other escapes (and rare negations in a class)
+                out += c;
+                out += e;
+            } else if (in_class) {
+                out += *body;
+            } else {
+                out += negated ? "[^" : "[";
+                out += *body;
+                out += "]";
+            }
+            continue;
+        }
+        if (c == '[' && !in_class) {
+            in_class = true;
+            out += c;
+            if (i + 1 < pattern.size() && pattern[i + 1] == '^') out += pattern[++i];
+            if (i + 1 < pattern.size() && pattern[i + 1] == ']')
+                out += pattern[++i];  // a literal ] first
+            continue;
+        }
+        if (c == ']' && in_class) in_class = false;
+        out += c;
+    }
+    return out;
+}
 
 struct Regex::Code {
     pcre2_code* code = nullptr;

@@ -26,8 +26,13 @@ private:
     std::unique_ptr<Code> code_;
 };
 
-// The GPT-2 split pattern. \s and \S are spelled out as Unicode White_Space,
-// as Oniguruma (HF's engine) reads them; PCRE2's \s would miss U+0085.
+// The GPT-2 split pattern (read through onig_compatible like any other).
 extern const char* const kGpt2Pattern;
+
+// Rewrites \s \S \w \W so PCRE2 matches what Oniguruma, the engine of HF
+// tokenizers, matches: \s is White_Space (PCRE2's misses U+0085), \w is
+// letters, marks, decimal digits and connector punctuation (PCRE2's takes all
+// numbers and no marks).
+std::string onig_compatible(std::string_view pattern);
 
 }  // namespace attnviz::tok

@@ -223,6 +223,19 @@ print("ok")
     EXPECT_EQ(output, "ok\n");
 }
 
+// --open hands the written page to xdg-open (here a stand-in that records its argument).
+TEST_F(Cli, OpenHandsThePageToTheBrowser) {
+    fs::create_directories(work_ / "bin");
+    attnviz::io::write_file(work_ / "bin" / "xdg-open", "#!/bin/sh\nprintf '%s' \"$1\" > " +
+                                                            (work_ / "opened.txt").string() + "\n");
+    fs::permissions(work_ / "bin" / "xdg-open", fs::perms::owner_all);
+    const CliRun run = attnviz({"view", "--model", "bert-base-uncased", "--text", kTextA, "--open"},
+                               {{"PATH", (work_ / "bin").string() + ":" + std::getenv("PATH")}});
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_EQ(run.out, (work_ / "attention.html").string() + "\n");
+    EXPECT_EQ(attnviz::io::read_file(work_ / "opened.txt"), (work_ / "attention.html").string());
+}
+
 TEST_F(Cli, StaticPictures) {
     CliRun run = attnviz({"view", "--model", "bert-base-uncased", "--text", kTextA, "-o",
                           "head.svg", "--layers", "1", "--heads", "0,1"});

@@ -19,6 +19,7 @@ namespace fs = std::filesystem;
 using attnviz::Error;
 using attnviz::HubOptions;
 using ::testing::HasSubstr;
+using ::testing::StartsWith;
 
 namespace {
 
@@ -150,6 +151,34 @@ TEST_F(Hub, CachedModelIsUsedWithoutTheNetwork) {
     const size_t requests = server.request_count();
     EXPECT_EQ(attnviz::resolve_model("org/tiny-bert", options), first);
     EXPECT_EQ(server.request_count(), requests);
+}
+
+// `download` asks the hub for the revision's commit every time: nothing more
+// when the snapshot is whole, a new snapshot (the old one kept) when main moved.
+TEST_F(Hub, DownloadFollowsTheRevision) {
+    fake_hub::Repo repo = tiny_bert();
+    server.add_repo("org/tiny-bert", repo);
+    const fs::path first = attnviz::download_model("org/tiny-bert", options);
+    size_t before = server.request_count();
+    EXPECT_EQ(attnviz::download_model("org/tiny-bert", options), first);
+    EXPECT_EQ(requested_paths().size(), before + 1);
+    EXPECT_THAT(requested_paths().back(), StartsWith("/api/models/org/tiny-bert/revision/main"));
+
+    const std::string new_commit = "fedcba9876543210fedcba9876543210fedcba98";
+    repo.commit = new_commit;
+    repo.files["config.json"].bytes = R"({"model_type": "bert", "num_hidden_layers": 3})";
+    server.add_repo("org/tiny-bert", repo);
+    before = server.request_count();
+    const fs::path second = attnviz::download_model("org/tiny-bert", options);
+    EXPECT_EQ(second, repo_dir("org/tiny-bert") / "snapshots" / new_commit);
+    EXPECT_EQ(attnviz::io::read_file(repo_dir("org/tiny-bert") / "refs" / "main"), new_commit);
+    EXPECT_EQ(attnviz::io::read_file(second / "config.json"), repo.files["config.json"].bytes);
+    EXPECT_TRUE(fs::exists(first / "config.json"));  // the old snapshot stays
+    // Unchanged blobs are linked again, not downloaded again.
+    for (size_t i = before; i < server.requests().size(); ++i)
+        EXPECT_THAT(server.requests()[i].path, ::testing::Not(StartsWith("/cdn/")));
+    EXPECT_EQ(read_link(second / "model.safetensors"), read_link(first / "model.safetensors"));
+    EXPECT_EQ(attnviz::resolve_model("org/tiny-bert", options), second);
 }
 
 TEST_F(Hub, OfflineModeNeverConnects) {
@@ -353,6 +382,12 @@ TEST_F(Hub, GatedModelNeedsToken) {
         }
     }
     EXPECT_EQ(cdn_requests, 1);
+
+    // The token file `huggingface-cli login` writes (HF_HOME/token) works too.
+    fs::remove_all(options.cache_dir);
+    fs::create_directories(root / "home");
+    attnviz::io::write_file(root / "home" / "token", server.token + "\n");
+    EXPECT_TRUE(fs::exists(attnviz::resolve_model("org/gated", options) / "model.safetensors"));
 }
 
 TEST_F(Hub, NoNetworkNamesTheModelAndTheWayOut) {

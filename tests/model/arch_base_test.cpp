@@ -2,7 +2,7 @@
 // ctest test model_arch_base_reference, label "slow", with
 // --gtest_also_run_disabled_tests): GPT-2 base at its full 1024-token context,
 // a Llama-style model with grouped-query attention (12 query heads over 4
-// key/value heads) at 512 tokens, and BART base. tools/reference/arch_reference.py
+// key/value heads) at ~2070 tokens, and BART base. tools/reference/arch_reference.py
 // writes each model and its reference into a temporary folder for the ids
 // attnviz's tokenizer produced; every attention tensor must match within 1e-5.
 #include <gtest/gtest.h>
@@ -36,7 +36,7 @@ std::string long_text(int paragraphs) {
 
 // Generates the checkpoint for the tokenizer's ids of text (and target), runs
 // Model::open + trace, and compares every block. max_tokens: the model's own
-// limit, which the trace truncates to (0: none).
+// limit, which the trace truncates to (0: none); expect_tokens: at least this many.
 void expect_base_matches(const std::string& arch, const std::string& tokenizer_name,
                          const std::string& text, std::optional<std::string> target,
                          size_t max_tokens, size_t expect_tokens) {
@@ -50,7 +50,7 @@ void expect_base_matches(const std::string& arch, const std::string& tokenizer_n
     encode.max_length = max_tokens;
     encode.truncate = max_tokens > 0;
     Encoding source = tokenizer.encode(text, encode);
-    ASSERT_EQ(source.size(), expect_tokens);
+    ASSERT_GE(source.size(), expect_tokens);
     nlohmann::json job = {{"arch", arch},   {"out", dir.string()}, {"ids", source.ids},
                           {"size", "base"}, {"head", true},        {"seed", 3}};
     if (target) job["target_ids"] = tokenizer.encode(*target).ids;
@@ -85,8 +85,9 @@ TEST(ArchBase, DISABLED_Gpt2BaseAtFullContext) {
     expect_base_matches("gpt2", "gpt2", long_text(40), std::nullopt, 1024, 1024);
 }
 
-TEST(ArchBase, DISABLED_LlamaStyleGroupedQueryBase) {
-    expect_base_matches("llama", "gpt2", long_text(9), std::nullopt, 0, 506);
+// 2048 tokens: rotary angles at long positions are where float32 rounding shows.
+TEST(ArchBase, DISABLED_LlamaStyleGroupedQueryBaseAt2048) {
+    expect_base_matches("llama", "gpt2", long_text(37), std::nullopt, 0, 2048);
 }
 
 TEST(ArchBase, DISABLED_BartBase) {

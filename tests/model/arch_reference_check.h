@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -26,13 +27,15 @@ namespace attnviz::testing {
 
 inline constexpr float kArchTolerance = 1e-5f;
 
-inline std::vector<float> reference_floats(const io::TensorSet& set, const std::string& name) {
+// A view into the memory-mapped reference (safetensors data is 8-byte aligned,
+// F32 tensors start at multiples of 4): no copy of multi-GB attention tensors.
+inline std::span<const float> reference_floats(const io::TensorSet& set, const std::string& name) {
     const io::TensorView* t = set.find(name);
     if (!t) throw std::runtime_error("reference has no tensor " + name);
     if (t->dtype != io::DType::f32) throw std::runtime_error(name + " is not F32");
-    std::vector<float> out(t->numel());
-    std::memcpy(out.data(), t->data, t->n_bytes);
-    return out;
+    if (reinterpret_cast<uintptr_t>(t->data) % alignof(float) != 0)
+        throw std::runtime_error(name + " is not 4-byte aligned");
+    return {reinterpret_cast<const float*>(t->data), t->numel()};
 }
 
 inline std::vector<int64_t> reference_ints(const io::TensorSet& set, const std::string& name) {
@@ -64,8 +67,8 @@ inline constexpr float kArchRelativeTolerance = 1e-5f;
 // Max |a - b| over the tensor; reports the first index past
 // max(tolerance, relative * max |want|).
 inline ::testing::AssertionResult close_to_reference(const std::string& what,
-                                                     const std::vector<float>& got,
-                                                     const std::vector<float>& want,
+                                                     std::span<const float> got,
+                                                     std::span<const float> want,
                                                      float tolerance = kArchTolerance,
                                                      float relative = 0.0f) {
     if (got.size() != want.size())

@@ -22,6 +22,8 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+
+#include <unistd.h>
 #include <iostream>
 #include <sstream>
 #include <string>

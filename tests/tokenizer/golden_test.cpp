@@ -2,6 +2,8 @@
 // ../shared/tools/golden_tokens.mjs) must come out identical: ids, tokens,
 // type ids, masks, code point and byte offsets. Also from the older files.
 #include <filesystem>
+
+#include <unistd.h>
 #include <sstream>
 
 #include <gtest/gtest.h>

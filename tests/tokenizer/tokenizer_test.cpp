@@ -2,6 +2,8 @@
 // tokenizers@0.23.2 with setTruncation(max), longest_first), the length
 // error, invalid UTF-8, token display, and errors that name the bad file.
 #include <filesystem>
+
+#include <unistd.h>
 #include <fstream>
 
 #include <gmock/gmock.h>

@@ -52,7 +52,7 @@ echo "# load avg after: $(cut -d' ' -f1-3 /proc/loadavg)"
 import json, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 keys = sorted({(r["seq"], r["threads"]) for r in rows})
-print("| seq | threads | attnviz ms | PyTorch ms | speed-up | attnviz CPU ms | PyTorch CPU ms | CPU ratio | attnviz first forward ms | attnviz peak RSS MiB | PyTorch peak RSS MiB |")
+print("| seq | threads | attnviz ms | PyTorch ms | speed-up | attnviz CPU ms | PyTorch CPU ms | CPU ratio | attnviz 1st / 2nd (packing) forward ms | attnviz peak RSS MiB | PyTorch peak RSS MiB |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 for tool, seq, threads in [(t, s, n) for s, n in keys for t in ("attnviz", "attnviz-passive")]:
     mine = [r for r in rows if r["tool"] == tool and (r["seq"], r["threads"]) == (seq, threads)]
@@ -65,7 +65,7 @@ for tool, seq, threads in [(t, s, n) for s, n in keys for t in ("attnviz", "attn
     pc = min(r["cpu_ms"] for r in peer)
     label = f"{threads}" + (" (OMP_WAIT_POLICY=PASSIVE)" if tool.endswith("passive") else "")
     print(f"| {seq} | {label} | {a:.1f} | {p:.1f} | {p / a:.2f}x | {ac:.1f} | {pc:.1f} | {pc / ac:.2f}x "
-          f"| {min(r['first_ms'] for r in mine):.0f} "
+          f"| {min(r['first_ms'] for r in mine):.0f} / {min(r['second_ms'] for r in mine):.0f} "
           f"| {max(r['peak_rss_mib'] for r in mine):.0f} | {max(r['peak_rss_mib'] for r in peer):.0f} |")
 loads = [r["load_ms"] for r in rows if r["tool"] == "attnviz"]
 print(f"\nattnviz load (open: config, memory map, validation), median of medians: {statistics.median(loads):.2f} ms")

@@ -1,6 +1,6 @@
 // viz_bench: how big the HTML views are and how long they take to write, on
 // model-shaped synthetic traces (tests/viz/synthetic_traces.h): BERT-base
-// (12 layers x 12 heads, head_dim 64) at 128 and 512 tokens, and GPT-2
+// (12 layers x 12 heads, head_dim 64) at 16, 128 and 512 tokens, and GPT-2
 // (12 x 12, causal) at 1024 and 2048 tokens. The trace is made before the
 // clock starts ("after the forward pass"). Pages are written to a folder so
 // that bench/viz_browser_bench.mjs can time them in headless chromium.
@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(folder);
     // The peaked profile stands in for a trained model; the diffuse one is the
     // worst case for size (broad rows spread their 8-bit levels).
-    const Shape shapes[] = {{"bert-base-128", 12, 12, 128, false, false},
+    const Shape shapes[] = {{"bert-base-16", 12, 12, 16, false, false},
+                            {"bert-base-128", 12, 12, 128, false, false},
                             {"bert-base-512", 12, 12, 512, false, false},
                             {"bert-base-512-diffuse", 12, 12, 512, false, true},
                             {"gpt2-1024", 12, 12, 1024, true, false},

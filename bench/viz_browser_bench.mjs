@@ -18,10 +18,12 @@ const args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "
               "--disable-component-update", "--disable-sync"];
 
 // Runs in the page: times an action until the panel's data-drawn changes.
-const timeRedraws = async ({ selector, panelSelector, count }) => {
+const timeRedraws = async ({ selector, panelSelector, count: wanted }) => {
+  let count = wanted;
   const panel = document.querySelector(panelSelector);
   const nodes = [...document.querySelectorAll(selector)];
   const times = [];
+  count = Math.min(count, nodes.length);  // distinct tokens: hovering the same one twice draws nothing
   for (let i = 0; i < count; i++) {
     const node = nodes[Math.floor((i * nodes.length) / count)];
     const before = panel.dataset.drawn;
@@ -75,6 +77,8 @@ for (const file of process.argv.slice(2)) {
       const times = await page.evaluate(async () => {
         const panel = document.querySelector(".av-panel-matrix"), canvas = panel.querySelector(".av-matrix-canvas");
         const rect = canvas.getBoundingClientRect(), cell = +canvas.dataset.cell;
+        const columns = Math.floor((canvas.clientWidth - +canvas.dataset.left - 4) / cell);
+        const rows = Math.floor((canvas.clientHeight - +canvas.dataset.top - 4) / cell);
         const out = [];
         for (let i = 0; i < 20; i++) {
           const before = panel.dataset.drawn;
@@ -87,7 +91,9 @@ for (const file of process.argv.slice(2)) {
           });
           const start = performance.now();
           canvas.dispatchEvent(new MouseEvent("mousemove", { bubbles: true,
-            clientX: rect.left + +canvas.dataset.left + (i * 7 + 0.5) * cell, clientY: rect.top + +canvas.dataset.top + (i * 5 + 0.5) * cell }));
+            // Whole pixels (MouseEvent rounds clientX/Y) inside cell (5i, 7i), wrapped.
+            clientX: Math.ceil(rect.left + +canvas.dataset.left + ((i * 7) % columns) * cell) + Math.floor(cell / 2),
+            clientY: Math.ceil(rect.top + +canvas.dataset.top + (1 + (i * 5) % (rows - 1)) * cell) + Math.floor(cell / 2) }));
           out.push((await done) - start);
           await new Promise((r) => setTimeout(r, 30));
         }

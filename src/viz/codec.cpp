@@ -119,16 +119,16 @@ std::vector<uint8_t> inflate_bytes(std::span<const uint8_t> bytes) {
     z_stream stream{};
     if (inflateInit(&stream) != Z_OK) throw Error("zlib inflateInit failed");
     std::vector<uint8_t> out;
+    std::vector<uint8_t> chunk(1 << 16);
     stream.next_in = const_cast<Bytef*>(bytes.data());
     stream.avail_in = static_cast<uInt>(bytes.size());
     int status = Z_OK;
     while (status == Z_OK) {
-        const size_t done = out.size();
-        out.resize(done + std::max<size_t>(bytes.size() * 4, 1 << 16));
-        stream.next_out = out.data() + done;
-        stream.avail_out = static_cast<uInt>(out.size() - done);
+        stream.next_out = chunk.data();
+        stream.avail_out = static_cast<uInt>(chunk.size());
         status = inflate(&stream, Z_NO_FLUSH);
-        out.resize(out.size() - stream.avail_out);
+        const size_t produced = chunk.size() - stream.avail_out;
+        out.insert(out.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(produced));
         if (status == Z_BUF_ERROR && stream.avail_in == 0) break;
     }
     inflateEnd(&stream);

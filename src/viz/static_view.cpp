@@ -14,6 +14,22 @@
 #include "viz/codec.h"
 #include "viz/payload.h"
 
+// fontconfig (under librsvg's text layout) keeps its caches for the life of
+// the process by design; LeakSanitizer would report them from any program
+// that exports PNG or SVG text. Sanitizer builds only.
+#if defined(__SANITIZE_ADDRESS__)
+#define ATTNVIZ_LSAN_SUPPRESSIONS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ATTNVIZ_LSAN_SUPPRESSIONS 1
+#endif
+#endif
+#ifdef ATTNVIZ_LSAN_SUPPRESSIONS
+extern "C" const char* __lsan_default_suppressions() {
+    return "leak:libfontconfig.so\nleak:libpangoft2\nleak:libpango-1.0.so\n";
+}
+#endif
+
 namespace attnviz {
 
 namespace {

@@ -11,6 +11,7 @@
 
 #include "attnviz/error.h"
 #include "attnviz/tokenizer.h"
+#include "tokenizer/unicode.h"
 
 namespace fs = std::filesystem;
 using attnviz::EncodeOptions;
@@ -187,6 +188,43 @@ TEST(Tokenizer, EncodingToJsonHasTheGoldenFields) {
     EXPECT_EQ(j["offsets_utf8"], nlohmann::json::parse("[[0,0],[0,5],[0,0]]"));
     for (const char* key : {"token_type_ids", "attention_mask", "special_tokens_mask"})
         EXPECT_TRUE(j.contains(key));
+}
+
+// Random bytes and random code points (any plane, controls, marks, unassigned)
+// through every model: an Error for invalid UTF-8, else an encoding whose
+// offsets stay inside the text. Run under ASan/UBSan by tools/test-sanitizers.
+TEST(Tokenizer, RandomInputNeverCrashes) {
+    uint64_t seed = 12345;
+    auto next = [&seed] {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        return uint32_t(seed >> 33);
+    };
+    for (const char* model : {"bert-base-uncased", "gpt2", "roberta-base", "t5-small"}) {
+        const Tokenizer& t = tokenizer(model);
+        for (int round = 0; round < 300; ++round) {
+            std::string text;
+            size_t length = next() % 24;
+            bool raw_bytes = round % 3 == 0;
+            for (size_t k = 0; k < length; ++k) {
+                if (raw_bytes) {
+                    text.push_back(static_cast<char>(next() & 0xFF));
+                    continue;
+                }
+                uint32_t c = next() % 4 == 0 ? next() % 0x110000 : next() % 0x3000;
+                if (c >= 0xD800 && c < 0xE000) c = 'x';
+                attnviz::tok::append_utf8(text, c);
+            }
+            try {
+                attnviz::Encoding e = round % 2 ? t.encode(text) : t.encode_pair(text, text);
+                for (size_t i = 0; i < e.size(); ++i) {
+                    EXPECT_LE(e.byte_offsets[i].start, e.byte_offsets[i].end);
+                    EXPECT_LE(e.byte_offsets[i].end, text.size());
+                }
+            } catch (const attnviz::Error& err) {
+                EXPECT_TRUE(raw_bytes) << model << ": " << err.what();
+            }
+        }
+    }
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ struct ViewOptions {
     std::string title;        // page title; empty: "<model_id> attention"
     std::string
         block;  // block shown first ("self", "encoder", "decoder", "cross"); empty: the first
-    int zlib_level = 4;  // deflate level of the attention payload (1 fastest .. 9 smallest)
+    int zlib_level = 3;  // deflate level of the attention payload (1 fastest .. 12 smallest)
 };
 
 // A whole page, and the same views as an embeddable fragment (a <div> with a

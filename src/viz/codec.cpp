@@ -1,9 +1,11 @@
 #include "viz/codec.h"
 
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "attnviz/error.h"
 
@@ -105,12 +107,16 @@ std::vector<uint8_t> base64_decode(std::string_view text) {
     return out;
 }
 
+// libdeflate: the same zlib format as zlib's compress2, two to three times faster.
 std::vector<uint8_t> deflate_bytes(std::span<const uint8_t> bytes, int level) {
-    uLongf size = compressBound(static_cast<uLong>(bytes.size()));
-    std::vector<uint8_t> out(size);
-    const int status = compress2(out.data(), &size, bytes.data(), static_cast<uLong>(bytes.size()),
-                                 std::clamp(level, 1, 9));
-    if (status != Z_OK) throw Error("zlib compress2 failed with status " + std::to_string(status));
+    std::unique_ptr<libdeflate_compressor, decltype(&libdeflate_free_compressor)> compressor(
+        libdeflate_alloc_compressor(std::clamp(level, 1, 12)), libdeflate_free_compressor);
+    if (!compressor) throw Error("libdeflate could not make a compressor");
+    std::vector<uint8_t> out(libdeflate_zlib_compress_bound(compressor.get(), bytes.size()));
+    const size_t size = libdeflate_zlib_compress(compressor.get(), bytes.data(), bytes.size(),
+                                                 out.data(), out.size());
+    if (size == 0)
+        throw Error("libdeflate could not compress " + std::to_string(bytes.size()) + " bytes");
     out.resize(size);
     return out;
 }

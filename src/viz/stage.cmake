@@ -1,3 +1,7 @@
+# The payload's deflate streams come from libdeflate (zlib format, faster than zlib).
+pkg_check_modules(LIBDEFLATE REQUIRED IMPORTED_TARGET libdeflate)
+target_link_libraries(attnviz_viz PUBLIC PkgConfig::LIBDEFLATE)
+
 # Embeds web/ (the page's own JavaScript and CSS) into attnviz_viz at build
 # time: embed_web.cmake writes web_assets.cpp with each file as a raw string,
 # and reruns whenever a file in web/ changes.

@@ -64,6 +64,7 @@ Stats stats(std::vector<double> v) {
 int main(int argc, char** argv) {
     std::string model;
     int seq = 128, threads = 0, runs = 10, load_runs = 1;
+    std::string precision = "fp32";
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string flag = argv[i];
         if (flag == "--model")
@@ -76,6 +77,8 @@ int main(int argc, char** argv) {
             runs = std::stoi(argv[i + 1]);
         else if (flag == "--load-runs")
             load_runs = std::stoi(argv[i + 1]);
+        else if (flag == "--precision")
+            precision = argv[i + 1];
         else {
             std::fprintf(stderr, "unknown flag %s\n", argv[i]);
             return 2;
@@ -114,6 +117,7 @@ int main(int argc, char** argv) {
         encoding.tokens.resize(seq);
         RunOptions options;
         options.threads = threads;
+        options.precision = precision == "bf16" ? Precision::bf16 : Precision::fp32;
         std::vector<double> times;
         size_t probs = 0;
         double first_ms = 0, second_ms = 0;
@@ -129,15 +133,32 @@ int main(int argc, char** argv) {
             else
                 times.push_back(elapsed), forward_cpu.push_back(cpu_ms() - cpu_start);
         }
+        // bf16: how far its probabilities are from fp32's on the same input.
+        double max_prob_error = 0, mean_prob_error = 0;
+        if (options.precision == Precision::bf16) {
+            RunOptions fp32 = options;
+            fp32.precision = Precision::fp32;
+            const auto exact = model::run_network(*loaded.network, {&encoding}, fp32);
+            const auto rounded = model::run_network(*loaded.network, {&encoding}, options);
+            const auto& a = exact.blocks[0].probs;
+            const auto& b = rounded.blocks[0].probs;
+            for (size_t i = 0; i < a.size(); ++i) {
+                const double error = std::fabs(double(a[i]) - b[i]);
+                max_prob_error = std::max(max_prob_error, error);
+                mean_prob_error += error / a.size();
+            }
+        }
         const Stats forward = stats(times), load = stats(load_times), map = stats(map_times);
         std::printf(
-            "{\"tool\": \"attnviz\", \"seq\": %d, \"threads\": %d, \"runs\": %d, "
+            "{\"tool\": \"attnviz\", \"precision\": \"%s\", \"max_prob_error\": %.3g, "
+            "\"mean_prob_error\": %.3g, \"seq\": %d, \"threads\": %d, \"runs\": %d, "
             "\"first_ms\": %.2f, \"second_ms\": %.2f, \"median_ms\": %.2f, \"min_ms\": %.2f, "
             "\"mean_ms\": %.2f, \"stddev_ms\": %.2f, "
             "\"cpu_ms\": %.2f, \"load_ms\": %.2f, \"load_cpu_ms\": %.2f, \"map_validate_ms\": "
             "%.2f, \"attention_mib\": %.1f, "
             "\"peak_rss_mib\": %.1f}\n",
-            seq, attnviz::runtime::resolve_thread_count(threads), runs, first_ms, second_ms,
+            precision.c_str(), max_prob_error, mean_prob_error, seq,
+            attnviz::runtime::resolve_thread_count(threads), runs, first_ms, second_ms,
             forward.median, forward.min, forward.mean, forward.stddev, stats(forward_cpu).median,
             load.median, stats(load_cpu).median, map.median, probs * 4.0 / (1 << 20),
             peak_rss_kib() / 1024.0);

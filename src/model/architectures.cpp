@@ -4,6 +4,7 @@
 #include "attnviz/error.h"
 #include "model/more_architectures.h"
 #include "model/network.h"
+#include "runtime/linear.h"
 #include "runtime/threads.h"
 
 namespace attnviz::model {
@@ -56,6 +57,8 @@ LoadedNetwork load_network(const std::filesystem::path& folder) {
 ForwardOutput run_network(const Network& network, const ForwardInput& input,
                           const RunOptions& options) {
     runtime::ThreadScope threads(runtime::resolve_thread_count(options.threads));
+    runtime::PrecisionScope precision(
+        options.precision == Precision::bf16 ? runtime::Precision::bf16 : runtime::Precision::fp32);
     return network.forward(input, options);
 }
 

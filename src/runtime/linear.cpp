@@ -132,8 +132,9 @@ void pack_with_reorder(const SourceColumns& source, int in, int out, memory& pac
 }
 
 dnnl::matmul::primitive_desc make_matmul(int rows, int in, int out, bool has_bias, bool accumulate,
-                                         Activation activation, const memory::desc& weights_desc) {
-    const memory::desc src({rows, in}, kF32, Tag::ab);
+                                         Activation activation, const memory::desc& weights_desc,
+                                         memory::data_type src_type = kF32) {
+    const memory::desc src({rows, in}, src_type, Tag::ab);
     const memory::desc dst({rows, out}, kF32, Tag::ab);
     const memory::desc bias = has_bias ? memory::desc({1, out}, kF32, Tag::ab) : memory::desc();
     dnnl::post_ops ops;
@@ -163,7 +164,32 @@ struct Linear::Packed {
     memory bias;     // [1, out], or empty
     // Primitives per (rows, accumulate), made on first use.
     std::map<std::pair<int, bool>, std::shared_ptr<dnnl::matmul>> primitives;
+
+    // Precision::bf16: the weights rounded to bfloat16, packed on first bf16 use.
+    bool packed_bf16 = false;
+    memory::desc weights_bf16_desc;
+    std::unique_ptr<HugePageBuffer> buffer_bf16;
+    memory weights_bf16;
+    std::map<std::pair<int, bool>, std::shared_ptr<dnnl::matmul>> primitives_bf16;
 };
+
+namespace {
+
+thread_local Precision current_precision = Precision::fp32;
+
+// Round to nearest even, as torch's .to(torch.bfloat16) does.
+inline uint16_t to_bf16(float value) {
+    uint32_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    return static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
+}
+
+}  // namespace
+
+PrecisionScope::PrecisionScope(Precision precision) : previous_(current_precision) {
+    current_precision = precision;
+}
+PrecisionScope::~PrecisionScope() { current_precision = previous_; }
 
 Linear::Linear(const float* weight, const float* bias, int in, int out, WeightLayout layout,
                Activation activation, std::function<void()> on_packed)
@@ -203,20 +229,68 @@ void Linear::pack_locked() const {
         pack_ba16a64b(source, in_, out_, static_cast<float*>(p.buffer->data));
     else
         pack_with_reorder(source, in_, out_, p.weights);
-    if (p.has_bias) {
-        p.bias = memory(memory::desc({1, out_}, kF32, Tag::ab), cpu_engine());
-        float* bias = static_cast<float*>(p.bias.get_data_handle());
-        for (const LinearPart& part : p.parts) {
-            if (part.bias)
-                std::memcpy(bias, part.bias, sizeof(float) * part.out);
-            else
-                std::fill(bias, bias + part.out, 0.0f);
-            bias += part.out;
-        }
-    }
+    build_bias_locked();
     p.packed = true;
-    p.parts.clear();  // the checkpoint's copy is no longer read
+    // The mapped pages may go; the pointers stay valid (a bf16 packing would map them again).
     if (p.on_packed) p.on_packed();
+}
+
+// The parts' biases side by side (zeros for a part without one), fp32 for both precisions.
+void Linear::build_bias_locked() const {
+    Packed& p = *packed_;
+    if (!p.has_bias || p.bias) return;
+    p.bias = memory(memory::desc({1, out_}, kF32, Tag::ab), cpu_engine());
+    float* bias = static_cast<float*>(p.bias.get_data_handle());
+    for (const LinearPart& part : p.parts) {
+        if (part.bias)
+            std::memcpy(bias, part.bias, sizeof(float) * part.out);
+        else
+            std::fill(bias, bias + part.out, 0.0f);
+        bias += part.out;
+    }
+}
+
+void Linear::pack_bf16_locked() const {
+    Packed& p = *packed_;
+    const memory::desc any({in_, out_}, memory::data_type::bf16, Tag::any);
+    p.weights_bf16_desc = make_matmul(kPackRows, in_, out_, p.has_bias, false, activation_, any,
+                                      memory::data_type::bf16)
+                              .weights_desc();
+    p.buffer_bf16 = std::make_unique<HugePageBuffer>(p.weights_bf16_desc.get_size());
+    p.weights_bf16 = memory(p.weights_bf16_desc, cpu_engine(), p.buffer_bf16->data);
+    pack_with_reorder(source_columns(p.parts, in_, p.layout), in_, out_, p.weights_bf16);
+    p.packed_bf16 = true;
+    if (p.on_packed) p.on_packed();
+}
+
+void Linear::run_bf16(const float* x, float* y, int rows, bool accumulate) const {
+    const Activation activation = accumulate ? Activation::none : activation_;
+    std::shared_ptr<dnnl::matmul> primitive;
+    try {
+        std::lock_guard lock(packed_->mutex);
+        build_bias_locked();
+        if (!packed_->packed_bf16) pack_bf16_locked();
+        auto& slot = packed_->primitives_bf16[{rows, accumulate}];
+        if (!slot)
+            slot = std::make_shared<dnnl::matmul>(
+                make_matmul(rows, in_, out_, packed_->has_bias, accumulate, activation,
+                            packed_->weights_bf16_desc, memory::data_type::bf16));
+        primitive = slot;
+    } catch (const dnnl::error& e) {
+        throw Error(std::string("oneDNN bf16 matmul (needs AVX-512 BF16 or AMX): ") + e.what());
+    }
+    thread_local std::vector<uint16_t> x_bf16;
+    x_bf16.resize(static_cast<size_t>(rows) * in_);
+    for (size_t i = 0; i < x_bf16.size(); ++i) x_bf16[i] = to_bf16(x[i]);
+    dnnl::stream stream(cpu_engine());
+    memory src(memory::desc({rows, in_}, memory::data_type::bf16, Tag::ab), cpu_engine(),
+               x_bf16.data());
+    memory dst(memory::desc({rows, out_}, kF32, Tag::ab), cpu_engine(), y);
+    std::unordered_map<int, memory> args = {
+        {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, packed_->weights_bf16}, {DNNL_ARG_DST, dst}};
+    if (packed_->has_bias) args[DNNL_ARG_BIAS] = packed_->bias;
+    primitive->execute(stream, args);
+    stream.wait();
 }
 
 void Linear::forward(const float* x, float* y, int rows) const { run(x, y, rows, false); }
@@ -225,6 +299,7 @@ void Linear::forward_add(const float* x, float* y, int rows) const { run(x, y, r
 void Linear::run(const float* x, float* y, int rows, bool accumulate) const {
     if (rows <= 0) return;
     if (!packed_) throw Error("Linear: used before being given weights");
+    if (current_precision == Precision::bf16) return run_bf16(x, y, rows, accumulate);
     const Activation activation = accumulate ? Activation::none : activation_;
     std::shared_ptr<dnnl::matmul> primitive;
     try {

@@ -17,6 +17,23 @@
 
 namespace attnviz::runtime {
 
+// The matmuls' arithmetic. fp32 is the default and the one that matches the
+// reference; bf16 rounds inputs and weights to bfloat16 (AVX-512 BF16),
+// accumulating and writing fp32. Attention, norms and softmax stay fp32.
+enum class Precision { fp32, bf16 };
+
+// Sets the precision of every Linear run on the calling thread; restores on exit.
+class PrecisionScope {
+public:
+    explicit PrecisionScope(Precision precision);
+    ~PrecisionScope();
+    PrecisionScope(const PrecisionScope&) = delete;
+    PrecisionScope& operator=(const PrecisionScope&) = delete;
+
+private:
+    Precision previous_;
+};
+
 // How a checkpoint stores a weight: torch.nn.Linear keeps [out, in];
 // GPT-2's Conv1D keeps [in, out].
 enum class WeightLayout { out_in, in_out };
@@ -57,6 +74,9 @@ public:
 private:
     void run(const float* x, float* y, int rows, bool accumulate) const;
     void pack_locked() const;
+    void pack_bf16_locked() const;
+    void build_bias_locked() const;
+    void run_bf16(const float* x, float* y, int rows, bool accumulate) const;
     void run_unpacked(const std::vector<LinearPart>& parts, const float* x, float* y, int rows,
                       bool accumulate) const;
 

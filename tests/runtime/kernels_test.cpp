@@ -216,3 +216,27 @@ TEST(Threads, ExplicitEnvironmentAndBadValues) {
     unsetenv("ATTNVIZ_NUM_THREADS");
     EXPECT_GE(resolve_thread_count(0), 1);
 }
+
+// bf16: inputs and weights rounded to 8 significant bits (relative error
+// 2^-9 each), fp32 accumulation: sums of 96 products of size ~0.1 stay within
+// ~5e-3 of the double reference. Checked only where the CPU has AVX-512 BF16.
+TEST(Linear, Bf16PrecisionStaysNearTheReference) {
+    if (!__builtin_cpu_supports("avx512bf16")) GTEST_SKIP() << "no AVX-512 BF16 on this CPU";
+    const int in = 96, out = 200, rows = 33;
+    const auto weight = random_values(static_cast<size_t>(in) * out, 0.2f, 50);
+    const auto bias = random_values(out, 0.5f, 51);
+    const auto x = random_values(static_cast<size_t>(rows) * in, 1.0f, 52);
+    const Linear linear(weight.data(), bias.data(), in, out, WeightLayout::out_in,
+                        Activation::gelu_erf);
+    std::vector<float> y(static_cast<size_t>(rows) * out), expected(y.size());
+    linear_reference(x.data(), weight.data(), bias.data(), expected.data(), rows, in, out,
+                     WeightLayout::out_in, Activation::gelu_erf);
+    {
+        PrecisionScope bf16(Precision::bf16);
+        linear.forward(x.data(), y.data(), rows);
+    }
+    EXPECT_TRUE(all_close(y, expected, 2e-2));
+    EXPECT_FALSE(all_close(y, expected, 1e-5));  // it really ran in bf16
+    linear.forward(x.data(), y.data(), rows);    // back to fp32 after the scope
+    EXPECT_TRUE(all_close(y, expected, kLinearTolerance));
+}

@@ -46,8 +46,12 @@ HubOptions hub_options(const ModelFlags& flags) {
     return options;
 }
 
-fs::path model_folder(const ModelFlags& flags) {
-    if (!flags.model.empty()) return resolve_model(flags.model, hub_options(flags));
+fs::path model_folder(const ModelFlags& flags, bool tokenizer_only) {
+    if (!flags.model.empty()) {
+        HubOptions options = hub_options(flags);
+        options.tokenizer_only = tokenizer_only;
+        return resolve_model(flags.model, options);
+    }
     const fs::path demo = demo_model_folder();
     if (!fs::is_directory(demo))
         throw Error("no --model given and the bundled demo model is missing (" + demo.string() +

@@ -46,8 +46,9 @@ void add_model_flags(CLI::App& command, ModelFlags& flags);
 void add_model_argument(CLI::App& command, ModelFlags& flags, bool required);
 
 // The model's folder: --model resolved through the hub and its cache, or the
-// demo model with a one-line notice on stderr.
-std::filesystem::path model_folder(const ModelFlags& flags);
+// demo model with a one-line notice on stderr. tokenizer_only: a folder
+// without weights will do (attnviz tokenize).
+std::filesystem::path model_folder(const ModelFlags& flags, bool tokenizer_only = false);
 // "bert-base-uncased", or the folder's name, for traces and reports.
 std::string model_label(const ModelFlags& flags, const std::filesystem::path& folder);
 HubOptions hub_options(const ModelFlags& flags);

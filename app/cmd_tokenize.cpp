@@ -91,7 +91,7 @@ std::function<int()> setup(CLI::App& command) {
         "(code points, as Hugging Face gives them) and offsets_utf8 (bytes).");
     return [flags] {
         if (!flags->text && !flags->input) throw UsageError("give --text or --input");
-        const Tokenizer tokenizer = Tokenizer::from_folder(model_folder(flags->model));
+        const Tokenizer tokenizer = Tokenizer::from_folder(model_folder(flags->model, true));
         if (flags->text) {
             const Case one{*flags->text, flags->text_b, !flags->no_special_tokens};
             std::cout << encode(tokenizer, one).dump(2) << "\n";

@@ -26,6 +26,9 @@ struct HubOptions {
     std::string endpoint;             // empty: HF_ENDPOINT, else https://huggingface.co
     std::string token;                // empty: HF_TOKEN, else the file HF_HOME/token
     std::filesystem::path cache_dir;  // empty: hub_cache_dir()
+    // Only config.json and the tokenizer files (attnviz tokenize): a snapshot
+    // without weights will do, and none are downloaded.
+    bool tokenizer_only = false;
 };
 
 // "org/name@revision" split; revision "main" when not given.
@@ -42,7 +45,8 @@ RepoId parse_repo_id(std::string_view model);
 std::filesystem::path hub_cache_dir();
 
 // The folder that holds the model's files: config.json, tokenizer files and
-// weights. Throws Error for 401/403/404 and for no network, saying what to do.
+// weights (unless options.tokenizer_only). Throws Error for 401/403/404 and for no network, saying
+// what to do.
 std::filesystem::path resolve_model(const std::string& model, const HubOptions& options = {});
 
 // Asks the hub for the revision's current commit and fetches what the cache

@@ -32,8 +32,16 @@ bool contains(const std::vector<std::string>& names, const std::string& name) {
     return std::find(names.begin(), names.end(), name) != names.end();
 }
 
+// One of these is enough for the tokenizer to load.
+const char* const kTokenizerModels[] = {"tokenizer.json", "vocab.txt",  "vocab.json",
+                                        "spiece.model",   "source.spm", "sentencepiece.bpe.model"};
+
+bool is_index(const std::string& file) { return file.ends_with(".index.json"); }
+
+}  // namespace
+
 // Tokenizer files in the order the tokenizer reads them; all present are fetched.
-const char* const kTokenizerFiles[] = {
+const std::vector<std::string> kTokenizerFiles = {
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
@@ -46,16 +54,9 @@ const char* const kTokenizerFiles[] = {
     "source.spm",
     "target.spm",
 };
-// One of these is enough for the tokenizer to load.
-const char* const kTokenizerModels[] = {"tokenizer.json", "vocab.txt",  "vocab.json",
-                                        "spiece.model",   "source.spm", "sentencepiece.bpe.model"};
 // The weights, in order of preference.
-const char* const kWeightFiles[] = {"model.safetensors", "model.safetensors.index.json",
-                                    "pytorch_model.bin", "pytorch_model.bin.index.json"};
-
-bool is_index(const std::string& file) { return file.ends_with(".index.json"); }
-
-}  // namespace
+const std::vector<std::string> kWeightFiles = {"model.safetensors", "model.safetensors.index.json",
+                                               "pytorch_model.bin", "pytorch_model.bin.index.json"};
 
 fs::path repo_folder(const fs::path& cache, const std::string& repo) {
     std::string name = "models--";
@@ -98,7 +99,7 @@ std::vector<std::string> index_shards(const fs::path& index_file) {
     return {shards.begin(), shards.end()};
 }
 
-std::vector<std::string> missing_model_files(const fs::path& folder) {
+std::vector<std::string> missing_model_files(const fs::path& folder, bool with_weights) {
     std::vector<std::string> missing;
     std::error_code error;
     auto present = [&](const std::string& name) {
@@ -107,8 +108,9 @@ std::vector<std::string> missing_model_files(const fs::path& folder) {
     if (!present("config.json")) missing.push_back("config.json");
     if (std::none_of(std::begin(kTokenizerModels), std::end(kTokenizerModels), present))
         missing.push_back("tokenizer.json (or vocab.txt, vocab.json, spiece.model)");
-    const auto weights = std::find_if(std::begin(kWeightFiles), std::end(kWeightFiles), present);
-    if (weights == std::end(kWeightFiles)) {
+    if (!with_weights) return missing;
+    const auto weights = std::find_if(kWeightFiles.begin(), kWeightFiles.end(), present);
+    if (weights == kWeightFiles.end()) {
         missing.push_back("model.safetensors (or pytorch_model.bin)");
     } else if (is_index(*weights)) {
         for (const std::string& shard : index_shards(folder / *weights))
@@ -117,12 +119,14 @@ std::vector<std::string> missing_model_files(const fs::path& folder) {
     return missing;
 }
 
-std::vector<std::string> wanted_files(const std::vector<std::string>& repo_files) {
+std::vector<std::string> wanted_files(const std::vector<std::string>& repo_files,
+                                      bool with_weights) {
     std::vector<std::string> wanted;
     if (contains(repo_files, "config.json")) wanted.push_back("config.json");
-    for (const char* file : kTokenizerFiles)
+    for (const std::string& file : kTokenizerFiles)
         if (contains(repo_files, file)) wanted.push_back(file);
-    for (const char* file : kWeightFiles) {
+    if (!with_weights) return wanted;
+    for (const std::string& file : kWeightFiles) {
         if (contains(repo_files, file)) {
             wanted.push_back(file);
             break;

@@ -20,14 +20,21 @@ std::optional<std::string> cached_commit(const std::filesystem::path& repo_dir,
                                          const std::string& revision);
 
 // What a snapshot folder lacks to be a usable model (config.json, a tokenizer,
-// the weights and every shard an index names); empty when nothing.
-std::vector<std::string> missing_model_files(const std::filesystem::path& folder);
+// and with_weights, the weights and every shard an index names); empty when nothing.
+std::vector<std::string> missing_model_files(const std::filesystem::path& folder,
+                                             bool with_weights);
 
 // The files to fetch from a repo's file list: config.json, every tokenizer
-// file present, and one form of the weights: model.safetensors, else its
-// index, else pytorch_model.bin, else its index (the shards an index names
-// are added after it is read).
-std::vector<std::string> wanted_files(const std::vector<std::string>& repo_files);
+// file present, and with_weights, one form of the weights: model.safetensors,
+// else its index, else pytorch_model.bin, else its index (the shards an index
+// names are added after it is read).
+std::vector<std::string> wanted_files(const std::vector<std::string>& repo_files,
+                                      bool with_weights);
+
+// The names wanted_files picks from: config, tokenizer files, then the weights
+// in order of preference (for servers that cannot list a repo's files).
+extern const std::vector<std::string> kTokenizerFiles;
+extern const std::vector<std::string> kWeightFiles;
 
 // The shard file names an index (model.safetensors.index.json) maps weights to.
 std::vector<std::string> index_shards(const std::filesystem::path& index_file);

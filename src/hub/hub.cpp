@@ -125,6 +125,7 @@ struct Session {
     std::string endpoint;
     bool has_token = false;
     bool show_progress = true;
+    bool with_weights = true;
     std::unique_ptr<HttpClient> http;
 
     std::string resolve_url(const std::string& commit, const std::string& file) const {
@@ -329,40 +330,30 @@ fs::path download(Session& session) {
     RepoListing listing = list_repo(session);
     std::vector<std::string> wanted;
     if (listing.known) {
-        wanted = hub::wanted_files(listing.files);
+        wanted = hub::wanted_files(listing.files, session.with_weights);
         if (std::find(wanted.begin(), wanted.end(), "config.json") == wanted.end())
             throw Error("model " + session.id.repo +
-                        " has no config.json: it is not a "
-                        "transformers model attnviz can load");
+                        " has no config.json: it is not a transformers model attnviz can load");
     } else {
-        // Without a file list, config.json's HEAD gives the commit; then try the
-        // tokenizer files and the weights in order of preference.
-        const std::optional<FileMetadata> config =
-            file_metadata(session, session.id.revision, "config.json", false);
-        listing.commit = config->commit;
-        std::vector<std::string> candidates = hub::wanted_files(
-            {"config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-             "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "spiece.model",
-             "sentencepiece.bpe.model", "source.spm", "target.spm"});
-        wanted = candidates;
+        // Without a file list, config.json's HEAD gives the commit; the other
+        // files are tried one by one.
+        listing.commit = file_metadata(session, session.id.revision, "config.json", false)->commit;
+        wanted = {"config.json"};
     }
     const std::string& commit = listing.commit;
-    for (const std::string& file : wanted) fetch_file(session, commit, file, !listing.known);
+    for (const std::string& file : wanted) fetch_file(session, commit, file, false);
     if (!listing.known) {
-        static const char* const weights[] = {"model.safetensors", "model.safetensors.index.json",
-                                              "pytorch_model.bin", "pytorch_model.bin.index.json"};
-        bool found = false;
-        for (const char* file : weights) {
-            if (fetch_file(session, commit, file, true)) {
-                wanted.push_back(file);
-                found = true;
-                break;
-            }
+        for (const std::string& file : hub::kTokenizerFiles)
+            if (fetch_file(session, commit, file, true)) wanted.push_back(file);
+        if (session.with_weights) {
+            const auto weights = std::find_if(
+                hub::kWeightFiles.begin(), hub::kWeightFiles.end(),
+                [&](const std::string& file) { return fetch_file(session, commit, file, true); });
+            if (weights == hub::kWeightFiles.end())
+                throw Error("model " + session.id.repo +
+                            " has neither model.safetensors nor pytorch_model.bin");
+            wanted.push_back(*weights);
         }
-        if (!found)
-            throw Error("model " + session.id.repo +
-                        " has neither model.safetensors nor "
-                        "pytorch_model.bin");
     }
     const fs::path snapshot = session.repo_dir / "snapshots" / commit;
     for (const std::string& file : wanted)
@@ -370,7 +361,8 @@ fs::path download(Session& session) {
             for (const std::string& shard : hub::index_shards(snapshot / file))
                 fetch_file(session, commit, shard, false);
     hub::write_ref(session.repo_dir, session.id.revision, commit);
-    const std::vector<std::string> missing = hub::missing_model_files(snapshot);
+    const std::vector<std::string> missing =
+        hub::missing_model_files(snapshot, session.with_weights);
     if (!missing.empty())
         throw Error("model " + session.id.repo + " lacks files attnviz needs: " + missing.front());
     return snapshot;
@@ -387,6 +379,7 @@ Session open_session(const std::string& model, const HubOptions& options) {
                                                      : kDefaultEndpoint;
     while (session.endpoint.ends_with("/")) session.endpoint.pop_back();
     session.show_progress = options.show_progress;
+    session.with_weights = !options.tokenizer_only;
     return session;
 }
 
@@ -454,7 +447,7 @@ fs::path resolve_model(const std::string& model, const HubOptions& options) {
     if (const auto commit = hub::cached_commit(session.repo_dir, session.id.revision)) {
         const fs::path snapshot = session.repo_dir / "snapshots" / *commit;
         if (fs::is_directory(snapshot, error)) {
-            missing = hub::missing_model_files(snapshot);
+            missing = hub::missing_model_files(snapshot, session.with_weights);
             if (missing.empty()) return snapshot;
         }
     }

@@ -158,6 +158,26 @@ TEST_F(Cli, TokenizeCasesFileInGoldenFormat) {
     EXPECT_EQ(results[2]["offsets"], nlohmann::json({{0, 1}, {2, 3}}));
 }
 
+// Python's AutoTokenizer leaves a snapshot without weights: enough for tokenize.
+TEST_F(Cli, TokenizeNeedsNoWeights) {
+    const fs::path snapshot =
+        work_ / "cache" / "models--org--tokenizer-only" / "snapshots" / kCommit;
+    fs::create_directories(snapshot);
+    for (const char* name : {"tokenizer.json", "tokenizer_config.json", "vocab.txt"})
+        fs::copy_file(kTokenizer / name, snapshot / name);
+    fs::copy_file(kFixture / "config.json", snapshot / "config.json");
+    fs::create_directories(work_ / "cache" / "models--org--tokenizer-only" / "refs");
+    attnviz::io::write_file(work_ / "cache" / "models--org--tokenizer-only" / "refs" / "main",
+                            kCommit);
+    const std::map<std::string, std::string> cache = {{"HF_HUB_CACHE", (work_ / "cache").string()}};
+    CliRun run = attnviz({"tokenize", "--model", "org/tokenizer-only", "--text", "a test"}, cache);
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_EQ(nlohmann::json::parse(run.out)["ids"], nlohmann::json({101, 1037, 3231, 102}));
+    run = attnviz({"view", "--model", "org/tokenizer-only", "--text", "a test"}, cache);
+    EXPECT_EQ(run.code, 1);
+    EXPECT_THAT(run.err, HasSubstr("model.safetensors"));
+}
+
 // The seed article's five steps as one command: the page has the head view and
 // the model view of the sentence pair, with text A and text B told apart.
 TEST_F(Cli, SeedWorkflowIsOneCommand) {

@@ -323,6 +323,29 @@ TEST_F(Hub, MirrorWithoutTheApiIsProbedFileByFile) {
                                      "vocab.txt", "model.safetensors"}));
 }
 
+// What `attnviz tokenize` asks for: the tokenizer without the weights, from
+// the cache (as Python's AutoTokenizer leaves it) or from the hub.
+TEST_F(Hub, TokenizerOnlySkipsTheWeights) {
+    const fake_hub::Repo repo = tiny_bert();
+    server.add_repo("org/tiny-bert", repo);
+    options.tokenizer_only = true;
+    const fs::path folder = attnviz::resolve_model("org/tiny-bert", options);
+    EXPECT_EQ(names_in(folder), (std::set<std::string>{"config.json", "tokenizer.json",
+                                                       "tokenizer_config.json", "vocab.txt"}));
+    for (const std::string& path : requested_paths()) {
+        EXPECT_THAT(path, ::testing::Not(HasSubstr("model.safetensors")));
+        EXPECT_THAT(path, ::testing::Not(StartsWith("/cdn/")));
+    }
+    const size_t requests = server.request_count();
+    EXPECT_EQ(attnviz::resolve_model("org/tiny-bert", options), folder);
+    EXPECT_EQ(server.request_count(), requests);
+    // The whole model is still wanted by everything else.
+    options.tokenizer_only = false;
+    options.offline = true;
+    EXPECT_THAT([&] { attnviz::resolve_model("org/tiny-bert", options); },
+                ::testing::ThrowsMessage<Error>(HasSubstr("model.safetensors")));
+}
+
 TEST_F(Hub, CommitRevisionNeedsNoRef) {
     server.add_repo("org/tiny-bert", tiny_bert());
     const fs::path folder = attnviz::resolve_model("org/tiny-bert@" + kCommit, options);
@@ -441,13 +464,18 @@ TEST(CacheDir, FollowsHuggingfaceHubEnvironment) {
 }
 
 TEST(WantedFiles, PrefersSafetensorsAndSkipsTheRest) {
-    EXPECT_EQ(attnviz::hub::wanted_files({"README.md", "pytorch_model.bin", "config.json",
-                                          "model.safetensors", "vocab.txt", "tf_model.h5",
-                                          "flax_model.msgpack", "merges.txt", "vocab.json"}),
+    EXPECT_EQ(attnviz::hub::wanted_files(
+                  {"README.md", "pytorch_model.bin", "config.json", "model.safetensors",
+                   "vocab.txt", "tf_model.h5", "flax_model.msgpack", "merges.txt", "vocab.json"},
+                  true),
               (std::vector<std::string>{"config.json", "vocab.txt", "vocab.json", "merges.txt",
                                         "model.safetensors"}));
-    EXPECT_EQ(attnviz::hub::wanted_files({"config.json", "pytorch_model.bin", "spiece.model"}),
-              (std::vector<std::string>{"config.json", "spiece.model", "pytorch_model.bin"}));
+    EXPECT_EQ(
+        attnviz::hub::wanted_files({"config.json", "pytorch_model.bin", "spiece.model"}, true),
+        (std::vector<std::string>{"config.json", "spiece.model", "pytorch_model.bin"}));
+    EXPECT_EQ(
+        attnviz::hub::wanted_files({"config.json", "pytorch_model.bin", "spiece.model"}, false),
+        (std::vector<std::string>{"config.json", "spiece.model"}));
 }
 
 TEST_F(Hub, ListsCachedModelsWithSizes) {

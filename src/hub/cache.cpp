@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -37,6 +38,13 @@ const char* const kTokenizerModels[] = {"tokenizer.json", "vocab.txt",  "vocab.j
                                         "spiece.model",   "source.spm", "sentencepiece.bpe.model"};
 
 bool is_index(const std::string& file) { return file.ends_with(".index.json"); }
+
+// A name for a file that is renamed into place: unique per process and thread,
+// so that two downloads of one model never trip over each other's.
+std::string unique_suffix() {
+    static std::atomic<unsigned> counter{0};
+    return ".attnviz-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".tmp";
+}
 
 }  // namespace
 
@@ -144,7 +152,7 @@ void link_snapshot_file(const fs::path& repo_dir, const std::string& commit,
     for (size_t depth = std::count(file.begin(), file.end(), '/') + 2; depth > 0; --depth)
         target += "../";
     target += "blobs/" + etag;
-    const fs::path temporary = link.string() + ".attnviz-link";
+    const fs::path temporary = link.string() + unique_suffix();
     std::error_code error;
     fs::remove(temporary, error);
     fs::create_symlink(target, temporary, error);
@@ -157,7 +165,7 @@ void write_ref(const fs::path& repo_dir, const std::string& revision, const std:
     if (revision == commit) return;
     const fs::path ref = repo_dir / "refs" / revision;
     fs::create_directories(ref.parent_path());
-    const fs::path temporary = ref.string() + ".attnviz-tmp";
+    const fs::path temporary = ref.string() + unique_suffix();
     io::write_file(temporary, commit);
     std::error_code error;
     fs::rename(temporary, ref, error);

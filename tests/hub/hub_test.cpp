@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "attnviz/error.h"
 #include "attnviz/hub.h"
@@ -207,6 +208,41 @@ TEST_F(Hub, OfflineModeNeverConnects) {
     EXPECT_EQ(attnviz::resolve_model("org/tiny-bert", options), folder);
     EXPECT_EQ(server.request_count(), requests);
     unsetenv("HF_HUB_OFFLINE");
+}
+
+// Two downloads of one model at once (two programs, or attnviz and Python):
+// the blob lock lets one fetch each blob, the other finds it in place.
+TEST_F(Hub, ConcurrentDownloadsShareTheBlobs) {
+    const fake_hub::Repo repo = tiny_bert();
+    server.add_repo("org/tiny-bert", repo);
+    std::vector<fs::path> folders(4);
+    std::vector<std::string> errors(4);
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < folders.size(); ++i)
+        threads.emplace_back([&, i] {
+            try {
+                folders[i] = attnviz::resolve_model("org/tiny-bert", options);
+            } catch (const std::exception& e) {
+                errors[i] = e.what();
+            }
+        });
+    for (std::thread& thread : threads) thread.join();
+    for (size_t i = 0; i < folders.size(); ++i) {
+        EXPECT_EQ(errors[i], "");
+        EXPECT_EQ(folders[i], repo_dir("org/tiny-bert") / "snapshots" / kCommit);
+    }
+    EXPECT_EQ(attnviz::io::read_file(folders[0] / "model.safetensors"),
+              repo.files.at("model.safetensors").bytes);
+    int cdn_gets = 0;
+    for (const auto& request : server.requests())
+        cdn_gets += request.path.rfind("/cdn/", 0) == 0 && request.method == "GET";
+    EXPECT_EQ(cdn_gets, 1);
+    std::set<std::string> leftovers;
+    for (const auto& entry : fs::recursive_directory_iterator(repo_dir("org/tiny-bert")))
+        if (entry.path().string().find(".attnviz-") != std::string::npos ||
+            entry.path().string().ends_with(".incomplete"))
+            leftovers.insert(entry.path().string());
+    EXPECT_EQ(leftovers, std::set<std::string>{});
 }
 
 TEST_F(Hub, DroppedConnectionResumesWithRange) {

@@ -256,6 +256,48 @@ TEST_F(Cli, OpenHandsThePageToTheBrowser) {
     EXPECT_EQ(attnviz::io::read_file(work_ / "opened.txt"), (work_ / "attention.html").string());
 }
 
+// An encoder-decoder model through the CLI: --target, the encoder_/decoder_/
+// cross_ arrays (ids as in t5-small's tokenizer.json: ▁Hall 2501, o 32, </s> 1),
+// and the three blocks in the page. The checkpoint is a random
+// tiny T5 at t5-small's vocabulary, written by the architecture reference.
+TEST_F(Cli, EncoderDecoderTakesATarget) {
+    const fs::path folder = work_ / "t5";
+    const std::string made = python(
+        "import subprocess, sys\n"
+        "sys.exit(subprocess.call(['/usr/bin/python3', '" +
+        (fs::path(ATTNVIZ_SOURCE_DIR) / "tools" / "reference" / "arch_reference.py").string() +
+        "', '--arch', 't5', '--size', 'tiny', '--ids', '1,2,3', '--target-ids', '0,4', "
+        "'--set', 'vocab_size=32128', '--out', '" +
+        folder.string() + "'], stdout=subprocess.DEVNULL))\n");
+    ASSERT_EQ(made, "");
+    for (const char* name : {"spiece.model", "tokenizer.json", "tokenizer_config.json"})
+        fs::copy_file(fs::path(ATTNVIZ_SHARED_DIR) / "hf" / "t5-small" / name, folder / name);
+
+    CliRun run = attnviz({"export", "--model", folder.string(), "--text",
+                          "translate English to German: Hi", "--target", "Hallo", "-o", "t5.npz"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_EQ(python(R"(
+import numpy as np
+z = np.load("t5.npz")
+print(sorted(z.files))
+print(z["encoder_attentions"].shape, z["decoder_attentions"].shape, z["cross_attentions"].shape)
+print(z["decoder_tokens"].tolist(), z["decoder_input_ids"].tolist())
+)"),
+              "['cross_attentions', 'decoder_attentions', 'decoder_input_ids', "
+              "'decoder_token_type_ids', 'decoder_tokens', 'encoder_attentions', "
+              "'encoder_input_ids', 'encoder_token_type_ids', 'encoder_tokens']\n"
+              "(2, 4, 7, 7) (2, 4, 3, 3) (2, 4, 3, 7)\n"
+              "['\u2581Hall', 'o', '</s>'] [2501, 32, 1]\n");
+
+    run = attnviz({"view", "--model", folder.string(), "--text", "translate English to German: Hi",
+                   "--target", "Hallo", "-o", "t5.html"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    const nlohmann::json payload = page_payload(attnviz::io::read_file(work_ / "t5.html"));
+    std::vector<std::string> blocks;
+    for (const auto& block : payload["blocks"]) blocks.push_back(block["name"]);
+    EXPECT_EQ(blocks, (std::vector<std::string>{"encoder", "decoder", "cross"}));
+}
+
 TEST_F(Cli, StaticPictures) {
     CliRun run = attnviz({"view", "--model", "bert-base-uncased", "--text", kTextA, "-o",
                           "head.svg", "--layers", "1", "--heads", "0,1"});

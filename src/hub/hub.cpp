@@ -378,7 +378,7 @@ Session open_session(const std::string& model, const HubOptions& options) {
                        : !env("HF_ENDPOINT").empty() ? env("HF_ENDPOINT")
                                                      : kDefaultEndpoint;
     while (session.endpoint.ends_with("/")) session.endpoint.pop_back();
-    session.show_progress = options.show_progress;
+    session.show_progress = options.show_progress && !env_is_true("HF_HUB_DISABLE_PROGRESS_BARS");
     session.with_weights = !options.tokenizer_only;
     return session;
 }

@@ -229,6 +229,10 @@ void fetch_blob(Session& session, const std::string& file, const FileMetadata& m
     if (error) throw Error("cannot create " + blobs.string() + ": " + error.message());
     const fs::path incomplete = blob.string() + ".incomplete";
 
+    // Longer than the file can be: not a prefix of it, so start again.
+    if (metadata.size > 0 && fs::exists(incomplete, error) &&
+        fs::file_size(incomplete, error) > metadata.size)
+        fs::remove(incomplete, error);
     hub::ProgressBar progress(file, session.show_progress);
     if (fs::exists(incomplete, error)) progress.resumed_from(fs::file_size(incomplete, error));
     const hub::ProgressCallback on_progress = [&](uint64_t done, uint64_t total) {
@@ -241,17 +245,21 @@ void fetch_blob(Session& session, const std::string& file, const FileMetadata& m
             break;
         const HttpResponse response = session.http->download(
             metadata.url, incomplete, on_progress, same_origin(metadata.url, session.endpoint));
-        if (response.transport == Transport::ok && response.status >= 400)
+        // Busy or failing for a moment (429, 5xx): worth another try, like a drop.
+        const bool transient = response.transport == Transport::ok &&
+                               (response.status == 429 || response.status >= 500);
+        if (response.transport == Transport::ok && response.status >= 400 && !transient)
             session.fail_status(response, file);
-        if (response.transport == Transport::ok) break;
+        if (response.transport == Transport::ok && !transient) break;
         if (attempt == kDownloadAttempts) {
             if (response.transport == Transport::unreachable) session.fail_unreachable(response);
+            if (transient) session.fail_status(response, file);
             throw Error("downloading " + file + " of " + session.model + " failed " +
                         std::to_string(attempt) + " times (" + response.transport_error +
                         "); run the command again to resume from " + incomplete.string());
         }
-        // A dropped connection resumes at once; a refused one waits a little.
-        if (response.transport == Transport::unreachable)
+        // A dropped connection resumes at once; a refused or busy server gets a moment.
+        if (response.transport == Transport::unreachable || transient)
             std::this_thread::sleep_for(std::chrono::milliseconds(250 * attempt));
     }
 

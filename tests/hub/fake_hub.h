@@ -63,6 +63,7 @@ public:
     std::string cdn_host = "127.0.0.1";      // "localhost": a CDN on another origin
     bool api_enabled = true;                 // false: a mirror without /api (404, no error code)
     std::atomic<int> drop_next_cdn_gets{0};  // that many /cdn GETs break off mid-body
+    std::atomic<int> busy_next_cdn_gets{0};  // that many /cdn GETs answer 503
     size_t drop_after_bytes = 0;             // where they break off (bytes of the body sent)
     std::map<std::string, std::string> corrupt;  // sha256 -> bytes served instead
     // Renamed repos (bert-base-uncased -> google-bert/bert-base-uncased): the hub
@@ -212,6 +213,12 @@ private:
                 if (file.lfs && sha256(file.bytes) == hash) bytes = &file.bytes;
         if (!bytes) {
             response.status = 404;
+            return;
+        }
+        if (request.method == "GET" && busy_next_cdn_gets > 0) {
+            --busy_next_cdn_gets;
+            response.status = 503;
+            response.set_content("Slow down", "text/plain");
             return;
         }
         std::string body = corrupt.count(hash) ? corrupt[hash] : *bytes;

@@ -293,6 +293,31 @@ TEST_F(Hub, InterruptedDownloadResumesInTheNextRun) {
     EXPECT_EQ(ranges, std::vector<std::string>{"bytes=120000-"});
 }
 
+TEST_F(Hub, BusyServerIsTriedAgain) {
+    const fake_hub::Repo repo = tiny_bert();
+    server.add_repo("org/tiny-bert", repo);
+    server.busy_next_cdn_gets = 2;
+    const fs::path folder = attnviz::resolve_model("org/tiny-bert", options);
+    EXPECT_EQ(attnviz::io::read_file(folder / "model.safetensors"),
+              repo.files.at("model.safetensors").bytes);
+    server.busy_next_cdn_gets = 100;
+    fs::remove_all(options.cache_dir);
+    EXPECT_THAT([&] { attnviz::resolve_model("org/tiny-bert", options); },
+                ::testing::ThrowsMessage<Error>(HasSubstr("HTTP 503")));
+}
+
+// A partial file longer than the blob is no prefix of it: it is started afresh.
+TEST_F(Hub, OverlongPartialFileStartsAgain) {
+    const fake_hub::Repo repo = tiny_bert();
+    server.add_repo("org/tiny-bert", repo);
+    const std::string hash = fake_hub::sha256(repo.files.at("model.safetensors").bytes);
+    fs::create_directories(repo_dir("org/tiny-bert") / "blobs");
+    attnviz::io::write_file(repo_dir("org/tiny-bert") / "blobs" / (hash + ".incomplete"),
+                            std::string(400000, 'x'));
+    const fs::path folder = attnviz::resolve_model("org/tiny-bert", options);
+    EXPECT_EQ(fake_hub::sha256(attnviz::io::read_file(folder / "model.safetensors")), hash);
+}
+
 TEST_F(Hub, CorruptedDownloadNeverEntersTheCache) {
     const fake_hub::Repo repo = tiny_bert();
     server.add_repo("org/tiny-bert", repo);

@@ -38,6 +38,45 @@ std::string escape_html(std::string_view text) {
     return out;
 }
 
+namespace {
+// Length of the valid UTF-8 sequence at text[i], or 0.
+size_t utf8_length(std::string_view text, size_t i) {
+    const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+    const unsigned char lead = byte(i);
+    size_t length = lead < 0x80           ? 1
+                    : (lead >> 5) == 0x6  ? 2
+                    : (lead >> 4) == 0xE  ? 3
+                    : (lead >> 3) == 0x1E ? 4
+                                          : 0;
+    if (length == 0 || i + length > text.size()) return 0;
+    uint32_t code = length == 1 ? lead : lead & (0x7F >> length);
+    for (size_t k = 1; k < length; ++k) {
+        if ((byte(i + k) & 0xC0) != 0x80) return 0;
+        code = (code << 6) | (byte(i + k) & 0x3F);
+    }
+    static constexpr uint32_t kSmallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < kSmallest[length] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return 0;
+    return length;
+}
+}  // namespace
+
+std::string escape_xml(std::string_view text) {
+    std::string valid;
+    valid.reserve(text.size());
+    for (size_t i = 0; i < text.size();) {
+        const size_t length = utf8_length(text, i);
+        const unsigned char lead = static_cast<unsigned char>(text[i]);
+        if (length == 0 || (lead < 0x20 && lead != '\t' && lead != '\n' && lead != '\r')) {
+            valid += "\xEF\xBF\xBD";  // U+FFFD
+            i += length ? length : 1;
+        } else {
+            valid.append(text.substr(i, length));
+            i += length;
+        }
+    }
+    return escape_html(valid);
+}
+
 std::string escape_json_for_script(std::string_view json) {
     std::string out;
     out.reserve(json.size() + json.size() / 16);

@@ -14,6 +14,9 @@ namespace attnviz::viz {
 
 // & < > " ' as entities: safe in text and in quoted attributes.
 std::string escape_html(std::string_view text);
+// escape_html for XML (SVG): also replaces what XML 1.0 forbids, control
+// characters and invalid UTF-8, with U+FFFD, so librsvg always parses the file.
+std::string escape_xml(std::string_view text);
 // JSON text made inert inside <script type="application/json">: every '<',
 // '>' and '&' becomes \u003c, \u003e, \u0026 (so no "</script" or "<!--" can
 // appear), and U+2028/U+2029 become \u2028/\u2029.

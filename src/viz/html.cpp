@@ -86,7 +86,7 @@ std::string render_html(const AttentionTrace& trace, const ViewOptions& options)
         "script-src 'nonce-" +
         nonce + "'; style-src 'unsafe-inline'; img-src data: blob:\">\n";
     out += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
-    out += "<meta name=\"generator\" content=\"attnviz\">\n<title>" + viz::escape_html(title) +
+    out += "<meta name=\"generator\" content=\"attnviz\">\n<title>" + viz::escape_xml(title) +
            "</title>\n</head>\n<body class=\"attnviz-page\">\n";
     out += body;
     out += "</body>\n</html>\n";

@@ -120,7 +120,7 @@ std::string number(double value) {
 std::string text_element(double x, double y, const std::string& anchor, const std::string& text,
                          const std::string& extra = "") {
     return "<text x=\"" + number(x) + "\" y=\"" + number(y) + "\" text-anchor=\"" + anchor + "\"" +
-           extra + ">" + viz::escape_html(text) + "</text>\n";
+           extra + ">" + viz::escape_xml(text) + "</text>\n";
 }
 
 std::string svg_open(double width, double height) {

@@ -86,6 +86,14 @@ TEST(Codec, EscapesHtmlAndScriptJson) {
     EXPECT_EQ(nlohmann::json::parse(escaped), nlohmann::json::parse(json));  // same value
 }
 
+TEST(Codec, XmlTextReplacesControlCharactersAndInvalidUtf8) {
+    EXPECT_EQ(viz::escape_xml("a\x01<\xFF\xC3\xA9\xE2\x82"),
+              "a\xEF\xBF\xBD&lt;\xEF\xBF\xBD\xC3\xA9\xEF\xBF\xBD\xEF\xBF\xBD");
+    EXPECT_EQ(viz::escape_xml("\xF0\x9F\x98\x80\t"), "\xF0\x9F\x98\x80\t");  // emoji and tab stay
+    EXPECT_EQ(viz::escape_xml("\xC0\x80\xED\xA0\x80"),  // overlong NUL, a surrogate
+              "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
 TEST(Codec, QuantizedRowsStayWithinHalfAStep) {
     const std::vector<float> probs = {0.7f, 0.2f, 0.1f, 0.0f,  // one row
                                       0.0f, 0.0f, 0.0f, 0.0f,  // a row of zeros
@@ -290,6 +298,11 @@ TEST(Static, ModelGridAndMatrixRenderToPng) {
     ASSERT_GT(png.size(), 8u);
     EXPECT_EQ(std::string(png.begin() + 1, png.begin() + 4), "PNG");
     EXPECT_THROW(render_static(trace, options({View::neuron}), StaticFormat::svg), Error);
+    AttentionTrace odd_text = testing::pair_trace();
+    odd_text.sequences[0].tokens[2].text = odd_text.sequences[0].tokens[2].display = "\x01\xFF";
+    const std::vector<uint8_t> odd_png =
+        render_static(odd_text, options({View::head}), StaticFormat::png);
+    EXPECT_EQ(std::string(odd_png.begin() + 1, odd_png.begin() + 4), "PNG");
     const std::vector<uint8_t> head_png =
         render_static(testing::pair_trace(), options({View::head}), StaticFormat::png);
     EXPECT_EQ(std::string(head_png.begin() + 1, head_png.begin() + 4), "PNG");

@@ -22,7 +22,8 @@ namespace attnviz {
 
 struct HubOptions {
     bool offline = false;             // never touch the network; HF_HUB_OFFLINE=1 sets it too
-    bool show_progress = true;        // a progress bar, drawn only when stderr is a terminal
+    bool show_progress = true;        // a bar on stderr: only on a terminal, and not with
+                                      // HF_HUB_DISABLE_PROGRESS_BARS=1
     std::string endpoint;             // empty: HF_ENDPOINT, else https://huggingface.co
     std::string token;                // empty: HF_TOKEN, else the file HF_HOME/token
     std::filesystem::path cache_dir;  // empty: hub_cache_dir()
@@ -45,8 +46,8 @@ RepoId parse_repo_id(std::string_view model);
 std::filesystem::path hub_cache_dir();
 
 // The folder that holds the model's files: config.json, tokenizer files and
-// weights (unless options.tokenizer_only). Throws Error for 401/403/404 and for no network, saying
-// what to do.
+// weights (unless options.tokenizer_only). Throws Error for 401/403/404 and
+// for no network, saying what to do.
 std::filesystem::path resolve_model(const std::string& model, const HubOptions& options = {});
 
 // Asks the hub for the revision's current commit and fetches what the cache

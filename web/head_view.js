@@ -186,13 +186,18 @@ function drawHeadLayer(pane, block, layer, qs, ks, shownHeads, focus, controls, 
   };
 
   if (!focus) {
+    // The smallest intensity whose line is visible (opacity >= 1/255 after
+    // sharing among n heads), so most cells are skipped by one comparison.
+    const visible = log ? Math.pow(10, 3 * (n * minimum - 1)) : n * minimum;
     for (const i of shownHeads) {
       const paths = [];
       for (const q of qs) {
         const row = i * nq + q, base = row * nk, mul = scales.intensity[row], yq = y(qPos[q]);
+        if (mul <= 0) continue;
+        const least = Math.max(1, visible / mul - 1e-9);
         for (const k of ks) {
           const level = layer.levels[base + k];
-          if (level === 0) continue;
+          if (level < least) continue;
           const alpha = shade(level * mul, log) / n;
           if (alpha >= minimum) addLine(paths, alpha, yq, y(kPos[k]));
         }

@@ -109,23 +109,21 @@ public:
             BertLayer& l = layers_[static_cast<size_t>(layer)];
             loader.bind(kLayerTable, l.weights, layer);
             const BertLayerWeights& w = l.weights;
-            // Once packed (by the first forward), the checkpoint's pages can go.
-            const auto release = [&loader](std::initializer_list<const float*> weights) {
-                return loader.releaser(weights);
-            };
+            // Once a Linear has packed its weights (in the second forward), the
+            // checkpoint's copy leaves memory: loader.releaser is its on_packed.
             l.qkv = Linear({{w.query_weight, w.query_bias, D},
                             {w.key_weight, w.key_bias, D},
                             {w.value_weight, w.value_bias, D}},
                            D, runtime::WeightLayout::out_in, runtime::Activation::none,
-                           release({w.query_weight, w.key_weight, w.value_weight}));
+                           loader.releaser({w.query_weight, w.key_weight, w.value_weight}));
             l.attn_out =
                 Linear(w.attn_out_weight, w.attn_out_bias, D, D, runtime::WeightLayout::out_in,
-                       runtime::Activation::none, release({w.attn_out_weight}));
+                       runtime::Activation::none, loader.releaser({w.attn_out_weight}));
             l.ffn_up = Linear(w.ffn_up_weight, w.ffn_up_bias, D, I, runtime::WeightLayout::out_in,
-                              activation, release({w.ffn_up_weight}));
+                              activation, loader.releaser({w.ffn_up_weight}));
             l.ffn_down =
                 Linear(w.ffn_down_weight, w.ffn_down_bias, I, D, runtime::WeightLayout::out_in,
-                       runtime::Activation::none, release({w.ffn_down_weight}));
+                       runtime::Activation::none, loader.releaser({w.ffn_down_weight}));
         }
     }
 

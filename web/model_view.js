@@ -149,14 +149,23 @@ function thumbHeatmap(canvas, block, layer, hi, qs, ks, scales, controls, table)
   canvas.width = width;
   canvas.height = height;
   canvas.style.width = canvas.style.height = THUMB_SIZE + "px";
-  const pooled = new Float32Array(width * height);  // max intensity over each pixel's cells
-  const log = controls.scale === "log";
+  // Max-pooling: each pixel shows the largest intensity of its cells. Within
+  // a row the multiplier is constant, so pool integer levels first.
+  const pooled = new Float32Array(width * height);
+  const firstKey = new Int32Array(width + 1);  // pixel column -> first position in ks
+  for (let px = 0; px <= width; px++) firstKey[px] = Math.ceil((px * ks.length) / width);
+  const log = controls.scale === "log", levels = layer.levels;
   qs.forEach((q, qi) => {
     const row = hi * block.nq + q, base = row * block.nk, mul = scales.intensity[row];
     const py = Math.floor((qi * height) / qs.length) * width;
-    for (let ki = 0; ki < ks.length; ki++) {
-      const x = layer.levels[base + ks[ki]] * mul, at = py + Math.floor((ki * width) / ks.length);
-      if (x > pooled[at]) pooled[at] = x;
+    for (let px = 0; px < width; px++) {
+      let top = 0;
+      for (let ki = firstKey[px], end = firstKey[px + 1]; ki < end; ki++) {
+        const level = levels[base + ks[ki]];
+        if (level > top) top = level;
+      }
+      const x = top * mul;
+      if (x > pooled[py + px]) pooled[py + px] = x;
     }
   });
   const image = new ImageData(width, height);

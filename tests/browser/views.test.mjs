@@ -85,10 +85,13 @@ async function hoverToken(scope, side, index) {
   await scope.page().mouse.move(1, 1);
   await scope.locator(".av-col-" + side + ' .av-tok[data-index="' + index + '"]').hover();
 }
+// Runs an action and waits until the panel redrew, then two more animation
+// frames, so no redraw queued by this or an earlier action is still pending.
 async function act(panel, action) {
   const before = +((await panel.getAttribute("data-drawn")) || 0);
   await action();
   await drawn(panel, before);
+  await panel.page().evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
 }
 const data = async (panel, key) => panel.getAttribute("data-" + key);
 

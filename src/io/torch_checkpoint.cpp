@@ -552,8 +552,12 @@ std::vector<TensorView> read_torch_zip(const uint8_t* bytes, size_t size, const 
         if (entry.method == 0) {
             contents[local] = {entry.data, entry.size};
         } else if (entry.method == 8) {
-            if (entry.size > (size_t{1} << 40))
-                throw Error(file + ": entry " + entry.name + " is too large");
+            // Deflate expands at most 1032:1: a larger claimed size is a lie, not an allocation to
+            // try.
+            if (entry.size / 1032 > entry.compressed_size)
+                throw Error(file + ": entry " + entry.name + " claims " +
+                            std::to_string(entry.size) + " bytes from " +
+                            std::to_string(entry.compressed_size) + " compressed");
             auto buffer = std::make_shared<std::vector<uint8_t>>(entry.size);
             z_stream stream{};
             if (inflateInit2(&stream, -MAX_WBITS) != Z_OK) throw Error("zlib inflateInit failed");

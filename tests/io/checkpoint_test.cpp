@@ -158,6 +158,11 @@ TEST(TorchCheckpoint, ReadsTorchSaveOutputWithoutCopying) {
     float values[4];
     std::memcpy(values, good.find("w")->data, sizeof values);
     EXPECT_EQ(values[3], 1.0f);
+    // Deflated entries are inflated into memory the set owns.
+    const io::TensorSet deflated = io::TensorSet::open_torch_zip(kModels / "bad/good_deflated.bin");
+    ASSERT_NE(deflated.find("w"), nullptr);
+    std::memcpy(values, deflated.find("w")->data, sizeof values);
+    EXPECT_EQ(values[0], 1.0f);
 }
 
 TEST(TorchCheckpoint, RefusesEveryOtherGlobalWithoutRunningIt) {

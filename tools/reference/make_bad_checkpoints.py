@@ -15,8 +15,8 @@ out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
 
 
-def write_zip(name, pickle_bytes, entries=None):
-    with zipfile.ZipFile(os.path.join(out, name), "w", zipfile.ZIP_STORED) as archive:
+def write_zip(name, pickle_bytes, entries=None, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(os.path.join(out, name), "w", compression) as archive:
         archive.writestr("archive/data.pkl", pickle_bytes)
         archive.writestr("archive/version", "3\n")
         for entry, data in (entries or {}).items():
@@ -50,3 +50,9 @@ write_zip("good_storage.bin",
           b"ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\n"
           b"X\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQK\x00K\x04\x85K\x01\x85\x89ccollections\n"
           b"OrderedDict\n)RtRu.", {"data/0": b"\x00\x00\x80\x3f" * 4})
+# The same, deflated (torch.save never compresses, but zip tools may).
+write_zip("good_deflated.bin",
+          b"\x80\x02ccollections\nOrderedDict\n)R(X\x01\x00\x00\x00w"
+          b"ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\n"
+          b"X\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQK\x00K\x04\x85K\x01\x85\x89ccollections\n"
+          b"OrderedDict\n)RtRu.", {"data/0": b"\x00\x00\x80\x3f" * 4}, zipfile.ZIP_DEFLATED)

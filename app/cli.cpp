@@ -1,6 +1,7 @@
 #include "cli.h"
 
-#include <cstdlib>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 
@@ -61,14 +62,13 @@ fs::path model_folder(const ModelFlags& flags, bool tokenizer_only) {
     return demo;
 }
 
-std::string model_label(const ModelFlags& flags, const fs::path& folder) {
+std::string model_label(const ModelFlags& flags) {
     if (flags.model.empty()) return "attnviz demo model";
     std::error_code error;
     if (fs::is_directory(flags.model, error)) {
         const fs::path path = fs::path(flags.model).lexically_normal();
         return (path.has_filename() ? path.filename() : path.parent_path().filename()).string();
     }
-    (void)folder;
     return flags.model;
 }
 

@@ -50,7 +50,7 @@ void add_model_argument(CLI::App& command, ModelFlags& flags, bool required);
 // without weights will do (attnviz tokenize).
 std::filesystem::path model_folder(const ModelFlags& flags, bool tokenizer_only = false);
 // "bert-base-uncased", or the folder's name, for traces and reports.
-std::string model_label(const ModelFlags& flags, const std::filesystem::path& folder);
+std::string model_label(const ModelFlags& flags);
 HubOptions hub_options(const ModelFlags& flags);
 
 // --text A [--text-b B] [--target T] [--truncate]: what the model runs on.

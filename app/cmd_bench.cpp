@@ -119,7 +119,7 @@ std::function<int()> setup(CLI::App& command) {
                           : static_cast<int>(std::thread::hardware_concurrency());
         }
         const nlohmann::ordered_json result = {
-            {"model", model_label(flags->model, folder)},
+            {"model", model_label(flags->model)},
             {"model_type", model.config().model_type},
             {"seq", flags->seq},
             {"tokens", tokens},

@@ -41,7 +41,7 @@ std::function<int()> setup(CLI::App& command) {
         run.keep_queries_keys = flags->queries_keys;
         run.keep_hidden_states = flags->hidden_states;
         AttentionTrace trace = model.trace(trace_request(flags->text), run);
-        trace.model_id = model_label(flags->model, folder);
+        trace.model_id = model_label(flags->model);
         write_npz(trace, flags->output);
         std::cout << std::filesystem::absolute(flags->output).string() << "\n";
         return 0;

@@ -51,20 +51,13 @@ std::function<int()> setup(CLI::App& command) {
         const ModelConfig& config = model.config();
         const std::optional<size_t> tokenizer_max = model.tokenizer().model_max_length();
         nlohmann::ordered_json info = {
-            {"model", model_label(flags->model, folder)},
-            {"folder", folder.string()},
-            {"model_type", config.model_type},
-            {"architecture", config.architecture},
-            {"layers", config.n_layers},
-            {"heads", config.n_heads},
-            {"kv_heads", config.n_kv_heads},
-            {"hidden_size", config.hidden_size},
-            {"head_dim", config.head_dim},
-            {"intermediate_size", config.intermediate_size},
-            {"vocab_size", config.vocab_size},
-            {"max_positions", config.max_positions},
-            {"hidden_act", config.hidden_act},
-            {"encoder_decoder", config.is_encoder_decoder},
+            {"model", model_label(flags->model)}, {"folder", folder.string()},
+            {"model_type", config.model_type},    {"architecture", config.architecture},
+            {"layers", config.n_layers},          {"heads", config.n_heads},
+            {"kv_heads", config.n_kv_heads},      {"hidden_size", config.hidden_size},
+            {"head_dim", config.head_dim},        {"intermediate_size", config.intermediate_size},
+            {"vocab_size", config.vocab_size},    {"max_positions", config.max_positions},
+            {"hidden_act", config.hidden_act},    {"encoder_decoder", config.is_encoder_decoder},
             {"causal", config.is_causal},
         };
         if (config.is_encoder_decoder) info["decoder_layers"] = config.n_decoder_layers;

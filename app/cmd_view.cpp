@@ -111,7 +111,7 @@ std::function<int()> setup(CLI::App& command) {
         run.keep_queries_keys = std::find(options.views.begin(), options.views.end(),
                                           View::neuron) != options.views.end();
         AttentionTrace trace = model.trace(trace_request(flags->text), run);
-        trace.model_id = model_label(flags->model, folder);
+        trace.model_id = model_label(flags->model);
 
         if (format == "html") {
             write_output(output, flags->fragment ? render_html_fragment(trace, options)

@@ -1,10 +1,11 @@
 // BERT, as modeling_bert.py computes it on its eager attention path (the one
 // transformers takes with output_attentions=True): a post-norm encoder.
 //
-//   x = LayerNorm(word[id] + token_type[type] + position[t])
+//   x = LayerNorm(word[id] + token_type[type] + position[t])   (position: when "absolute")
 //   per layer:
 //     q, k, v = x Wq, x Wk, x Wv                     (one fused matmul)
-//     probs   = softmax(q k^T / sqrt(head_dim) + padding mask)   -> the trace
+//     probs   = softmax((q k^T + relative) / sqrt(head_dim) + padding mask)   -> the trace
+//               (relative: position_embedding_type relative_key(_query) only)
 //     x = LayerNorm(x + (probs v) Wo)
 //     x = LayerNorm(x + act(x W_up) W_down)
 //
@@ -56,6 +57,7 @@ struct BertLayerWeights {
     const float *ffn_up_weight, *ffn_up_bias;      // [intermediate, hidden]
     const float *ffn_down_weight, *ffn_down_bias;  // [hidden, intermediate]
     const float *out_norm_weight, *out_norm_bias;
+    const float* distance_embedding;  // [2 * positions - 1, head_dim], relative_key(_query) only
 };
 
 constexpr WeightSpec<BertLayerWeights> kLayerTable[] = {
@@ -83,6 +85,9 @@ constexpr WeightSpec<BertLayerWeights> kLayerTable[] = {
     {&BertLayerWeights::ffn_down_bias, "encoder.layer.{L}.output.dense.bias", "hidden"},
     {&BertLayerWeights::out_norm_weight, "encoder.layer.{L}.output.LayerNorm.weight", "hidden"},
     {&BertLayerWeights::out_norm_bias, "encoder.layer.{L}.output.LayerNorm.bias", "hidden"},
+    {&BertLayerWeights::distance_embedding,
+     "encoder.layer.{L}.attention.self.distance_embedding.weight", "distances, head_dim",
+     /*optional=*/true},
 };
 
 // One layer, its matmul weights packed for the CPU.
@@ -101,6 +106,7 @@ public:
     Bert(const ModelConfig& config, const io::TensorSet& tensors)
         : config_(config), loader_(tensors, config, {"", "bert."}) {
         WeightLoader& loader = loader_;
+        loader.set_dim("distances", 2 * static_cast<int64_t>(config.max_positions) - 1);
         loader.bind(kEmbeddingTable, embeddings_);
         const int D = config.hidden_size, I = config.intermediate_size;
         const auto activation = runtime::activation_from_name(config.hidden_act);
@@ -109,6 +115,11 @@ public:
             BertLayer& l = layers_[static_cast<size_t>(layer)];
             loader.bind(kLayerTable, l.weights, layer);
             const BertLayerWeights& w = l.weights;
+            if (relative_positions() && !w.distance_embedding)
+                throw Error(tensors.description() + ": missing tensor encoder.layer." +
+                            std::to_string(layer) +
+                            ".attention.self.distance_embedding.weight (position_embedding_type " +
+                            config.position_embedding_type + ")");
             // Once a Linear has packed its weights (in the second forward), the
             // checkpoint's copy leaves memory: loader.releaser is its on_packed.
             l.qkv = Linear({{w.query_weight, w.query_bias, D},
@@ -156,6 +167,9 @@ public:
         std::vector<float> qkv(static_cast<size_t>(T) * 3 * D);  // [T, 3D] query | key | value
         std::vector<float> context(static_cast<size_t>(T) * D);  // [T, D] heads side by side
         std::vector<float> ffn(static_cast<size_t>(T) * I);      // [T, I]
+        std::vector<float>
+            relative;  // [H, T, T] relative position scores, when the config uses them
+        if (relative_positions()) relative.resize(static_cast<size_t>(H) * T * T);
         const bool padded = std::find(tokens.attention_mask.begin(), tokens.attention_mask.end(),
                                       0) != tokens.attention_mask.end();
 
@@ -183,6 +197,10 @@ public:
             in.keys = qkv.data() + D, in.key_stride = 3 * D;
             in.values = qkv.data() + 2 * D, in.value_stride = 3 * D;
             in.key_mask = padded ? tokens.attention_mask.data() : nullptr;
+            if (relative_positions()) {
+                relative_scores(qkv.data(), T, w.distance_embedding, relative.data());
+                in.score_bias = relative.data();  // added to q.k before the 1/sqrt(Dh) scale
+            }
             runtime::attention(shape, in, block.probs.data() + layer_offset * T, context.data(), D);
 
             // attention output: x = LayerNorm(x + context Wo)
@@ -223,19 +241,54 @@ private:
         }
     }
 
-    // x [T, D] = LayerNorm(word[id] + token_type[type] + position[t]), in modeling_bert's order.
+    bool relative_positions() const { return config_.position_embedding_type != "absolute"; }
+
+    // x [T, D] = LayerNorm(word[id] + token_type[type] (+ position[t] when absolute)),
+    // in modeling_bert's order.
     void embed(const Encoding& tokens, float* x) const {
         const int D = config_.hidden_size;
         for (size_t t = 0; t < tokens.size(); ++t) {
             const float* word = embeddings_.word + static_cast<size_t>(tokens.ids[t]) * D;
             const float* type =
                 embeddings_.token_type + static_cast<size_t>(tokens.type_ids[t]) * D;
-            const float* position = embeddings_.position + t * D;
             float* row = x + t * D;
-            for (int i = 0; i < D; ++i) row[i] = (word[i] + type[i]) + position[i];
+            for (int i = 0; i < D; ++i) row[i] = word[i] + type[i];
+            if (!relative_positions()) {
+                const float* position = embeddings_.position + t * D;
+                for (int i = 0; i < D; ++i) row[i] += position[i];
+            }
         }
         runtime::layer_norm(x, embeddings_.norm_weight, embeddings_.norm_bias, x,
                             static_cast<int>(tokens.size()), D, config_.norm_eps);
+    }
+
+    // BertSelfAttention's relative position scores, added to q.k before scaling:
+    // relative_key:       out[h][q][k] = q[q,h] . E[q - k + P - 1]
+    // relative_key_query: out[h][q][k] += k[k,h] . E[q - k + P - 1]
+    // distance [2P - 1, Dh] (P = max_position_embeddings), qkv [T, 3D].
+    void relative_scores(const float* qkv, int T, const float* distance, float* out) const {
+        const int D = config_.hidden_size, H = config_.n_heads, Dh = config_.head_dim;
+        const int P = config_.max_positions;
+        const bool with_keys = config_.position_embedding_type == "relative_key_query";
+#pragma omp parallel for schedule(static)
+        for (int head = 0; head < H; ++head) {
+            for (int query = 0; query < T; ++query) {
+                const float* q = qkv + static_cast<size_t>(query) * 3 * D + head * Dh;
+                float* row = out + (static_cast<size_t>(head) * T + query) * T;
+                for (int key = 0; key < T; ++key) {
+                    const float* e = distance + static_cast<size_t>(query - key + P - 1) * Dh;
+                    const float* k = qkv + static_cast<size_t>(key) * 3 * D + D + head * Dh;
+                    float score = 0.0f;
+                    for (int d = 0; d < Dh; ++d) score += q[d] * e[d];
+                    if (with_keys) {
+                        float key_score = 0.0f;
+                        for (int d = 0; d < Dh; ++d) key_score += k[d] * e[d];
+                        score += key_score;
+                    }
+                    row[key] = score;
+                }
+            }
+        }
     }
 
     // [T, 3D] columns [offset, offset + D) -> [H, T, Dh]
@@ -277,9 +330,12 @@ void read_bert_config(const ConfigReader& reader, ModelConfig& config) {
         throw Error(reader.file() + ": hidden_size " + std::to_string(config.hidden_size) +
                     " is not a multiple of num_attention_heads " + std::to_string(config.n_heads));
     config.head_dim = config.hidden_size / config.n_heads;
-    if (config.position_embedding_type != "absolute")
+    if (config.position_embedding_type != "absolute" &&
+        config.position_embedding_type != "relative_key" &&
+        config.position_embedding_type != "relative_key_query")
         throw Error(reader.file() + ": position_embedding_type \"" +
-                    config.position_embedding_type + "\" is not supported (supported: absolute)");
+                    config.position_embedding_type +
+                    "\" is not supported (supported: absolute, relative_key, relative_key_query)");
     try {
         runtime::activation_from_name(config.hidden_act);
     } catch (const Error& e) {

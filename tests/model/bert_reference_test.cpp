@@ -70,7 +70,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, BertReference,
                                            "tiny-bin-sharded", "tiny-bin-prefixed",
                                            "tiny-legacy-names", "tiny-fp16", "tiny-bf16",
                                            "tiny-one-head", "tiny-wide", "tiny-silu", "tiny-pair",
-                                           "tiny-padded"),
+                                           "tiny-padded", "tiny-relative-key",
+                                           "tiny-relative-key-query"),
                          [](const auto& info) {
                              std::string name = info.param;
                              for (char& c : name)

@@ -95,6 +95,10 @@ def make_weights(config, seed, init_std):
         for name in ["attention.output.LayerNorm", "output.LayerNorm"]:
             w[p + name + ".weight"] = normal(D, std=0.1, mean=1.0)
             w[p + name + ".bias"] = normal(D, std=0.1)
+        if config["position_embedding_type"] in ("relative_key", "relative_key_query"):
+            Dh = D // config["num_attention_heads"]
+            w[p + "attention.self.distance_embedding.weight"] = normal(
+                2 * config["max_position_embeddings"] - 1, Dh, std=0.5)
     w["pooler.dense.weight"] = normal(D, D, std=init_std)
     w["pooler.dense.bias"] = normal(D, std=0.1)
     return w
@@ -122,7 +126,8 @@ def bert_forward(w, config, input_ids, token_type_ids, attention_mask):
     position_ids = torch.arange(S).unsqueeze(0)
     embeddings = F.embedding(input_ids, w["embeddings.word_embeddings.weight"])
     embeddings = embeddings + F.embedding(token_type_ids, w["embeddings.token_type_embeddings.weight"])
-    embeddings += F.embedding(position_ids, w["embeddings.position_embeddings.weight"])
+    if config["position_embedding_type"] == "absolute":
+        embeddings += F.embedding(position_ids, w["embeddings.position_embeddings.weight"])
     hidden = layer_norm(embeddings, "embeddings.LayerNorm")
 
     # get_extended_attention_mask: 0 where attended, finfo.min where masked
@@ -137,6 +142,13 @@ def bert_forward(w, config, input_ids, token_type_ids, attention_mask):
         key = transpose_for_scores(linear(hidden, p + "attention.self.key"))
         value = transpose_for_scores(linear(hidden, p + "attention.self.value"))
         scores = torch.matmul(query, key.transpose(-1, -2))
+        if config["position_embedding_type"] in ("relative_key", "relative_key_query"):
+            distance = torch.arange(S).view(-1, 1) - torch.arange(S).view(1, -1)
+            positional = F.embedding(distance + config["max_position_embeddings"] - 1,
+                                     w[p + "attention.self.distance_embedding.weight"])
+            scores = scores + torch.einsum("bhld,lrd->bhlr", query, positional)
+            if config["position_embedding_type"] == "relative_key_query":
+                scores = scores + torch.einsum("bhrd,lrd->bhlr", key, positional)
         scores = scores / math.sqrt(Dh)
         scores = scores + extended
         probs = torch.softmax(scores, dim=-1)
@@ -239,6 +251,8 @@ def main():
     parser.add_argument("--act", default="gelu", choices=sorted(ACTIVATIONS))
     parser.add_argument("--eps", type=float, default=1e-12)
     parser.add_argument("--init-std", type=float, default=0.2)
+    parser.add_argument("--position-embedding-type", default="absolute",
+                        choices=["absolute", "relative_key", "relative_key_query"])
     parser.add_argument("--format", default="safetensors")
     parser.add_argument("--architectures", default="BertModel")
     parser.add_argument("--input-ids", type=int_list, help="comma-separated; default: random")
@@ -265,7 +279,7 @@ def main():
         "num_attention_heads": args.heads,
         "num_hidden_layers": args.layers,
         "pad_token_id": 0,
-        "position_embedding_type": "absolute",
+        "position_embedding_type": args.position_embedding_type,
         "type_vocab_size": args.type_vocab,
         "vocab_size": args.vocab,
     }

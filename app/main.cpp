@@ -3,7 +3,10 @@
 // "attnviz: error: ...".
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -20,9 +23,21 @@ int report(const std::string& message, int code) {
     return code;
 }
 
+// libgomp reads OMP_WAIT_POLICY once, as the program starts. Its default lets
+// idle threads spin, which on a busy machine burns the time slice their partner
+// needs: a 2-thread forward then runs several times slower than a 1-thread one.
+// Unless the user chose a policy, restart once with PASSIVE (as PyTorch users
+// are told to); if the restart fails, go on with the default.
+void prefer_passive_openmp_threads(char** argv) {
+    if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+    if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+    prefer_passive_openmp_threads(argv);
     CLI::App app{
         "attnviz: see what a transformer attends to. Loads a Hugging Face model, runs it "
         "natively and writes self-contained attention views.",

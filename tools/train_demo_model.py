@@ -45,14 +45,14 @@ FIRST_WORD_ID = 999  # ids below are [PAD], [unused*], [UNK], [CLS], [SEP], [MAS
 CONFIG = {
     "architectures": ["BertForMaskedLM"],
     "model_type": "bert",
-    "attention_probs_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.0,
     "hidden_act": "gelu",
-    "hidden_dropout_prob": 0.1,
+    "hidden_dropout_prob": 0.0,
     "hidden_size": 128,
     "initializer_range": 0.02,
     "intermediate_size": 512,
     "layer_norm_eps": 1e-12,
-    "max_position_embeddings": 256,
+    "max_position_embeddings": 128,
     "num_attention_heads": 4,
     "num_hidden_layers": 4,
     "pad_token_id": 0,
@@ -286,6 +286,20 @@ def evaluate(model, batches):
     return total_loss / count, correct / count
 
 
+def sinusoidal_positions(n_positions, hidden, rms=0.02):
+    """Initial values for the learned position embeddings: the Transformer's sinusoids,
+    scaled to the word embeddings' size. A fixed linear map turns them into "the token
+    k places away", so previous/next-token attention is easy to learn from the start; with
+    random positions the model has to discover that for each of the 128 positions
+    separately, and small runs stay far longer at the unigram plateau."""
+    position = torch.arange(n_positions, dtype=torch.float32)[:, None]
+    frequency = torch.exp(-math.log(10000.0) * torch.arange(0, hidden, 2, dtype=torch.float32) / hidden)
+    table = torch.zeros(n_positions, hidden)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency)
+    return table * (rms / table.pow(2).mean().sqrt())
+
+
 # ------------------------------------------------------------------ export
 
 
@@ -315,12 +329,14 @@ def main():
     ap.add_argument("--work", default=os.path.join(ROOT, "out", "demo-model-work"), help="scratch: ids, checkpoints, log")
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "demo"))
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--steps", type=int, default=12000)
-    ap.add_argument("--batch", type=int, default=64, help="pairs per step")
+    ap.add_argument("--steps", type=int, default=3200)
+    ap.add_argument("--batch", type=int, default=32, help="pairs per step")
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--warmup", type=int, default=600)
-    ap.add_argument("--long-phase", type=float, default=0.1, help="final fraction of steps trained with 256-token pairs")
-    ap.add_argument("--p-repeat", type=float, default=0.15, help="share of pairs whose B is a perturbed copy of A")
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--cycle", type=int, default=2000, help="steps per learning-rate cycle")
+    ap.add_argument("--restart-lr", type=float, default=5e-4, help="peak learning rate of the cycles after the first")
+    ap.add_argument("--restart-warmup", type=int, default=100)
+    ap.add_argument("--p-repeat", type=float, default=0.2, help="share of pairs whose B is a perturbed copy of A")
     ap.add_argument("--p-long", type=float, default=0.25, help="share of pairs of multi-sentence spans")
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--checkpoint-every", type=int, default=500)
@@ -347,19 +363,27 @@ def main():
           f"{sum(len(d) for d in held_docs)} held-out sentences ({n_held} tokens); prepared in {time.time() - t0:.0f}s", flush=True)
 
     model = bert.BertForMaskedLM(CONFIG)
+    with torch.no_grad():
+        model.bert.embeddings.position_embeddings.weight.copy_(sinusoidal_positions(CONFIG["max_position_embeddings"], CONFIG["hidden_size"]))
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
 
     def lr_at(step):
-        if step < args.warmup:
-            return args.lr * (step + 1) / args.warmup
-        return args.lr * max(0.0, (args.steps - step) / (args.steps - args.warmup))
+        # Cycles of --cycle steps, each a linear warm-up then a linear decay to 0 (the
+        # last one ends at --steps): a run to any cycle's end is a complete run.
+        start = step // args.cycle * args.cycle
+        length = min(args.cycle, args.steps - start)
+        peak, warmup = (args.lr, args.warmup) if start == 0 else (args.restart_lr, args.restart_warmup)
+        s = step - start
+        if s < warmup:
+            return peak * (s + 1) / warmup
+        return peak * max(0.0, (length - s) / (length - warmup))
 
     rng = np.random.default_rng(args.seed)
     sampler = PairSampler(train_docs, vocab, rng, args.p_repeat, args.p_long)
-    evals = eval_batches(held_docs, vocab, args.seed, 1024, 64)
+    evals = eval_batches(held_docs, vocab, args.seed, 512, 64)
     log_path = os.path.join(args.work, "loss.csv")
     ckpt_path = os.path.join(args.work, "checkpoint.pt")
     step = 0
@@ -382,7 +406,7 @@ def main():
     run_loss, run_correct, run_count, run_n = 0.0, 0, 0, 0
     t_start = time.time() - (ckpt["seconds"] if step and args.resume else 0.0)
     while step < args.steps:
-        max_len = 256 if step >= args.steps * (1 - args.long_phase) else 128
+        max_len = CONFIG["max_position_embeddings"]
         if not queue:
             pairs = [sampler.sample(max_len) for _ in range(args.batch * group)]
             pairs.sort(key=lambda p: len(p[0]) + len(p[1]))

@@ -60,8 +60,8 @@ def load_held_out(work, corpus, vocab_dir):
 
 
 def is_word(token):
-    t = token[2:] if token.startswith("##") else token
-    return any(c.isalnum() for c in t)
+    """A token with an ASCII letter or digit: "##ing" is one, "," and "—" are not."""
+    return any(c.isascii() and c.isalnum() for c in token)
 
 
 def sequence(a, b):
@@ -194,7 +194,7 @@ def plot_loss(csv_path, png_path):
     ax2.plot(rows["step"], rows["eval_acc"], color="tab:green", linestyle="--", label="held-out masked-token accuracy")
     ax2.set_ylabel("accuracy")
     ax2.set_ylim(0, max(0.6, float(rows["eval_acc"].max()) + 0.05))
-    ax.set_xlabel("step (64 sentence pairs each)")
+    ax.set_xlabel("step (32 sentence pairs each; learning-rate cycles restart every 2000 steps)")
     ax.set_ylabel("cross-entropy (nats)")
     ax.grid(alpha=0.3)
     lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]

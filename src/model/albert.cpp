@@ -156,17 +156,7 @@ public:
                 const AlbertLayer& l = layers_[static_cast<size_t>(group * inner_ + inner)];
                 const AlbertLayerWeights& w = l.weights;
                 l.qkv.forward(x.data(), qkv.data(), T);
-                keep_queries_keys(block, map, qkv.data(), 3 * D, qkv.data() + D, 3 * D, H);
-                attend(block, map,
-                       {.head_dim = Dh,
-                        .queries = qkv.data(),
-                        .query_stride = 3 * D,
-                        .keys = qkv.data() + D,
-                        .key_stride = 3 * D,
-                        .values = qkv.data() + 2 * D,
-                        .value_stride = 3 * D,
-                        .key_mask = key_mask},
-                       context.data(), D);
+                attend_fused_qkv(block, map, qkv.data(), Dh, key_mask, nullptr, context.data());
                 l.dense.forward_add(context.data(), x.data(), T);
                 runtime::layer_norm(x.data(), w.attn_norm_weight, w.attn_norm_bias, x.data(), T, D,
                                     config_.norm_eps);

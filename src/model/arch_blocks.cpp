@@ -70,6 +70,23 @@ void attend(AttentionBlock& block, int layer, const AttentionCall& call, float* 
     runtime::attention(shape, in, block.probs.data() + per_layer * layer, context, context_stride);
 }
 
+void attend_fused_qkv(AttentionBlock& block, int layer, const float* qkv, int head_dim,
+                      const uint8_t* key_mask, const float* score_bias, float* context) {
+    const int width = block.n_heads * head_dim, stride = 3 * width;
+    keep_queries_keys(block, layer, qkv, stride, qkv + width, stride, block.n_heads);
+    attend(block, layer,
+           {.head_dim = head_dim,
+            .queries = qkv,
+            .query_stride = stride,
+            .keys = qkv + width,
+            .key_stride = stride,
+            .values = qkv + 2 * width,
+            .value_stride = stride,
+            .key_mask = key_mask,
+            .score_bias = score_bias},
+           context, width);
+}
+
 const uint8_t* padding_mask(const Encoding& tokens) {
     if (tokens.attention_mask.size() != tokens.size()) return nullptr;
     for (uint8_t visible : tokens.attention_mask)

@@ -49,6 +49,12 @@ struct AttentionCall {
 void attend(AttentionBlock& block, int layer, const AttentionCall& call, float* context,
             int context_stride);
 
+// Self-attention over one fused projection: qkv is [tokens, 3 * width] rows of
+// [query | key | value], width = block.n_heads * head_dim. Keeps this layer's
+// queries and keys, then attends; context is [tokens, width].
+void attend_fused_qkv(AttentionBlock& block, int layer, const float* qkv, int head_dim,
+                      const uint8_t* key_mask, const float* score_bias, float* context);
+
 // The encoding's attention_mask when some token is padding, else null (the
 // attention kernel skips the mask).
 const uint8_t* padding_mask(const Encoding& tokens);

@@ -232,17 +232,8 @@ private:
         const int D = config_.hidden_size;
         std::vector<float> qkv(static_cast<size_t>(n) * 3 * D), context(static_cast<size_t>(n) * D);
         a.qkv.forward(x, qkv.data(), n);
-        keep_queries_keys(block, layer, qkv.data(), 3 * D, qkv.data() + D, 3 * D, block.n_heads);
-        attend(block, layer,
-               {.head_dim = D / block.n_heads,
-                .queries = qkv.data(),
-                .query_stride = 3 * D,
-                .keys = qkv.data() + D,
-                .key_stride = 3 * D,
-                .values = qkv.data() + 2 * D,
-                .value_stride = 3 * D,
-                .key_mask = key_mask},
-               context.data(), D);
+        attend_fused_qkv(block, layer, qkv.data(), D / block.n_heads, key_mask, nullptr,
+                         context.data());
         a.out.forward_add(context.data(), x, n);
         runtime::layer_norm(x, a.norm_weight, a.norm_bias, x, n, D, kLayerNormEps);
     }

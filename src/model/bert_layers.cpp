@@ -107,17 +107,7 @@ void BertStyleLayers::forward(float* x, int T, const uint8_t* key_mask, Attentio
         const Layer& l = layers_[layer];
         const int li = static_cast<int>(layer);
         l.qkv.forward(x, qkv.data(), T);
-        keep_queries_keys(block, li, qkv.data(), 3 * D, qkv.data() + D, 3 * D, heads_);
-        attend(block, li,
-               {.head_dim = Dh,
-                .queries = qkv.data(),
-                .query_stride = 3 * D,
-                .keys = qkv.data() + D,
-                .key_stride = 3 * D,
-                .values = qkv.data() + 2 * D,
-                .value_stride = 3 * D,
-                .key_mask = key_mask},
-               context.data(), D);
+        attend_fused_qkv(block, li, qkv.data(), Dh, key_mask, nullptr, context.data());
         // x = LayerNorm(x + context Wo); x = LayerNorm(x + act(x W_up) W_down)
         l.attn_out.forward_add(context.data(), x, T);
         runtime::layer_norm(x, l.weights.attn_norm_weight, l.weights.attn_norm_bias, x, T, D, eps_);

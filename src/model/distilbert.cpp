@@ -138,17 +138,7 @@ public:
             const DistilBertLayer& l = layers_[static_cast<size_t>(layer)];
             const DistilBertLayerWeights& w = l.weights;
             l.qkv.forward(x.data(), qkv.data(), T);
-            keep_queries_keys(block, layer, qkv.data(), 3 * D, qkv.data() + D, 3 * D, H);
-            attend(block, layer,
-                   {.head_dim = Dh,
-                    .queries = qkv.data(),
-                    .query_stride = 3 * D,
-                    .keys = qkv.data() + D,
-                    .key_stride = 3 * D,
-                    .values = qkv.data() + 2 * D,
-                    .value_stride = 3 * D,
-                    .key_mask = key_mask},
-                   context.data(), D);
+            attend_fused_qkv(block, layer, qkv.data(), Dh, key_mask, nullptr, context.data());
             l.attn_out.forward_add(context.data(), x.data(), T);
             runtime::layer_norm(x.data(), w.attn_norm_weight, w.attn_norm_bias, x.data(), T, D,
                                 kLayerNormEps);

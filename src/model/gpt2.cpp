@@ -137,16 +137,7 @@ public:
                 for (int t = 0; t < T; ++t)
                     for (int i = 0; i < D; ++i) qkv[static_cast<size_t>(t) * 3 * D + i] /= divide;
             }
-            keep_queries_keys(block, layer, qkv.data(), 3 * D, qkv.data() + D, 3 * D, H);
-            attend(block, layer,
-                   {.head_dim = Dh,
-                    .queries = qkv.data(),
-                    .query_stride = 3 * D,
-                    .keys = qkv.data() + D,
-                    .key_stride = 3 * D,
-                    .values = qkv.data() + 2 * D,
-                    .value_stride = 3 * D},
-                   context.data(), D);
+            attend_fused_qkv(block, layer, qkv.data(), Dh, nullptr, nullptr, context.data());
             l.attn_out.forward_add(context.data(), x.data(), T);
 
             runtime::layer_norm(x.data(), w.ffn_norm_weight, w.ffn_norm_bias, h.data(), T, D,

@@ -224,19 +224,8 @@ private:
         std::vector<float> context(static_cast<size_t>(n) * inner);
         runtime::rms_norm(x, a.norm_weight, h.data(), n, D, config_.norm_eps);
         a.qkv.forward(h.data(), qkv.data(), n);
-        keep_queries_keys(block, layer, qkv.data(), 3 * inner, qkv.data() + inner, 3 * inner,
-                          config_.n_heads);
-        attend(block, layer,
-               {.head_dim = config_.head_dim,
-                .queries = qkv.data(),
-                .query_stride = 3 * inner,
-                .keys = qkv.data() + inner,
-                .key_stride = 3 * inner,
-                .values = qkv.data() + 2 * inner,
-                .value_stride = 3 * inner,
-                .key_mask = key_mask,
-                .score_bias = bias},
-               context.data(), inner);
+        attend_fused_qkv(block, layer, qkv.data(), config_.head_dim, key_mask, bias,
+                         context.data());
         a.out.forward_add(context.data(), x, n);
     }
 

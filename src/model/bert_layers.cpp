@@ -37,6 +37,9 @@ constexpr WeightSpec<BertStyleLayerWeights> kLayerTable[] = {
     {&BertStyleLayerWeights::out_norm_weight, "encoder.layer.{L}.output.LayerNorm.weight",
      "hidden"},
     {&BertStyleLayerWeights::out_norm_bias, "encoder.layer.{L}.output.LayerNorm.bias", "hidden"},
+    {&BertStyleLayerWeights::distance_embedding,
+     "encoder.layer.{L}.attention.self.distance_embedding.weight", "distances, head_dim",
+     /*optional=*/true},
 };
 
 }  // namespace
@@ -76,9 +79,14 @@ void check_type_ids(const Encoding& tokens, int type_vocab_size, const std::stri
                         std::to_string(type_vocab_size));
 }
 
-void BertStyleLayers::load(WeightLoader& loader, const ModelConfig& config) {
+void BertStyleLayers::load(WeightLoader& loader, const ModelConfig& config,
+                           const std::string& source) {
     hidden_ = config.hidden_size, heads_ = config.n_heads, head_dim_ = config.head_dim;
     intermediate_ = config.intermediate_size, eps_ = config.norm_eps;
+    max_positions_ = config.max_positions;
+    relative_ = config.position_embedding_type != "absolute";
+    relative_with_keys_ = config.position_embedding_type == "relative_key_query";
+    loader.set_dim("distances", 2 * static_cast<int64_t>(config.max_positions) - 1);
     const int D = hidden_, I = intermediate_;
     const auto activation = runtime::activation_from_name(config.hidden_act);
     layers_.resize(static_cast<size_t>(config.n_layers));
@@ -86,14 +94,21 @@ void BertStyleLayers::load(WeightLoader& loader, const ModelConfig& config) {
         Layer& l = layers_[static_cast<size_t>(layer)];
         loader.bind(kLayerTable, l.weights, layer);
         const BertStyleLayerWeights& w = l.weights;
+        if (relative_ && !w.distance_embedding)
+            throw Error(source + ": missing tensor encoder.layer." + std::to_string(layer) +
+                        ".attention.self.distance_embedding.weight (position_embedding_type " +
+                        config.position_embedding_type + ")");
         l.qkv = Linear({{w.query_weight, w.query_bias, D},
                         {w.key_weight, w.key_bias, D},
                         {w.value_weight, w.value_bias, D}},
-                       D);
-        l.attn_out = Linear(w.attn_out_weight, w.attn_out_bias, D, D);
-        l.ffn_up =
-            Linear(w.ffn_up_weight, w.ffn_up_bias, D, I, runtime::WeightLayout::out_in, activation);
-        l.ffn_down = Linear(w.ffn_down_weight, w.ffn_down_bias, I, D);
+                       D, runtime::WeightLayout::out_in, runtime::Activation::none,
+                       loader.releaser({w.query_weight, w.key_weight, w.value_weight}));
+        l.attn_out = Linear(w.attn_out_weight, w.attn_out_bias, D, D, runtime::WeightLayout::out_in,
+                            runtime::Activation::none, loader.releaser({w.attn_out_weight}));
+        l.ffn_up = Linear(w.ffn_up_weight, w.ffn_up_bias, D, I, runtime::WeightLayout::out_in,
+                          activation, loader.releaser({w.ffn_up_weight}));
+        l.ffn_down = Linear(w.ffn_down_weight, w.ffn_down_bias, I, D, runtime::WeightLayout::out_in,
+                            runtime::Activation::none, loader.releaser({w.ffn_down_weight}));
     }
 }
 
@@ -103,11 +118,16 @@ void BertStyleLayers::forward(float* x, int T, const uint8_t* key_mask, Attentio
     std::vector<float> qkv(static_cast<size_t>(T) * 3 * D);  // [T, 3D] query | key | value
     std::vector<float> context(static_cast<size_t>(T) * D);  // [T, D]
     std::vector<float> ffn(static_cast<size_t>(T) * I);      // [T, I]
+    std::vector<float> relative;  // [H, T, T] relative position scores, when the config uses them
+    if (relative_) relative.resize(static_cast<size_t>(heads_) * T * T);
     for (size_t layer = 0; layer < layers_.size(); ++layer) {
         const Layer& l = layers_[layer];
         const int li = static_cast<int>(layer);
         l.qkv.forward(x, qkv.data(), T);
-        attend_fused_qkv(block, li, qkv.data(), Dh, key_mask, nullptr, context.data());
+        if (relative_)  // added to q.k before the 1/sqrt(Dh) scale
+            relative_scores(qkv.data(), T, l.weights.distance_embedding, relative.data());
+        attend_fused_qkv(block, li, qkv.data(), Dh, key_mask, relative_ ? relative.data() : nullptr,
+                         context.data());
         // x = LayerNorm(x + context Wo); x = LayerNorm(x + act(x W_up) W_down)
         l.attn_out.forward_add(context.data(), x, T);
         runtime::layer_norm(x, l.weights.attn_norm_weight, l.weights.attn_norm_bias, x, T, D, eps_);
@@ -115,6 +135,35 @@ void BertStyleLayers::forward(float* x, int T, const uint8_t* key_mask, Attentio
         l.ffn_down.forward_add(ffn.data(), x, T);
         runtime::layer_norm(x, l.weights.out_norm_weight, l.weights.out_norm_bias, x, T, D, eps_);
         hidden.add(x);
+    }
+}
+
+// BertSelfAttention's relative position scores, added to q.k before scaling:
+// relative_key:       out[h][q][k] = q[q,h] . E[q - k + P - 1]
+// relative_key_query: out[h][q][k] += k[k,h] . E[q - k + P - 1]
+// distance [2P - 1, Dh] (P = max_position_embeddings), qkv [T, 3D].
+void BertStyleLayers::relative_scores(const float* qkv, int T, const float* distance,
+                                      float* out) const {
+    const int D = hidden_, H = heads_, Dh = head_dim_, P = max_positions_;
+    const bool with_keys = relative_with_keys_;
+#pragma omp parallel for schedule(static)
+    for (int head = 0; head < H; ++head) {
+        for (int query = 0; query < T; ++query) {
+            const float* q = qkv + static_cast<size_t>(query) * 3 * D + head * Dh;
+            float* row = out + (static_cast<size_t>(head) * T + query) * T;
+            for (int key = 0; key < T; ++key) {
+                const float* e = distance + static_cast<size_t>(query - key + P - 1) * Dh;
+                const float* k = qkv + static_cast<size_t>(key) * 3 * D + D + head * Dh;
+                float score = 0.0f;
+                for (int d = 0; d < Dh; ++d) score += q[d] * e[d];
+                if (with_keys) {
+                    float key_score = 0.0f;
+                    for (int d = 0; d < Dh; ++d) key_score += k[d] * e[d];
+                    score += key_score;
+                }
+                row[key] = score;
+            }
+        }
     }
 }
 

@@ -1,8 +1,9 @@
-// The BERT-style pieces RoBERTa and ELECTRA reuse unchanged (modeling_roberta.py
+// The BERT-style pieces BERT, RoBERTa and ELECTRA share (modeling_roberta.py
 // and modeling_electra.py copy them from modeling_bert.py): word + token type +
 // position embeddings with LayerNorm, and the post-norm encoder layer stack
-// under "encoder.layer.{L}.". Only how positions are numbered, and ELECTRA's
-// embedding projection, differ; those stay in roberta.cpp and electra.cpp.
+// under "encoder.layer.{L}." (bert.cpp spells out what one layer computes).
+// Only how positions are numbered, BERT's relative position scores, and
+// ELECTRA's embedding projection differ; those stay in their .cpp files.
 #pragma once
 
 #include <vector>
@@ -42,12 +43,16 @@ struct BertStyleLayerWeights {
     const float *ffn_up_weight, *ffn_up_bias;      // [intermediate, hidden]
     const float *ffn_down_weight, *ffn_down_bias;  // [hidden, intermediate]
     const float *out_norm_weight, *out_norm_bias;
+    const float* distance_embedding;  // [2 * positions - 1, head_dim], relative_key(_query) only
 };
 
 class BertStyleLayers {
 public:
-    // Loads encoder.layer.{L}.* for config.n_layers layers.
-    void load(WeightLoader& loader, const ModelConfig& config);
+    // Loads encoder.layer.{L}.* for config.n_layers layers; `source` (the
+    // checkpoint's description) names the file in errors. Once a Linear has
+    // packed its weights (in the second forward), the checkpoint's copy leaves
+    // memory: loader.releaser is its on_packed.
+    void load(WeightLoader& loader, const ModelConfig& config, const std::string& source);
 
     // Runs every layer on x [T, hidden], writing the block's maps (and queries
     // and keys when kept) and each layer's output to hidden.
@@ -62,9 +67,13 @@ private:
         runtime::Linear ffn_up;    // activation fused
         runtime::Linear ffn_down;  // added to the residual
     };
+    void relative_scores(const float* qkv, int T, const float* distance, float* out) const;
+
     std::vector<Layer> layers_;
-    int hidden_ = 0, heads_ = 0, head_dim_ = 0, intermediate_ = 0;
+    int hidden_ = 0, heads_ = 0, head_dim_ = 0, intermediate_ = 0, max_positions_ = 0;
     float eps_ = 1e-12f;
+    bool relative_ = false;            // position_embedding_type relative_key(_query)
+    bool relative_with_keys_ = false;  // relative_key_query
 };
 
 }  // namespace attnviz::model

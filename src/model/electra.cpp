@@ -34,7 +34,7 @@ public:
                 runtime::Linear(loader_.get("embeddings_project.weight", "hidden, embedding"),
                                 loader_.get("embeddings_project.bias", "hidden"), embedding_size_,
                                 config.hidden_size);
-        layers_.load(loader_, config);
+        layers_.load(loader_, config, tensors.description());
     }
 
     ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const override {

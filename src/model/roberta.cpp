@@ -28,7 +28,7 @@ public:
         // the table has max_position_embeddings rows; config.max_positions counts tokens
         loader_.set_dim("positions", position_rows());
         embeddings_ = load_bert_style_embeddings(loader_, "hidden");
-        layers_.load(loader_, config);
+        layers_.load(loader_, config, tensors.description());
     }
 
     ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const override {

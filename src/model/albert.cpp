@@ -25,8 +25,6 @@
 
 namespace attnviz::model {
 
-void read_bert_style_config(const ConfigReader& reader, ModelConfig& config, const char* name);
-
 namespace {
 
 using runtime::Linear;

@@ -94,23 +94,12 @@ private:
 
     bool relative_positions() const { return config_.position_embedding_type != "absolute"; }
 
-    // x [T, D] = LayerNorm(word[id] + token_type[type] (+ position[t] when absolute)),
-    // in modeling_bert's order.
+    // x [T, D] = LayerNorm(word[id] + token_type[type] (+ position[t] when absolute)).
     void embed(const Encoding& tokens, float* x) const {
-        const int D = config_.hidden_size;
-        for (size_t t = 0; t < tokens.size(); ++t) {
-            const float* word = embeddings_.word + static_cast<size_t>(tokens.ids[t]) * D;
-            const float* type =
-                embeddings_.token_type + static_cast<size_t>(tokens.type_ids[t]) * D;
-            float* row = x + t * D;
-            for (int i = 0; i < D; ++i) row[i] = word[i] + type[i];
-            if (!relative_positions()) {
-                const float* position = embeddings_.position + t * D;
-                for (int i = 0; i < D; ++i) row[i] += position[i];
-            }
-        }
-        runtime::layer_norm(x, embeddings_.norm_weight, embeddings_.norm_bias, x,
-                            static_cast<int>(tokens.size()), D, config_.norm_eps);
+        std::vector<int> positions;  // none: relative_key(_query) scores positions in attention
+        if (!relative_positions())
+            for (int t = 0; t < static_cast<int>(tokens.size()); ++t) positions.push_back(t);
+        bert_style_embed(embeddings_, tokens, positions, config_.hidden_size, config_.norm_eps, x);
     }
 
     ModelConfig config_;
@@ -121,7 +110,8 @@ private:
 
 }  // namespace
 
-void read_bert_config(const ConfigReader& reader, ModelConfig& config) {
+void read_bert_style_config(const ConfigReader& reader, ModelConfig& config, const char* name,
+                            bool relative_positions) {
     config.n_layers = reader.integer({"num_hidden_layers"});
     config.n_heads = config.n_kv_heads = reader.integer({"num_attention_heads"});
     config.hidden_size = reader.integer({"hidden_size"});
@@ -134,25 +124,27 @@ void read_bert_config(const ConfigReader& reader, ModelConfig& config) {
     if (config.n_layers < 1 || config.n_heads < 1 || config.hidden_size < 1 ||
         config.intermediate_size < 1 || config.vocab_size < 1 || config.max_positions < 1 ||
         config.type_vocab_size < 1)
-        throw Error(
-            reader.file() +
-            ": BERT needs positive num_hidden_layers, num_attention_heads, "
-            "hidden_size, intermediate_size, vocab_size, max_position_embeddings, type_vocab_size");
+        throw Error(reader.file() + ": " + name +
+                    " needs positive num_hidden_layers, num_attention_heads, hidden_size, "
+                    "intermediate_size, vocab_size, max_position_embeddings, type_vocab_size");
     if (config.hidden_size % config.n_heads != 0)
         throw Error(reader.file() + ": hidden_size " + std::to_string(config.hidden_size) +
                     " is not a multiple of num_attention_heads " + std::to_string(config.n_heads));
     config.head_dim = config.hidden_size / config.n_heads;
-    if (config.position_embedding_type != "absolute" &&
-        config.position_embedding_type != "relative_key" &&
-        config.position_embedding_type != "relative_key_query")
-        throw Error(reader.file() + ": position_embedding_type \"" +
-                    config.position_embedding_type +
-                    "\" is not supported (supported: absolute, relative_key, relative_key_query)");
-    try {
-        runtime::activation_from_name(config.hidden_act);
-    } catch (const Error& e) {
-        throw Error(reader.file() + ": hidden_act: " + e.what());
-    }
+    const std::string& type = config.position_embedding_type;
+    const bool supported =
+        type == "absolute" ||
+        (relative_positions && (type == "relative_key" || type == "relative_key_query"));
+    if (!supported)
+        throw Error(
+            reader.file() + ": position_embedding_type \"" + type +
+            "\" is not supported (supported: " +
+            (relative_positions ? "absolute, relative_key, relative_key_query" : "absolute") + ")");
+    check_activation(config.hidden_act, reader.file(), "hidden_act");
+}
+
+void read_bert_config(const ConfigReader& reader, ModelConfig& config) {
+    read_bert_style_config(reader, config, "BERT", /*relative_positions=*/true);
 }
 
 std::unique_ptr<Network> load_bert(const LoadContext& context) {

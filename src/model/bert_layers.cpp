@@ -61,9 +61,11 @@ void bert_style_embed(const BertStyleEmbeddingWeights& w, const Encoding& tokens
     for (size_t t = 0; t < T; ++t) {
         const float* word = w.word + static_cast<size_t>(tokens.ids[t]) * width;
         const float* type = w.token_type + static_cast<size_t>(tokens.type_ids[t]) * width;
-        const float* position = w.position + static_cast<size_t>(positions[t]) * width;
         float* row = x + t * width;
-        for (int i = 0; i < width; ++i) row[i] = (word[i] + type[i]) + position[i];
+        for (int i = 0; i < width; ++i) row[i] = word[i] + type[i];
+        if (positions.empty()) continue;
+        const float* position = w.position + static_cast<size_t>(positions[t]) * width;
+        for (int i = 0; i < width; ++i) row[i] += position[i];
     }
     runtime::layer_norm(x, w.norm_weight, w.norm_bias, x, static_cast<int>(T), width, eps);
 }

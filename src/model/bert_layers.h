@@ -11,6 +11,7 @@
 #include "attnviz/encoding.h"
 #include "attnviz/trace.h"
 #include "model/arch_blocks.h"
+#include "model/config.h"
 #include "model/weights.h"
 #include "runtime/linear.h"
 
@@ -27,9 +28,16 @@ struct BertStyleEmbeddingWeights {
 // Reads embeddings.* with rows of `width` ("hidden", or "embedding" after set_dim).
 BertStyleEmbeddingWeights load_bert_style_embeddings(WeightLoader& loader, const char* width);
 
-// x [T, width] = LayerNorm(word[id] + token_type[type] + position[positions[t]]).
+// x [T, width] = LayerNorm(word[id] + token_type[type] + position[positions[t]]),
+// in modeling_bert's order; with no positions (BERT's relative_key), no position term.
 void bert_style_embed(const BertStyleEmbeddingWeights& w, const Encoding& tokens,
                       const std::vector<int>& positions, int width, float eps, float* x);
+
+// config.json's BERT keys (num_hidden_layers, hidden_size, ...), checked, with
+// `name` in errors; RoBERTa, ELECTRA and ALBERT start from them. Only BERT
+// itself runs relative_key(_query) position_embedding_type.
+void read_bert_style_config(const ConfigReader& reader, ModelConfig& config, const char* name,
+                            bool relative_positions = false);
 
 // Checks type ids against type_vocab_size, naming the model.
 void check_type_ids(const Encoding& tokens, int type_vocab_size, const std::string& what);

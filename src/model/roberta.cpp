@@ -74,33 +74,6 @@ private:
 
 }  // namespace
 
-// Shared with ELECTRA: the BERT-style encoder's config.json keys.
-void read_bert_style_config(const ConfigReader& reader, ModelConfig& config, const char* name) {
-    config.n_layers = reader.integer({"num_hidden_layers"});
-    config.n_heads = config.n_kv_heads = reader.integer({"num_attention_heads"});
-    config.hidden_size = reader.integer({"hidden_size"});
-    config.intermediate_size = reader.integer({"intermediate_size"});
-    config.vocab_size = reader.integer({"vocab_size"});
-    config.max_positions = reader.integer({"max_position_embeddings"});
-    config.type_vocab_size = reader.integer({"type_vocab_size"}, 2);
-    config.norm_eps = static_cast<float>(reader.number({"layer_norm_eps"}, 1e-12));
-    config.hidden_act = reader.string({"hidden_act"}, "gelu");
-    if (config.n_layers < 1 || config.n_heads < 1 || config.hidden_size < 1 ||
-        config.intermediate_size < 1 || config.vocab_size < 1 || config.max_positions < 1 ||
-        config.type_vocab_size < 1)
-        throw Error(reader.file() + ": " + name +
-                    " needs positive num_hidden_layers, num_attention_heads, hidden_size, "
-                    "intermediate_size, vocab_size, max_position_embeddings, type_vocab_size");
-    if (config.hidden_size % config.n_heads != 0)
-        throw Error(reader.file() + ": hidden_size " + std::to_string(config.hidden_size) +
-                    " is not a multiple of num_attention_heads " + std::to_string(config.n_heads));
-    config.head_dim = config.hidden_size / config.n_heads;
-    if (config.position_embedding_type != "absolute")
-        throw Error(reader.file() + ": position_embedding_type \"" +
-                    config.position_embedding_type + "\" is not supported (supported: absolute)");
-    check_activation(config.hidden_act, reader.file(), "hidden_act");
-}
-
 void read_roberta_config(const ConfigReader& reader, ModelConfig& config) {
     read_bert_style_config(reader, config, "RoBERTa");
     config.type_vocab_size = reader.integer({"type_vocab_size"}, 1);

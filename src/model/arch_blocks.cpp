@@ -87,6 +87,22 @@ void attend_fused_qkv(AttentionBlock& block, int layer, const float* qkv, int he
            context, width);
 }
 
+void attend_fused_kv(AttentionBlock& block, int layer, const float* queries, const float* kv,
+                     int head_dim, const uint8_t* key_mask, float* context) {
+    const int width = block.n_heads * head_dim;
+    keep_queries_keys(block, layer, queries, width, kv, 2 * width, block.n_heads);
+    attend(block, layer,
+           {.head_dim = head_dim,
+            .queries = queries,
+            .query_stride = width,
+            .keys = kv,
+            .key_stride = 2 * width,
+            .values = kv + width,
+            .value_stride = 2 * width,
+            .key_mask = key_mask},
+           context, width);
+}
+
 const uint8_t* padding_mask(const Encoding& tokens) {
     if (tokens.attention_mask.size() != tokens.size()) return nullptr;
     for (uint8_t visible : tokens.attention_mask)

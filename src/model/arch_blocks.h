@@ -55,6 +55,13 @@ void attend(AttentionBlock& block, int layer, const AttentionCall& call, float* 
 void attend_fused_qkv(AttentionBlock& block, int layer, const float* qkv, int head_dim,
                       const uint8_t* key_mask, const float* score_bias, float* context);
 
+// Cross-attention with the keys and values in one projection of the memory:
+// queries [n_queries, width], kv [n_keys, 2 * width] rows of [key | value],
+// width = block.n_heads * head_dim. Keeps queries and keys, then attends;
+// context is [n_queries, width].
+void attend_fused_kv(AttentionBlock& block, int layer, const float* queries, const float* kv,
+                     int head_dim, const uint8_t* key_mask, float* context);
+
 // The encoding's attention_mask when some token is padding, else null (the
 // attention kernel skips the mask).
 const uint8_t* padding_mask(const Encoding& tokens);

@@ -246,17 +246,8 @@ private:
         std::vector<float> context(static_cast<size_t>(n) * D);
         a.q.forward(y, q.data(), n);
         a.kv.forward(memory, kv.data(), m);
-        keep_queries_keys(block, layer, q.data(), D, kv.data(), 2 * D, block.n_heads);
-        attend(block, layer,
-               {.head_dim = D / block.n_heads,
-                .queries = q.data(),
-                .query_stride = D,
-                .keys = kv.data(),
-                .key_stride = 2 * D,
-                .values = kv.data() + D,
-                .value_stride = 2 * D,
-                .key_mask = memory_mask},
-               context.data(), D);
+        attend_fused_kv(block, layer, q.data(), kv.data(), D / block.n_heads, memory_mask,
+                        context.data());
         a.out.forward_add(context.data(), y, n);
         runtime::layer_norm(y, a.norm_weight, a.norm_bias, y, n, D, kLayerNormEps);
     }

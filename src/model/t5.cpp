@@ -239,17 +239,8 @@ private:
         runtime::rms_norm(y, a.norm_weight, h.data(), n, D, config_.norm_eps);
         a.qkv.forward(h.data(), q.data(), n);
         a.kv.forward(memory, kv.data(), m);
-        keep_queries_keys(block, layer, q.data(), inner, kv.data(), 2 * inner, config_.n_heads);
-        attend(block, layer,
-               {.head_dim = config_.head_dim,
-                .queries = q.data(),
-                .query_stride = inner,
-                .keys = kv.data(),
-                .key_stride = 2 * inner,
-                .values = kv.data() + inner,
-                .value_stride = 2 * inner,
-                .key_mask = memory_mask},
-               context.data(), inner);
+        attend_fused_kv(block, layer, q.data(), kv.data(), config_.head_dim, memory_mask,
+                        context.data());
         a.out.forward_add(context.data(), y, n);
     }
 

@@ -74,10 +74,7 @@ constexpr WeightSpec<AlbertLayerWeights> kLayerTable[] = {
 
 struct AlbertLayer {
     AlbertLayerWeights weights;
-    Linear qkv;         // [hidden] -> [q | k | v]
-    Linear dense;       // added to the residual
-    Linear ffn;         // activation fused
-    Linear ffn_output;  // added to the residual
+    PostNormLayer run;  // dense is attn_out, ffn is ffn_up, ffn_output is ffn_down
 };
 
 class Albert final : public Network {
@@ -107,14 +104,17 @@ public:
                     l.weights.*spec.field = loader_.get(name, spec.shape);
                 }
                 const AlbertLayerWeights& w = l.weights;
-                l.qkv = Linear({{w.query_weight, w.query_bias, D},
-                                {w.key_weight, w.key_bias, D},
-                                {w.value_weight, w.value_bias, D}},
-                               D);
-                l.dense = Linear(w.dense_weight, w.dense_bias, D, D);
-                l.ffn = Linear(w.ffn_weight, w.ffn_bias, D, I, runtime::WeightLayout::out_in,
-                               activation);
-                l.ffn_output = Linear(w.ffn_output_weight, w.ffn_output_bias, I, D);
+                l.run.qkv = Linear({{w.query_weight, w.query_bias, D},
+                                    {w.key_weight, w.key_bias, D},
+                                    {w.value_weight, w.value_bias, D}},
+                                   D);
+                l.run.attn_out = Linear(w.dense_weight, w.dense_bias, D, D);
+                l.run.ffn_up = Linear(w.ffn_weight, w.ffn_bias, D, I, runtime::WeightLayout::out_in,
+                                      activation);
+                l.run.ffn_down = Linear(w.ffn_output_weight, w.ffn_output_bias, I, D);
+                l.run.attn_norm_weight = w.attn_norm_weight;
+                l.run.attn_norm_bias = w.attn_norm_bias;
+                l.run.out_norm_weight = w.out_norm_weight, l.run.out_norm_bias = w.out_norm_bias;
             }
     }
 
@@ -152,16 +152,10 @@ public:
             const int group = layer / layers_per_group;
             for (int inner = 0; inner < inner_; ++inner, ++map) {
                 const AlbertLayer& l = layers_[static_cast<size_t>(group * inner_ + inner)];
-                const AlbertLayerWeights& w = l.weights;
-                l.qkv.forward(x.data(), qkv.data(), T);
+                l.run.qkv.forward(x.data(), qkv.data(), T);
                 attend_fused_qkv(block, map, qkv.data(), Dh, key_mask, nullptr, context.data());
-                l.dense.forward_add(context.data(), x.data(), T);
-                runtime::layer_norm(x.data(), w.attn_norm_weight, w.attn_norm_bias, x.data(), T, D,
-                                    config_.norm_eps);
-                l.ffn.forward(x.data(), ffn.data(), T);
-                l.ffn_output.forward_add(ffn.data(), x.data(), T);
-                runtime::layer_norm(x.data(), w.out_norm_weight, w.out_norm_bias, x.data(), T, D,
-                                    config_.norm_eps);
+                l.run.add_output_and_ffn(context.data(), x.data(), ffn.data(), T, D,
+                                         config_.norm_eps);
             }
             hidden.add(x.data());
         }

@@ -81,6 +81,15 @@ void check_type_ids(const Encoding& tokens, int type_vocab_size, const std::stri
                         std::to_string(type_vocab_size));
 }
 
+void PostNormLayer::add_output_and_ffn(const float* context, float* x, float* ffn, int T,
+                                       int hidden, float eps) const {
+    attn_out.forward_add(context, x, T);
+    runtime::layer_norm(x, attn_norm_weight, attn_norm_bias, x, T, hidden, eps);
+    ffn_up.forward(x, ffn, T);
+    ffn_down.forward_add(ffn, x, T);
+    runtime::layer_norm(x, out_norm_weight, out_norm_bias, x, T, hidden, eps);
+}
+
 void BertStyleLayers::load(WeightLoader& loader, const ModelConfig& config,
                            const std::string& source) {
     hidden_ = config.hidden_size, heads_ = config.n_heads, head_dim_ = config.head_dim;
@@ -100,17 +109,21 @@ void BertStyleLayers::load(WeightLoader& loader, const ModelConfig& config,
             throw Error(source + ": missing tensor encoder.layer." + std::to_string(layer) +
                         ".attention.self.distance_embedding.weight (position_embedding_type " +
                         config.position_embedding_type + ")");
-        l.qkv = Linear({{w.query_weight, w.query_bias, D},
-                        {w.key_weight, w.key_bias, D},
-                        {w.value_weight, w.value_bias, D}},
-                       D, runtime::WeightLayout::out_in, runtime::Activation::none,
-                       loader.releaser({w.query_weight, w.key_weight, w.value_weight}));
-        l.attn_out = Linear(w.attn_out_weight, w.attn_out_bias, D, D, runtime::WeightLayout::out_in,
-                            runtime::Activation::none, loader.releaser({w.attn_out_weight}));
-        l.ffn_up = Linear(w.ffn_up_weight, w.ffn_up_bias, D, I, runtime::WeightLayout::out_in,
-                          activation, loader.releaser({w.ffn_up_weight}));
-        l.ffn_down = Linear(w.ffn_down_weight, w.ffn_down_bias, I, D, runtime::WeightLayout::out_in,
-                            runtime::Activation::none, loader.releaser({w.ffn_down_weight}));
+        l.run.qkv = Linear({{w.query_weight, w.query_bias, D},
+                            {w.key_weight, w.key_bias, D},
+                            {w.value_weight, w.value_bias, D}},
+                           D, runtime::WeightLayout::out_in, runtime::Activation::none,
+                           loader.releaser({w.query_weight, w.key_weight, w.value_weight}));
+        l.run.attn_out =
+            Linear(w.attn_out_weight, w.attn_out_bias, D, D, runtime::WeightLayout::out_in,
+                   runtime::Activation::none, loader.releaser({w.attn_out_weight}));
+        l.run.ffn_up = Linear(w.ffn_up_weight, w.ffn_up_bias, D, I, runtime::WeightLayout::out_in,
+                              activation, loader.releaser({w.ffn_up_weight}));
+        l.run.ffn_down =
+            Linear(w.ffn_down_weight, w.ffn_down_bias, I, D, runtime::WeightLayout::out_in,
+                   runtime::Activation::none, loader.releaser({w.ffn_down_weight}));
+        l.run.attn_norm_weight = w.attn_norm_weight, l.run.attn_norm_bias = w.attn_norm_bias;
+        l.run.out_norm_weight = w.out_norm_weight, l.run.out_norm_bias = w.out_norm_bias;
     }
 }
 
@@ -125,17 +138,12 @@ void BertStyleLayers::forward(float* x, int T, const uint8_t* key_mask, Attentio
     for (size_t layer = 0; layer < layers_.size(); ++layer) {
         const Layer& l = layers_[layer];
         const int li = static_cast<int>(layer);
-        l.qkv.forward(x, qkv.data(), T);
+        l.run.qkv.forward(x, qkv.data(), T);
         if (relative_)  // added to q.k before the 1/sqrt(Dh) scale
             relative_scores(qkv.data(), T, l.weights.distance_embedding, relative.data());
         attend_fused_qkv(block, li, qkv.data(), Dh, key_mask, relative_ ? relative.data() : nullptr,
                          context.data());
-        // x = LayerNorm(x + context Wo); x = LayerNorm(x + act(x W_up) W_down)
-        l.attn_out.forward_add(context.data(), x, T);
-        runtime::layer_norm(x, l.weights.attn_norm_weight, l.weights.attn_norm_bias, x, T, D, eps_);
-        l.ffn_up.forward(x, ffn.data(), T);
-        l.ffn_down.forward_add(ffn.data(), x, T);
-        runtime::layer_norm(x, l.weights.out_norm_weight, l.weights.out_norm_bias, x, T, D, eps_);
+        l.run.add_output_and_ffn(context.data(), x, ffn.data(), T, D, eps_);
         hidden.add(x);
     }
 }

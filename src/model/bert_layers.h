@@ -54,6 +54,22 @@ struct BertStyleLayerWeights {
     const float* distance_embedding;  // [2 * positions - 1, head_dim], relative_key(_query) only
 };
 
+// The matmuls and norms of one post-norm encoder layer, as BERT, RoBERTa,
+// ELECTRA, DistilBERT and ALBERT all run it (under their own weight names).
+struct PostNormLayer {
+    runtime::Linear qkv;       // [hidden] -> [query | key | value]
+    runtime::Linear attn_out;  // added to the residual
+    runtime::Linear ffn_up;    // activation fused
+    runtime::Linear ffn_down;  // added to the residual
+    const float *attn_norm_weight = nullptr, *attn_norm_bias = nullptr;
+    const float *out_norm_weight = nullptr, *out_norm_bias = nullptr;
+
+    // After attention (context [T, hidden]): x = LayerNorm(x + context Wo), then
+    // x = LayerNorm(x + act(x W_up) W_down); ffn is [T, intermediate] scratch.
+    void add_output_and_ffn(const float* context, float* x, float* ffn, int T, int hidden,
+                            float eps) const;
+};
+
 class BertStyleLayers {
 public:
     // Loads encoder.layer.{L}.* for config.n_layers layers; `source` (the
@@ -70,10 +86,7 @@ public:
 private:
     struct Layer {
         BertStyleLayerWeights weights;
-        runtime::Linear qkv;       // [hidden] -> [query | key | value]
-        runtime::Linear attn_out;  // added to the residual
-        runtime::Linear ffn_up;    // activation fused
-        runtime::Linear ffn_down;  // added to the residual
+        PostNormLayer run;
     };
     void relative_scores(const float* qkv, int T, const float* distance, float* out) const;
 

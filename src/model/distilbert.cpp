@@ -14,6 +14,7 @@
 
 #include "attnviz/error.h"
 #include "model/arch_blocks.h"
+#include "model/bert_layers.h"
 #include "model/network.h"
 #include "runtime/kernels.h"
 #include "runtime/linear.h"
@@ -78,10 +79,7 @@ constexpr WeightSpec<DistilBertLayerWeights> kLayerTable[] = {
 
 struct DistilBertLayer {
     DistilBertLayerWeights weights;
-    Linear qkv;       // [dim] -> [q | k | v]
-    Linear attn_out;  // added to the residual
-    Linear ffn_up;    // activation fused
-    Linear ffn_down;  // added to the residual
+    PostNormLayer run;
 };
 
 class DistilBert final : public Network {
@@ -96,13 +94,15 @@ public:
             DistilBertLayer& l = layers_[static_cast<size_t>(layer)];
             loader_.bind(kLayerTable, l.weights, layer);
             const DistilBertLayerWeights& w = l.weights;
-            l.qkv = Linear(
+            l.run.qkv = Linear(
                 {{w.q_weight, w.q_bias, D}, {w.k_weight, w.k_bias, D}, {w.v_weight, w.v_bias, D}},
                 D);
-            l.attn_out = Linear(w.out_weight, w.out_bias, D, D);
-            l.ffn_up = Linear(w.ffn_up_weight, w.ffn_up_bias, D, I, runtime::WeightLayout::out_in,
-                              activation);
-            l.ffn_down = Linear(w.ffn_down_weight, w.ffn_down_bias, I, D);
+            l.run.attn_out = Linear(w.out_weight, w.out_bias, D, D);
+            l.run.ffn_up = Linear(w.ffn_up_weight, w.ffn_up_bias, D, I,
+                                  runtime::WeightLayout::out_in, activation);
+            l.run.ffn_down = Linear(w.ffn_down_weight, w.ffn_down_bias, I, D);
+            l.run.attn_norm_weight = w.attn_norm_weight, l.run.attn_norm_bias = w.attn_norm_bias;
+            l.run.out_norm_weight = w.out_norm_weight, l.run.out_norm_bias = w.out_norm_bias;
         }
     }
 
@@ -136,16 +136,9 @@ public:
 
         for (int layer = 0; layer < L; ++layer) {
             const DistilBertLayer& l = layers_[static_cast<size_t>(layer)];
-            const DistilBertLayerWeights& w = l.weights;
-            l.qkv.forward(x.data(), qkv.data(), T);
+            l.run.qkv.forward(x.data(), qkv.data(), T);
             attend_fused_qkv(block, layer, qkv.data(), Dh, key_mask, nullptr, context.data());
-            l.attn_out.forward_add(context.data(), x.data(), T);
-            runtime::layer_norm(x.data(), w.attn_norm_weight, w.attn_norm_bias, x.data(), T, D,
-                                kLayerNormEps);
-            l.ffn_up.forward(x.data(), ffn.data(), T);
-            l.ffn_down.forward_add(ffn.data(), x.data(), T);
-            runtime::layer_norm(x.data(), w.out_norm_weight, w.out_norm_bias, x.data(), T, D,
-                                kLayerNormEps);
+            l.run.add_output_and_ffn(context.data(), x.data(), ffn.data(), T, D, kLayerNormEps);
             hidden.add(x.data());
         }
         return output;

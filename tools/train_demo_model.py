@@ -334,6 +334,8 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--cycle", type=int, default=2000, help="steps per learning-rate cycle")
+    ap.add_argument("--cycle-starts", default="", help="comma-separated steps where a learning-rate cycle starts "
+                    "(after step 0), e.g. 2000,3200; replaces --cycle's even spacing")
     ap.add_argument("--restart-lr", type=float, default=5e-4, help="peak learning rate of the cycles after the first")
     ap.add_argument("--restart-warmup", type=int, default=100)
     ap.add_argument("--p-repeat", type=float, default=0.2, help="share of pairs whose B is a perturbed copy of A")
@@ -370,11 +372,18 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
 
+    if args.cycle_starts:
+        starts = [0] + sorted(int(x) for x in args.cycle_starts.split(","))
+    else:
+        starts = list(range(0, args.steps, args.cycle))
+
     def lr_at(step):
-        # Cycles of --cycle steps, each a linear warm-up then a linear decay to 0 (the
-        # last one ends at --steps): a run to any cycle's end is a complete run.
-        start = step // args.cycle * args.cycle
-        length = min(args.cycle, args.steps - start)
+        # Cycles (every --cycle steps, or at --cycle-starts), each a linear warm-up then a
+        # linear decay to 0 (the last one ends at --steps): a run to any cycle's end is a
+        # complete run, and later cycles do not change the earlier ones' schedule.
+        k = max(i for i, x in enumerate(starts) if x <= step)
+        start = starts[k]
+        length = min(starts[k + 1] if k + 1 < len(starts) else args.steps, args.steps) - start
         peak, warmup = (args.lr, args.warmup) if start == 0 else (args.restart_lr, args.restart_warmup)
         s = step - start
         if s < warmup:

@@ -194,7 +194,7 @@ def plot_loss(csv_path, png_path):
     ax2.plot(rows["step"], rows["eval_acc"], color="tab:green", linestyle="--", label="held-out masked-token accuracy")
     ax2.set_ylabel("accuracy")
     ax2.set_ylim(0, max(0.6, float(rows["eval_acc"].max()) + 0.05))
-    ax.set_xlabel("step (32 sentence pairs each; learning-rate cycles restart every 2000 steps)")
+    ax.set_xlabel("step (32 sentence pairs each; learning-rate cycles restart at steps 2000 and 3200)")
     ax.set_ylabel("cross-entropy (nats)")
     ax.grid(alpha=0.3)
     lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]

@@ -15,18 +15,12 @@ import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
+import { launchChromium } from "../browser/chromium.mjs";
+
 const [cli, checkpoint, tokenizer] = process.argv.slice(2);
 if (!tokenizer) {
   console.error("usage: node seed_page.test.mjs <attnviz binary> <checkpoint folder> <tokenizer folder>");
   process.exit(2);
-}
-const playwright = new URL("../browser/node_modules/playwright-core/index.mjs", import.meta.url);
-let chromium;
-try {
-  ({ chromium } = await import(playwright));
-} catch (error) {
-  console.error("playwright-core is missing: run tools/setup (npm ci in tests/browser). " + error.message);
-  process.exit(1);
 }
 
 // A Hugging Face cache with models--bert-base-uncased, as huggingface_hub lays it out.
@@ -57,19 +51,7 @@ const printed = execFileSync(cli, ["view", "--model", "bert-base-uncased", "--te
 const page_path = printed.trim();
 assert.equal(page_path, path.join(work, "seed.html"));
 
-const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "attnviz-chromium-"));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1200, height: 860 },
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
-const problems = [];
-context.on("request", (request) => {
-  const url = request.url();
-  if (!url.startsWith("file:") && !url.startsWith("data:") && !url.startsWith("blob:")) problems.push("network request: " + url);
-});
+const { context, problems, close } = await launchChromium();
 try {
   const page = await context.newPage();
   page.on("pageerror", (error) => problems.push("page error: " + error.message));
@@ -101,7 +83,6 @@ try {
   assert.deepEqual(problems, []);
   console.log("seed page: head view filters and model view ok");
 } finally {
-  await context.close();
-  fs.rmSync(userDataDir, { recursive: true, force: true });
+  await close();
   fs.rmSync(work, { recursive: true, force: true });
 }

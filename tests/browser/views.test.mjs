@@ -9,21 +9,15 @@
 // Usage: node views.test.mjs <pages folder> <screenshot folder>
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+
+import { launchChromium } from "./chromium.mjs";
 
 const [pagesDir, shotsDir] = process.argv.slice(2);
 if (!pagesDir || !shotsDir) {
   console.error("usage: node views.test.mjs <pages folder> <screenshot folder>");
   process.exit(2);
-}
-let chromium;
-try {
-  ({ chromium } = await import(new URL("./node_modules/playwright-core/index.mjs", import.meta.url)));
-} catch (error) {
-  console.error("playwright-core is missing: run tools/setup (npm ci in tests/browser). " + error.message);
-  process.exit(1);
 }
 fs.mkdirSync(shotsDir, { recursive: true });
 
@@ -51,19 +45,7 @@ const printTolerance = (w) => (w >= 0.0995 ? 0.0005 : Math.max(5e-4 * w, 1e-7) *
 
 // ---- browser ----------------------------------------------------------------------
 
-const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "attnviz-chromium-"));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1200, height: 860 },
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
-const problems = [];
-context.on("request", (request) => {
-  const url = request.url();
-  if (!url.startsWith("file:") && !url.startsWith("data:") && !url.startsWith("blob:")) problems.push("network request: " + url);
-});
+const { context, problems, close } = await launchChromium();
 
 async function open(name) {
   const page = await context.newPage();
@@ -439,8 +421,7 @@ await test("three fragments on one page: unique roots, independent state, escape
   await page.close();
 });
 
-await context.close();
-fs.rmSync(userDataDir, { recursive: true, force: true });
+await close();
 
 for (const [name, status, ms] of results) console.log(`${status.padEnd(6)} ${name} (${ms} ms)`);
 for (const problem of problems) console.error("PROBLEM " + problem);

@@ -145,12 +145,26 @@ private:
     std::vector<Entry> entries_;
 };
 
-// Greedy longest-match-first (models/wordpiece/mod.rs).
-struct WordPiece final : Model {
+// The vocabulary lookups of the models that keep a token -> id map and its
+// reverse (WordPiece, WordLevel, BPE).
+struct VocabModel : Model {
     VocabMap vocab;
+    std::vector<std::string> vocab_r;  // id -> token
+
+    std::optional<uint32_t> token_to_id(std::string_view t) const override {
+        return find(vocab, t);
+    }
+    std::optional<std::string> id_to_token(uint32_t id) const override {
+        if (id < vocab_r.size()) return vocab_r[id];
+        return std::nullopt;
+    }
+    size_t vocab_size() const override { return vocab.size(); }
+};
+
+// Greedy longest-match-first (models/wordpiece/mod.rs).
+struct WordPiece final : VocabModel {
     VocabMap continuation;    // vocab entries that start with the prefix, prefix removed
     FlatVocab words, pieces;  // fast copies of vocab and continuation
-    std::vector<std::string> vocab_r;
     std::string unk_token = "[UNK]", prefix = "##";
     size_t max_input_chars_per_word = 100;
     uint32_t unk_id = 0;
@@ -204,19 +218,9 @@ struct WordPiece final : Model {
             start = end;
         }
     }
-    std::optional<uint32_t> token_to_id(std::string_view t) const override {
-        return find(vocab, t);
-    }
-    std::optional<std::string> id_to_token(uint32_t id) const override {
-        if (id < vocab_r.size()) return vocab_r[id];
-        return std::nullopt;
-    }
-    size_t vocab_size() const override { return vocab.size(); }
 };
 
-struct WordLevel final : Model {
-    VocabMap vocab;
-    std::vector<std::string> vocab_r;
+struct WordLevel final : VocabModel {
     std::string unk_token = "<unk>";
     void tokenize(std::string_view text, std::vector<Token>& out) const override {
         if (auto id = find(vocab, text)) {
@@ -228,21 +232,11 @@ struct WordLevel final : Model {
                         "\" is not in the vocabulary and there is no unk_token");
         }
     }
-    std::optional<uint32_t> token_to_id(std::string_view t) const override {
-        return find(vocab, t);
-    }
-    std::optional<std::string> id_to_token(uint32_t id) const override {
-        if (id < vocab_r.size()) return vocab_r[id];
-        return std::nullopt;
-    }
-    size_t vocab_size() const override { return vocab.size(); }
 };
 
 // Byte-pair encoding (models/bpe/model.rs, word.rs): start from chars, apply
 // the lowest-ranked merge first (leftmost on ties) until none applies.
-struct BPE final : Model {
-    VocabMap vocab;
-    std::vector<std::string> vocab_r;
+struct BPE final : VocabModel {
     struct MergeInfo {
         uint32_t rank, new_id;
     };
@@ -466,14 +460,6 @@ struct BPE final : Model {
         }
         emit(pieces, out);
     }
-    std::optional<uint32_t> token_to_id(std::string_view t) const override {
-        return find(vocab, t);
-    }
-    std::optional<std::string> id_to_token(uint32_t id) const override {
-        if (id < vocab_r.size()) return vocab_r[id];
-        return std::nullopt;
-    }
-    size_t vocab_size() const override { return vocab.size(); }
 };
 
 // Unigram (models/unigram/model.rs, encode_optimized): Viterbi over all vocab

@@ -1,6 +1,7 @@
 // write_npz: checked byte for byte against numpy's .npy format, and read back
 // by numpy itself (/usr/bin/python3), which is the reader users have.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -55,8 +56,15 @@ attnviz::AttentionTrace small_trace(bool with_queries_keys, bool with_hidden) {
     return trace;
 }
 
+// ctest runs tests in parallel processes (and several build folders may run at
+// once): every temporary file carries the process id.
+fs::path temp_file(const std::string& name) {
+    return fs::temp_directory_path() /
+           ("attnviz_npz_test_" + std::to_string(getpid()) + "_" + name);
+}
+
 std::string run_python(const std::string& script) {
-    const fs::path script_file = fs::temp_directory_path() / "attnviz_npz_test.py";
+    const fs::path script_file = temp_file("script.py");
     attnviz::io::write_file(script_file, script);
     FILE* pipe = popen(("/usr/bin/python3 " + script_file.string() + " 2>&1").c_str(), "r");
     std::string output;
@@ -68,7 +76,7 @@ std::string run_python(const std::string& script) {
 }
 
 TEST(Npz, NumpyReadsEveryArrayExactly) {
-    const fs::path path = fs::temp_directory_path() / "attnviz_npz_test.npz";
+    const fs::path path = temp_file("main.npz");
     attnviz::write_npz(small_trace(true, true), path);
     // The expected values are computed independently in Python from the same rule.
     const std::string output = run_python(R"(
@@ -103,7 +111,7 @@ TEST(Npz, EncoderDecoderArraysArePrefixed) {
     cross.n_queries = 3;
     cross.probs.resize(2 * 3 * 3 * 4);
     trace.blocks.push_back(cross);
-    const fs::path path = fs::temp_directory_path() / "attnviz_npz_test_seq2seq.npz";
+    const fs::path path = temp_file("seq2seq.npz");
     attnviz::write_npz(trace, path);
     const std::string output = run_python(R"(
 import numpy as np
@@ -119,7 +127,7 @@ print(" ".join(sorted(z.files)), z["cross_attentions"].shape, z["decoder_tokens"
 
 // The first entry, checked by hand against the zip and .npy specifications.
 TEST(Npz, BytesFollowTheZipAndNpyFormats) {
-    const fs::path path = fs::temp_directory_path() / "attnviz_npz_test_bytes.npz";
+    const fs::path path = temp_file("bytes.npz");
     attnviz::write_npz(small_trace(false, false), path);
     const std::string bytes = attnviz::io::read_file(path);
     fs::remove(path);
@@ -141,7 +149,7 @@ TEST(Npz, BytesFollowTheZipAndNpyFormats) {
 
 // Past 4 GiB sizes and offsets move to zip64 records; forced here from byte 100.
 TEST(Npz, Zip64RecordsAreReadByNumpy) {
-    const fs::path path = fs::temp_directory_path() / "attnviz_npz_test_zip64.npz";
+    const fs::path path = temp_file("zip64.npz");
     attnviz::npz::write_npz(small_trace(true, true), path, 100);
     const std::string output = run_python(R"(
 import numpy as np, zipfile
@@ -159,7 +167,7 @@ TEST(Npz, FailedWriteLeavesNoFile) {
                  std::exception);
     attnviz::AttentionTrace bad = small_trace(false, false);
     bad.blocks[0].probs.pop_back();
-    const fs::path path = fs::temp_directory_path() / "attnviz_npz_test_bad.npz";
+    const fs::path path = temp_file("bad.npz");
     EXPECT_THROW(attnviz::write_npz(bad, path), std::exception);
     EXPECT_FALSE(fs::exists(path));
     EXPECT_FALSE(fs::exists(path.string() + ".partial"));

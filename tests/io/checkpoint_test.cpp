@@ -2,6 +2,7 @@
 // PyTorch zip checkpoints read by the restricted unpickler, and errors that
 // name the file and the tensor (or the refused global).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -112,7 +113,8 @@ TEST(Safetensors, BadHeadersNameTheFileAndTensor) {
 }
 
 TEST(Safetensors, ShardedIndexMustMatchItsShards) {
-    const fs::path folder = fs::temp_directory_path() / "attnviz_checkpoint_test_sharded";
+    const fs::path folder =
+        fs::temp_directory_path() / ("attnviz_checkpoint_test_sharded_" + std::to_string(getpid()));
     fs::remove_all(folder);
     fs::create_directories(folder);
     for (const auto& entry : fs::directory_iterator(kModels / "tiny-sharded"))

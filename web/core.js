@@ -30,6 +30,26 @@ function selectOf(values, labels) {
   return select;
 }
 
+// The block picker of the model and matrix views; none when the trace has one block.
+function blockPicker(bar, blocks) {
+  if (blocks.length < 2) return null;
+  const select = labeled(bar, "Block", selectOf(blocks.map((b) => b.index), blocks.map((b) => b.name)));
+  select.classList.add("av-block");
+  return select;
+}
+
+// Refills a view's layer and head pickers for `block`, keeping the state's
+// layer and head inside it.
+function fillLayerHeadSelects(block, state, layerSelect, headSelect) {
+  layerSelect.textContent = headSelect.textContent = "";
+  block.layers.forEach((layer, i) => { h("option", null, layerSelect, String(layer)).value = String(i); });
+  block.heads.forEach((head, i) => { h("option", null, headSelect, String(head)).value = String(i); });
+  state.layer = Math.min(state.layer, block.layers.length - 1);
+  state.head = Math.min(state.head, block.heads.length - 1);
+  layerSelect.value = String(state.layer);
+  headSelect.value = String(state.head);
+}
+
 // ---- payload -----------------------------------------------------------------
 
 function base64Bytes(text) {

@@ -8,9 +8,7 @@ function createMatrixView(context, panel) {
   const { trace, controls } = context;
   const blocks = trace.blocks;
   const bar = h("div", "av-toolbar", panel);
-  const blockSelect = blocks.length > 1
-    ? labeled(bar, "Block", selectOf(blocks.map((b) => b.index), blocks.map((b) => b.name))) : null;
-  if (blockSelect) blockSelect.classList.add("av-block");
+  const blockSelect = blockPicker(bar, blocks);
   const layerSelect = labeled(bar, "Layer", h("select", "av-layer"));
   const headSelect = labeled(bar, "Head", h("select", "av-head"));
   const readout = h("div", "av-readout", panel, "Hover a cell.");
@@ -21,14 +19,7 @@ function createMatrixView(context, panel) {
   const store = makeStore({ block: trace.meta.firstBlock || 0, layer: 0, head: 0, cell: null }, draw);
   const state = store.state;
   function fillSelects() {
-    const block = blocks[state.block];
-    layerSelect.textContent = headSelect.textContent = "";
-    block.layers.forEach((layer, i) => { h("option", null, layerSelect, String(layer)).value = String(i); });
-    block.heads.forEach((head, i) => { h("option", null, headSelect, String(head)).value = String(i); });
-    state.layer = Math.min(state.layer, block.layers.length - 1);
-    state.head = Math.min(state.head, block.heads.length - 1);
-    layerSelect.value = String(state.layer);
-    headSelect.value = String(state.head);
+    fillLayerHeadSelects(blocks[state.block], state, layerSelect, headSelect);
   }
   if (blockSelect) {
     blockSelect.value = String(state.block);

@@ -10,9 +10,7 @@ function createModelView(context, panel) {
   const { trace, controls } = context;
   const blocks = trace.blocks;
   const bar = h("div", "av-toolbar", panel);
-  const blockSelect = blocks.length > 1
-    ? labeled(bar, "Block", selectOf(blocks.map((b) => b.index), blocks.map((b) => b.name))) : null;
-  if (blockSelect) blockSelect.classList.add("av-block");
+  const blockSelect = blockPicker(bar, blocks);
   h("span", "av-hint", bar, "Rows: layers · columns: heads · click a thumbnail for its head view");
   const grid = h("div", "av-grid", panel);
   const detail = h("div", "av-detail", panel);

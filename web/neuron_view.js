@@ -35,14 +35,7 @@ function createNeuronView(context, panel) {
   pane.scroll.addEventListener("scroll", () => store.setState({}), { passive: true });
 
   function fillSelects() {
-    const block = blocks[state.block];
-    layerSelect.textContent = headSelect.textContent = "";
-    block.layers.forEach((layer, i) => { h("option", null, layerSelect, String(layer)).value = String(i); });
-    block.heads.forEach((head, i) => { h("option", null, headSelect, String(head)).value = String(i); });
-    state.layer = Math.min(state.layer, block.layers.length - 1);
-    state.head = Math.min(state.head, block.heads.length - 1);
-    layerSelect.value = String(state.layer);
-    headSelect.value = String(state.head);
+    fillLayerHeadSelects(blocks[state.block], state, layerSelect, headSelect);
   }
   if (blockSelect) blockSelect.onchange = () => { store.setState({ block: +blockSelect.value, hover: null, pinned: null }); fillSelects(); };
   layerSelect.onchange = () => store.setState({ layer: +layerSelect.value });

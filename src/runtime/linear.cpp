@@ -131,20 +131,26 @@ void pack_with_reorder(const SourceColumns& source, int in, int out, memory& pac
     stream.wait();
 }
 
-dnnl::matmul::primitive_desc make_matmul(int rows, int in, int out, bool has_bias, bool accumulate,
-                                         Activation activation, const memory::desc& weights_desc,
-                                         memory::data_type src_type = kF32) {
-    const memory::desc src({rows, in}, src_type, Tag::ab);
-    const memory::desc dst({rows, out}, kF32, Tag::ab);
-    const memory::desc bias = has_bias ? memory::desc({1, out}, kF32, Tag::ab) : memory::desc();
+// What a matmul does after the product: y += (accumulate), then the fused
+// activation.
+dnnl::primitive_attr post_ops_attr(bool accumulate, Activation activation) {
     dnnl::post_ops ops;
     if (accumulate) ops.append_sum(1.0f);
     if (const auto op = eltwise_for(activation))
         ops.append_eltwise(1.0f, op->algorithm, op->alpha, op->beta);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
-    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights_desc, bias, dst), attr,
-                                        cpu_engine());
+    return attr;
+}
+
+dnnl::matmul::primitive_desc make_matmul(int rows, int in, int out, bool has_bias, bool accumulate,
+                                         Activation activation, const memory::desc& weights_desc,
+                                         memory::data_type src_type = kF32) {
+    const memory::desc src({rows, in}, src_type, Tag::ab);
+    const memory::desc dst({rows, out}, kF32, Tag::ab);
+    const memory::desc bias = has_bias ? memory::desc({1, out}, kF32, Tag::ab) : memory::desc();
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights_desc, bias, dst),
+                                        post_ops_attr(accumulate, activation), cpu_engine());
 }
 
 }  // namespace
@@ -352,12 +358,7 @@ void Linear::run_unpacked(const std::vector<LinearPart>& parts, const float* x, 
         const memory::desc dst_desc({rows, part.out}, kF32, memory::dims{out_, 1});
         const memory::desc bias_desc =
             part.bias ? memory::desc({1, part.out}, kF32, Tag::ab) : memory::desc();
-        dnnl::post_ops ops;
-        if (accumulate) ops.append_sum(1.0f);
-        if (const auto op = eltwise_for(activation))
-            ops.append_eltwise(1.0f, op->algorithm, op->alpha, op->beta);
-        dnnl::primitive_attr attr;
-        attr.set_post_ops(ops);
+        const dnnl::primitive_attr attr = post_ops_attr(accumulate, activation);
         try {
             const dnnl::matmul::primitive_desc pd(
                 dnnl::matmul::desc(src_desc, weights_desc, bias_desc, dst_desc), attr,

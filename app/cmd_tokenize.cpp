@@ -1,5 +1,5 @@
 // attnviz tokenize: ids, tokens, type ids, masks and offsets as JSON, in the
-// format of the Hugging Face goldens (../shared/golden).
+// format of the Hugging Face goldens (tests/data/golden).
 #include <fstream>
 #include <iostream>
 

@@ -29,7 +29,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_HF = os.path.join(os.path.dirname(ROOT), "shared", "hf")
+HF_FILES = os.path.join(ROOT, "tests", "data", "hf")
 
 SHAPES = [
     # name, arch, size, tokens
@@ -45,7 +45,7 @@ def make_model(work, name, arch, size):
         import arch_reference
         arch_reference.generate(arch, folder, [0], None, size, seed=0)
         for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt"):
-            shutil.copy(os.path.join(SHARED_HF, "gpt2", f), folder)
+            shutil.copy(os.path.join(HF_FILES, "gpt2", f), folder)
     return folder
 
 

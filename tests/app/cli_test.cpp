@@ -1,6 +1,6 @@
 // The attnviz program, run as a user runs it (ATTNVIZ_CLI), against a fake
 // Hugging Face cache holding a tiny random BERT under the id bert-base-uncased
-// with the real bert-base-uncased tokenizer files (../shared/hf), and against
+// with the real bert-base-uncased tokenizer files (tests/data/hf), and against
 // a fake hub on 127.0.0.1. Checks the seed workflow, exit codes and messages.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -24,7 +24,7 @@ using ::testing::StartsWith;
 namespace {
 
 const fs::path kFixture = fs::path(ATTNVIZ_TEST_DATA) / "app" / "bert-tiny-30522";
-const fs::path kTokenizer = fs::path(ATTNVIZ_SHARED_DIR) / "hf" / "bert-base-uncased";
+const fs::path kTokenizer = fs::path(ATTNVIZ_TEST_DATA) / "hf" / "bert-base-uncased";
 const std::string kCommit = "86b5e0934494bd15c9632b12f734a8a67f723594";
 const std::string kTextA = "The cat sat on the mat.";
 const std::string kTextB = "The cat lay on the rug.";
@@ -271,7 +271,7 @@ TEST_F(Cli, EncoderDecoderTakesATarget) {
         folder.string() + "'], stdout=subprocess.DEVNULL))\n");
     ASSERT_EQ(made, "");
     for (const char* name : {"spiece.model", "tokenizer.json", "tokenizer_config.json"})
-        fs::copy_file(fs::path(ATTNVIZ_SHARED_DIR) / "hf" / "t5-small" / name, folder / name);
+        fs::copy_file(fs::path(ATTNVIZ_TEST_DATA) / "hf" / "t5-small" / name, folder / name);
 
     CliRun run = attnviz({"export", "--model", folder.string(), "--text",
                           "translate English to German: Hi", "--target", "Hallo", "-o", "t5.npz"});

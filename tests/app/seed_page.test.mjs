@@ -1,6 +1,6 @@
 // The seed workflow's page in a real browser: `attnviz view` on a sentence
 // pair, with a tiny BERT cached as bert-base-uncased (the real tokenizer from
-// ../shared/hf), opened in headless Debian chromium through playwright-core.
+// tests/data/hf), opened in headless Debian chromium through playwright-core.
 // Checks that the head view has the sentence-pair filters (All, A→A, B→B,
 // A→B, B→A) and that they split the tokens at text B, that the model view has
 // a thumbnail per layer and head, and that the page runs without errors or

@@ -10,6 +10,6 @@ if(NODE_PROGRAM)
   add_test(NAME cli_seed_page
            COMMAND ${NODE_PROGRAM} ${PROJECT_SOURCE_DIR}/tests/app/seed_page.test.mjs
                    $<TARGET_FILE:attnviz_cli> ${ATTNVIZ_TEST_DATA}/app/bert-tiny-30522
-                   ${ATTNVIZ_SHARED_DIR}/hf/bert-base-uncased)
+                   ${ATTNVIZ_TEST_DATA}/hf/bert-base-uncased)
   set_tests_properties(cli_seed_page PROPERTIES LABELS browser TIMEOUT 120)
 endif()

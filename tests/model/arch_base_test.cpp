@@ -45,7 +45,7 @@ void expect_base_matches(const std::string& arch, const std::string& tokenizer_n
         ("attnviz-arch-base-" + arch + "-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir);
     Tokenizer tokenizer =
-        Tokenizer::from_folder(std::filesystem::path(ATTNVIZ_SHARED_DIR) / "hf" / tokenizer_name);
+        Tokenizer::from_folder(std::filesystem::path(ATTNVIZ_TEST_DATA) / "hf" / tokenizer_name);
     EncodeOptions encode;
     encode.max_length = max_tokens;
     encode.truncate = max_tokens > 0;

@@ -136,8 +136,8 @@ inline std::filesystem::path generate_reference(const std::string& name, const s
     return out;
 }
 
-inline void copy_tokenizer(const std::string& shared_model, const std::filesystem::path& folder) {
-    std::filesystem::path from = std::filesystem::path(ATTNVIZ_SHARED_DIR) / "hf" / shared_model;
+inline void copy_tokenizer(const std::string& hf_model, const std::filesystem::path& folder) {
+    std::filesystem::path from = std::filesystem::path(ATTNVIZ_TEST_DATA) / "hf" / hf_model;
     for (const auto& entry : std::filesystem::directory_iterator(from)) {
         std::string file = entry.path().filename().string();
         if (file == "config.json" || file == "generation_config.json") continue;

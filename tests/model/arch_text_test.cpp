@@ -1,6 +1,6 @@
 // Every architecture beyond BERT end to end: text in, trace out, through
 // Model::open on a folder in the Hugging Face layout with a real tokenizer from
-// ../shared/hf. The PyTorch reference (tools/reference/arch_reference.py) writes
+// tests/data/hf. The PyTorch reference (tools/reference/arch_reference.py) writes
 // each random-weight checkpoint, at the tokenizer's full vocabulary, for the ids
 // attnviz's tokenizer produced, into a temporary folder when the suite starts
 // (one python3 process for all of them); every attention tensor, query and key
@@ -28,7 +28,7 @@ using testing::reference_ids;
 
 struct TextCase {
     std::string arch;
-    std::string tokenizer;  // a folder of ../shared/hf
+    std::string tokenizer;  // a folder of tests/data/hf
     std::string text;
     std::optional<std::string> text_pair = {};
     std::optional<std::string> target = {};  // encoder-decoder models
@@ -107,7 +107,7 @@ public:
         nlohmann::json jobs = nlohmann::json::array();
         for (const auto& [name, c] : cases()) {
             const std::filesystem::path tokenizer_dir =
-                std::filesystem::path(ATTNVIZ_SHARED_DIR) / "hf" / c.tokenizer;
+                std::filesystem::path(ATTNVIZ_TEST_DATA) / "hf" / c.tokenizer;
             Tokenizer tokenizer = Tokenizer::from_folder(tokenizer_dir);
             Encoding source = c.text_pair ? tokenizer.encode_pair(c.text, *c.text_pair)
                                           : tokenizer.encode(c.text);

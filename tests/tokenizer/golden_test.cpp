@@ -1,5 +1,5 @@
 // Every case of the Hugging Face goldens (npm tokenizers@0.23.2, made with
-// ../shared/tools/golden_tokens.mjs) must come out identical: ids, tokens,
+// tools/golden/golden_tokens.mjs; tests/data/PROVENANCE.md) must come out identical: ids, tokens,
 // type ids, masks, code point and byte offsets. Also from the older files.
 #include <filesystem>
 
@@ -16,7 +16,7 @@ using nlohmann::json;
 
 namespace {
 
-const fs::path kShared = ATTNVIZ_SHARED_DIR;
+const fs::path kTestData = ATTNVIZ_TEST_DATA;  // hf/ and golden/: tests/data/PROVENANCE.md
 const fs::path kData = fs::path(ATTNVIZ_TEST_DATA) / "tokenizer";
 
 // A folder holding links to only some files of a model folder, so that
@@ -27,7 +27,7 @@ fs::path folder_with(const std::string& model, std::initializer_list<const char*
     for (const char* f : files) dir += std::string("-") + f;
     fs::remove_all(dir);
     fs::create_directories(dir);
-    for (const char* f : files) fs::create_symlink(kShared / "hf" / model / f, dir / f);
+    for (const char* f : files) fs::create_symlink(kTestData / "hf" / model / f, dir / f);
     return dir;
 }
 
@@ -100,13 +100,13 @@ class Golden : public ::testing::TestWithParam<GoldenCase> {};
 
 TEST_P(Golden, MatchesHuggingFace) {
     const GoldenCase& p = GetParam();
-    fs::path folder = kShared / "hf" / p.model;
+    fs::path folder = kTestData / "hf" / p.model;
     if (!p.files.empty()) {
         folder = folder_with(p.model, {});
-        for (const char* f : p.files) fs::create_symlink(kShared / "hf" / p.model / f, folder / f);
+        for (const char* f : p.files) fs::create_symlink(kTestData / "hf" / p.model / f, folder / f);
     }
     attnviz::Tokenizer tokenizer = attnviz::Tokenizer::from_folder(folder);
-    expect_golden(tokenizer, kShared / "golden" / (p.model + ".tokens.json"));
+    expect_golden(tokenizer, kTestData / "golden" / (p.model + ".tokens.json"));
     // Our own cases (tests/data/tokenizer/<model>.*.tokens.json), plus any in
     // $ATTNVIZ_EXTRA_GOLDENS (e.g. a large random run made with golden_tokens.mjs).
     std::vector<fs::path> dirs{kData};

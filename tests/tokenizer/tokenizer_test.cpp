@@ -22,7 +22,7 @@ using ::testing::HasSubstr;
 
 namespace {
 
-const fs::path kHf = fs::path(ATTNVIZ_SHARED_DIR) / "hf";
+const fs::path kHf = fs::path(ATTNVIZ_TEST_DATA) / "hf";
 
 const Tokenizer& tokenizer(const std::string& model) {
     static std::map<std::string, Tokenizer> cache;

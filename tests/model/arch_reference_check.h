@@ -1,7 +1,8 @@
 // Compares an AttentionTrace with a reference.safetensors written by
 // tools/reference/arch_reference.py: every attention tensor, and the queries and
-// keys when the trace kept them, within 1e-5 absolute. On a mismatch it names the
-// tensor, the largest difference and the first position past the tolerance.
+// keys when the trace kept them. Tiny models: within 1e-5 absolute. Base-size
+// models: within an error model against a float64 run (within_float32_error).
+// On a mismatch it names the tensor, the largest difference and where it is.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -22,21 +23,11 @@
 
 #include "attnviz/trace.h"
 #include "io/tensors.h"
+#include "reference_helpers.h"
 
 namespace attnviz::testing {
 
 inline constexpr float kArchTolerance = 1e-5f;
-
-// A view into the memory-mapped reference (safetensors data is 8-byte aligned,
-// F32 tensors start at multiples of 4): no copy of multi-GB attention tensors.
-inline std::span<const float> reference_floats(const io::TensorSet& set, const std::string& name) {
-    const io::TensorView* t = set.find(name);
-    if (!t) throw std::runtime_error("reference has no tensor " + name);
-    if (t->dtype != io::DType::f32) throw std::runtime_error(name + " is not F32");
-    if (reinterpret_cast<uintptr_t>(t->data) % alignof(float) != 0)
-        throw std::runtime_error(name + " is not 4-byte aligned");
-    return {reinterpret_cast<const float*>(t->data), t->numel()};
-}
 
 inline std::vector<int64_t> reference_ints(const io::TensorSet& set, const std::string& name) {
     const io::TensorView* t = set.find(name);
@@ -96,10 +87,16 @@ inline ::testing::AssertionResult close_to_reference(const std::string& what,
            << first_bad;
 }
 
+enum class Tolerance {
+    absolute,        // kArchTolerance (queries, keys: relative to their size)
+    float32_errors,  // within_float32_error against "<name>.float64"
+};
+
 // Checks one block of the trace against "<reference_name>.attentions" (and
 // ".queries" / ".keys" when kept).
 inline void expect_block_matches(const AttentionTrace& trace, const std::string& block_name,
-                                 const io::TensorSet& ref, const std::string& reference_name) {
+                                 const io::TensorSet& ref, const std::string& reference_name,
+                                 Tolerance tolerance = Tolerance::absolute) {
     const AttentionBlock* block = nullptr;
     for (const AttentionBlock& b : trace.blocks)
         if (b.name == block_name) block = &b;
@@ -110,15 +107,20 @@ inline void expect_block_matches(const AttentionTrace& trace, const std::string&
     EXPECT_EQ(block->n_heads, shape[1]) << block_name;
     EXPECT_EQ(block->n_queries, shape[2]) << block_name;
     EXPECT_EQ(block->n_keys, shape[3]) << block_name;
-    EXPECT_TRUE(close_to_reference(block_name + " attentions", block->probs,
-                                   reference_floats(ref, reference_name + ".attentions")));
+    auto check = [&](const char* tensor, std::span<const float> got, float relative) {
+        const std::string name = reference_name + "." + tensor;
+        const std::string what = block_name + " " + tensor;
+        if (tolerance == Tolerance::float32_errors)
+            EXPECT_TRUE(within_float32_error(what, got, reference_floats(ref, name),
+                                             reference_floats(ref, name + ".float64")));
+        else
+            EXPECT_TRUE(close_to_reference(what, got, reference_floats(ref, name), kArchTolerance,
+                                           relative));
+    };
+    check("attentions", block->probs, 0.0f);
     if (block->has_queries_keys()) {
-        EXPECT_TRUE(close_to_reference(block_name + " queries", block->queries,
-                                       reference_floats(ref, reference_name + ".queries"),
-                                       kArchTolerance, kArchRelativeTolerance));
-        EXPECT_TRUE(close_to_reference(block_name + " keys", block->keys,
-                                       reference_floats(ref, reference_name + ".keys"),
-                                       kArchTolerance, kArchRelativeTolerance));
+        check("queries", block->queries, kArchRelativeTolerance);
+        check("keys", block->keys, kArchRelativeTolerance);
     }
 }
 

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <string>
 
+#include <unistd.h>
+
 #include "model/network.h"
 #include "reference_helpers.h"
 
@@ -15,6 +17,8 @@ namespace fs = std::filesystem;
 using namespace attnviz;
 using attnviz::testing::all_close;
 using attnviz::testing::floats;
+using attnviz::testing::reference_floats;
+using attnviz::testing::within_float32_error;
 
 namespace {
 
@@ -81,31 +85,47 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, BertReference,
 
 }  // namespace
 
-// bert-base-sized, 128 and 512 tokens: run by ctest's model_bert_base_reference
-// (label slow), which generates the model and references into the build folder.
-TEST(DISABLED_BertBase, MatchesReferenceAt128And512Tokens) {
-    const char* folder = std::getenv("ATTNVIZ_BERT_BASE_DIR");
-    ASSERT_NE(folder, nullptr) << "run through ctest -R model_bert_base_reference";
-    const model::LoadedNetwork loaded = model::load_network(folder);
-    for (const char* file : {"reference-128.safetensors", "reference-512.safetensors"}) {
-        const io::TensorSet reference = io::TensorSet::open_safetensors(fs::path(folder) / file);
-        const Encoding encoding = attnviz::testing::reference_encoding(reference);
-        RunOptions options;
-        options.keep_queries_keys = true;
-        options.keep_hidden_states = true;
-        const model::ForwardOutput output =
-            model::run_network(*loaded.network, {&encoding}, options);
-        const AttentionBlock& block = output.blocks[0];
-        const auto probs =
-            all_close(block.probs, floats(*reference.find("attentions")), kProbsTolerance);
-        EXPECT_TRUE(probs) << file << " attentions";
-        std::printf("%s attentions: %s\n", file, probs.message());
-        EXPECT_TRUE(all_close(block.queries, floats(*reference.find("queries")), 1e-3f))
-            << file << " queries";
-        EXPECT_TRUE(all_close(block.keys, floats(*reference.find("keys")), 1e-3f))
-            << file << " keys";
-        EXPECT_TRUE(all_close(output.hidden_states[0].values,
-                              floats(*reference.find("hidden_states")), 1e-3f))
-            << file << " hidden_states";
+// bert-base-sized (12 x 768, 438 MB, random weights) at 128 and 512 tokens, in a
+// temporary folder (slow: ctest label "slow"). bert_reference.py also runs the
+// forward in float64, and every tensor must stay within the float32 error model
+// (within_float32_error in reference_helpers.h); the 1e-5 of the tiny fixtures
+// is not a bound that float32 rounding respects at this size.
+TEST(SlowBertBase, WithinFloat32ErrorAt128And512Tokens) {
+    const fs::path folder =
+        fs::temp_directory_path() / ("attnviz-bert-base-" + std::to_string(::getpid()));
+    fs::remove_all(folder);
+    const std::string script = "/usr/bin/python3 " ATTNVIZ_SOURCE_DIR
+                               "/tools/reference/bert_reference.py --out '" +
+                               folder.string() +
+                               "' --layers 12 --heads 12 --hidden 768 --intermediate 3072"
+                               " --vocab 30522 --positions 512 --init-std 0.05 --seed 7"
+                               " --float64-check";
+    for (const char* run :
+         {" --seq 128 --reference-file reference-128.safetensors",
+          " --seq 512 --reference-only --reference-file reference-512.safetensors"})
+        ASSERT_EQ(std::system((script + run).c_str()), 0) << script << run;
+    {
+        const model::LoadedNetwork loaded = model::load_network(folder);
+        for (const char* file : {"reference-128.safetensors", "reference-512.safetensors"}) {
+            SCOPED_TRACE(file);
+            const io::TensorSet reference = io::TensorSet::open_safetensors(folder / file);
+            const Encoding encoding = attnviz::testing::reference_encoding(reference);
+            RunOptions options;
+            options.keep_queries_keys = true;
+            options.keep_hidden_states = true;
+            const model::ForwardOutput output =
+                model::run_network(*loaded.network, {&encoding}, options);
+            const AttentionBlock& block = output.blocks[0];
+            auto check = [&](const char* name, const std::vector<float>& got) {
+                EXPECT_TRUE(within_float32_error(
+                    std::string(file) + " " + name, got, reference_floats(reference, name),
+                    reference_floats(reference, std::string(name) + ".float64")));
+            };
+            check("attentions", block.probs);
+            check("queries", block.queries);
+            check("keys", block.keys);
+            check("hidden_states", output.hidden_states[0].values);
+        }
     }
+    fs::remove_all(folder);
 }

@@ -38,6 +38,11 @@ import torch
 torch.set_grad_enabled(False)
 torch.set_num_threads(int(os.environ.get("ATTNVIZ_REF_THREADS", "1")))
 
+# The precision the forward computes in. float32 is transformers' own; a job with
+# "float64_check" runs the forward a second time in float64 (the exact answer for
+# the error model of the base-size tests, tests/model/arch_reference_check.h).
+FLOAT = torch.float32
+
 # ----------------------------------------------------------------------------
 # safetensors writer (the format: 8-byte little-endian header length, JSON
 # header, raw little-endian data)
@@ -116,8 +121,8 @@ def causal_mask(q_len, k_len):
 def masked_softmax_attention(scores, visible, v):
     """scores [H, Q, K] with invisible keys at float32 min, softmax in float32."""
     if visible is not None:
-        scores = scores.masked_fill(~visible, torch.finfo(torch.float32).min)
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
+        scores = scores.masked_fill(~visible, torch.finfo(FLOAT).min)
+    probs = torch.softmax(scores, dim=-1, dtype=FLOAT)
     return probs, torch.matmul(probs, v)
 
 
@@ -132,10 +137,11 @@ class Recorder:
         self.attentions, self.queries, self.keys = [], [], []
 
     def add(self, probs, q, k):
-        self.attentions.append(probs)
+        # float64 runs are stored rounded to float32 (relative error 2^-24): half the memory
+        self.attentions.append(probs.float())
         if not Recorder.attentions_only:
-            self.queries.append(q)
-            self.keys.append(k)
+            self.queries.append(q.float())
+            self.keys.append(k.float())
 
     def tensors(self, name):
         if Recorder.attentions_only:
@@ -371,11 +377,12 @@ def llama_forward(sd, c, ids, _target, type_ids=None):
     eps, act = c["rms_norm_eps"], ACT[c["hidden_act"]]
     S = len(ids)
     x = sd["embed_tokens.weight"][ids]
-    # LlamaRotaryEmbedding: freqs = position * inv_freq, emb = cat(freqs, freqs), in float32
+    # LlamaRotaryEmbedding: freqs = position * inv_freq, emb = cat(freqs, freqs), in
+    # float32 whatever the model's dtype (autocast off, .float()); cos/sin then cast to it
     inv_freq = rope_inv_freq(c, S)
     freqs = torch.arange(S, dtype=torch.float32)[:, None] * inv_freq[None, :]
     emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos(), emb.sin()
+    cos, sin = emb.cos().to(FLOAT), emb.sin().to(FLOAT)
     rec = Recorder()
 
     def opt(name):
@@ -1024,14 +1031,30 @@ def parse_ids(text):
     return [int(t) for t in text.split(",") if t.strip()]
 
 
-def generate(arch, out, ids, target=None, size="tiny", seed=0, head=False, overrides=None, type_ids=None):
-    """Writes config.json, model.safetensors and reference.safetensors to out."""
+def forward_float64(forward, sd, c, ids, target, type_ids):
+    """The same forward on the same (float32) weights, computed in float64."""
+    global FLOAT
+    FLOAT = torch.float64
+    try:
+        wide = {k: v.double() if v.is_floating_point() else v for k, v in sd.items()}
+        return forward(wide, c, ids, target, type_ids)
+    finally:
+        FLOAT = torch.float32
+
+
+def generate(arch, out, ids, target=None, size="tiny", seed=0, head=False, overrides=None, type_ids=None,
+             float64_check=False):
+    """Writes config.json, model.safetensors and reference.safetensors to out.
+    float64_check adds "<tensor>.float64": the forward in float64, rounded to float32."""
     make_config, init_weights, forward, head_layout = ARCHS[arch]
     c = make_config(size, overrides or {})
     if c.get("is_encoder_decoder") and target is None:
         sys.exit("--target-ids is required for encoder-decoder models")
     sd = init_weights(c, Init(seed))
     outputs = forward(sd, c, ids, target, type_ids)
+    if float64_check:
+        exact = forward_float64(forward, sd, c, ids, target, type_ids)
+        outputs.update({f"{name}.float64": t for name, t in exact.items()})
 
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "config.json"), "w") as f:
@@ -1056,7 +1079,7 @@ def base_layout(sd, c):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", help="a JSON list of jobs {arch, out, ids, target_ids, type_ids, size, seed, "
-                    "head, set}, run in one process (one torch start-up for many fixtures)")
+                    "head, set, float64_check}, run in one process (one torch start-up for many fixtures)")
     ap.add_argument("--arch", choices=sorted(ARCHS))
     ap.add_argument("--size", default="tiny", choices=["tiny", "base"])
     ap.add_argument("--ids", help="comma-separated token ids, or @file.json")
@@ -1070,7 +1093,8 @@ def main():
         with open(args.jobs) as f:
             for job in json.load(f):
                 generate(job["arch"], job["out"], job["ids"], job.get("target_ids"), job.get("size", "tiny"),
-                         job.get("seed", 0), job.get("head", False), job.get("set", {}), job.get("type_ids"))
+                         job.get("seed", 0), job.get("head", False), job.get("set", {}), job.get("type_ids"),
+                         job.get("float64_check", False))
         return
     if not (args.arch and args.ids and args.out):
         ap.error("--arch, --ids and --out are required without --jobs")

@@ -131,8 +131,9 @@ def bert_forward(w, config, input_ids, token_type_ids, attention_mask):
     hidden = layer_norm(embeddings, "embeddings.LayerNorm")
 
     # get_extended_attention_mask: 0 where attended, finfo.min where masked
-    extended = attention_mask[:, None, None, :].to(torch.float32)
-    extended = (1.0 - extended) * torch.finfo(torch.float32).min
+    dtype = hidden.dtype  # float32, or float64 for --float64-check
+    extended = attention_mask[:, None, None, :].to(dtype)
+    extended = (1.0 - extended) * torch.finfo(dtype).min
 
     hidden_states, attentions, queries, keys = [hidden], [], [], []
     for layer in range(config["num_hidden_layers"]):
@@ -264,6 +265,8 @@ def main():
     parser.add_argument("--reference-only", action="store_true",
                         help="write only the reference (the model from the same seed is already there)")
     parser.add_argument("--reference-file", default="reference.safetensors")
+    parser.add_argument("--float64-check", action="store_true",
+                        help="also write <tensor>.float64: the forward in float64, rounded to float32")
     args = parser.parse_args()
 
     config = {
@@ -307,6 +310,10 @@ def main():
     attention_mask = torch.tensor([mask])
     with torch.no_grad():
         outputs = bert_forward(weights, config, input_ids, token_type_ids, attention_mask)
+        if args.float64_check:
+            wide = {k: v.double() for k, v in weights.items()}
+            exact = bert_forward(wide, config, input_ids, token_type_ids, attention_mask)
+            outputs.update({f"{k}.float64": v.float() for k, v in exact.items()})
     outputs.update({"input_ids": input_ids[0], "token_type_ids": token_type_ids[0],
                     "attention_mask": attention_mask[0]})
     write_safetensors(os.path.join(args.out, args.reference_file), outputs)

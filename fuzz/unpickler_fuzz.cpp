@@ -1,7 +1,8 @@
-// libFuzzer target: the restricted unpickler and the torch zip reader on
-// arbitrary bytes. The first byte picks which: odd bytes feed data.pkl's
-// unpickler directly, even bytes a whole zip archive. Any input must end in
-// tensors inside the buffer or an attnviz::Error; never a crash.
+// libFuzzer target: the restricted unpickler and the torch checkpoint readers
+// on arbitrary bytes. The first byte picks which: odd bytes feed data.pkl's
+// unpickler directly, even bytes a whole checkpoint file, which goes to the
+// legacy reader when it opens with 0x80 and to the zip reader otherwise. Any
+// input must end in tensors inside the buffer or an attnviz::Error; never a crash.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -20,7 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             attnviz::io::unpickle_state_dict(data, size, "fuzz.pkl");
         } else {
             std::vector<std::shared_ptr<const void>> owned;
-            for (const auto& tensor : attnviz::io::read_torch_zip(data, size, "fuzz.bin", owned)) {
+            for (const auto& tensor :
+                 attnviz::io::read_torch_checkpoint(data, size, "fuzz.bin", owned)) {
                 volatile uint8_t sink = 0;
                 for (size_t i = 0; i < tensor.n_bytes; i += 4096) sink = sink + tensor.data[i];
             }

@@ -139,10 +139,11 @@ TensorSet TensorSet::open_safetensors_index(const fs::path& index_file) {
     return set;
 }
 
-TensorSet TensorSet::open_torch_zip(const fs::path& file) {
+TensorSet TensorSet::open_torch_checkpoint(const fs::path& file) {
     auto mapped = std::make_shared<const MappedFile>(file);
     TensorSet set;
-    for (auto& tensor : read_torch_zip(mapped->data(), mapped->size(), file.string(), set.owned_))
+    for (auto& tensor :
+         read_torch_checkpoint(mapped->data(), mapped->size(), file.string(), set.owned_))
         set.add(std::move(tensor));
     set.owned_.push_back(std::move(mapped));
     set.description_ = file.string();
@@ -155,11 +156,11 @@ TensorSet TensorSet::open_folder(const fs::path& folder) {
     if (fs::exists(folder / "model.safetensors.index.json"))
         return open_safetensors_index(folder / "model.safetensors.index.json");
     if (fs::exists(folder / "pytorch_model.bin"))
-        return open_torch_zip(folder / "pytorch_model.bin");
+        return open_torch_checkpoint(folder / "pytorch_model.bin");
     if (fs::exists(folder / "pytorch_model.bin.index.json")) {
         TensorSet set;
         for (const fs::path& shard : shard_files(folder / "pytorch_model.bin.index.json"))
-            set.merge(open_torch_zip(shard));
+            set.merge(open_torch_checkpoint(shard));
         return set;
     }
     throw Error(folder.string() +

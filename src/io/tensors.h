@@ -1,5 +1,5 @@
 // Named tensors read from checkpoint files (safetensors, sharded safetensors,
-// PyTorch zip checkpoints). Tensors are views into memory-mapped files: nothing
+// PyTorch checkpoints, zip or legacy). Tensors are views into memory-mapped files: nothing
 // here copies or converts data; src/model/weights.h does that where needed.
 #pragma once
 
@@ -44,7 +44,8 @@ public:
     static TensorSet open_folder(const std::filesystem::path& folder);
     static TensorSet open_safetensors(const std::filesystem::path& file);
     static TensorSet open_safetensors_index(const std::filesystem::path& index_file);
-    static TensorSet open_torch_zip(const std::filesystem::path& file);
+    // pytorch_model.bin in either torch.save format (zip, or legacy before torch 1.6).
+    static TensorSet open_torch_checkpoint(const std::filesystem::path& file);
 
     const TensorView* find(std::string_view name) const;
     const std::vector<TensorView>& tensors() const { return tensors_; }

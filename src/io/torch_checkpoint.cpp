@@ -129,6 +129,7 @@ enum class Kind {
     list,
     dict,
     global,
+    big_integer,  // wider than 64 bits: text holds its little-endian bytes
     storage,
     tensor
 };
@@ -141,6 +142,10 @@ struct Value {
     DType dtype = DType::f32;  // storage, or a global naming a storage type
     PickledTensor tensor;      // tensor (storage_key, dtype, offset, shape, stride)
 };
+
+// Where a pickle comes from: data.pkl inside a zip, or one of the pickles one
+// after another in a legacy file. The two differ in their persistent ids.
+enum class Layout { zip, legacy };
 
 // The globals a state dict needs. Everything else is refused by name.
 constexpr const char* kRebuildTensor = "torch._utils._rebuild_tensor_v2";
@@ -162,8 +167,14 @@ std::string allowed_globals() {
 
 class Unpickler {
 public:
-    Unpickler(const uint8_t* bytes, size_t size, const std::string& file)
-        : bytes_(bytes), size_(size), file_(file) {}
+    // Reads the pickle starting at bytes[start]; a legacy pickle's errors give
+    // positions in the whole file.
+    Unpickler(const uint8_t* bytes, size_t size, const std::string& file, Layout layout,
+              size_t start = 0)
+        : bytes_(bytes), size_(size), pos_(start), file_(file), layout_(layout) {}
+
+    // The position just past the STOP that ended run().
+    size_t end() const { return pos_; }
 
     Ref run() {
         while (true) {
@@ -209,7 +220,7 @@ public:
                     push(integer(static_cast<int64_t>(read_le(take(2), 2))));
                     break;
                 case 0x8a:
-                    push(long1(at));
+                    push(long1());
                     break;  // LONG1
                 case 'G':
                     push(binfloat());
@@ -330,7 +341,8 @@ public:
 
 private:
     [[noreturn]] void fail(size_t at, const std::string& what) const {
-        throw Error(file_ + ": data.pkl byte " + std::to_string(at) + ": " + what);
+        throw Error(file_ + (layout_ == Layout::zip ? ": data.pkl byte " : ": byte ") +
+                    std::to_string(at) + ": " + what);
     }
     const uint8_t* take(size_t n) {
         if (n > size_ - pos_) fail(pos_, "truncated pickle");
@@ -364,10 +376,14 @@ private:
         v->integer = value;
         return v;
     }
-    Ref long1(size_t at) {
+    Ref long1() {
         const size_t n = byte();
-        if (n > 8) fail(at, "LONG1 integer wider than 64 bits");
         const uint8_t* p = take(n);
+        if (n > 8) {  // only the legacy format's magic number is this wide
+            Ref v = make(Kind::big_integer);
+            v->text.assign(reinterpret_cast<const char*>(p), n);
+            return v;
+        }
         uint64_t value = n ? read_le(p, static_cast<int>(n)) : 0;
         if (n && n < 8 && (p[n - 1] & 0x80)) value |= ~uint64_t{0} << (8 * n);  // sign-extend
         return integer(static_cast<int64_t>(value));
@@ -450,17 +466,32 @@ private:
         return memo_[index];
     }
 
-    // ('storage', storage type, key, location, numel)
+    // Zip: ('storage', storage type, key, location, numel).
+    // Legacy: ('storage', storage type, key, location, numel, view metadata).
     Ref persistent_load(Ref id, size_t at) {
-        if (id->kind != Kind::tuple || id->items.size() != 5 ||
+        const size_t length = layout_ == Layout::zip ? 5 : 6;
+        if (id->kind != Kind::tuple || id->items.size() != length ||
             id->items[0]->kind != Kind::string || id->items[0]->text != "storage" ||
             id->items[1]->kind != Kind::global || id->items[2]->kind != Kind::string)
-            fail(at, "persistent id is not a ('storage', type, key, location, size) tuple");
+            fail(at, layout_ == Layout::zip
+                         ? "persistent id is not a ('storage', type, key, location, size) tuple"
+                         : "persistent id is not a ('storage', type, key, location, size, view) "
+                           "tuple");
         if (id->items[1]->text.find("Storage") == std::string::npos)
             fail(at, "persistent id names " + id->items[1]->text + ", not a storage type");
         Ref storage = make(Kind::storage);
         storage->dtype = id->items[1]->dtype;
         storage->text = id->items[2]->text;
+        if (layout_ == Layout::legacy) {
+            // The legacy file stores the storage's element count again before its bytes.
+            if (id->items[4]->kind != Kind::integer || id->items[4]->integer < 0)
+                fail(at, "storage " + storage->text + " has no element count");
+            storage->integer = id->items[4]->integer;
+            // Views into another storage: written only by torch before 1.0.
+            if (id->items[5]->kind != Kind::none)
+                fail(at, "storage " + storage->text +
+                             " is a view into another storage (torch before 1.0); not supported");
+        }
         return storage;
     }
 
@@ -488,6 +519,7 @@ private:
             Ref tensor = make(Kind::tensor);
             tensor->tensor.storage_key = args[0]->text;
             tensor->tensor.dtype = args[0]->dtype;
+            tensor->tensor.storage_numel = args[0]->integer;
             tensor->tensor.storage_offset = args[1]->integer;
             tensor->tensor.shape = int_tuple(args[2], at, "tensor size");
             tensor->tensor.stride = int_tuple(args[3], at, "tensor stride");
@@ -505,21 +537,20 @@ private:
 
     const uint8_t* bytes_;
     size_t size_;
-    size_t pos_ = 0;
+    size_t pos_;
     const std::string& file_;
+    Layout layout_;
     std::vector<std::unique_ptr<Value>> arena_;  // owns every value; memo refs may form cycles
     std::vector<Ref> stack_;
     std::vector<size_t> marks_;
     std::vector<Ref> memo_;
 };
 
-}  // namespace
-
-std::vector<PickledTensor> unpickle_state_dict(const uint8_t* bytes, size_t size,
-                                               const std::string& file) {
-    Unpickler unpickler(bytes, size, file);
-    const Ref root = unpickler.run();
-    if (root->kind != Kind::dict) throw Error(file + ": data.pkl does not hold a state dict");
+// The {name: tensor} dict at a pickle's root (a dict or an OrderedDict).
+std::vector<PickledTensor> state_dict_tensors(Ref root, const std::string& file,
+                                              const std::string& pickle_name) {
+    if (root->kind != Kind::dict)
+        throw Error(file + ": " + pickle_name + " does not hold a state dict");
     std::vector<PickledTensor> tensors;
     for (size_t i = 0; i + 1 < root->items.size(); i += 2) {
         const Ref key = root->items[i];
@@ -532,6 +563,54 @@ std::vector<PickledTensor> unpickle_state_dict(const uint8_t* bytes, size_t size
         tensors.push_back(std::move(tensor));
     }
     return tensors;
+}
+
+// The tensor as a view into its storage (`storage_size` bytes), which it must
+// lie inside, contiguously.
+TensorView view_in_storage(PickledTensor&& pickled, const uint8_t* storage, size_t storage_size,
+                           const std::string& file) {
+    const size_t element = dtype_size(pickled.dtype);
+    // Only contiguous tensors: HF checkpoints save nothing else.
+    int64_t expected_stride = 1;
+    size_t numel = 1;
+    for (size_t d = pickled.shape.size(); d-- > 0;) {
+        if (pickled.shape[d] != 1 && pickled.stride[d] != expected_stride)
+            throw Error(file + ": tensor " + pickled.name + " is not contiguous (stride " +
+                        shape_string(pickled.stride) + " for shape " + shape_string(pickled.shape) +
+                        ")");
+        if (pickled.shape[d] != 0 &&
+            numel > std::numeric_limits<size_t>::max() / 16 / static_cast<size_t>(pickled.shape[d]))
+            throw Error(file + ": tensor " + pickled.name + " is too large");
+        numel *= static_cast<size_t>(pickled.shape[d]);
+        expected_stride *= pickled.shape[d];
+    }
+    const size_t storage_elements = storage_size / element;
+    if (static_cast<uint64_t>(pickled.storage_offset) > storage_elements ||
+        numel > storage_elements - static_cast<size_t>(pickled.storage_offset))
+        throw Error(file + ": tensor " + pickled.name + " " + shape_string(pickled.shape) +
+                    " at element " + std::to_string(pickled.storage_offset) +
+                    " runs past the end of its storage (" + std::to_string(storage_elements) +
+                    " elements)");
+    TensorView view;
+    view.name = std::move(pickled.name);
+    view.dtype = pickled.dtype;
+    view.shape = std::move(pickled.shape);
+    view.data = storage + static_cast<size_t>(pickled.storage_offset) * element;
+    view.n_bytes = numel * element;
+    view.file = file;
+    return view;
+}
+
+// torch.serialization's MAGIC_NUMBER, 0x1950a86a20f9469cfc6c, as LONG1 stores it.
+constexpr std::string_view kLegacyMagic("\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 10);
+constexpr int64_t kLegacyProtocolVersion = 1001;
+
+}  // namespace
+
+std::vector<PickledTensor> unpickle_state_dict(const uint8_t* bytes, size_t size,
+                                               const std::string& file) {
+    Unpickler unpickler(bytes, size, file, Layout::zip);
+    return state_dict_tensors(unpickler.run(), file, "data.pkl");
 }
 
 std::vector<TensorView> read_torch_zip(const uint8_t* bytes, size_t size, const std::string& file,
@@ -586,38 +665,135 @@ std::vector<TensorView> read_torch_zip(const uint8_t* bytes, size_t size, const 
             throw Error(file + ": tensor " + pickled.name + " needs storage data/" +
                         pickled.storage_key + ", which is not in the archive");
         const auto [storage, storage_size] = found->second;
-        const size_t element = dtype_size(pickled.dtype);
-        // Only contiguous tensors: HF checkpoints save nothing else.
-        int64_t expected_stride = 1;
-        size_t numel = 1;
-        for (size_t d = pickled.shape.size(); d-- > 0;) {
-            if (pickled.shape[d] != 1 && pickled.stride[d] != expected_stride)
-                throw Error(file + ": tensor " + pickled.name + " is not contiguous (stride " +
-                            shape_string(pickled.stride) + " for shape " +
-                            shape_string(pickled.shape) + ")");
-            if (pickled.shape[d] != 0 && numel > std::numeric_limits<size_t>::max() / 16 /
-                                                     static_cast<size_t>(pickled.shape[d]))
-                throw Error(file + ": tensor " + pickled.name + " is too large");
-            numel *= static_cast<size_t>(pickled.shape[d]);
-            expected_stride *= pickled.shape[d];
-        }
-        const size_t storage_elements = storage_size / element;
-        if (static_cast<uint64_t>(pickled.storage_offset) > storage_elements ||
-            numel > storage_elements - static_cast<size_t>(pickled.storage_offset))
-            throw Error(file + ": tensor " + pickled.name + " " + shape_string(pickled.shape) +
-                        " at element " + std::to_string(pickled.storage_offset) +
-                        " runs past the end of its storage (" + std::to_string(storage_elements) +
-                        " elements)");
-        TensorView view;
-        view.name = std::move(pickled.name);
-        view.dtype = pickled.dtype;
-        view.shape = std::move(pickled.shape);
-        view.data = storage + static_cast<size_t>(pickled.storage_offset) * element;
-        view.n_bytes = numel * element;
-        view.file = file;
-        views.push_back(std::move(view));
+        views.push_back(view_in_storage(std::move(pickled), storage, storage_size, file));
     }
     return views;
+}
+
+// ---------------------------------------------------------------------------
+// Legacy files (torch.serialization's _legacy_save): pickles one after another
+// (magic number, protocol version, system info, the state dict, its storage
+// keys), then each storage as an 8-byte element count and its raw bytes.
+
+std::vector<TensorView> read_torch_legacy(const uint8_t* bytes, size_t size,
+                                          const std::string& file) {
+    const auto at_byte = [&](size_t pos) { return " at byte " + std::to_string(pos); };
+    size_t pos = 0;
+    {  // Anything that does not open with the magic number is not a torch.save file at all.
+        Unpickler magic(bytes, size, file, Layout::legacy);
+        Ref number = nullptr;
+        try {
+            number = magic.run();
+        } catch (const Error&) {
+        }
+        if (!number || number->kind != Kind::big_integer || number->text != kLegacyMagic)
+            throw Error(file +
+                        ": not a PyTorch checkpoint (neither a zip archive nor a legacy torch.save "
+                        "file with its magic number)");
+        pos = magic.end();
+    }
+    {
+        Unpickler version(bytes, size, file, Layout::legacy, pos);
+        const Ref number = version.run();
+        if (number->kind != Kind::integer || number->integer != kLegacyProtocolVersion)
+            throw Error(file + ": legacy torch.save protocol version" + at_byte(pos) + " is not " +
+                        std::to_string(kLegacyProtocolVersion));
+        pos = version.end();
+    }
+    {  // {"protocol_version": ..., "little_endian": ..., "type_sizes": {...}}
+        Unpickler system(bytes, size, file, Layout::legacy, pos);
+        const Ref info = system.run();
+        if (info->kind != Kind::dict)
+            throw Error(file + ": the system info" + at_byte(pos) + " is not a dict");
+        for (size_t i = 0; i + 1 < info->items.size(); i += 2) {
+            const Ref key = info->items[i];
+            const Ref value = info->items[i + 1];
+            if (key->kind == Kind::string && key->text == "little_endian" &&
+                !(value->kind == Kind::boolean && value->integer))
+                throw Error(file + ": big-endian checkpoints are not supported");
+        }
+        pos = system.end();
+    }
+    Unpickler state_dict(bytes, size, file, Layout::legacy, pos);
+    std::vector<PickledTensor> tensors =
+        state_dict_tensors(state_dict.run(), file, "the pickle" + at_byte(pos));
+    pos = state_dict.end();
+    Unpickler key_list(bytes, size, file, Layout::legacy, pos);
+    const Ref keys = key_list.run();
+    if (keys->kind != Kind::list)
+        throw Error(file + ": the storage key list" + at_byte(pos) + " is not a list");
+    pos = key_list.end();
+    // Each storage takes at least its 8-byte element count.
+    if (keys->items.size() > (size - pos) / 8)
+        throw Error(file + ": lists " + std::to_string(keys->items.size()) +
+                    " storages, but only " + std::to_string(size - pos) +
+                    " bytes follow; the file is truncated");
+
+    // What the pickle says of each storage, and where its bytes are.
+    struct Storage {
+        DType dtype;
+        int64_t numel;
+        const uint8_t* data = nullptr;
+        size_t n_bytes = 0;
+    };
+    std::map<std::string, Storage> storages;
+    for (const PickledTensor& tensor : tensors) {
+        const auto [found, inserted] =
+            storages.emplace(tensor.storage_key, Storage{tensor.dtype, tensor.storage_numel});
+        if (!inserted &&
+            (found->second.dtype != tensor.dtype || found->second.numel != tensor.storage_numel))
+            throw Error(file + ": tensor " + tensor.name + " sees storage " + tensor.storage_key +
+                        " as " + std::to_string(tensor.storage_numel) + " " +
+                        std::string(dtype_name(tensor.dtype)) + " elements, another tensor as " +
+                        std::to_string(found->second.numel) + " " +
+                        std::string(dtype_name(found->second.dtype)));
+    }
+    for (const Ref key : keys->items) {
+        if (key->kind != Kind::string) throw Error(file + ": a storage key is not a string");
+        const auto found = storages.find(key->text);
+        if (found == storages.end())
+            throw Error(file + ": storage " + key->text + at_byte(pos) +
+                        " is used by no tensor of the state dict");
+        Storage& storage = found->second;
+        if (storage.data) throw Error(file + ": storage " + key->text + " is listed twice");
+        if (size - pos < 8)
+            throw Error(file + ": storage " + key->text + at_byte(pos) +
+                        " is missing; the file is truncated");
+        const uint64_t count = read_le(bytes + pos, 8);
+        pos += 8;
+        const size_t element = dtype_size(storage.dtype);
+        if (count > (size - pos) / element)
+            throw Error(file + ": storage " + key->text + at_byte(pos - 8) + " claims " +
+                        std::to_string(count) + " " + std::string(dtype_name(storage.dtype)) +
+                        " elements, more than the " + std::to_string(size - pos) +
+                        " bytes left in the file");
+        if (count != static_cast<uint64_t>(storage.numel))
+            throw Error(file + ": storage " + key->text + at_byte(pos - 8) + " holds " +
+                        std::to_string(count) + " elements, but the pickle says " +
+                        std::to_string(storage.numel));
+        storage.data = bytes + pos;
+        storage.n_bytes = count * element;
+        pos += storage.n_bytes;
+    }
+
+    std::vector<TensorView> views;
+    for (PickledTensor& pickled : tensors) {
+        const Storage& storage = storages.at(pickled.storage_key);
+        if (!storage.data)
+            throw Error(file + ": tensor " + pickled.name + " needs storage " +
+                        pickled.storage_key + ", which the file does not list");
+        views.push_back(view_in_storage(std::move(pickled), storage.data, storage.n_bytes, file));
+    }
+    return views;
+}
+
+std::vector<TensorView> read_torch_checkpoint(const uint8_t* bytes, size_t size,
+                                              const std::string& file,
+                                              std::vector<std::shared_ptr<const void>>& owned) {
+    // A legacy file opens with the magic number's pickle (PROTO); a zip with its first local
+    // header. Anything else goes to the zip reader, which says what it lacks.
+    if (size > 0 && bytes[0] == 0x80) return read_torch_legacy(bytes, size, file);
+    return read_torch_zip(bytes, size, file, owned);
 }
 
 }  // namespace attnviz::io

@@ -1,8 +1,12 @@
-// PyTorch zip checkpoints (torch.save since 1.6; pytorch_model.bin): a zip
-// archive holding data.pkl, the pickled state dict, and data/<key>, one entry
-// per storage. The pickle is read by a restricted unpickler that knows only the
-// opcodes and globals that rebuild tensors, like torch.load(weights_only=True):
-// it never executes anything, and any other global is an Error naming it.
+// PyTorch checkpoints (pytorch_model.bin) in both of torch.save's formats:
+// - zip (torch 1.6 and later): data.pkl, the pickled state dict, and
+//   data/<key>, one entry per storage;
+// - legacy (before 1.6, or _use_new_zipfile_serialization=False): pickles one
+//   after another (magic number, protocol version, system info, the state
+//   dict, its storage keys), then each storage's element count and bytes.
+// Pickles are read by a restricted unpickler that knows only the opcodes and
+// globals that rebuild tensors, like torch.load(weights_only=True): it never
+// executes anything, and any other global is an Error naming it.
 #pragma once
 
 #include <cstddef>
@@ -35,12 +39,13 @@ struct PickledTensor {
     std::string storage_key;
     DType dtype = DType::f32;
     int64_t storage_offset = 0;  // in elements
+    int64_t storage_numel = 0;   // the storage's size in elements (legacy files only)
     std::vector<int64_t> shape;
     std::vector<int64_t> stride;
 };
 
-// Unpickles a state dict ({name: tensor}). Throws Error naming `file` for any
-// opcode or global outside the tensor-rebuilding subset.
+// Unpickles a zip checkpoint's data.pkl, a state dict ({name: tensor}). Throws
+// Error naming `file` for any opcode or global outside the tensor-rebuilding subset.
 std::vector<PickledTensor> unpickle_state_dict(const uint8_t* bytes, size_t size,
                                                const std::string& file);
 
@@ -48,5 +53,16 @@ std::vector<PickledTensor> unpickle_state_dict(const uint8_t* bytes, size_t size
 // viewed in place; deflated ones are inflated into buffers added to `owned`.
 std::vector<TensorView> read_torch_zip(const uint8_t* bytes, size_t size, const std::string& file,
                                        std::vector<std::shared_ptr<const void>>& owned);
+
+// The tensors of a legacy torch.save file held in memory, viewed in place.
+// Every size it states is checked against the bytes that follow it.
+std::vector<TensorView> read_torch_legacy(const uint8_t* bytes, size_t size,
+                                          const std::string& file);
+
+// Either format, told apart by the first byte: a legacy file opens with a
+// pickle's PROTO opcode (0x80), a zip archive with "PK".
+std::vector<TensorView> read_torch_checkpoint(const uint8_t* bytes, size_t size,
+                                              const std::string& file,
+                                              std::vector<std::shared_ptr<const void>>& owned);
 
 }  // namespace attnviz::io

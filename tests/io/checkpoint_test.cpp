@@ -1,5 +1,5 @@
 // Checkpoint files: safetensors headers checked before any tensor is used,
-// PyTorch zip checkpoints read by the restricted unpickler, and errors that
+// PyTorch checkpoints (zip and legacy) read by the restricted unpickler, and errors that
 // name the file and the tensor (or the refused global).
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -7,7 +7,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "attnviz/error.h"
 #include "io/files.h"
@@ -43,7 +46,7 @@ std::string error_of(const std::string& bytes) {
 
 std::string torch_error(const fs::path& file) {
     try {
-        io::TensorSet::open_torch_zip(file);
+        io::TensorSet::open_torch_checkpoint(file);
     } catch (const Error& e) {
         return e.what();
     }
@@ -155,13 +158,15 @@ TEST(TorchCheckpoint, ReadsTorchSaveOutputWithoutCopying) {
         EXPECT_EQ(std::memcmp(other->data, tensor.data, tensor.n_bytes), 0) << tensor.name;
     }
     // A hand-written pickle (tools/reference/make_bad_checkpoints.py) that torch.load accepts.
-    const io::TensorSet good = io::TensorSet::open_torch_zip(kModels / "bad/good_storage.bin");
+    const io::TensorSet good =
+        io::TensorSet::open_torch_checkpoint(kModels / "bad/good_storage.bin");
     ASSERT_NE(good.find("w"), nullptr);
     float values[4];
     std::memcpy(values, good.find("w")->data, sizeof values);
     EXPECT_EQ(values[3], 1.0f);
     // Deflated entries are inflated into memory the set owns.
-    const io::TensorSet deflated = io::TensorSet::open_torch_zip(kModels / "bad/good_deflated.bin");
+    const io::TensorSet deflated =
+        io::TensorSet::open_torch_checkpoint(kModels / "bad/good_deflated.bin");
     ASSERT_NE(deflated.find("w"), nullptr);
     std::memcpy(values, deflated.find("w")->data, sizeof values);
     EXPECT_EQ(values[0], 1.0f);
@@ -192,6 +197,98 @@ TEST(TorchCheckpoint, MissingOrShortStoragesAndBrokenZips) {
                                         "cut.bin", owned),
                      Error)
             << size;
+    }
+}
+
+// Legacy torch.save files (before torch 1.6, or _use_new_zipfile_serialization=False).
+
+TEST(TorchLegacyCheckpoint, ReadsTorchSaveOutputInPlace) {
+    // The same weights as the zip fixtures, saved by torch.save in the legacy format
+    // (tools/reference/make_fixtures), byte for byte in fp32 and fp16.
+    for (const auto& [legacy, zip] : {std::pair{"tiny-bin-legacy", "tiny-bin"},
+                                      std::pair{"tiny-bin-legacy-fp16", "tiny-bin-fp16"}}) {
+        SCOPED_TRACE(legacy);
+        const std::string bytes = io::read_file(kModels / legacy / "pytorch_model.bin");
+        const auto* begin = reinterpret_cast<const uint8_t*>(bytes.data());
+        ASSERT_EQ(begin[0], 0x80);  // a pickle, not a zip
+        std::vector<std::shared_ptr<const void>> owned;
+        const std::vector<io::TensorView> tensors =
+            io::read_torch_checkpoint(begin, bytes.size(), "legacy.bin", owned);
+        EXPECT_TRUE(owned.empty());  // nothing copied or inflated
+        const io::TensorSet reference = io::TensorSet::open_folder(kModels / zip);
+        ASSERT_EQ(tensors.size(), reference.tensors().size());
+        for (const io::TensorView& tensor : tensors) {
+            const io::TensorView* other = reference.find(tensor.name);
+            ASSERT_NE(other, nullptr) << tensor.name;
+            EXPECT_EQ(tensor.dtype, other->dtype) << tensor.name;
+            EXPECT_EQ(tensor.shape, other->shape) << tensor.name;
+            ASSERT_EQ(tensor.n_bytes, other->n_bytes) << tensor.name;
+            EXPECT_EQ(std::memcmp(tensor.data, other->data, tensor.n_bytes), 0) << tensor.name;
+            EXPECT_GE(tensor.data, begin);
+            EXPECT_LE(tensor.data + tensor.n_bytes, begin + bytes.size());
+        }
+    }
+    // A hand-written file (tools/reference/make_bad_checkpoints.py) that torch.load accepts.
+    const io::TensorSet good =
+        io::TensorSet::open_torch_checkpoint(kModels / "bad/legacy_good.bin");
+    ASSERT_NE(good.find("w"), nullptr);
+    EXPECT_EQ(good.find("w")->shape, (std::vector<int64_t>{4}));
+    float values[4];
+    std::memcpy(values, good.find("w")->data, sizeof values);
+    for (float value : values) EXPECT_EQ(value, 1.0f);
+}
+
+TEST(TorchLegacyCheckpoint, RefusesEveryOtherGlobalWithoutRunningIt) {
+    fs::remove("/tmp/attnviz-pwned");
+    const std::string system = torch_error(kModels / "bad/legacy_os_system.bin");
+    EXPECT_CONTAINS(system, "legacy_os_system.bin: byte ");
+    EXPECT_CONTAINS(system, "asks for global posix.system");
+    EXPECT_CONTAINS(system, "torch._utils._rebuild_tensor_v2");  // the allowed list
+    EXPECT_FALSE(fs::exists("/tmp/attnviz-pwned"));
+    // The header pickles go through the same unpickler.
+    const std::string eval = torch_error(kModels / "bad/legacy_sys_info_eval.bin");
+    EXPECT_CONTAINS(eval, "legacy_sys_info_eval.bin: byte 21: ");
+    EXPECT_CONTAINS(eval, "asks for global builtins.eval");
+}
+
+TEST(TorchLegacyCheckpoint, SizesPastTheEndOfTheFileAreRefusedBeforeUse) {
+    // 2^62 floats claimed by the pickle and by the storage's count, with 16 bytes left.
+    EXPECT_CONTAINS(torch_error(kModels / "bad/legacy_huge_storage.bin"),
+                    "legacy_huge_storage.bin: storage 0 at byte 322 claims 4611686018427387904 "
+                    "F32 elements, more than the 16 bytes left in the file");
+    EXPECT_CONTAINS(torch_error(kModels / "bad/legacy_numel_mismatch.bin"),
+                    "legacy_numel_mismatch.bin: storage 0 at byte 322 holds 4 elements, but the "
+                    "pickle says 4611686018427387904");
+    EXPECT_CONTAINS(torch_error(kModels / "bad/legacy_many_storages.bin"),
+                    "legacy_many_storages.bin: lists 1000 storages, but only 24 bytes follow");
+    // torch.load would hand out this storage uninitialized.
+    EXPECT_CONTAINS(torch_error(kModels / "bad/legacy_unlisted_storage.bin"),
+                    "legacy_unlisted_storage.bin: tensor w needs storage 0, which the file does "
+                    "not list");
+    EXPECT_CONTAINS(torch_error(kModels / "bad/legacy_bad_magic.bin"),
+                    "legacy_bad_magic.bin: not a PyTorch checkpoint (neither a zip archive nor a "
+                    "legacy torch.save file");
+}
+
+TEST(TorchLegacyCheckpoint, EveryTruncationIsAOneLineErrorNamingTheFile) {
+    const std::string bytes = io::read_file(kModels / "tiny-bin-legacy/pytorch_model.bin");
+    // Every cut through the pickles (they end at byte 5184), then every 397th through the
+    // storages, whose checks take no parsing.
+    std::vector<size_t> sizes;
+    for (size_t size = 0; size < bytes.size(); size += size < 6144 ? 1 : 397) sizes.push_back(size);
+    sizes.push_back(bytes.size() - 1);
+    for (size_t size : sizes) {
+        // An exact-size copy, so that a sanitizer build catches any read past the end.
+        const std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(size));
+        std::vector<std::shared_ptr<const void>> owned;
+        try {
+            io::read_torch_checkpoint(cut.data(), cut.size(), "cut.bin", owned);
+            ADD_FAILURE() << "no error at " << size << " bytes";
+        } catch (const Error& e) {
+            const std::string message = e.what();
+            ASSERT_EQ(message.rfind("cut.bin: ", 0), 0u) << size << ": " << message;
+            ASSERT_EQ(message.find('\n'), std::string::npos) << size << ": " << message;
+        }
     }
 }
 

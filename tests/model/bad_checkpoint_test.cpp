@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include "attnviz/error.h"
 #include "io/files.h"
@@ -21,11 +22,11 @@ const fs::path kTiny = fs::path(ATTNVIZ_TEST_DATA) / "model" / "tiny-safetensors
 // A copy of the tiny model in a temporary folder, removed at the end.
 class ModelCopy {
 public:
-    explicit ModelCopy(const std::string& name)
+    explicit ModelCopy(const std::string& name, const fs::path& source = kTiny)
         : folder_(fs::temp_directory_path() / ("attnviz_bad_checkpoint_" + name)) {
         fs::remove_all(folder_);
         fs::create_directories(folder_);
-        for (const auto& entry : fs::directory_iterator(kTiny))
+        for (const auto& entry : fs::directory_iterator(source))
             fs::copy(entry.path(), folder_ / entry.path().filename());
     }
     ~ModelCopy() { fs::remove_all(folder_); }
@@ -121,6 +122,22 @@ TEST(BadCheckpoint, ConfigValuesOfTheWrongKind) {
     copy.edit_config("num_attention_heads", 2);
     copy.edit_config("hidden_act", "cubic");
     EXPECT_CONTAINS(copy.load_error(), "hidden_act: unsupported activation \"cubic\"");
+}
+
+TEST(BadCheckpoint, TruncatedLegacyBinNamesTheFile) {
+    // A legacy torch.save file (before torch 1.6) cut short, as an interrupted download leaves it.
+    ModelCopy copy("legacy_truncated", fs::path(ATTNVIZ_TEST_DATA) / "model" / "tiny-bin-legacy");
+    const fs::path weights = copy.folder() / "pytorch_model.bin";
+    const std::string bytes = io::read_file(weights);
+    for (const size_t size : {size_t{100}, bytes.size() / 2, bytes.size() - 1}) {
+        SCOPED_TRACE(size);
+        io::write_file(weights, std::string_view(bytes).substr(0, size));
+        const std::string error = copy.load_error();
+        EXPECT_EQ(error.rfind(weights.string() + ": ", 0), 0u) << "message: " << error;
+        EXPECT_EQ(error.find('\n'), std::string::npos) << "message: " << error;
+    }
+    io::write_file(weights, bytes);
+    EXPECT_EQ(copy.load_error(), "no error");
 }
 
 TEST(BadCheckpoint, InputsOutsideTheModel) {

@@ -72,6 +72,7 @@ TEST_P(BertReference, TwoThreads) { expect_matches_reference(kFixtures / GetPara
 INSTANTIATE_TEST_SUITE_P(Fixtures, BertReference,
                          ::testing::Values("tiny-safetensors", "tiny-sharded", "tiny-bin",
                                            "tiny-bin-sharded", "tiny-bin-prefixed", "tiny-bin-fp16",
+                                           "tiny-bin-legacy", "tiny-bin-legacy-fp16",
                                            "tiny-legacy-names", "tiny-fp16", "tiny-bf16",
                                            "tiny-one-head", "tiny-wide", "tiny-silu", "tiny-pair",
                                            "tiny-padded", "tiny-relative-key",

@@ -7,7 +7,8 @@ eager attention path (BertModel with output_attentions=True, modeling_bert.py)
 computes for the given input: attentions, per-head queries and keys, hidden states.
 
     tools/reference/bert_reference.py --out DIR [--layers 2 --heads 2 --hidden 32 ...]
-        [--format safetensors|sharded|bin|bin-sharded|bin-prefixed|bin-fp16|legacy-names|fp16|bf16]
+        [--format safetensors|sharded|bin|bin-sharded|bin-prefixed|bin-fp16|bin-legacy|
+                  bin-legacy-fp16|legacy-names|fp16|bf16]
         [--input-ids 2,17,9,3 --token-type-ids 0,0,0,0 --attention-mask 1,1,1,0]
 
 DIR gets config.json, vocab.txt + tokenizer_config.json, the weights, and
@@ -220,8 +221,8 @@ def save_weights(folder, weights, fmt):
             weight_map.update({n: file for n in shard})
         with open(os.path.join(folder, "pytorch_model.bin.index.json"), "w") as out:
             json.dump({"metadata": {}, "weight_map": weight_map}, out, indent=2)
-    elif fmt in ("bin", "bin-prefixed", "bin-fp16"):
-        dtype = torch.float16 if fmt == "bin-fp16" else torch.float32
+    elif fmt in ("bin", "bin-prefixed", "bin-fp16", "bin-legacy", "bin-legacy-fp16"):
+        dtype = torch.float16 if fmt.endswith("fp16") else torch.float32
         state = {k: v.clone().to(dtype) for k, v in weights.items()}
         if fmt == "bin-prefixed":  # BertForMaskedLM: "bert." + an LM head attnviz ignores
             D = weights["embeddings.LayerNorm.weight"].shape[0]
@@ -230,7 +231,9 @@ def save_weights(folder, weights, fmt):
                 weights["embeddings.position_embeddings.weight"].shape[0]).unsqueeze(0)
             state["cls.predictions.bias"] = torch.zeros(weights["embeddings.word_embeddings.weight"].shape[0])
             state["cls.predictions.transform.dense.weight"] = torch.zeros(D, D)
-        torch.save(state, os.path.join(folder, "pytorch_model.bin"))
+        # bin-legacy: the format torch.save wrote before torch 1.6 (pickles, then raw storages).
+        torch.save(state, os.path.join(folder, "pytorch_model.bin"),
+                   _use_new_zipfile_serialization=not fmt.startswith("bin-legacy"))
     else:
         raise SystemExit(f"unknown --format {fmt}")
 
@@ -296,7 +299,7 @@ def main():
         save_weights(args.out, weights, args.format)
     if args.no_reference:
         return
-    if args.format in ("fp16", "bf16", "bin-fp16"):  # the reference runs on the weights as stored
+    if args.format in ("fp16", "bf16", "bin-fp16", "bin-legacy-fp16"):  # the reference runs on the weights as stored
         dtype = torch.bfloat16 if args.format == "bf16" else torch.float16
         weights = {k: v.to(dtype).to(torch.float32) for k, v in weights.items()}
 

@@ -96,9 +96,11 @@ function makeBlock(b, index, streams, sequences) {
     queryTokens: sequences[b.querySequence].tokens, keyTokens: sequences[b.keySequence].tokens,
     querySequence: sequences[b.querySequence], keySequence: sequences[b.keySequence],
     hasQK: Array.isArray(b.queriesKeys), headDim: b.headDim || 0, scoreScale: b.scoreScale || 1,
-    loaded: [], loadedQK: [],
+    // false when the model's score is not scale × q·k + a bias (the neuron view says so)
+    decomposable: b.scoreForm !== "not_decomposable", hasBias: Array.isArray(b.scoreBias),
+    loaded: [], loadedQK: [], loadedBias: [],
   };
-  const pending = [], pendingQK = [];
+  const pending = [], pendingQK = [], pendingBias = [];
   // Resolves to { rowMax: Float32Array [nh][nq], levels: Uint8Array [nh][nq][nk] }.
   block.layer = (li) => {
     if (!pending[li]) {
@@ -129,6 +131,15 @@ function makeBlock(b, index, streams, sequences) {
       });
     }
     return pendingQK[li];
+  };
+  // Resolves to the additive score bias, Float32Array [nh][nq][nk] (-Infinity: masked key);
+  // one stream serves every layer when the layers share it.
+  block.scoreBias = (li) => {
+    const stream = b.scoreBias[b.scoreBias.length === 1 ? 0 : li];
+    if (!pendingBias[stream]) {
+      pendingBias[stream] = inflate(base64Bytes(streams[stream])).then((bytes) => new Float32Array(bytes.buffer, 0, nh * nq * nk));
+    }
+    return pendingBias[stream].then((bias) => (block.loadedBias[li] = bias));
   };
   return block;
 }

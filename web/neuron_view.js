@@ -1,10 +1,15 @@
 // Neuron view: for one layer and head, hover (or click to pin) a query token
 // to see how its attention is computed: the query vector q, each key vector
-// k, the elementwise q×k, the score q·k×scale and its softmax, as bertviz
-// shows them. Works for any trace that kept queries and keys (the payload's
-// 8-bit vectors); keys after the query of a causal block are hidden.
+// k, the elementwise q×k, q·k×scale, the block's additive bias (when the model
+// adds one, e.g. T5's relative positions) and the score they sum to, and the
+// softmax, as bertviz shows them. Works for any trace that kept queries and
+// keys. q and k are the payload's 8-bit vectors, so the score is approximate;
+// the softmax shown is the trace's own weight (the same numbers as the lines and
+// the other views), so it never disagrees with the trace. Keys the model masks
+// (after the query of a causal block, or a -inf bias) are hidden. Blocks whose
+// score is not q·k×scale + bias say so in a note.
 
-const NEURON_NUMBER_WIDTH = 64;
+const NEURON_NUMBER_WIDTH = 72;
 const NEURON_LINES_WIDTH = 70;
 
 function createNeuronView(context, panel) {
@@ -18,10 +23,14 @@ function createNeuronView(context, panel) {
   const bar = h("div", "av-toolbar", panel);
   const blockSelect = blocks.length > 1
     ? labeled(bar, "Block", selectOf(blocks.map((_, i) => i), blocks.map((b) => b.name))) : null;
+  if (blockSelect) blockSelect.classList.add("av-block");
   const layerSelect = labeled(bar, "Layer", h("select", "av-layer"));
   const headSelect = labeled(bar, "Head", h("select", "av-head"));
   const expand = h("button", "av-expand", bar, "Show q, k, q×k");
   expand.type = "button";
+  const note = h("div", "av-note", panel, "The scores of this block cannot be decomposed into q·k × scale + a bias: " +
+    "the model adds a term that depends on the query's or the key's content (such as relative position scores). " +
+    "The weights shown are the trace's attention, not a softmax of q·k.");
   const readout = h("div", "av-readout", panel, "Hover a query token (left).");
   const legend = h("div", "av-legend", panel);  // column names above the expanded columns
 
@@ -48,17 +57,22 @@ function createNeuronView(context, panel) {
 
   function draw() {
     const block = blocks[state.block];
+    note.hidden = block.decomposable;
     const layer = block.loaded[state.layer], qk = block.loadedQK[state.layer];
-    if (!layer || !qk) {
+    const bias = block.hasBias ? block.loadedBias[state.layer] : null;
+    if (!layer || !qk || (block.hasBias && !bias)) {
       readout.textContent = "Decoding layer " + block.layers[state.layer] + "…";
-      Promise.all([block.layer(state.layer), block.queriesKeys(state.layer)]).then(() => store.setState({}), context.fail);
+      Promise.all([block.layer(state.layer), block.queriesKeys(state.layer), block.hasBias ? block.scoreBias(state.layer) : null])
+        .then(() => store.setState({}), context.fail);
       return;
     }
     const qs = visibleIndices(block.querySequence, "all", controls.hideSpecial);
     const ks = visibleIndices(block.keySequence, "all", controls.hideSpecial);
     const d = block.headDim, cell = Math.max(2, Math.min(12, Math.floor(192 / d)));
     const vector = d * cell;
-    const middle = state.expanded ? 3 * (vector + 12) + 2 * NEURON_NUMBER_WIDTH + NEURON_LINES_WIDTH : MIDDLE_WIDTH;
+    // number columns: q·k × scale[, bias, score], softmax
+    const numberCount = block.hasBias ? 4 : 2;
+    const middle = state.expanded ? 3 * (vector + 12) + numberCount * NEURON_NUMBER_WIDTH + NEURON_LINES_WIDTH : MIDDLE_WIDTH;
     const tokenWidth = Math.min(220, Math.max(80, Math.max(tokenTextWidth(block.queryTokens, qs), tokenTextWidth(block.keyTokens, ks)) + 70));
     pane.setTokens(controls.hideSpecial + "/" + state.block, block.queryTokens, qs, block.keyTokens, ks, tokenWidth, middle);
 
@@ -69,8 +83,10 @@ function createNeuronView(context, panel) {
     const rowVisible = (pos) => y(pos) + ROW_HEIGHT >= top && y(pos) <= bottom;
     const hi = state.head, nq = block.nq, nk = block.nk;
     const scales = rowScales(block, layer, controls);
+    const biasAt = bias && q >= 0 ? (hi * nq + q) * nk : -1;
+    const masked = (k) => (block.causal && k > q) || (biasAt >= 0 && bias[biasAt + k] === -Infinity);
     pane.highlight(focusAt);
-    for (const [k, node] of pane.kNodes) node.classList.toggle("av-masked", q >= 0 && block.causal && k > q);
+    for (const [k, node] of pane.kNodes) node.classList.toggle("av-masked", q >= 0 && masked(k));
 
     if (!state.expanded || q < 0) setLegend([]);
     if (q < 0) {
@@ -83,22 +99,24 @@ function createNeuronView(context, panel) {
     const qScale = qk.qScale[hi * nq + q], qBase = (hi * nq + q) * d;
     const query = new Float32Array(d);
     for (let i = 0; i < d; i++) query[i] = qk.q[qBase + i] * qScale;
-    const shownKeys = ks.filter((k) => !(block.causal && k > q));
-    const scores = new Float64Array(shownKeys.length);
-    let top1 = -Infinity;
+    const shownKeys = ks.filter((k) => !masked(k));
+    const row = hi * nq + q, log = controls.scale === "log";
+    // scaled[j] = q·k × scale, biases[j] the model's bias, totals[j] their sum: the score;
+    // soft[j] the trace's weight, softmax of the exact score (renormalized as the
+    // other views do when special tokens are hidden).
+    const scaled = new Float64Array(shownKeys.length), biases = new Float64Array(shownKeys.length);
+    const totals = new Float64Array(shownKeys.length), soft = new Float64Array(shownKeys.length);
     shownKeys.forEach((k, j) => {
       const kScale = qk.kScale[hi * nk + k], kBase = (hi * nk + k) * d;
       let dot = 0;
       for (let i = 0; i < d; i++) dot += query[i] * qk.k[kBase + i] * kScale;
-      scores[j] = dot * block.scoreScale;
-      if (scores[j] > top1) top1 = scores[j];
+      scaled[j] = dot * block.scoreScale;
+      biases[j] = biasAt >= 0 ? bias[biasAt + k] : 0;
+      totals[j] = scaled[j] + biases[j];
+      soft[j] = layer.levels[row * nk + k] * scales.weight[row];
     });
-    let total = 0;
-    const soft = scores.map((s) => { const e = Math.exp(s - top1); total += e; return e; });
-    soft.forEach((e, j) => { soft[j] = e / total; });
 
     // Attention lines from the query to its keys (trace weights).
-    const row = hi * nq + q, log = controls.scale === "log";
     const x2 = tokenWidth + middle, x1 = x2 - NEURON_LINES_WIDTH + 6;
     ctx.strokeStyle = headColor(block.heads[hi]);
     ctx.lineWidth = 1.5;
@@ -113,10 +131,15 @@ function createNeuronView(context, panel) {
     });
     ctx.globalAlpha = 1;
 
-    const numbers = new Map(), scoreText = new Map();
-    shownKeys.forEach((k, j) => { numbers.set(k, formatWeight(soft[j])); scoreText.set(k, scores[j].toFixed(3)); });
+    const numbers = new Map(), at = new Map(shownKeys.map((k, j) => [k, j]));
+    shownKeys.forEach((k, j) => numbers.set(k, formatWeight(soft[j])));
     pane.setNumbers("k", numbers);
-    for (const [k, node] of pane.kNodes) node.dataset.score = scoreText.get(k) || "";
+    for (const [k, node] of pane.kNodes) {
+      const j = at.get(k), shown = j !== undefined;
+      node.dataset.score = shown ? scaled[j].toFixed(3) : "";
+      node.dataset.bias = shown && block.hasBias ? biases[j].toFixed(3) : "";
+      node.dataset.total = shown && block.decomposable ? totals[j].toFixed(3) : "";
+    }
 
     if (state.expanded) {
       let left = tokenWidth + 12;
@@ -133,8 +156,12 @@ function createNeuronView(context, panel) {
       const ink = getComputedStyle(pane.scroll).color;
       ctx.font = "11px sans-serif";
       ctx.textAlign = "left";
-      setLegend([["query q", columns.query], ["key k", columns.key], ["q × k", columns.product],
-        ["q·k × scale", numbersAt], ["softmax", numbersAt + NEURON_NUMBER_WIDTH]]);
+      // The number columns, left to right: [label, value of key j as text].
+      const numberColumns = [["q·k × scale", (j) => scaled[j].toFixed(2)]];
+      if (block.hasBias) numberColumns.push(["bias", (j) => biases[j].toFixed(2)], ["score", (j) => totals[j].toFixed(2)]);
+      numberColumns.push([block.decomposable ? "softmax" : "attention", (j) => formatWeight(soft[j])]);
+      setLegend([["query q", columns.query], ["key k", columns.key], ["q × k", columns.product]].concat(
+        numberColumns.map(([label], c) => [label, numbersAt + c * NEURON_NUMBER_WIDTH])));
       shownKeys.forEach((k, j) => {
         const pos = pane.kPos[k];
         if (!rowVisible(pos)) return;
@@ -142,14 +169,17 @@ function createNeuronView(context, panel) {
         drawVector(ctx, key, largest(key), columns.key, y(pos), cell);
         drawVector(ctx, product, largest(product), columns.product, y(pos), cell);
         ctx.fillStyle = ink;
-        ctx.fillText(scores[j].toFixed(2), numbersAt, y(pos) + 14);
-        ctx.fillText(formatWeight(soft[j]), numbersAt + NEURON_NUMBER_WIDTH, y(pos) + 14);
+        numberColumns.forEach(([, text], c) => ctx.fillText(text(j), numbersAt + c * NEURON_NUMBER_WIDTH, y(pos) + 14));
       });
     }
     const token = block.queryTokens[q];
+    const form = block.decomposable
+      ? "score = q·k × " + block.scoreScale.toPrecision(4) + (block.hasBias ? " + bias" : "") + ", softmax over " + shownKeys.length + " keys"
+      : "score = q·k × " + block.scoreScale.toPrecision(4) + " + a query-dependent term (see the note); attention over " + shownKeys.length + " keys";
+    const biasMasks = biasAt >= 0 && ks.some((k) => bias[biasAt + k] === -Infinity);
+    const hidden = [block.causal ? "future keys" : "", biasMasks ? "keys the bias masks" : ""].filter(Boolean).join(" and ");
     readout.textContent = "Layer " + block.layers[state.layer] + ", head " + block.heads[hi] + ': query "' + token.shown +
-      '" (' + token.raw + ", #" + q + "): score = q·k × " + block.scoreScale.toPrecision(4) +
-      ", then softmax over " + shownKeys.length + " keys" + (block.causal ? " (future keys hidden)" : "") + ".";
+      '" (' + token.raw + ", #" + q + "): " + form + (hidden ? " (" + hidden + " hidden)" : "") + ".";
     finish(block, q);
   }
 

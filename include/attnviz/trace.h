@@ -30,6 +30,18 @@ struct TokenSequence {
     std::vector<TraceToken> tokens;
 };
 
+// How a block's pre-softmax score of (query, key) is formed, so that a view can
+// recompute it from the kept queries and keys without knowing the model.
+enum class ScoreForm : uint8_t {
+    // score = score_scale * dot(query, key) + score_bias (0 where the block has
+    // none); keys after the query of a causal block are masked besides.
+    scaled_dot_plus_bias,
+    // The model adds a term that depends on the query's or the key's content
+    // (BERT's relative_key / relative_key_query position scores): no
+    // query-independent bias reproduces the probabilities from q.k alone.
+    not_decomposable,
+};
+
 // One family of attention maps: "self" (single-stack models), or "encoder",
 // "decoder" and "cross" (encoder-decoder models).
 struct AttentionBlock {
@@ -42,12 +54,21 @@ struct AttentionBlock {
 
     // Neuron-view data, present when the run kept queries and keys. Keys are
     // given per query head (grouped-query models repeat their shared keys).
-    // The raw score is score_scale * dot(query, key) (+ any position bias the
-    // model adds before the softmax, such as T5's).
+    // With score_form scaled_dot_plus_bias, probs[l][h][q] is (to float32 rounding)
+    // softmax_k(score_scale * dot(queries[l][h][q], keys[l][h][k]) + bias(l, h, q, k)).
     int head_dim = 0;
     float score_scale = 1.0f;
+    ScoreForm score_form = ScoreForm::scaled_dot_plus_bias;
     std::vector<float> queries;  // [layer][head][query][head_dim]
     std::vector<float> keys;     // [layer][head][key][head_dim]
+
+    // The additive score bias the model applied, kept with the queries and keys
+    // (scaled_dot_plus_bias blocks only): T5's relative position bias, a sliding
+    // window or a padding mask (-inf = the key is masked). Blocks whose layers
+    // share one bias (T5 computes it in its first layer and reuses it) store it
+    // once: score_bias_layers is 0 (no bias), 1 (one for every layer) or n_layers.
+    int score_bias_layers = 0;
+    std::vector<float> score_bias;  // [score_bias_layers][head][query][key]
 
     size_t index(int layer, int head, int query, int key) const {
         return ((static_cast<size_t>(layer) * n_heads + head) * n_queries + query) * n_keys + key;
@@ -56,6 +77,14 @@ struct AttentionBlock {
         return probs[index(layer, head, query, key)];
     }
     bool has_queries_keys() const { return head_dim > 0 && !queries.empty(); }
+    bool has_score_bias() const { return score_bias_layers > 0; }
+    // The bias of one (layer, head) as [query][key], or null when the block has none.
+    const float* score_bias_of(int layer, int head) const {
+        if (!has_score_bias()) return nullptr;
+        const int bias_layer = score_bias_layers == 1 ? 0 : layer;
+        return score_bias.data() +
+               (static_cast<size_t>(bias_layer) * n_heads + head) * n_queries * n_keys;
+    }
 };
 
 // Hidden states of one stack: the embeddings output and every layer's output.

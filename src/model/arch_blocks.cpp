@@ -1,6 +1,8 @@
 #include "model/arch_blocks.h"
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "attnviz/error.h"
 #include "runtime/kernels.h"
@@ -50,8 +52,46 @@ void keep_queries_keys(AttentionBlock& block, int layer, const float* queries, i
                block.keys.data() + static_cast<size_t>(layer) * H * block.n_keys * Dh);
 }
 
+void keep_score_bias(AttentionBlock& block, int layer, const float* bias, const uint8_t* key_mask) {
+    if (!block.has_queries_keys() || block.score_form != ScoreForm::scaled_dot_plus_bias) return;
+    const int H = block.n_heads, Q = block.n_queries, K = block.n_keys;
+    const size_t per_layer = static_cast<size_t>(H) * Q * K;
+    std::vector<float> layer_bias;  // empty: this layer adds nothing
+    if (bias || key_mask) {
+        layer_bias.assign(per_layer, 0.0f);
+        if (bias)  // as runtime::attention scales it, so the trace reproduces the score exactly
+            for (size_t i = 0; i < per_layer; ++i) layer_bias[i] = block.score_scale * bias[i];
+        if (key_mask)
+            for (size_t row = 0; row < per_layer / K; ++row)
+                for (int key = 0; key < K; ++key)
+                    if (!key_mask[key])
+                        layer_bias[row * K + key] = -std::numeric_limits<float>::infinity();
+    }
+    const auto slice = [&](int l) { return block.score_bias.data() + per_layer * l; };
+    if (block.score_bias_layers == 1) {
+        if (!layer_bias.empty() && std::equal(layer_bias.begin(), layer_bias.end(), slice(0)))
+            return;  // the shared bias again
+        // This layer differs: every layer gets its own, the earlier ones the shared one.
+        std::vector<float> shared = std::move(block.score_bias);
+        block.score_bias.assign(per_layer * block.n_layers, 0.0f);
+        block.score_bias_layers = block.n_layers;
+        for (int l = 0; l < layer; ++l) std::copy(shared.begin(), shared.end(), slice(l));
+    } else if (block.score_bias_layers == 0) {
+        if (layer_bias.empty()) return;
+        if (layer == 0) {
+            block.score_bias = std::move(layer_bias);
+            block.score_bias_layers = 1;
+            return;
+        }
+        block.score_bias.assign(per_layer * block.n_layers, 0.0f);  // earlier layers: none
+        block.score_bias_layers = block.n_layers;
+    }
+    if (!layer_bias.empty()) std::copy(layer_bias.begin(), layer_bias.end(), slice(layer));
+}
+
 void attend(AttentionBlock& block, int layer, const AttentionCall& call, float* context,
             int context_stride) {
+    keep_score_bias(block, layer, call.score_bias, call.key_mask);
     runtime::AttentionShape shape;
     shape.n_heads = block.n_heads;
     shape.n_kv_heads = call.n_kv_heads > 0 ? call.n_kv_heads : block.n_heads;

@@ -32,8 +32,16 @@ void keep_heads(const float* x, int stride, int n_tokens, int n_source_heads, in
 void keep_queries_keys(AttentionBlock& block, int layer, const float* queries, int query_stride,
                        const float* keys, int key_stride, int n_kv_heads);
 
+// Stores this layer's additive score bias in block.score_bias (when the block
+// keeps queries and keys and its score_form is scaled_dot_plus_bias), in the
+// trace's form: score_scale * bias (attention adds the call's bias before the
+// scale), -inf for padding keys. One copy serves all layers while every layer's
+// bias is the same; layers must come in order 0, 1, ... (as every forward runs them).
+void keep_score_bias(AttentionBlock& block, int layer, const float* bias, const uint8_t* key_mask);
+
 // One attention call whose probabilities land in block.probs at `layer`.
 // Queries/keys/values are [tokens, *] projections with their row strides.
+// Keeps the call's score bias and padding mask in the trace (keep_score_bias).
 struct AttentionCall {
     int head_dim = 0;
     const float* queries = nullptr;

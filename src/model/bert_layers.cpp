@@ -134,7 +134,11 @@ void BertStyleLayers::forward(float* x, int T, const uint8_t* key_mask, Attentio
     std::vector<float> context(static_cast<size_t>(T) * D);  // [T, D]
     std::vector<float> ffn(static_cast<size_t>(T) * I);      // [T, I]
     std::vector<float> relative;  // [H, T, T] relative position scores, when the config uses them
-    if (relative_) relative.resize(static_cast<size_t>(heads_) * T * T);
+    if (relative_) {
+        relative.resize(static_cast<size_t>(heads_) * T * T);
+        // q . E[q - k] (+ k . E[q - k]) depends on the query's content: no bias reproduces it
+        block.score_form = ScoreForm::not_decomposable;
+    }
     for (size_t layer = 0; layer < layers_.size(); ++layer) {
         const Layer& l = layers_[layer];
         const int li = static_cast<int>(layer);

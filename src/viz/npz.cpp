@@ -6,6 +6,7 @@
 // Arrays, for single-stack models (BERT, GPT-2, ...):
 //   input_ids [S] int64, token_type_ids [S] int64, tokens [S] unicode,
 //   attentions [L,H,S,S] float32, queries/keys [L,H,S,Dh] (when kept),
+//   score_bias [1 or L,H,S,S] (with queries/keys, when the model added one),
 //   hidden_states [L+1,S,D] (when kept).
 // Encoder-decoder models prefix the sequence arrays with the sequence name
 // (encoder_input_ids, decoder_tokens, ...) and the attention arrays with the
@@ -157,6 +158,11 @@ std::vector<NpyArray> trace_arrays(const AttentionTrace& trace) {
             arrays.push_back(float_array(prefix + "keys", block.keys,
                                          {layers, heads, static_cast<size_t>(block.n_keys), dim}));
         }
+        if (block.has_score_bias())
+            arrays.push_back(float_array(
+                prefix + "score_bias", block.score_bias,
+                {static_cast<size_t>(block.score_bias_layers), heads,
+                 static_cast<size_t>(block.n_queries), static_cast<size_t>(block.n_keys)}));
     }
     for (const HiddenStates& states : trace.hidden_states) {
         if (states.sequence < 0 || static_cast<size_t>(states.sequence) >= trace.sequences.size())

@@ -44,6 +44,18 @@ void check_trace(const AttentionTrace& trace) {
                 throw Error(where + " has queries/keys of the wrong size for head_dim " +
                             std::to_string(block.head_dim));
         }
+        if (block.score_bias_layers != 0 && block.score_bias_layers != 1 &&
+            block.score_bias_layers != block.n_layers)
+            throw Error(where + " has score_bias_layers " +
+                        std::to_string(block.score_bias_layers) + ", expected 0, 1 or " +
+                        std::to_string(block.n_layers));
+        if (block.score_bias.size() != static_cast<size_t>(block.score_bias_layers) *
+                                           block.n_heads * block.n_queries * block.n_keys)
+            throw Error(where + " has " + std::to_string(block.score_bias.size()) +
+                        " score bias values, expected " + std::to_string(block.score_bias_layers) +
+                        " x heads x queries x keys");
+        if (block.has_score_bias() && block.score_form != ScoreForm::scaled_dot_plus_bias)
+            throw Error(where + " has a score bias but its score is not decomposable");
     }
 }
 
@@ -94,10 +106,11 @@ std::vector<int> chosen_heads(const AttentionTrace& trace, const AttentionBlock&
 namespace {
 
 // One stream: one layer of one block, quantized, deflated and base64-encoded.
+enum class StreamKind { attention, queries_keys, score_bias };
 struct StreamJob {
     const AttentionBlock* block;
-    int layer;
-    bool queries_keys;  // false: attention probabilities
+    int layer;  // score_bias: the bias's own layer (0 when all layers share it)
+    StreamKind kind;
     const std::vector<int>* heads;
 };
 
@@ -146,6 +159,21 @@ std::vector<uint8_t> queries_keys_bytes(const AttentionBlock& block, int layer,
     return bytes;
 }
 
+// Score bias: [heads][queries][keys] float32, exact (-inf where a key is masked).
+// Biases are structured (T5's depends on key - query only, masks are runs of
+// -inf), so deflate shrinks them to a few bytes per row.
+std::vector<uint8_t> score_bias_bytes(const AttentionBlock& block, int bias_layer,
+                                      const std::vector<int>& heads) {
+    const size_t per_head = static_cast<size_t>(block.n_queries) * block.n_keys;
+    std::vector<uint8_t> bytes(heads.size() * per_head * sizeof(float));
+    for (size_t h = 0; h < heads.size(); ++h)
+        std::memcpy(bytes.data() + h * per_head * sizeof(float),
+                    block.score_bias.data() +
+                        (static_cast<size_t>(bias_layer) * block.n_heads + heads[h]) * per_head,
+                    per_head * sizeof(float));
+    return bytes;
+}
+
 // Runs jobs on up to hardware_concurrency threads; streams[i] = encode(jobs[i]).
 std::vector<std::string> encode_streams(const std::vector<StreamJob>& jobs, int zlib_level) {
     std::vector<std::string> streams(jobs.size());
@@ -153,12 +181,15 @@ std::vector<std::string> encode_streams(const std::vector<StreamJob>& jobs, int 
     auto work = [&] {
         for (size_t i = next++; i < jobs.size(); i = next++) {
             const StreamJob& job = jobs[i];
+            const bool queries_keys = job.kind == StreamKind::queries_keys;
             const std::vector<uint8_t> raw =
-                job.queries_keys ? queries_keys_bytes(*job.block, job.layer, *job.heads)
-                                 : attention_bytes(*job.block, job.layer, *job.heads);
+                queries_keys ? queries_keys_bytes(*job.block, job.layer, *job.heads)
+                : job.kind == StreamKind::score_bias
+                    ? score_bias_bytes(*job.block, job.layer, *job.heads)
+                    : attention_bytes(*job.block, job.layer, *job.heads);
             // Query/key bytes are noise-like: deflate barely shrinks them at
             // any level, so they take the fastest.
-            streams[i] = base64_encode(deflate_bytes(raw, job.queries_keys ? 1 : zlib_level));
+            streams[i] = base64_encode(deflate_bytes(raw, queries_keys ? 1 : zlib_level));
         }
     };
     const size_t n_threads =
@@ -218,15 +249,27 @@ std::string build_payload(const AttentionTrace& trace, const ViewOptions& option
                                 {"probs", nlohmann::json::array()}};
         for (int layer : layers) {
             entry["probs"].push_back(jobs.size());
-            jobs.push_back({&block, layer, false, &heads_of_block[b]});
+            jobs.push_back({&block, layer, StreamKind::attention, &heads_of_block[b]});
         }
         if (with_queries_keys) {
             entry["headDim"] = block.head_dim;
             entry["scoreScale"] = block.score_scale;
+            entry["scoreForm"] = block.score_form == ScoreForm::scaled_dot_plus_bias
+                                     ? "scaled_dot_plus_bias"
+                                     : "not_decomposable";
             entry["queriesKeys"] = nlohmann::json::array();
             for (int layer : layers) {
                 entry["queriesKeys"].push_back(jobs.size());
-                jobs.push_back({&block, layer, true, &heads_of_block[b]});
+                jobs.push_back({&block, layer, StreamKind::queries_keys, &heads_of_block[b]});
+            }
+            if (block.has_score_bias()) {
+                // One stream when every layer shares the bias, else one per chosen layer.
+                entry["scoreBias"] = nlohmann::json::array();
+                const std::vector<int> shared = {0};
+                for (int layer : block.score_bias_layers == 1 ? shared : layers) {
+                    entry["scoreBias"].push_back(jobs.size());
+                    jobs.push_back({&block, layer, StreamKind::score_bias, &heads_of_block[b]});
+                }
             }
         }
         meta["blocks"].push_back(std::move(entry));

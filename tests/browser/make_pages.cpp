@@ -1,7 +1,9 @@
 // Writes the pages the browser tests open: each synthetic trace of
 // tests/viz/synthetic_traces.h as a whole page (<name>.html) with a JSON
-// sidecar of its exact values (<name>.json), and one page holding several
+// sidecar of its exact values (<name>.json: probabilities, queries, keys, score
+// bias), and one page holding several
 // fragments (fragments.html). Usage: make_pages <output folder>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 
@@ -24,18 +26,27 @@ nlohmann::json sidecar(const attnviz::AttentionTrace& trace) {
                 {{"raw", token.text}, {"display", token.display}, {"special", token.special}});
         out["sequences"].push_back({{"name", sequence.name}, {"tokens", tokens}});
     }
-    for (const attnviz::AttentionBlock& block : trace.blocks)
-        out["blocks"].push_back({{"name", block.name},
-                                 {"causal", block.causal},
-                                 {"layers", block.n_layers},
-                                 {"heads", block.n_heads},
-                                 {"queries", block.n_queries},
-                                 {"keys", block.n_keys},
-                                 {"headDim", block.head_dim},
-                                 {"scoreScale", block.score_scale},
-                                 {"probs", block.probs},
-                                 {"queryVectors", block.queries},
-                                 {"keyVectors", block.keys}});
+    for (const attnviz::AttentionBlock& block : trace.blocks) {
+        // JSON has no -inf: a masked key's bias is null.
+        nlohmann::json bias = nlohmann::json::array();
+        for (float value : block.score_bias)
+            bias.push_back(std::isfinite(value) ? nlohmann::json(value) : nlohmann::json());
+        out["blocks"].push_back(
+            {{"name", block.name},
+             {"causal", block.causal},
+             {"layers", block.n_layers},
+             {"heads", block.n_heads},
+             {"queries", block.n_queries},
+             {"keys", block.n_keys},
+             {"headDim", block.head_dim},
+             {"scoreScale", block.score_scale},
+             {"probs", block.probs},
+             {"queryVectors", block.queries},
+             {"keyVectors", block.keys},
+             {"decomposable", block.score_form == attnviz::ScoreForm::scaled_dot_plus_bias},
+             {"scoreBiasLayers", block.score_bias_layers},
+             {"scoreBias", bias}});
+    }
     return out;
 }
 
@@ -59,6 +70,8 @@ int main(int argc, char** argv) {
             {"encdec", attnviz::testing::encoder_decoder_trace()},
             {"hostile", attnviz::testing::hostile_trace()},
             {"heads16", attnviz::testing::many_heads_trace()},
+            {"t5bias", attnviz::testing::position_bias_trace()},
+            {"relkey", attnviz::testing::relative_key_trace()},
         };
         for (const auto& [name, trace] : pages) {
             attnviz::io::write_file(folder / (std::string(name) + ".html"),

@@ -31,6 +31,12 @@ function sidecar(name) {
     block.rowMax = (l, h, q) => { let m = 0; for (let k = 0; k < nk; k++) m = Math.max(m, block.prob(l, h, q, k)); return m; };
     // The payload's bound: half a step of 8-bit per-row quantization.
     block.tolerance = (l, h, q) => block.rowMax(l, h, q) / 510 + 1e-6;
+    // The additive score bias (-Infinity where the sidecar's JSON says null), or 0.
+    block.bias = (l, h, q, k) => {
+      if (!block.scoreBiasLayers) return 0;
+      const v = block.scoreBias[(((block.scoreBiasLayers === 1 ? 0 : l) * heads + h) * nq + q) * nk + k];
+      return v === null ? -Infinity : v;
+    };
     block.vector = (which, l, h, i) => {
       const n = which === "q" ? nq : nk, d = block.headDim, values = which === "q" ? block.queryVectors : block.keyVectors;
       const at = ((l * heads + h) * n + i) * d;
@@ -313,8 +319,12 @@ await test("neuron view: expand, hover a query, q·k and softmax; causal hides f
     const exactScore = block.scoreScale * query.reduce((sum, v, i) => sum + v * key[i], 0);
     // 8-bit vectors: about 1% of each vector's scale.
     assert.ok(Math.abs(+scores[k] - exactScore) <= 0.02 * Math.abs(exactScore) + 0.05, `score ${q}·${k}: ${scores[k]} vs ${exactScore}`);
-    assert.ok(Math.abs(shown.get(k) - block.prob(2, 1, q, k)) <= 0.01, `softmax ${q}→${k}: ${shown.get(k)} vs ${block.prob(2, 1, q, k)}`);
+    const exact = block.prob(2, 1, q, k);
+    assert.ok(Math.abs(shown.get(k) - exact) <= block.tolerance(2, 1, q) + printTolerance(exact), `softmax ${q}→${k}: ${shown.get(k)} vs ${exact}`);
   }
+  const legend = await panel.locator(".av-legend span").allTextContents();
+  assert.deepEqual(legend, ["query q", "key k", "q × k", "q·k × scale", "softmax"], "no bias column without a bias");
+  assert.ok(!(await panel.locator(".av-note").isVisible()), "no decomposition note");
   // The vectors are drawn (cells left of the numbers).
   const ink = await panel.evaluate((root) => {
     const c = root.querySelector(".av-canvas");
@@ -334,6 +344,112 @@ await test("neuron view: expand, hover a query, q·k and softmax; causal hides f
   await pair.mouse.move(5, 5);
   await pair.screenshot({ path: path.join(shotsDir, "neuron.png") });
   await pair.close();
+});
+
+// The most q·k can move when q and k are rounded to the payload's int8 vectors
+// (steps max|x| / 127, errors at most half a step per entry).
+function quantizedDotBound(query, key) {
+  const step = (v) => v.reduce((m, x) => Math.max(m, Math.abs(x)), 0) / 127;
+  const sum = (v) => v.reduce((a, x) => a + Math.abs(x), 0);
+  const sq = step(query), sk = step(key);
+  return (sk / 2) * sum(query) + (sq / 2) * sum(key) + (query.length * sq * sk) / 4;
+}
+
+// softmax of exact scores.
+function softmax(scores) {
+  const top = Math.max(...scores), e = scores.map((s) => Math.exp(s - top)), sum = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / sum);
+}
+
+await test("neuron view: a T5-like position bias is its own column and the softmax is the trace's", async () => {
+  const trace = sidecar("t5bias");
+  const page = await open("t5bias");
+  await page.locator('.av-tab[data-view="neuron"]').click();
+  const panel = page.locator(".av-panel-neuron");
+  await page.waitForSelector(".av-panel-neuron[data-drawn]");
+  await act(panel, () => panel.locator(".av-expand").click());
+  // encoder: bidirectional bias; decoder: causal, its bias shared by both layers as well
+  for (const [name, layer, head, q] of [["encoder", 1, 2, 5], ["decoder", 1, 1, 4], ["decoder", 0, 2, 4]]) {
+    const block = trace.blocks.find((b) => b.name === name), where = `${name} ${layer}/${head}/${q}`;
+    await act(panel, () => panel.locator(".av-block").selectOption({ label: name }));
+    await act(panel, () => panel.locator(".av-layer").selectOption(String(layer)));
+    await act(panel, () => panel.locator(".av-head").selectOption(String(head)));
+    await act(panel, () => hoverToken(panel, "q", q));
+    assert.equal(await data(panel, "query"), String(q));
+    assert.deepEqual(await panel.locator(".av-legend span").allTextContents(),
+      ["query q", "key k", "q × k", "q·k × scale", "bias", "score", "softmax"], where + ": a bias column");
+    assert.ok(!(await panel.locator(".av-note").isVisible()), where + ": decomposable, no note");
+    const shown = await numbers(panel, "k");
+    const nodes = await panel.locator(".av-col-k .av-tok").evaluateAll((n) => n.map((x) => ({ ...x.dataset })));
+    const seen = block.causal ? q + 1 : block.keys;
+    assert.equal(shown.size, seen, where + ": every key the query sees has a weight");
+    const query = block.vector("q", layer, head, q), withBias = [], withoutBias = [];
+    for (let k = 0; k < seen; k++) {
+      const key = block.vector("k", layer, head, k);
+      const scaled = block.scoreScale * query.reduce((sum, v, i) => sum + v * key[i], 0);
+      withBias.push(scaled + block.bias(layer, head, q, k));
+      withoutBias.push(scaled);
+      const node = nodes.find((n) => +n.index === k);
+      assert.ok(Math.abs(+node.bias - block.bias(layer, head, q, k)) <= 5e-4 + 1e-6, `${where}: bias of key ${k}: ${node.bias} vs ${block.bias(layer, head, q, k)}`);
+      const bound = block.scoreScale * quantizedDotBound(query, key) + 5e-4;  // + printing
+      assert.ok(Math.abs(+node.score - scaled) <= bound, `${where}: q·k of key ${k}: ${node.score} vs ${scaled} (bound ${bound})`);
+      assert.ok(Math.abs(+node.total - (+node.score + +node.bias)) <= 1.5e-3, `${where}: score = q·k × scale + bias for key ${k}`);
+    }
+    const recomputed = softmax(withBias), unbiased = softmax(withoutBias);
+    for (let k = 0; k < seen; k++) {
+      const exact = block.prob(layer, head, q, k);
+      assert.ok(Math.abs(recomputed[k] - exact) <= 1e-5, `${where}: the trace is softmax(q·k × scale + bias) at key ${k}`);
+      assert.ok(Math.abs(shown.get(k) - exact) <= block.tolerance(layer, head, q) + printTolerance(exact), `${where}: softmax ${q}→${k}: shown ${shown.get(k)}, trace ${exact}`);
+    }
+    // The bias matters here: softmax(q·k × scale) alone is far from the trace (the bug of issue 11).
+    assert.ok(unbiased.some((p, k) => Math.abs(p - block.prob(layer, head, q, k)) > 0.05), where + ": the page exercises the bias");
+    for (let k = seen; k < block.keys; k++)
+      assert.ok(nodes.find((n) => +n.index === k).bias === "" && !shown.has(k), `${where}: future key ${k} is hidden`);
+  }
+  // Cross attention adds no bias: no bias column.
+  await act(panel, () => panel.locator(".av-block").selectOption({ label: "cross" }));
+  await act(panel, () => hoverToken(panel, "q", 2));
+  assert.deepEqual(await panel.locator(".av-legend span").allTextContents(), ["query q", "key k", "q × k", "q·k × scale", "softmax"]);
+  await act(panel, () => panel.locator(".av-block").selectOption({ label: "encoder" }));
+  await act(panel, () => panel.locator('.av-col-q .av-tok[data-index="5"]').click());
+  await page.mouse.move(5, 5);
+  await page.screenshot({ path: path.join(shotsDir, "neuron-bias.png") });
+  await page.close();
+});
+
+await test("neuron view: a relative_key block says its score cannot be decomposed", async () => {
+  const trace = sidecar("relkey"), block = trace.blocks[0];
+  assert.equal(block.decomposable, false);
+  const page = await open("relkey");
+  await page.locator('.av-tab[data-view="neuron"]').click();
+  const panel = page.locator(".av-panel-neuron");
+  await page.waitForSelector(".av-panel-neuron[data-drawn]");
+  const note = panel.locator(".av-note");
+  assert.ok(await note.isVisible(), "the note is shown");
+  assert.match(await note.textContent(), /cannot be decomposed into q·k × scale \+ a bias/);
+  await act(panel, () => panel.locator(".av-layer").selectOption("1"));
+  await act(panel, () => panel.locator(".av-expand").click());
+  const q = 6;
+  await act(panel, () => hoverToken(panel, "q", q));
+  assert.deepEqual(await panel.locator(".av-legend span").allTextContents(), ["query q", "key k", "q × k", "q·k × scale", "attention"]);
+  const shown = await numbers(panel, "k");
+  assert.equal(shown.size, block.keys);
+  const query = block.vector("q", 1, 0, q), unbiased = [];
+  for (let k = 0; k < block.keys; k++) {
+    const key = block.vector("k", 1, 0, k);
+    unbiased.push(block.scoreScale * query.reduce((sum, v, i) => sum + v * key[i], 0));
+  }
+  const naive = softmax(unbiased);
+  for (let k = 0; k < block.keys; k++) {
+    const exact = block.prob(1, 0, q, k);
+    assert.ok(Math.abs(shown.get(k) - exact) <= block.tolerance(1, 0, q) + printTolerance(exact), `weight ${q}→${k}: shown ${shown.get(k)}, trace ${exact}`);
+  }
+  // What the page must not print: softmax(q·k × scale) disagrees with the trace here.
+  assert.ok(naive.some((p, k) => Math.abs(p - block.prob(1, 0, q, k)) > 0.05), "the page exercises a query-dependent term");
+  const totals = await panel.locator(".av-col-k .av-tok").evaluateAll((n) => n.map((x) => x.dataset.total));
+  assert.ok(totals.every((t) => t === ""), "no total score is claimed");
+  await page.screenshot({ path: path.join(shotsDir, "neuron-relative.png") });
+  await page.close();
 });
 
 // ---- matrix view ---------------------------------------------------------------

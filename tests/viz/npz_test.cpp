@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <string>
 
 #include "attnviz/export.h"
@@ -122,6 +123,45 @@ print(" ".join(sorted(z.files)), z["cross_attentions"].shape, z["decoder_tokens"
               "cross_attentions decoder_input_ids decoder_token_type_ids decoder_tokens "
               "encoder_attentions encoder_input_ids encoder_token_type_ids encoder_tokens "
               "(2, 3, 3, 4) ##\xe2\x96\x81x\n");
+    fs::remove(path);
+}
+
+// The additive score bias: once when the block's layers share it (T5), per layer
+// otherwise, -inf (masked keys) intact; blocks without one have no array.
+TEST(Npz, ScoreBiasIsExportedOnceWhenLayersShareIt) {
+    attnviz::AttentionTrace trace = small_trace(true, false);
+    trace.sequences[0].name = "encoder";
+    trace.sequences.push_back(trace.sequences[0]);
+    trace.sequences[1].name = "decoder";
+    trace.blocks[0].name = "encoder";
+    attnviz::AttentionBlock decoder = trace.blocks[0];
+    decoder.name = "decoder";
+    decoder.query_sequence = decoder.key_sequence = 1;
+    attnviz::AttentionBlock cross = trace.blocks[0];
+    cross.name = "cross";
+    attnviz::AttentionBlock& encoder = trace.blocks[0];
+    encoder.score_bias_layers = 1;  // [1, 3, 4, 4]: value = index / 4, key 3 of query 0 masked
+    for (int i = 0; i < 3 * 4 * 4; ++i) encoder.score_bias.push_back(0.25f * static_cast<float>(i));
+    encoder.score_bias[3] = -std::numeric_limits<float>::infinity();
+    decoder.score_bias_layers = 2;  // [2, 3, 4, 4]: value = -index
+    for (int i = 0; i < 2 * 3 * 4 * 4; ++i) decoder.score_bias.push_back(-static_cast<float>(i));
+    trace.blocks.push_back(decoder);
+    trace.blocks.push_back(cross);
+    const fs::path path = temp_file("bias.npz");
+    attnviz::write_npz(trace, path);
+    const std::string output = run_python(R"(
+import numpy as np
+z = np.load(")" + path.string() + R"(")
+e, d = z["encoder_score_bias"], z["decoder_score_bias"]
+assert "cross_score_bias" not in z.files, z.files
+assert e.dtype == np.float32 and e.shape == (1, 3, 4, 4), e.shape
+want = (np.arange(48, dtype=np.float32) * np.float32(0.25)).reshape(1, 3, 4, 4)
+want[0, 0, 0, 3] = -np.inf
+assert np.array_equal(e, want), e
+assert d.shape == (2, 3, 4, 4) and np.array_equal(d.ravel(), -np.arange(96, dtype=np.float32))
+print("ok")
+)");
+    EXPECT_EQ(output, "ok\n");
     fs::remove(path);
 }
 

@@ -69,6 +69,42 @@ inline constexpr AttentionProfile kDiffuse{};  // broad rows: the worst case for
 inline constexpr AttentionProfile kPeaked{1.5f, 0.8f,
                                           3.0f};  // sinks and sharp heads, as trained models
 
+// probs[l][h][q] = softmax_k(score_scale * q·k + extra(l, h, q, k)) over the keys
+// the query sees (k <= q when causal; extra may be -inf), from the block's
+// queries and keys.
+template <typename Extra>
+inline void set_probs(AttentionBlock& block, Extra extra) {
+    const size_t nk = static_cast<size_t>(block.n_keys), dim = static_cast<size_t>(block.head_dim);
+    std::vector<float> scores(nk);
+    for (int layer = 0; layer < block.n_layers; ++layer)
+        for (int head = 0; head < block.n_heads; ++head) {
+            const size_t layer_head = static_cast<size_t>(layer) * block.n_heads + head;
+            const float* q = block.queries.data() + layer_head * block.n_queries * dim;
+            const float* k = block.keys.data() + layer_head * nk * dim;
+            for (int j = 0; j < block.n_queries; ++j) {
+                const size_t last =
+                    block.causal ? std::min(static_cast<size_t>(j), nk - 1) : nk - 1;
+                float top = -1e30f;
+                for (size_t key = 0; key <= last; ++key) {
+                    float dot = 0.0f;
+                    for (size_t d = 0; d < dim; ++d) dot += q[j * dim + d] * k[key * dim + d];
+                    scores[key] =
+                        dot * block.score_scale + extra(layer, head, j, static_cast<int>(key));
+                    top = std::max(top, scores[key]);
+                }
+                double sum = 0.0;
+                for (size_t key = 0; key <= last; ++key)
+                    sum += std::exp(static_cast<double>(scores[key] - top));
+                float* row = block.probs.data() + block.index(layer, head, j, 0);
+                for (size_t key = 0; key < nk; ++key)
+                    row[key] = key <= last
+                                   ? static_cast<float>(
+                                         std::exp(static_cast<double>(scores[key] - top)) / sum)
+                                   : 0.0f;
+            }
+        }
+}
+
 // Heads differ in temperature; even heads also attend strongly to the first
 // key (an attention sink, like [CLS]), odd heads to the previous token.
 inline AttentionBlock make_block(const std::string& name, int query_sequence, int key_sequence,
@@ -92,7 +128,6 @@ inline AttentionBlock make_block(const std::string& name, int query_sequence, in
     block.queries.resize(static_cast<size_t>(layers) * heads * nq * dim);
     block.keys.resize(static_cast<size_t>(layers) * heads * nk * dim);
     Random random(seed);
-    std::vector<float> scores(nk);
     for (int layer = 0; layer < layers; ++layer)
         for (int head = 0; head < heads; ++head) {
             const size_t layer_head = static_cast<size_t>(layer) * heads + head;
@@ -119,26 +154,8 @@ inline AttentionBlock make_block(const std::string& name, int query_sequence, in
                     k[j * dim + 2] = std::sin(0.7f * static_cast<float>(j));
                 }
             }
-            for (size_t j = 0; j < nq; ++j) {
-                const size_t last = causal ? std::min(j, nk - 1) : nk - 1;
-                float top = -1e30f;
-                for (size_t key = 0; key <= last; ++key) {
-                    float dot = 0.0f;
-                    for (size_t d = 0; d < dim; ++d) dot += q[j * dim + d] * k[key * dim + d];
-                    scores[key] = dot * block.score_scale;
-                    top = std::max(top, scores[key]);
-                }
-                double sum = 0.0;
-                for (size_t key = 0; key <= last; ++key)
-                    sum += std::exp(static_cast<double>(scores[key] - top));
-                float* row = block.probs.data() + block.index(layer, head, static_cast<int>(j), 0);
-                for (size_t key = 0; key < nk; ++key)
-                    row[key] = key <= last
-                                   ? static_cast<float>(
-                                         std::exp(static_cast<double>(scores[key] - top)) / sum)
-                                   : 0.0f;
-            }
         }
+    set_probs(block, [](int, int, int, int) { return 0.0f; });
     if (!keep_queries_keys) {
         block.head_dim = 0;
         block.queries.clear();
@@ -220,6 +237,62 @@ inline AttentionTrace many_heads_trace() {
                                             {"[CLS]", "a", "b", "c", "d", "e", "f", "[SEP]"},
                                             {-1, 0, 0, 0, 0, 0, 0, -1}, {"[CLS]", "[SEP]"}));
     trace.blocks.push_back(make_block("self", 0, 0, 2, 16, 8, 8, false, 8, false, 77));
+    return trace;
+}
+
+// A T5-style relative position bias for the block, one for all its layers
+// (score_scale 1, as T5): head h adds table[h][bucket(k - q)], buckets of
+// distance -4 .. 4 (clamped; a causal block sees only k <= q), with the table
+// N(0, 2^2). Probabilities are recomputed with it.
+inline void add_shared_position_bias(AttentionBlock& block, uint64_t seed) {
+    constexpr int kReach = 4;
+    Random random(seed);
+    std::vector<float> table(static_cast<size_t>(block.n_heads) * (2 * kReach + 1));
+    for (float& value : table) value = 2.0f * random.normal();
+    block.score_scale = 1.0f;
+    block.score_bias_layers = 1;
+    block.score_bias.resize(static_cast<size_t>(block.n_heads) * block.n_queries * block.n_keys);
+    for (int head = 0; head < block.n_heads; ++head)
+        for (int q = 0; q < block.n_queries; ++q)
+            for (int k = 0; k < block.n_keys; ++k)
+                block.score_bias[block.index(0, head, q, k)] =
+                    table[static_cast<size_t>(head) * (2 * kReach + 1) +
+                          std::clamp(k - q, -kReach, kReach) + kReach];
+    set_probs(block, [&](int, int head, int q, int k) {
+        return block.score_bias[block.index(0, head, q, k)];
+    });
+}
+
+// T5-like encoder-decoder whose encoder and decoder add a shared relative
+// position bias (cross attention has none): 2 layers x 3 heads.
+inline AttentionTrace position_bias_trace() {
+    AttentionTrace trace = encoder_decoder_trace();
+    trace.model_id = "synthetic-t5-position-bias";
+    add_shared_position_bias(trace.blocks[0], 88);
+    add_shared_position_bias(trace.blocks[1], 99);
+    return trace;
+}
+
+// BERT relative_key-like: the score adds q · E[q - k] (E a random distance
+// table), a term that depends on the query, so the block is not decomposable
+// into scale * q·k + bias. 2 layers x 4 heads.
+inline AttentionTrace relative_key_trace() {
+    AttentionTrace trace = pair_trace();
+    trace.model_id = "synthetic-bert-relative-key";
+    AttentionBlock& block = trace.blocks[0];
+    block.score_form = ScoreForm::not_decomposable;
+    const int n = block.n_queries, dim = block.head_dim;
+    Random random(111);
+    std::vector<float> distance(static_cast<size_t>(2 * n - 1) * dim);
+    for (float& value : distance) value = 1.5f * random.normal();
+    set_probs(block, [&](int layer, int head, int q, int k) {
+        const float* query = block.queries.data() +
+                             (static_cast<size_t>(layer * block.n_heads + head) * n + q) * dim;
+        const float* e = distance.data() + static_cast<size_t>(q - k + n - 1) * dim;
+        float term = 0.0f;
+        for (int d = 0; d < dim; ++d) term += query[d] * e[d];
+        return block.score_scale * term;
+    });
     return trace;
 }
 

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -166,6 +168,60 @@ TEST(Html, PayloadDecodesBackToTheTraceWithinTheStep) {
     }
 }
 
+// The score bias travels exactly (float32, -inf included), once for a bias all
+// layers share, once per chosen layer otherwise, for the chosen heads only.
+TEST(Html, ScoreBiasDecodesExactlyOncePerSharedBias) {
+    AttentionTrace trace = testing::position_bias_trace();
+    AttentionBlock& encoder = trace.blocks[0];
+    const size_t nq = encoder.n_queries, nk = encoder.n_keys;
+    encoder.score_bias[encoder.index(0, 2, 3, 4)] = -std::numeric_limits<float>::infinity();
+    // The decoder: a bias per layer (layer 1's differs from layer 0's).
+    AttentionBlock& decoder = trace.blocks[1];
+    const size_t per_layer = decoder.score_bias.size();
+    decoder.score_bias.insert(decoder.score_bias.end(), decoder.score_bias.begin(),
+                              decoder.score_bias.end());
+    decoder.score_bias_layers = 2;
+    for (size_t i = per_layer; i < 2 * per_layer; ++i) decoder.score_bias[i] += 0.25f;
+
+    const nlohmann::json payload =
+        payload_of(render_html(trace, options({View::neuron}, {1}, {2, 0})));
+    const nlohmann::json& blocks = payload["meta"]["blocks"];
+    EXPECT_EQ(blocks[0]["scoreForm"], "scaled_dot_plus_bias");
+    ASSERT_EQ(blocks[0]["scoreBias"].size(), 1u);   // shared: one stream
+    ASSERT_EQ(blocks[1]["scoreBias"].size(), 1u);   // per layer: the one chosen layer
+    EXPECT_FALSE(blocks[2].contains("scoreBias"));  // cross attention adds none
+    const auto decoded = [&](int block) {
+        const std::vector<uint8_t> bytes =
+            stream_bytes(payload, blocks[block]["scoreBias"][0].get<int>());
+        std::vector<float> values(bytes.size() / sizeof(float));
+        std::memcpy(values.data(), bytes.data(), bytes.size());
+        return values;
+    };
+    const std::vector<float> encoder_bias = decoded(0), decoder_bias = decoded(1);
+    ASSERT_EQ(encoder_bias.size(), 2 * nq * nk);  // slot 0 is head 2, slot 1 is head 0
+    for (size_t q = 0; q < nq; ++q)
+        for (size_t k = 0; k < nk; ++k) {
+            EXPECT_EQ(encoder_bias[q * nk + k], encoder.score_bias[encoder.index(0, 2, q, k)]);
+            EXPECT_EQ(encoder_bias[(nq + q) * nk + k],
+                      encoder.score_bias[encoder.index(0, 0, q, k)]);
+        }
+    EXPECT_EQ(encoder_bias[3 * nk + 4], -std::numeric_limits<float>::infinity());
+    const size_t dq = decoder.n_queries, dk = decoder.n_keys;
+    ASSERT_EQ(decoder_bias.size(), 2 * dq * dk);
+    for (size_t q = 0; q < dq; ++q)
+        for (size_t k = 0; k < dk; ++k)
+            EXPECT_EQ(decoder_bias[q * dk + k], decoder.score_bias[decoder.index(1, 2, q, k)]);
+
+    // Without the neuron view there are no vectors and no bias.
+    const nlohmann::json heads_only = payload_of(render_html(trace, options({View::head})));
+    EXPECT_FALSE(heads_only["meta"]["blocks"][0].contains("scoreBias"));
+    // A block the model cannot decompose says so.
+    const nlohmann::json relative =
+        payload_of(render_html(testing::relative_key_trace(), kAllViews));
+    EXPECT_EQ(relative["meta"]["blocks"][0]["scoreForm"], "not_decomposable");
+    EXPECT_FALSE(relative["meta"]["blocks"][0].contains("scoreBias"));
+}
+
 TEST(Html, HostileTextIsEscapedEverywhere) {
     const AttentionTrace trace = testing::hostile_trace();
     for (const std::string& html :
@@ -256,6 +312,20 @@ TEST(Html, BadInputThrowsErrorsThatNameTheProblem) {
     wrong_tokens.sequences[0].tokens.pop_back();
     EXPECT_NE(message(wrong_tokens, {}).find("sequences have"), std::string::npos);
     EXPECT_NE(message(AttentionTrace{}, {}).find("no attention blocks"), std::string::npos);
+    AttentionTrace short_bias = testing::position_bias_trace();
+    short_bias.blocks[0].score_bias.pop_back();
+    EXPECT_NE(message(short_bias, {}).find("attention block \"encoder\" has 362 score bias values"),
+              std::string::npos)
+        << message(short_bias, {});
+    AttentionTrace bad_layers = testing::position_bias_trace();
+    bad_layers.blocks[0].score_bias_layers = 3;
+    EXPECT_NE(message(bad_layers, {}).find("score_bias_layers 3, expected 0, 1 or 2"),
+              std::string::npos);
+    AttentionTrace undecomposable = testing::position_bias_trace();
+    undecomposable.blocks[1].score_form = ScoreForm::not_decomposable;
+    EXPECT_NE(
+        message(undecomposable, {}).find("has a score bias but its score is not decomposable"),
+        std::string::npos);
     AttentionTrace invalid_utf8 = trace;
     invalid_utf8.sequences[0].tokens[1].text = "\xFF\xFE";
     EXPECT_EQ(message(invalid_utf8, {}), "no error");  // replaced by U+FFFD, not thrown

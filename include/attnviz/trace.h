@@ -87,9 +87,14 @@ struct AttentionBlock {
     }
 };
 
-// Hidden states of one stack: the embeddings output and every layer's output.
+// Hidden states of one stack: the embeddings output and every layer's output,
+// as transformers' output_hidden_states gives them (the last one after the
+// stack's final norm where the model has one). Each stack runs over one token
+// sequence, so `sequence` names the stack: "input" for single-stack models,
+// "encoder" or "decoder" (the .npz's encoder_hidden_states, decoder_hidden_states).
+// A trace holds at most one per sequence.
 struct HiddenStates {
-    int sequence = 0;  // index into AttentionTrace::sequences
+    int sequence = 0;  // index into AttentionTrace::sequences: the stack's tokens
     int n_states = 0, n_tokens = 0, hidden_size = 0;
     std::vector<float> values;  // [n_layers + 1][token][hidden]
 };

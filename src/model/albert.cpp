@@ -131,8 +131,7 @@ public:
         AttentionBlock& block = output.blocks.emplace_back(
             make_block("self", n_maps, H, T, T, Dh, 1.0f / std::sqrt(static_cast<float>(Dh)),
                        /*causal=*/false, options.keep_queries_keys));
-        HiddenStateRecorder hidden(output.hidden_states, options.keep_hidden_states, 0,
-                                   config_.n_layers + 1, T, D);
+        HiddenStateRecorder hidden(options.keep_hidden_states, 0, config_.n_layers + 1, T, D);
         std::vector<int> positions(static_cast<size_t>(T));
         for (int t = 0; t < T; ++t) positions[static_cast<size_t>(t)] = t;
         std::vector<float> e(static_cast<size_t>(T) * E);        // [T, E]
@@ -159,6 +158,7 @@ public:
             }
             hidden.add(x.data());
         }
+        hidden.move_into(output.hidden_states);
         return output;
     }
 

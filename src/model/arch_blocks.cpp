@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "attnviz/error.h"
 #include "runtime/kernels.h"
@@ -150,25 +151,45 @@ const uint8_t* padding_mask(const Encoding& tokens) {
     return nullptr;
 }
 
-HiddenStateRecorder::HiddenStateRecorder(std::vector<HiddenStates>& out, bool keep, int sequence,
-                                         int n_states, int n_tokens, int hidden_size) {
-    if (!keep) return;
-    states_ = &out.emplace_back();
-    states_->sequence = sequence;
-    states_->n_states = n_states, states_->n_tokens = n_tokens, states_->hidden_size = hidden_size;
-    states_->values.reserve(static_cast<size_t>(n_states) * n_tokens * hidden_size);
+HiddenStateRecorder::HiddenStateRecorder(bool keep, int sequence, int n_states, int n_tokens,
+                                         int hidden_size)
+    : keep_(keep) {
+    if (!keep_) return;
+    states_.sequence = sequence;
+    states_.n_states = n_states, states_.n_tokens = n_tokens, states_.hidden_size = hidden_size;
+    states_.values.reserve(static_cast<size_t>(n_states) * state_size());
+}
+
+size_t HiddenStateRecorder::state_size() const {
+    return static_cast<size_t>(states_.n_tokens) * states_.hidden_size;
 }
 
 void HiddenStateRecorder::add(const float* x) {
-    if (!states_) return;
-    states_->values.insert(states_->values.end(), x,
-                           x + static_cast<size_t>(states_->n_tokens) * states_->hidden_size);
+    if (!keep_) return;
+    if (states_.values.size() >= static_cast<size_t>(states_.n_states) * state_size())
+        throw Error("hidden states of sequence " + std::to_string(states_.sequence) +
+                    ": more than the " + std::to_string(states_.n_states) + " expected");
+    states_.values.insert(states_.values.end(), x, x + state_size());
 }
 
 void HiddenStateRecorder::replace_last(const float* x) {
-    if (!states_) return;
-    const size_t n = static_cast<size_t>(states_->n_tokens) * states_->hidden_size;
-    std::memcpy(states_->values.data() + states_->values.size() - n, x, n * sizeof(float));
+    if (!keep_) return;
+    if (states_.values.empty())
+        throw Error("hidden states of sequence " + std::to_string(states_.sequence) +
+                    ": no state to replace");
+    std::memcpy(states_.values.data() + states_.values.size() - state_size(), x,
+                state_size() * sizeof(float));
+}
+
+void HiddenStateRecorder::move_into(std::vector<HiddenStates>& out) {
+    if (!keep_) return;
+    const size_t recorded = state_size() ? states_.values.size() / state_size() : 0;
+    if (recorded != static_cast<size_t>(states_.n_states))
+        throw Error("hidden states of sequence " + std::to_string(states_.sequence) + ": " +
+                    std::to_string(recorded) + " of " + std::to_string(states_.n_states) +
+                    " states recorded");
+    out.push_back(std::move(states_));
+    keep_ = false;
 }
 
 void check_token_ids(const std::vector<int32_t>& ids, int vocab_size, int max_positions,

@@ -4,6 +4,7 @@
 // The kernels themselves live in src/runtime.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -74,17 +75,25 @@ void attend_fused_kv(AttentionBlock& block, int layer, const float* queries, con
 // attention kernel skips the mask).
 const uint8_t* padding_mask(const Encoding& tokens);
 
-// The hidden states of one stack, when the run keeps them.
+// The hidden states of one stack, when the run keeps them: the embeddings
+// output, then every layer's output. The recorder owns them while its stack
+// runs and move_into() hands them over at the end, so it never points into a
+// container that another stack's recorder may grow (encoder-decoder models run
+// two at once).
 class HiddenStateRecorder {
 public:
-    HiddenStateRecorder(std::vector<HiddenStates>& out, bool keep, int sequence, int n_states,
-                        int n_tokens, int hidden_size);
+    HiddenStateRecorder(bool keep, int sequence, int n_states, int n_tokens, int hidden_size);
     void add(const float* x);  // [n_tokens, hidden_size]
     // Replaces the last state (pre-norm models report the final norm's output there).
     void replace_last(const float* x);
+    // Appends the recorded states to out (nothing when not kept); all n_states
+    // must have been added. The recorder is empty afterwards.
+    void move_into(std::vector<HiddenStates>& out);
 
 private:
-    HiddenStates* states_ = nullptr;
+    size_t state_size() const;
+    bool keep_ = false;
+    HiddenStates states_;
 };
 
 // Errors for an empty input, ids outside the vocabulary, or more tokens than

@@ -118,14 +118,11 @@ public:
             make_block("decoder", Ld, Hd, T, T, D / Hd, scale(Hd), true, keep, 1, 1));
         AttentionBlock& cross = output.blocks.emplace_back(
             make_block("cross", Ld, Hd, T, S, D / Hd, scale(Hd), false, keep, 1, 0));
-        HiddenStateRecorder encoder_hidden(output.hidden_states, options.keep_hidden_states, 0,
-                                           Le + 1, S, D);
-        HiddenStateRecorder decoder_hidden(output.hidden_states, options.keep_hidden_states, 1,
-                                           Ld + 1, T, D);
         const uint8_t* source_mask = padding_mask(source);
 
         std::vector<float> memory(static_cast<size_t>(S) * D);
         embed(encoder_, source.ids, memory.data());
+        HiddenStateRecorder encoder_hidden(options.keep_hidden_states, 0, Le + 1, S, D);
         encoder_hidden.add(memory.data());
         for (int layer = 0; layer < Le; ++layer) {
             const BartLayer& l = encoder_.layers[static_cast<size_t>(layer)];
@@ -133,9 +130,11 @@ public:
             feed_forward(l, memory.data(), S, extras_.encoder_ffn);
             encoder_hidden.add(memory.data());
         }
+        encoder_hidden.move_into(output.hidden_states);
 
         std::vector<float> y(static_cast<size_t>(T) * D);
         embed(decoder_, target.ids, y.data());
+        HiddenStateRecorder decoder_hidden(options.keep_hidden_states, 1, Ld + 1, T, D);
         decoder_hidden.add(y.data());
         for (int layer = 0; layer < Ld; ++layer) {
             const BartLayer& l = decoder_.layers[static_cast<size_t>(layer)];
@@ -145,6 +144,7 @@ public:
             feed_forward(l, y.data(), T, extras_.decoder_ffn);
             decoder_hidden.add(y.data());
         }
+        decoder_hidden.move_into(output.hidden_states);
         return output;
     }
 

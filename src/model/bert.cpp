@@ -61,12 +61,12 @@ public:
         AttentionBlock& block = output.blocks.emplace_back(
             make_block("self", L, H, T, T, Dh, 1.0f / std::sqrt(static_cast<float>(Dh)),
                        /*causal=*/false, options.keep_queries_keys));
-        HiddenStateRecorder hidden(output.hidden_states, options.keep_hidden_states, 0, L + 1, T,
-                                   D);
+        HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
         std::vector<float> x(static_cast<size_t>(T) * D);  // [T, D] the residual stream
         embed(tokens, x.data());
         hidden.add(x.data());
         layers_.forward(x.data(), T, padding_mask(tokens), block, hidden);
+        hidden.move_into(output.hidden_states);
         return output;
     }
 

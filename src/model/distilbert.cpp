@@ -117,8 +117,7 @@ public:
         AttentionBlock& block = output.blocks.emplace_back(
             make_block("self", L, H, T, T, Dh, 1.0f / std::sqrt(static_cast<float>(Dh)),
                        /*causal=*/false, options.keep_queries_keys));
-        HiddenStateRecorder hidden(output.hidden_states, options.keep_hidden_states, 0, L + 1, T,
-                                   D);
+        HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
         std::vector<float> x(static_cast<size_t>(T) * D);        // [T, D] the residual stream
         std::vector<float> qkv(static_cast<size_t>(T) * 3 * D);  // [T, 3D]
         std::vector<float> context(static_cast<size_t>(T) * D);
@@ -141,6 +140,7 @@ public:
             l.run.add_output_and_ffn(context.data(), x.data(), ffn.data(), T, D, kLayerNormEps);
             hidden.add(x.data());
         }
+        hidden.move_into(output.hidden_states);
         return output;
     }
 

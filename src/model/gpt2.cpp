@@ -108,8 +108,7 @@ public:
         const float scale = scale_attn_weights_ ? 1.0f / std::sqrt(static_cast<float>(Dh)) : 1.0f;
         AttentionBlock& block = output.blocks.emplace_back(
             make_block("self", L, H, T, T, Dh, scale, /*causal=*/true, options.keep_queries_keys));
-        HiddenStateRecorder hidden(output.hidden_states, options.keep_hidden_states, 0, L + 1, T,
-                                   D);
+        HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
 
         std::vector<float> x(static_cast<size_t>(T) * D);        // [T, D] the residual stream
         std::vector<float> h(static_cast<size_t>(T) * D);        // [T, D] normalized
@@ -150,6 +149,7 @@ public:
         runtime::layer_norm(x.data(), weights_.final_norm_weight, weights_.final_norm_bias,
                             h.data(), T, D, config_.norm_eps);
         hidden.replace_last(h.data());
+        hidden.move_into(output.hidden_states);
         return output;
     }
 

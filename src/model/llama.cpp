@@ -163,8 +163,7 @@ public:
         AttentionBlock& block = output.blocks.emplace_back(
             make_block("self", L, H, T, T, Dh, 1.0f / std::sqrt(float(Dh)),
                        /*causal=*/true, options.keep_queries_keys));
-        HiddenStateRecorder hidden(output.hidden_states, options.keep_hidden_states, 0, L + 1, T,
-                                   D);
+        HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
         const RopeTables rope = rope_tables(extras_.rope, T);
 
         std::vector<float> x(static_cast<size_t>(T) * D);         // [T, D] the residual stream
@@ -215,6 +214,7 @@ public:
         }
         runtime::rms_norm(x.data(), weights_.final_norm_weight, h.data(), T, D, config_.norm_eps);
         hidden.replace_last(h.data());
+        hidden.move_into(output.hidden_states);
         return output;
     }
 

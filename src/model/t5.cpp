@@ -96,15 +96,12 @@ public:
             make_block("decoder", Ld, H, T, T, Dh, 1.0f, true, keep, 1, 1));
         AttentionBlock& cross = output.blocks.emplace_back(
             make_block("cross", Ld, H, T, S, Dh, 1.0f, false, keep, 1, 0));
-        HiddenStateRecorder encoder_hidden(output.hidden_states, options.keep_hidden_states, 0,
-                                           Le + 1, S, D);
-        HiddenStateRecorder decoder_hidden(output.hidden_states, options.keep_hidden_states, 1,
-                                           Ld + 1, T, D);
         const uint8_t* source_mask = padding_mask(source);
 
         // encoder
         std::vector<float> memory(static_cast<size_t>(S) * D);
         embed(embedding_, source.ids, memory.data());
+        HiddenStateRecorder encoder_hidden(options.keep_hidden_states, 0, Le + 1, S, D);
         encoder_hidden.add(memory.data());
         std::vector<float> bias = position_bias(encoder_, S, S, true);
         for (int layer = 0; layer < Le; ++layer) {
@@ -117,10 +114,12 @@ public:
         runtime::rms_norm(memory.data(), encoder_.final_norm_weight, memory.data(), S, D,
                           config_.norm_eps);
         encoder_hidden.replace_last(memory.data());
+        encoder_hidden.move_into(output.hidden_states);
 
         // decoder
         std::vector<float> y(static_cast<size_t>(T) * D);
         embed(decoder_embedding_, target.ids, y.data());
+        HiddenStateRecorder decoder_hidden(options.keep_hidden_states, 1, Ld + 1, T, D);
         decoder_hidden.add(y.data());
         bias = position_bias(decoder_, T, T, false);
         for (int layer = 0; layer < Ld; ++layer) {
@@ -133,6 +132,7 @@ public:
         }
         runtime::rms_norm(y.data(), decoder_.final_norm_weight, y.data(), T, D, config_.norm_eps);
         decoder_hidden.replace_last(y.data());
+        decoder_hidden.move_into(output.hidden_states);
         return output;
     }
 

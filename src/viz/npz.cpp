@@ -8,10 +8,10 @@
 //   attentions [L,H,S,S] float32, queries/keys [L,H,S,Dh] (when kept),
 //   score_bias [1 or L,H,S,S] (with queries/keys, when the model added one),
 //   hidden_states [L+1,S,D] (when kept).
-// Encoder-decoder models prefix the sequence arrays with the sequence name
-// (encoder_input_ids, decoder_tokens, ...) and the attention arrays with the
-// block name (encoder_attentions, decoder_attentions, cross_attentions,
-// cross_queries, ...).
+// Encoder-decoder models prefix the sequence arrays and the hidden states with
+// the sequence name (encoder_input_ids, decoder_tokens, encoder_hidden_states,
+// decoder_hidden_states, ...) and the attention arrays with the block name
+// (encoder_attentions, decoder_attentions, cross_attentions, cross_queries, ...).
 #include <zlib.h>
 
 #include <cerrno>
@@ -164,11 +164,17 @@ std::vector<NpyArray> trace_arrays(const AttentionTrace& trace) {
                 {static_cast<size_t>(block.score_bias_layers), heads,
                  static_cast<size_t>(block.n_queries), static_cast<size_t>(block.n_keys)}));
     }
+    std::vector<bool> sequence_has_states(trace.sequences.size(), false);
     for (const HiddenStates& states : trace.hidden_states) {
         if (states.sequence < 0 || static_cast<size_t>(states.sequence) >= trace.sequences.size())
             throw Error("cannot export hidden states of sequence " +
                         std::to_string(states.sequence) + ": the trace has " +
                         std::to_string(trace.sequences.size()));
+        // two arrays of one name: numpy would silently read only one of them
+        if (sequence_has_states[static_cast<size_t>(states.sequence)])
+            throw Error("cannot export hidden states: the trace has two for sequence " +
+                        std::to_string(states.sequence));
+        sequence_has_states[static_cast<size_t>(states.sequence)] = true;
         const std::string prefix =
             single_stack ? "" : trace.sequences[static_cast<size_t>(states.sequence)].name + "_";
         arrays.push_back(

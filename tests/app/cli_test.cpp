@@ -298,6 +298,41 @@ print(z["decoder_tokens"].tolist(), z["decoder_input_ids"].tolist())
     EXPECT_EQ(blocks, (std::vector<std::string>{"encoder", "decoder", "cross"}));
 }
 
+// --hidden-states on an encoder-decoder model (issue 11: it crashed) writes
+// both stacks' states under their stack's name. The checkpoint is a random tiny
+// BART with 2 encoder and 3 decoder layers (d_model 32), written by the
+// architecture reference, with the roberta-base tokenizer.
+TEST_F(Cli, EncoderDecoderExportsHiddenStates) {
+    const fs::path folder = work_ / "bart";
+    const std::string made = python(
+        "import subprocess, sys\n"
+        "sys.exit(subprocess.call(['/usr/bin/python3', '" +
+        (fs::path(ATTNVIZ_SOURCE_DIR) / "tools" / "reference" / "arch_reference.py").string() +
+        "', '--arch', 'bart', '--size', 'tiny', '--ids', '0,2', '--target-ids', '0,2', "
+        "'--set', 'decoder_layers=3', '--out', '" +
+        folder.string() + "'], stdout=subprocess.DEVNULL))\n");
+    ASSERT_EQ(made, "");
+    for (const char* name : {"merges.txt", "tokenizer.json", "tokenizer_config.json", "vocab.json"})
+        fs::copy_file(fs::path(ATTNVIZ_TEST_DATA) / "hf" / "roberta-base" / name, folder / name);
+
+    const CliRun run =
+        attnviz({"export", "--model", folder.string(), "--text", "The cat sat.", "--target",
+                 "It slept on the mat.", "-o", "bart.npz", "--hidden-states"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_EQ(python(R"(
+import numpy as np
+z = np.load("bart.npz")
+print(sorted(f for f in z.files if "hidden" in f))
+print(z["encoder_input_ids"].shape, z["encoder_hidden_states"].shape, z["encoder_hidden_states"].dtype)
+print(z["decoder_input_ids"].shape, z["decoder_hidden_states"].shape, z["decoder_hidden_states"].dtype)
+print(bool(np.isfinite(z["encoder_hidden_states"]).all() and np.isfinite(z["decoder_hidden_states"]).all()))
+)"),
+              "['decoder_hidden_states', 'encoder_hidden_states']\n"
+              "(6,) (3, 6, 32) float32\n"
+              "(8,) (4, 8, 32) float32\n"
+              "True\n");
+}
+
 TEST_F(Cli, StaticPictures) {
     CliRun run = attnviz({"view", "--model", "bert-base-uncased", "--text", kTextA, "-o",
                           "head.svg", "--layers", "1", "--heads", "0,1"});

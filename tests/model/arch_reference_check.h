@@ -1,8 +1,10 @@
 // Compares an AttentionTrace with a reference.safetensors written by
-// tools/reference/arch_reference.py: every attention tensor, and the queries and
-// keys when the trace kept them. Tiny models: within 1e-5 absolute. Base-size
-// models: within an error model against a float64 run (within_float32_error).
-// On a mismatch it names the tensor, the largest difference and where it is.
+// tools/reference/arch_reference.py: every attention tensor, and the queries,
+// keys and hidden states when the trace kept them. Tiny models: attentions within
+// 1e-5 absolute, activations within 1e-5 of the tensor's largest magnitude.
+// Base-size models: within an error model against a float64 run
+// (within_float32_error). On a mismatch it names the tensor, the largest
+// difference and where it is.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -122,6 +124,31 @@ inline void expect_block_matches(const AttentionTrace& trace, const std::string&
         check("queries", block->queries, kArchRelativeTolerance);
         check("keys", block->keys, kArchRelativeTolerance);
     }
+}
+
+// Checks the trace's hidden states of one sequence against the reference's
+// `reference_name` tensor [states, tokens, hidden] ("hidden_states",
+// "encoder_hidden_states", "decoder_hidden_states"). Hidden states are the
+// residual stream, activations like the queries and keys: the same relative
+// tolerance against the tensor's largest magnitude applies.
+inline void expect_hidden_states_match(const AttentionTrace& trace, int sequence,
+                                       const io::TensorSet& ref,
+                                       const std::string& reference_name) {
+    const HiddenStates* states = nullptr;
+    for (const HiddenStates& s : trace.hidden_states)
+        if (s.sequence == sequence) {
+            ASSERT_EQ(states, nullptr) << "two hidden states for sequence " << sequence;
+            states = &s;
+        }
+    ASSERT_NE(states, nullptr) << "trace has no hidden states for sequence " << sequence;
+    std::vector<int64_t> shape = reference_shape(ref, reference_name);
+    ASSERT_EQ(shape.size(), 3u) << reference_name;
+    EXPECT_EQ(states->n_states, shape[0]) << reference_name;
+    EXPECT_EQ(states->n_tokens, shape[1]) << reference_name;
+    EXPECT_EQ(states->hidden_size, shape[2]) << reference_name;
+    EXPECT_TRUE(close_to_reference(reference_name, states->values,
+                                   reference_floats(ref, reference_name), kArchTolerance,
+                                   kArchRelativeTolerance));
 }
 
 // Runs tools/reference/arch_reference.py (python3 + torch are required: a missing

@@ -3,8 +3,10 @@
 // tests/data/hf. The PyTorch reference (tools/reference/arch_reference.py) writes
 // each random-weight checkpoint, at the tokenizer's full vocabulary, for the ids
 // attnviz's tokenizer produced, into a temporary folder when the suite starts
-// (one python3 process for all of them); every attention tensor, query and key
-// must then match within 1e-5, and the trace must carry the reference's ids.
+// (one python3 process for all of them); every attention tensor, query, key and
+// hidden state must then match (arch_reference_check.h), and the trace must carry
+// the reference's ids. Encoder-decoder models keep both stacks' hidden states at
+// once (issue 11: the encoder's were lost to the decoder's).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -83,6 +85,14 @@ const std::map<std::string, TextCase>& cases() {
           .tokenizer = "t5-small",
           .text = "translate English to German: The house is wonderful.",
           .target = "Das Haus ist wunderbar."}},
+        {"t5_v1_1",
+         {.arch = "t5",
+          .tokenizer = "t5-small",
+          .text = "summarize: The gated feed-forward multiplies two projections.",
+          .target = "Two projections.",
+          .overrides = {{"feed_forward_proj", "gated-gelu"},
+                        {"tie_word_embeddings", false},
+                        {"num_decoder_layers", 3}}}},
         {"bart",
          {.arch = "bart",
           .tokenizer = "roberta-base",
@@ -145,6 +155,7 @@ protected:
         request.target = c.target;
         RunOptions options;
         options.keep_queries_keys = true;
+        options.keep_hidden_states = true;
         options.threads = 1;
         AttentionTrace trace = model.trace(request, options);
         EXPECT_EQ(trace.architecture, c.arch);
@@ -162,10 +173,15 @@ protected:
             EXPECT_EQ(ids_of(trace.sequences[1]), reference_ids(ref, "decoder_input_ids"));
             for (const char* block : {"encoder", "decoder", "cross"})
                 expect_block_matches(trace, block, ref, block);
+            ASSERT_EQ(trace.hidden_states.size(), 2u);
+            testing::expect_hidden_states_match(trace, 0, ref, "encoder_hidden_states");
+            testing::expect_hidden_states_match(trace, 1, ref, "decoder_hidden_states");
         } else {
             ASSERT_EQ(trace.sequences.size(), 1u);
             EXPECT_EQ(ids_of(trace.sequences[0]), reference_ids(ref, "input_ids"));
             expect_block_matches(trace, "self", ref, "self");
+            ASSERT_EQ(trace.hidden_states.size(), 1u);
+            testing::expect_hidden_states_match(trace, 0, ref, "hidden_states");
         }
     }
 

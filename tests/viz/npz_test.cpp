@@ -8,6 +8,7 @@
 #include <limits>
 #include <string>
 
+#include "attnviz/error.h"
 #include "attnviz/export.h"
 #include "io/files.h"
 #include "viz/npz.h"
@@ -163,6 +164,44 @@ print("ok")
 )");
     EXPECT_EQ(output, "ok\n");
     fs::remove(path);
+}
+
+// Each stack's hidden states take its sequence's name, whatever their order in
+// the trace; two for one sequence would collide in the zip and are refused.
+TEST(Npz, HiddenStatesAreNamedByTheirStack) {
+    attnviz::AttentionTrace trace = small_trace(false, true);
+    trace.sequences[0].name = "encoder";
+    trace.sequences.push_back(trace.sequences[0]);
+    trace.sequences[1].name = "decoder";
+    trace.sequences[1].tokens.pop_back();
+    attnviz::HiddenStates decoder;
+    decoder.sequence = 1;
+    decoder.n_states = 2, decoder.n_tokens = 3, decoder.hidden_size = 6;
+    decoder.values.assign(2 * 3 * 6, -1.0f);
+    trace.hidden_states.insert(trace.hidden_states.begin(), decoder);
+    const fs::path path = temp_file("seq2seq_hidden.npz");
+    attnviz::write_npz(trace, path);
+    const std::string output = run_python(R"(
+import numpy as np
+z = np.load(")" + path.string() + R"(")
+e, d = z["encoder_hidden_states"], z["decoder_hidden_states"]
+print(sorted(f for f in z.files if "hidden" in f), e.shape, e[2, 3, 5], d.shape, d.max())
+)");
+    EXPECT_EQ(output,
+              "['decoder_hidden_states', 'encoder_hidden_states'] (3, 4, 6) 35.5 (2, 3, 6) "
+              "-1.0\n");
+    fs::remove(path);
+
+    trace.hidden_states[0].sequence = 0;
+    trace.hidden_states[0].n_tokens = 4;
+    trace.hidden_states[0].values.assign(2 * 4 * 6, -1.0f);
+    try {
+        attnviz::write_npz(trace, path);
+        FAIL() << "no error";
+    } catch (const attnviz::Error& e) {
+        EXPECT_STREQ(e.what(), "cannot export hidden states: the trace has two for sequence 0");
+    }
+    EXPECT_FALSE(fs::exists(path));
 }
 
 // The first entry, checked by hand against the zip and .npy specifications.

@@ -12,6 +12,13 @@ model.safetensors) and writes reference outputs to reference.safetensors:
   <block>.queries    [L, H, Q, Dh]      the vectors whose dot product (times the
   <block>.keys       [L, H, K, Dh]      block's score scale) is the raw score;
                                         grouped-query keys repeated per query head
+  hidden_states [L+1, S, D]             (single stack) and encoder_hidden_states /
+  decoder_hidden_states [L+1, S|T, D]   (encoder-decoder), as transformers'
+                                        output_hidden_states=True gives them: the
+                                        embedding output, then every layer's output,
+                                        the last after the stack's final norm where
+                                        there is one (GPT-2's ln_f, Llama's norm, T5's
+                                        final_layer_norm)
   t5_buckets.bidirectional / t5_buckets.causal [2R+1]  (T5 only) the bucket of
                                         every relative position -R..R
 
@@ -135,6 +142,7 @@ class Recorder:
 
     def __init__(self):
         self.attentions, self.queries, self.keys = [], [], []
+        self.hidden_states = []
 
     def add(self, probs, q, k):
         # float64 runs are stored rounded to float32 (relative error 2^-24): half the memory
@@ -143,10 +151,23 @@ class Recorder:
             self.queries.append(q.float())
             self.keys.append(k.float())
 
+    def add_hidden(self, x):
+        # one entry of the stack's hidden states, in the order transformers appends them
+        if not Recorder.attentions_only:
+            self.hidden_states.append(x)
+
+    def hidden_state_tensors(self, name):
+        # named as transformers' outputs: hidden_states (single stack), encoder_/decoder_hidden_states
+        if not self.hidden_states:
+            return {}
+        key = "hidden_states" if name == "self" else f"{name}_hidden_states"
+        return {key: torch.stack(self.hidden_states)}
+
     def tensors(self, name):
         if Recorder.attentions_only:
             return {f"{name}.attentions": tuple(self.attentions)}
         return {
+            **self.hidden_state_tensors(name),
             f"{name}.attentions": torch.stack(self.attentions),
             f"{name}.queries": torch.stack(self.queries),
             f"{name}.keys": torch.stack(self.keys),
@@ -234,6 +255,7 @@ def gpt2_forward(sd, c, ids, _target, type_ids=None):
     visible = causal_mask(S, S)
     for i in range(c["n_layer"]):
         p = f"h.{i}."
+        rec.add_hidden(x)
         h = layer_norm(x, sd[p + "ln_1.weight"], sd[p + "ln_1.bias"], eps)
         qkv = torch.addmm(sd[p + "attn.c_attn.bias"], h, sd[p + "attn.c_attn.weight"])  # Conv1D
         q, k, v = (split_heads(t, n_head, hd) for t in qkv.split(d, dim=1))
@@ -251,6 +273,7 @@ def gpt2_forward(sd, c, ids, _target, type_ids=None):
         h = layer_norm(x, sd[p + "ln_2.weight"], sd[p + "ln_2.bias"], eps)
         h = act(torch.addmm(sd[p + "mlp.c_fc.bias"], h, sd[p + "mlp.c_fc.weight"]))
         x = x + torch.addmm(sd[p + "mlp.c_proj.bias"], h, sd[p + "mlp.c_proj.weight"])
+    rec.add_hidden(layer_norm(x, sd["ln_f.weight"], sd["ln_f.bias"], eps))
     return rec.tensors("self")
 
 
@@ -390,6 +413,7 @@ def llama_forward(sd, c, ids, _target, type_ids=None):
 
     for i in range(c["num_hidden_layers"]):
         p = f"layers.{i}."
+        rec.add_hidden(x)
         h = rms_norm(x, sd[p + "input_layernorm.weight"], eps)
         q = split_heads(linear(h, sd[p + "self_attn.q_proj.weight"], opt(p + "self_attn.q_proj.bias")), nh, hd)
         k = split_heads(linear(h, sd[p + "self_attn.k_proj.weight"], opt(p + "self_attn.k_proj.bias")), nkv, hd)
@@ -414,6 +438,7 @@ def llama_forward(sd, c, ids, _target, type_ids=None):
         gate = act(linear(h, sd[p + "mlp.gate_proj.weight"], opt(p + "mlp.gate_proj.bias")))
         up = linear(h, sd[p + "mlp.up_proj.weight"], opt(p + "mlp.up_proj.bias"))
         x = x + linear(gate * up, sd[p + "mlp.down_proj.weight"], opt(p + "mlp.down_proj.bias"))
+    rec.add_hidden(rms_norm(x, sd["norm.weight"], eps))
     return rec.tensors("self")
 
 
@@ -477,6 +502,7 @@ def bert_layers_forward(sd, c, x, rec, prefix="encoder.layer."):
     eps, act = c["layer_norm_eps"], ACT[c["hidden_act"]]
     for i in range(c["num_hidden_layers"]):
         p = f"{prefix}{i}."
+        rec.add_hidden(x)
         q = split_heads(linear(x, sd[p + "attention.self.query.weight"], sd[p + "attention.self.query.bias"]), nh, hd)
         k = split_heads(linear(x, sd[p + "attention.self.key.weight"], sd[p + "attention.self.key.bias"]), nh, hd)
         v = split_heads(linear(x, sd[p + "attention.self.value.weight"], sd[p + "attention.self.value.bias"]), nh, hd)
@@ -488,6 +514,7 @@ def bert_layers_forward(sd, c, x, rec, prefix="encoder.layer."):
         h = act(linear(x, sd[p + "intermediate.dense.weight"], sd[p + "intermediate.dense.bias"]))
         h = linear(h, sd[p + "output.dense.weight"], sd[p + "output.dense.bias"])
         x = layer_norm(h + x, sd[p + "output.LayerNorm.weight"], sd[p + "output.LayerNorm.bias"], eps)
+    rec.add_hidden(x)
     return x
 
 
@@ -609,6 +636,7 @@ def distilbert_forward(sd, c, ids, _target, type_ids=None):
     rec = Recorder()
     for i in range(c["n_layers"]):
         p = f"transformer.layer.{i}."
+        rec.add_hidden(x)
         q = split_heads(linear(x, sd[p + "attention.q_lin.weight"], sd[p + "attention.q_lin.bias"]), nh, hd)
         k = split_heads(linear(x, sd[p + "attention.k_lin.weight"], sd[p + "attention.k_lin.bias"]), nh, hd)
         v = split_heads(linear(x, sd[p + "attention.v_lin.weight"], sd[p + "attention.v_lin.bias"]), nh, hd)
@@ -620,6 +648,7 @@ def distilbert_forward(sd, c, ids, _target, type_ids=None):
         h = linear(act(linear(x, sd[p + "ffn.lin1.weight"], sd[p + "ffn.lin1.bias"])),
                    sd[p + "ffn.lin2.weight"], sd[p + "ffn.lin2.bias"])
         x = layer_norm(h + x, sd[p + "output_layer_norm.weight"], sd[p + "output_layer_norm.bias"], 1e-12)
+    rec.add_hidden(x)
     return rec.tensors("self")
 
 
@@ -686,6 +715,7 @@ def albert_forward(sd, c, ids, _target, type_ids=None):
     layers_per_group = c["num_hidden_layers"] // c["num_hidden_groups"]
     for i in range(c["num_hidden_layers"]):
         g = i // layers_per_group
+        rec.add_hidden(x)
         for j in range(c["inner_group_num"]):
             p = f"encoder.albert_layer_groups.{g}.albert_layers.{j}."
             q = split_heads(linear(x, sd[p + "attention.query.weight"], sd[p + "attention.query.bias"]), nh, hd)
@@ -699,6 +729,7 @@ def albert_forward(sd, c, ids, _target, type_ids=None):
             h = linear(act(linear(x, sd[p + "ffn.weight"], sd[p + "ffn.bias"])),
                        sd[p + "ffn_output.weight"], sd[p + "ffn_output.bias"])
             x = layer_norm(h + x, sd[p + "full_layer_layer_norm.weight"], sd[p + "full_layer_layer_norm.bias"], eps)
+    rec.add_hidden(x)
     return rec.tensors("self")
 
 
@@ -830,19 +861,23 @@ def bart_forward(sd, c, ids, target, type_ids=None):
     x = embed("encoder", ids)
     for i in range(c["encoder_layers"]):
         p = f"encoder.layers.{i}."
+        enc_rec.add_hidden(x)
         a = bart_attention(sd, p + "self_attn.", c, x, x, None, c["encoder_attention_heads"], enc_rec)
         x = layer_norm(x + a, sd[p + "self_attn_layer_norm.weight"], sd[p + "self_attn_layer_norm.bias"], eps)
         x = ffn(p, x)
+    enc_rec.add_hidden(x)
     memory = x
     y = embed("decoder", target)
     visible = causal_mask(len(target), len(target))
     for i in range(c["decoder_layers"]):
         p = f"decoder.layers.{i}."
+        dec_rec.add_hidden(y)
         a = bart_attention(sd, p + "self_attn.", c, y, y, visible, c["decoder_attention_heads"], dec_rec)
         y = layer_norm(y + a, sd[p + "self_attn_layer_norm.weight"], sd[p + "self_attn_layer_norm.bias"], eps)
         a = bart_attention(sd, p + "encoder_attn.", c, y, memory, None, c["decoder_attention_heads"], cross_rec)
         y = layer_norm(y + a, sd[p + "encoder_attn_layer_norm.weight"], sd[p + "encoder_attn_layer_norm.bias"], eps)
         y = ffn(p, y)
+    dec_rec.add_hidden(y)
     out.update(enc_rec.tensors("encoder"))
     out.update(dec_rec.tensors("decoder"))
     out.update(cross_rec.tensors("cross"))
@@ -971,20 +1006,24 @@ def t5_forward(sd, c, ids, target, type_ids=None):
     bias = t5_position_bias(sd, c, "encoder", S, S)
     for i in range(c["num_layers"]):
         p = f"encoder.block.{i}.layer."
+        enc_rec.add_hidden(x)
         h = rms_norm(x, sd[p + "0.layer_norm.weight"], eps)
         x = x + t5_attention(sd, p + "0.SelfAttention.", c, h, h, bias, None, enc_rec)
         x = ffn(p + "1.", x)
     memory = rms_norm(x, sd["encoder.final_layer_norm.weight"], eps)
+    enc_rec.add_hidden(memory)
     y = sd["decoder.embed_tokens.weight"][target]
     bias = t5_position_bias(sd, c, "decoder", T, T)
     visible = causal_mask(T, T)
     for i in range(c["num_decoder_layers"] or c["num_layers"]):
         p = f"decoder.block.{i}.layer."
+        dec_rec.add_hidden(y)
         h = rms_norm(y, sd[p + "0.layer_norm.weight"], eps)
         y = y + t5_attention(sd, p + "0.SelfAttention.", c, h, h, bias, visible, dec_rec)
         h = rms_norm(y, sd[p + "1.layer_norm.weight"], eps)
         y = y + t5_attention(sd, p + "1.EncDecAttention.", c, h, memory, None, None, cross_rec)
         y = ffn(p + "2.", y)
+    dec_rec.add_hidden(rms_norm(y, sd["decoder.final_layer_norm.weight"], eps))
     out = {}
     out.update(enc_rec.tensors("encoder"))
     out.update(dec_rec.tensors("decoder"))

@@ -103,7 +103,8 @@ TEST_P(Golden, MatchesHuggingFace) {
     fs::path folder = kTestData / "hf" / p.model;
     if (!p.files.empty()) {
         folder = folder_with(p.model, {});
-        for (const char* f : p.files) fs::create_symlink(kTestData / "hf" / p.model / f, folder / f);
+        for (const char* f : p.files)
+            fs::create_symlink(kTestData / "hf" / p.model / f, folder / f);
     }
     attnviz::Tokenizer tokenizer = attnviz::Tokenizer::from_folder(folder);
     expect_golden(tokenizer, kTestData / "golden" / (p.model + ".tokens.json"));

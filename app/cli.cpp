@@ -39,7 +39,7 @@ void add_model_argument(CLI::App& command, ModelFlags& flags) {
         [&flags](const std::string& model) {
             if (!flags.model.empty() && flags.model != model)
                 throw CLI::ValidationError("two models given: '" + model + "' and --model '" +
-                                           flags.model + "'; give one");
+                                           flags.model + "'");
             flags.model = model;
         },
         "the model, as with --model");

@@ -30,20 +30,25 @@ void add_model_flags(CLI::App& command, ModelFlags& flags) {
                      "(also HF_HUB_OFFLINE=1)");
 }
 
-void add_model_argument(CLI::App& command, ModelFlags& flags, bool required) {
-    CLI::Option* option = command.add_option(
-        "model", flags.model,
-        "a folder, or a Hugging Face model id: bert-base-uncased, org/name, org/name@revision" +
-            std::string(required ? "" : " (default: the bundled demo model)"));
-    if (required) option->required();
-    command.add_flag("--offline", flags.offline,
-                     "use only the folder or the Hugging Face cache, never the network "
-                     "(also HF_HUB_OFFLINE=1)");
+void add_model_argument(CLI::App& command, ModelFlags& flags) {
+    // CLI11 runs the callbacks in the order the options were added, so --model
+    // has its value when the positional one compares against it.
+    add_model_flags(command, flags);
+    command.add_option_function<std::string>(
+        "model",
+        [&flags](const std::string& model) {
+            if (!flags.model.empty() && flags.model != model)
+                throw CLI::ValidationError("two models given: '" + model + "' and --model '" +
+                                           flags.model + "'");
+            flags.model = model;
+        },
+        "the model, as with --model");
 }
 
 HubOptions hub_options(const ModelFlags& flags) {
     HubOptions options;
     options.offline = flags.offline;
+    options.check_config = [](const fs::path& folder) { read_model_config(folder); };
     return options;
 }
 
@@ -85,13 +90,39 @@ void add_text_flags(CLI::App& command, TextFlags& flags) {
                      "cut text longer than the model's maximum length instead of failing");
 }
 
-TraceRequest trace_request(const TextFlags& flags) {
+AttentionTrace trace_text(const Model& model, const TextFlags& flags, const RunOptions& run) {
     TraceRequest request;
     request.text = flags.text;
     request.text_pair = flags.text_b;
     request.target = flags.target;
     request.truncate = flags.truncate;
-    return request;
+    try {
+        return model.trace(request, run);
+    } catch (const TooLongError& e) {
+        throw Error(std::string(e.what()) + "; add --truncate to cut it");
+    }
+}
+
+CLI::Validator whole_number(int min, int max) {
+    const bool bounded = max != std::numeric_limits<int>::max();
+    const std::string range = bounded ? std::to_string(min) + " to " + std::to_string(max)
+                                      : "at least " + std::to_string(min);
+    return CLI::Validator(
+        [min, max, bounded](const std::string& value) -> std::string {
+            size_t used = 0;
+            long long number = 0;
+            try {
+                number = std::stoll(value, &used);
+            } catch (const std::exception&) {
+                used = 0;
+            }
+            if (used != 0 && used == value.size() && number >= min && number <= max) return "";
+            return (bounded
+                        ? "must be between " + std::to_string(min) + " and " + std::to_string(max)
+                        : "must be a whole number, at least " + std::to_string(min)) +
+                   " (not '" + value + "')";
+        },
+        range);
 }
 
 void add_threads_flag(CLI::App& command, int& threads) {
@@ -99,7 +130,7 @@ void add_threads_flag(CLI::App& command, int& threads) {
         .add_option("--threads", threads,
                     "threads for the forward pass (default: ATTNVIZ_NUM_THREADS, else one per "
                     "core)")
-        ->check(CLI::PositiveNumber);
+        ->check(whole_number(1, kMaxThreads));
 }
 
 std::vector<int> parse_int_list(const std::string& text, const std::string& flag) {
@@ -123,11 +154,23 @@ std::vector<int> parse_int_list(const std::string& text, const std::string& flag
     return values;
 }
 
+bool is_standard_output(const fs::path& path) { return path == "-"; }
+
 void write_output(const fs::path& path, const std::string& bytes) {
+    if (is_standard_output(path)) {
+        std::cout.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+        if (!std::cout.flush())
+            throw Error(std::string("cannot write to standard output: ") + std::strerror(errno));
+        return;
+    }
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     if (!out) throw Error("cannot create " + path.string() + ": " + std::strerror(errno));
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     if (!out.flush()) throw Error("cannot write " + path.string() + ": " + std::strerror(errno));
+}
+
+void print_written(const fs::path& path) {
+    if (!is_standard_output(path)) std::cout << fs::absolute(path).string() << "\n";
 }
 
 }  // namespace attnviz::cli

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -42,15 +43,19 @@ struct ModelFlags {
     bool offline = false;
 };
 void add_model_flags(CLI::App& command, ModelFlags& flags);
-// The same, with the model as a positional argument (download, info).
-void add_model_argument(CLI::App& command, ModelFlags& flags, bool required);
+// The same, with the model also taken as a positional argument (download,
+// info): `attnviz info gpt2` and `attnviz info --model gpt2` are one; two
+// different models are a usage error.
+void add_model_argument(CLI::App& command, ModelFlags& flags);
 
 // The model's folder: --model resolved through the hub and its cache, or the
-// demo model with a one-line notice on stderr. tokenizer_only: a folder
-// without weights will do (attnviz tokenize).
+// demo model with a one-line notice on stderr. tokenizer_only: config.json
+// and the tokenizer will do, and no weights are downloaded (tokenize, info).
 std::filesystem::path model_folder(const ModelFlags& flags, bool tokenizer_only = false);
 // "bert-base-uncased", or the folder's name, for traces and reports.
 std::string model_label(const ModelFlags& flags);
+// The hub options the flags ask for; a model_type attnviz cannot run is
+// refused from its config.json, before any weights are downloaded.
 HubOptions hub_options(const ModelFlags& flags);
 
 // --text A [--text-b B] [--target T] [--truncate]: what the model runs on.
@@ -61,15 +66,25 @@ struct TextFlags {
     bool truncate = false;
 };
 void add_text_flags(CLI::App& command, TextFlags& flags);
-TraceRequest trace_request(const TextFlags& flags);
+// model.trace on the flags' text; a text too long for the model names --truncate.
+AttentionTrace trace_text(const Model& model, const TextFlags& flags, const RunOptions& run);
 
-// --threads N: 0 leaves it to ATTNVIZ_NUM_THREADS, else the number of cores.
+// A whole-number flag from min to max: "--threads: must be between 1 and 1024".
+CLI::Validator whole_number(int min, int max = std::numeric_limits<int>::max());
+
+// --threads N (1 to kMaxThreads); not given: ATTNVIZ_NUM_THREADS, else one per core.
 void add_threads_flag(CLI::App& command, int& threads);
 
 // "0,3,5" -> {0, 3, 5}; throws UsageError naming the flag.
 std::vector<int> parse_int_list(const std::string& text, const std::string& flag);
 
-// Writes bytes to a file (an Error names it), and prints nothing.
+// -o -: standard output, as Unix tools take it.
+bool is_standard_output(const std::filesystem::path& path);
+// Writes bytes to a file (an Error names it) or, for "-", to standard output;
+// prints nothing else.
 void write_output(const std::filesystem::path& path, const std::string& bytes);
+// What a command prints after writing `path`: its absolute path, or nothing
+// when it went to standard output.
+void print_written(const std::filesystem::path& path);
 
 }  // namespace attnviz::cli

@@ -76,14 +76,14 @@ std::function<int()> setup(CLI::App& command) {
     add_model_flags(command, flags->model);
     command.add_option("--seq", flags->seq, "tokens per forward pass, special tokens included")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(whole_number(1));
     add_threads_flag(command, flags->threads);
     command.add_option("--runs", flags->runs, "timed runs")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(whole_number(1));
     command.add_option("--warmup", flags->warmup, "untimed runs first")
         ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
+        ->check(whole_number(0));
     command.footer(
         "Prints JSON: median_ms and min_ms of the forward pass with every attention "
         "probability kept (tokenization included, a few microseconds), load_ms of "
@@ -96,6 +96,11 @@ std::function<int()> setup(CLI::App& command) {
         const double load_ms =
             std::chrono::duration<double, std::milli>(Clock::now() - load_start).count();
 
+        const int max_positions = model.config().max_positions;
+        if (max_positions > 0 && flags->seq > static_cast<size_t>(max_positions))
+            throw UsageError("--seq " + std::to_string(flags->seq) + " is more than the " +
+                             std::to_string(max_positions) + " tokens " +
+                             model_label(flags->model) + " takes");
         TraceRequest request;
         request.text = text_of_length(model.tokenizer(), flags->seq);
         if (model.config().is_encoder_decoder) request.target = request.text;

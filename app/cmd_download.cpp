@@ -14,18 +14,20 @@ std::function<int()> setup(CLI::App& command) {
         bool json = false;
     };
     auto flags = std::make_shared<Flags>();
-    command
-        .add_option("model", flags->model.model,
-                    "a Hugging Face model id: bert-base-uncased, org/name, org/name@revision")
-        ->required();
+    add_model_argument(command, flags->model);
+    command.get_option("--model")->description(
+        "a Hugging Face model id: bert-base-uncased, org/name, org/name@revision");
     command.add_flag("--json", flags->json, "print the result as JSON");
     command.footer(
         "Fetches config.json, the tokenizer files and the weights (model.safetensors, "
         "sharded or not, else pytorch_model.bin) into the Hugging Face cache (HF_HUB_CACHE, "
-        "HF_HOME/hub or ~/.cache/huggingface/hub), where Python's huggingface_hub finds them "
-        "too, and prints the snapshot folder. HF_ENDPOINT picks the hub, HF_TOKEN the token "
-        "for gated models.");
+        "else HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else "
+        "~/.cache/huggingface/hub), where Python's huggingface_hub finds them too, and prints "
+        "the snapshot folder. A model_type attnviz cannot run is refused before its weights "
+        "are fetched. HF_ENDPOINT picks the hub, HF_TOKEN the token for gated models.");
     return [flags] {
+        if (flags->model.model.empty())
+            throw UsageError("give the model to download: attnviz download MODEL");
         const std::filesystem::path folder =
             download_model(flags->model.model, hub_options(flags->model));
         if (!flags->json) {

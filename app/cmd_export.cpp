@@ -20,7 +20,8 @@ std::function<int()> setup(CLI::App& command) {
     auto flags = std::make_shared<Flags>();
     add_model_flags(command, flags->model);
     add_text_flags(command, flags->text);
-    command.add_option("-o,--output", flags->output, "the .npz file to write")
+    command
+        .add_option("-o,--output", flags->output, "the .npz file to write; - for standard output")
         ->capture_default_str();
     command.add_flag("--queries-keys", flags->queries_keys,
                      "also write queries and keys [layers, heads, tokens, head_dim]");
@@ -30,7 +31,7 @@ std::function<int()> setup(CLI::App& command) {
     command.footer(
         "Arrays: input_ids, token_type_ids (int64), tokens (unicode), attentions (float32, "
         "[layers, heads, tokens, tokens]). Encoder-decoder models write encoder_/decoder_ "
-        "input_ids and tokens, and encoder_, decoder_ and cross_attentions.\n"
+        "input_ids, token_type_ids and tokens, and encoder_, decoder_ and cross_attentions.\n"
         "Example: attnviz export --model bert-base-uncased --text \"The cat sat\" -o cat.npz\n"
         "         python3 -c \"import numpy; print(numpy.load('cat.npz')['attentions'].shape)\"");
     return [flags] {
@@ -40,10 +41,14 @@ std::function<int()> setup(CLI::App& command) {
         run.threads = flags->threads;
         run.keep_queries_keys = flags->queries_keys;
         run.keep_hidden_states = flags->hidden_states;
-        AttentionTrace trace = model.trace(trace_request(flags->text), run);
+        AttentionTrace trace = trace_text(model, flags->text, run);
         trace.model_id = model_label(flags->model);
-        write_npz(trace, flags->output);
-        std::cout << std::filesystem::absolute(flags->output).string() << "\n";
+        if (is_standard_output(flags->output)) {
+            write_npz(trace, std::cout);
+        } else {
+            write_npz(trace, flags->output);
+        }
+        print_written(flags->output);
         return 0;
     };
 }

@@ -1,40 +1,14 @@
-// attnviz info MODEL: architecture and sizes, from config.json and the tokenizer.
-#include <algorithm>
-#include <fstream>
+// attnviz info [MODEL]: architecture and sizes, from config.json and the
+// tokenizer; the weights are neither read nor downloaded.
 #include <iostream>
 
 #include <nlohmann/json.hpp>
 
-#include "attnviz/error.h"
+#include "attnviz/tokenizer.h"
 #include "cli.h"
 
 namespace attnviz::cli {
 namespace {
-
-// An architecture attnviz cannot run is named with the list of those it can,
-// before any weights are read.
-void check_supported(const std::filesystem::path& folder) {
-    const std::filesystem::path config_path = folder / "config.json";
-    std::ifstream in(config_path);
-    if (!in) throw Error("no config.json in " + folder.string());
-    nlohmann::json config;
-    try {
-        config = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-        throw Error("invalid JSON in " + config_path.string() + ": " + e.what());
-    }
-    const std::string model_type = config.value("model_type", "");
-    const std::vector<std::string> supported = supported_model_types();
-    if (std::find(supported.begin(), supported.end(), model_type) != supported.end()) return;
-    std::string list;
-    for (const std::string& name : supported) list += (list.empty() ? "" : ", ") + name;
-    std::string architecture;
-    if (config.contains("architectures") && config["architectures"].is_array() &&
-        !config["architectures"].empty() && config["architectures"][0].is_string())
-        architecture = " (" + config["architectures"][0].get<std::string>() + ")";
-    throw Error(config_path.string() + ": model_type '" + model_type + "'" + architecture +
-                " is not supported; attnviz runs these model types: " + list);
-}
 
 std::function<int()> setup(CLI::App& command) {
     struct Flags {
@@ -42,14 +16,17 @@ std::function<int()> setup(CLI::App& command) {
         bool json = false;
     };
     auto flags = std::make_shared<Flags>();
-    add_model_argument(command, flags->model, false);
+    add_model_argument(command, flags->model);
     command.add_flag("--json", flags->json, "print the result as JSON");
+    command.footer(
+        "Reads config.json and the tokenizer only: a model not yet cached is fetched "
+        "without its weights. A model_type attnviz cannot run is an error listing those it "
+        "can.");
     return [flags] {
-        const std::filesystem::path folder = model_folder(flags->model);
-        check_supported(folder);
-        const Model model = Model::open(folder);
-        const ModelConfig& config = model.config();
-        const std::optional<size_t> tokenizer_max = model.tokenizer().model_max_length();
+        const std::filesystem::path folder = model_folder(flags->model, true);
+        const ModelConfig config = read_model_config(folder);
+        const std::optional<size_t> tokenizer_max =
+            Tokenizer::from_folder(folder).model_max_length();
         nlohmann::ordered_json info = {
             {"model", model_label(flags->model)}, {"folder", folder.string()},
             {"model_type", config.model_type},    {"architecture", config.architecture},

@@ -13,8 +13,9 @@ std::function<int()> setup(CLI::App& command) {
     auto json = std::make_shared<bool>(false);
     command.add_flag("--json", *json, "print the list as JSON");
     command.footer(
-        "Lists every model in the Hugging Face cache (HF_HUB_CACHE, HF_HOME/hub or "
-        "~/.cache/huggingface/hub), whether attnviz or Python downloaded it.");
+        "Lists every model in the Hugging Face cache (HF_HUB_CACHE, else HF_HOME/hub, else "
+        "$XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub), whether attnviz or "
+        "Python downloaded it.");
     return [json] {
         const std::filesystem::path cache = hub_cache_dir();
         const std::vector<CachedModel> models = list_cached_models(cache);

@@ -1,8 +1,11 @@
 // attnviz view: the seed's whole workflow in one command. Resolve the model,
 // tokenize, run it keeping every attention, and write the views to one file.
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 
 #include "attnviz/error.h"
@@ -31,19 +34,31 @@ std::vector<View> parse_views(const std::string& text) {
     return views;
 }
 
-// Hands the file to the desktop's opener (xdg-open) without waiting for the browser.
+// Hands the file to the desktop's opener (xdg-open). Its own chatter (a
+// headless machine gets several lines of it) goes to /dev/null, and so does its
+// input, lest it start a text-mode browser; a failure is one line saying where
+// the page is.
 void open_in_browser(const std::filesystem::path& path) {
     const std::string file = path.string();
     const char* argv[] = {"xdg-open", file.c_str(), nullptr};
+    posix_spawn_file_actions_t quiet;
+    posix_spawn_file_actions_init(&quiet);
+    for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO})
+        posix_spawn_file_actions_addopen(&quiet, fd, "/dev/null",
+                                         fd == STDIN_FILENO ? O_RDONLY : O_WRONLY, 0);
     pid_t pid = 0;
-    if (posix_spawnp(&pid, "xdg-open", nullptr, nullptr, const_cast<char**>(argv), environ) != 0) {
-        std::cerr << "attnviz: warning: cannot run xdg-open; open " << file << " yourself\n";
-        return;
-    }
+    const int spawn_error =
+        posix_spawnp(&pid, "xdg-open", &quiet, nullptr, const_cast<char**>(argv), environ);
+    posix_spawn_file_actions_destroy(&quiet);
     int status = 0;
-    waitpid(pid, &status, 0);  // xdg-open returns once the browser has started
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        std::cerr << "attnviz: warning: xdg-open could not open " << file << "\n";
+    if (spawn_error == 0) waitpid(pid, &status, 0);  // xdg-open returns once the browser started
+    if (spawn_error == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+    const bool has_display = std::getenv("DISPLAY") || std::getenv("WAYLAND_DISPLAY");
+    std::cerr << "attnviz: warning: could not open a browser ("
+              << (spawn_error != 0 ? "cannot run xdg-open"
+                  : !has_display   ? "no DISPLAY or WAYLAND_DISPLAY"
+                                   : "xdg-open failed")
+              << "); the page is " << file << "\n";
 }
 
 std::function<int()> setup(CLI::App& command) {
@@ -67,7 +82,8 @@ std::function<int()> setup(CLI::App& command) {
     command.add_option("--layers", flags->layers, "layers to show, e.g. 0,3 (default: all)");
     command.add_option("--heads", flags->heads, "heads to show, e.g. 0,5,7 (default: all)");
     command.add_option("-o,--output", flags->output,
-                       "the file to write (default: attention.html, .svg or .png)");
+                       "the file to write (default: attention.html, .svg or .png); - for "
+                       "standard output");
     command
         .add_option("--format", flags->format,
                     "html (interactive page), svg or png (one static picture for papers); "
@@ -103,6 +119,8 @@ std::function<int()> setup(CLI::App& command) {
         }
         const std::filesystem::path output =
             flags->output.empty() ? "attention." + format : flags->output;
+        if (flags->open && is_standard_output(output))
+            throw UsageError("--open needs a file to open, not -o -");
 
         const std::filesystem::path folder = model_folder(flags->model);
         const Model model = Model::open(folder);
@@ -110,7 +128,7 @@ std::function<int()> setup(CLI::App& command) {
         run.threads = flags->threads;
         run.keep_queries_keys = std::find(options.views.begin(), options.views.end(),
                                           View::neuron) != options.views.end();
-        AttentionTrace trace = model.trace(trace_request(flags->text), run);
+        AttentionTrace trace = trace_text(model, flags->text, run);
         trace.model_id = model_label(flags->model);
 
         if (format == "html") {
@@ -121,9 +139,8 @@ std::function<int()> setup(CLI::App& command) {
                 trace, options, format == "svg" ? StaticFormat::svg : StaticFormat::png);
             write_output(output, std::string(picture.begin(), picture.end()));
         }
-        const std::filesystem::path written = std::filesystem::absolute(output);
-        std::cout << written.string() << "\n";
-        if (flags->open) open_in_browser(written);
+        print_written(output);
+        if (flags->open) open_in_browser(std::filesystem::absolute(output));
         return 0;
     };
 }

@@ -1,6 +1,6 @@
 // attnviz command line: parses flags and calls the library. Nothing else.
-// Exit codes: 0 ok, 1 runtime error, 2 usage error. Errors go to stderr as
-// "attnviz: error: ...".
+// Exit codes: 0 ok, 1 runtime error, 2 usage error. Errors go to stderr as one
+// line, "attnviz: error: ...".
 #include <CLI/CLI.hpp>
 
 #include <unistd.h>
@@ -18,7 +18,9 @@ namespace {
 constexpr int kRuntimeError = 1;
 constexpr int kUsageError = 2;
 
-int report(const std::string& message, int code) {
+// One line, whatever the message holds, so that `2>&1 | head -1` tells it all.
+int report(std::string message, int code) {
+    std::replace(message.begin(), message.end(), '\n', ' ');
     std::cerr << "attnviz: error: " << message << "\n";
     return code;
 }
@@ -69,13 +71,21 @@ int main(int argc, char** argv) {
             for (const attnviz::cli::Command& command : commands)
                 names += std::string(names.empty() ? "" : ", ") + command.name;
             return report("unknown command '" + std::string(argv[1]) + "' (commands: " + names +
-                              ")\nRun 'attnviz --help' for usage.",
+                              "); run 'attnviz --help' for usage",
                           kUsageError);
         }
         std::string where = "attnviz";
         for (const CLI::App* sub : app.get_subcommands()) where += " " + sub->get_name();
-        return report(std::string(e.what()) + "\nRun '" + where + " --help' for usage.",
-                      kUsageError);
+        // CLI11 checks for missing flags before it looks at the ones it did not
+        // know; an unknown flag is the real mistake (`view --txt a` is not a
+        // missing --text), so it is reported first.
+        const std::vector<std::string> unknown = app.remaining(true);
+        std::string message = e.what();
+        if (!unknown.empty())
+            message =
+                (unknown.front().starts_with("-") ? "unknown flag " : "unexpected argument ") +
+                unknown.front() + " for '" + where + "'";
+        return report(message + "; run '" + where + " --help' for usage", kUsageError);
     }
     try {
         return run();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <ostream>
 
 #include "attnviz/trace.h"
 
@@ -12,5 +13,8 @@ namespace attnviz {
 // tokens, attentions (and queries, keys, hidden_states when the trace has them);
 // encoder-decoder traces use the encoder_/decoder_/cross_ names.
 void write_npz(const AttentionTrace& trace, const std::filesystem::path& path);
+// The same bytes to a stream, front to back with no seeking (a pipe will do:
+// `attnviz export -o -`). A bad trace throws before anything is written.
+void write_npz(const AttentionTrace& trace, std::ostream& out);
 
 }  // namespace attnviz

@@ -3,7 +3,7 @@
 // Python's huggingface_hub uses, downloading when allowed. Owner: src/hub.
 //
 // Resolution order: an existing folder; a complete snapshot in the cache
-// (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub); a download
+// (hub_cache_dir()); a download
 // from HF_ENDPOINT (default https://huggingface.co) with HF_TOKEN, into
 //   models--org--name/blobs/<etag>               the files, named by etag
 //   models--org--name/snapshots/<commit>/<file>  -> ../../blobs/<etag>
@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -27,9 +28,13 @@ struct HubOptions {
     std::string endpoint;             // empty: HF_ENDPOINT, else https://huggingface.co
     std::string token;                // empty: HF_TOKEN, else the file HF_HOME/token
     std::filesystem::path cache_dir;  // empty: hub_cache_dir()
-    // Only config.json and the tokenizer files (attnviz tokenize): a snapshot
-    // without weights will do, and none are downloaded.
+    // Only config.json and the tokenizer files (attnviz tokenize, info): a
+    // snapshot without weights will do, and none are downloaded.
     bool tokenizer_only = false;
+    // Called with the snapshot folder once its config.json is there and before
+    // any weights are fetched; throws to refuse the model (the CLI: a model_type
+    // attnviz cannot run), so that no gigabytes are downloaded for nothing.
+    std::function<void(const std::filesystem::path& folder)> check_config;
 };
 
 // "org/name@revision" split; revision "main" when not given.
@@ -41,8 +46,10 @@ struct RepoId {
 // Throws Error when `model` is not a valid repo id (huggingface_hub's rules).
 RepoId parse_repo_id(std::string_view model);
 
-// HF_HUB_CACHE, else HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
-// ~/.cache/huggingface/hub.
+// As huggingface_hub's constants: HF_HUB_CACHE (or the older
+// HUGGINGFACE_HUB_CACHE), else HF_HOME/hub, where HF_HOME defaults to
+// $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface. A leading ~ is the
+// home folder, as Python's expanduser makes it.
 std::filesystem::path hub_cache_dir();
 
 // The folder that holds the model's files: config.json, tokenizer files and

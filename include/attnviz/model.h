@@ -42,10 +42,13 @@ struct ModelConfig {
 // norms stay fp32); faster, with errors of ~1e-3 in the probabilities.
 enum class Precision { fp32, bf16 };
 
+// The most threads a run may ask for (RunOptions::threads, ATTNVIZ_NUM_THREADS).
+inline constexpr int kMaxThreads = 1024;
+
 struct RunOptions {
     bool keep_queries_keys = false;  // for the neuron view
     bool keep_hidden_states = false;
-    int threads = 0;  // 0: ATTNVIZ_NUM_THREADS, else the number of cores
+    int threads = 0;  // 1 to kMaxThreads; 0: ATTNVIZ_NUM_THREADS, else the number of cores
     Precision precision = Precision::fp32;
 };
 
@@ -76,6 +79,12 @@ private:
     explicit Model(std::shared_ptr<const Impl> impl);
     std::shared_ptr<const Impl> impl_;
 };
+
+// config.json alone, read as Model::open reads it (no weights needed, for
+// `attnviz info` and for refusing a model before its weights are downloaded).
+// Throws Error naming the file and key, or an unsupported model_type with the
+// supported ones.
+ModelConfig read_model_config(const std::filesystem::path& folder);
 
 // The model types attnviz runs, for error messages and `attnviz info`.
 std::vector<std::string> supported_model_types();

@@ -14,13 +14,22 @@
 #include <nlohmann/json.hpp>
 
 #include "attnviz/encoding.h"
+#include "attnviz/error.h"
 
 namespace attnviz {
 
+// What encoding throws for a text longer than EncodeOptions::max_length without
+// truncate: "text is N tokens; the model allows at most M". A program adds how
+// its users cut the text (attnviz view --truncate).
+class TooLongError : public Error {
+public:
+    using Error::Error;
+};
+
 struct EncodeOptions {
     bool add_special_tokens = true;
-    // Longer encodings are an Error naming the token count and the limit,
-    // unless truncate is set. 0: no limit.
+    // Longer encodings are a TooLongError naming the token count and the
+    // limit, unless truncate is set. 0: no limit.
     size_t max_length = 0;
     bool truncate = false;
 };

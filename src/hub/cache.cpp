@@ -256,9 +256,11 @@ std::vector<CachedModel> list_cached_models(const fs::path& cache_dir) {
         }
         std::sort(model.snapshots.begin(), model.snapshots.end());
         if (!newest_snapshot.empty()) {
+            // Lexically: fs::relative would follow the links into ../../blobs/<etag>.
             for (const auto& file : fs::recursive_directory_iterator(newest_snapshot, error))
                 if (!file.is_directory())
-                    model.files.push_back(fs::relative(file.path(), newest_snapshot).string());
+                    model.files.push_back(
+                        file.path().lexically_relative(newest_snapshot).generic_string());
             std::sort(model.files.begin(), model.files.end());
         }
         models.push_back(std::move(model));

@@ -43,10 +43,20 @@ bool env_is_true(const char* name) {
     return value == "1" || value == "ON" || value == "YES" || value == "TRUE";
 }
 
+// "~" and "~/x" as Python's os.path.expanduser reads them, for the variables
+// huggingface_hub expands.
+fs::path expand_home(const std::string& path) {
+    if (path == "~") return env("HOME");
+    if (path.starts_with("~/")) return fs::path(env("HOME")) / path.substr(2);
+    return path;
+}
+
+// huggingface_hub's HF_HOME: $HF_HOME, else $XDG_CACHE_HOME/huggingface, else
+// ~/.cache/huggingface.
 fs::path hf_home() {
-    if (const std::string home = env("HF_HOME"); !home.empty()) return home;
+    if (const std::string home = env("HF_HOME"); !home.empty()) return expand_home(home);
     if (const std::string xdg = env("XDG_CACHE_HOME"); !xdg.empty())
-        return fs::path(xdg) / "huggingface";
+        return expand_home(xdg) / "huggingface";
     return fs::path(env("HOME")) / ".cache" / "huggingface";
 }
 
@@ -126,6 +136,7 @@ struct Session {
     bool has_token = false;
     bool show_progress = true;
     bool with_weights = true;
+    std::function<void(const fs::path&)> check_config;
     std::unique_ptr<HttpClient> http;
 
     std::string resolve_url(const std::string& commit, const std::string& file) const {
@@ -134,13 +145,14 @@ struct Session {
     }
 
     [[noreturn]] void fail_unreachable(const HttpResponse& response) const {
-        throw Error(
-            "cannot reach " + endpoint + " to download " + model + " (" + response.transport_error +
-            "). Download it on a machine with network access (`attnviz download " + model +
-            "`, or Python's `huggingface-cli download " + id.repo + "`) and copy its folder " +
-            repo_dir.filename().string() + " into " + cache.string() +
-            " (HF_HUB_CACHE), or point --model at a folder holding config.json, the "
-            "tokenizer files and the weights");
+        throw Error("cannot reach " + endpoint + " to download " + model + " (" +
+                    response.transport_error +
+                    "). Download it on a machine with network access (`attnviz download " + model +
+                    "`, or `hf download " + id.repo +
+                    "` from Python's huggingface_hub) and copy its folder " +
+                    repo_dir.filename().string() + " into " + cache.string() +
+                    " (HF_HUB_CACHE), or point --model at a folder holding config.json, the "
+                    "tokenizer files and the weights");
     }
 
     // An HTTP error as something the user can act on. `file` is empty for the API.
@@ -168,7 +180,8 @@ struct Session {
                         (server_says.empty() ? "" : ": " + server_says) +
                         "). The model is gated or private: accept its terms on " + endpoint + "/" +
                         id.repo + " and set HF_TOKEN to an access token " +
-                        (has_token ? "that has been granted access" : "(none is set)"));
+                        (has_token ? "that has been granted access"
+                                   : "(none is set), or log in with `hf auth login`"));
         if (response.status == 404)
             throw Error("no model " + id.repo + " on " + endpoint + " (" + status + ")");
         throw Error("the hub answered " + status + " for " + what +
@@ -349,6 +362,10 @@ fs::path download(Session& session) {
         wanted = {"config.json"};
     }
     const std::string& commit = listing.commit;
+    const fs::path snapshot = session.repo_dir / "snapshots" / commit;
+    // config.json first: it may refuse the model before any weights are fetched.
+    fetch_file(session, commit, "config.json", false);
+    if (session.with_weights && session.check_config) session.check_config(snapshot);
     for (const std::string& file : wanted) fetch_file(session, commit, file, false);
     if (!listing.known) {
         for (const std::string& file : hub::kTokenizerFiles)
@@ -363,7 +380,6 @@ fs::path download(Session& session) {
             wanted.push_back(*weights);
         }
     }
-    const fs::path snapshot = session.repo_dir / "snapshots" / commit;
     for (const std::string& file : wanted)
         if (file.ends_with(".index.json"))
             for (const std::string& shard : hub::index_shards(snapshot / file))
@@ -388,6 +404,7 @@ Session open_session(const std::string& model, const HubOptions& options) {
     while (session.endpoint.ends_with("/")) session.endpoint.pop_back();
     session.show_progress = options.show_progress && !env_is_true("HF_HUB_DISABLE_PROGRESS_BARS");
     session.with_weights = !options.tokenizer_only;
+    session.check_config = options.check_config;
     return session;
 }
 
@@ -395,7 +412,7 @@ void connect(Session& session, const HubOptions& options) {
     std::string token = options.token.empty() ? env("HF_TOKEN") : options.token;
     if (token.empty()) {
         const fs::path token_file =
-            env("HF_TOKEN_PATH").empty() ? hf_home() / "token" : fs::path(env("HF_TOKEN_PATH"));
+            env("HF_TOKEN_PATH").empty() ? hf_home() / "token" : expand_home(env("HF_TOKEN_PATH"));
         std::error_code error;
         if (fs::is_regular_file(token_file, error)) {
             token = io::read_file(token_file);
@@ -437,8 +454,9 @@ RepoId parse_repo_id(std::string_view model) {
 }
 
 fs::path hub_cache_dir() {
-    if (const std::string cache = env("HF_HUB_CACHE"); !cache.empty()) return cache;
-    if (const std::string legacy = env("HUGGINGFACE_HUB_CACHE"); !legacy.empty()) return legacy;
+    if (const std::string cache = env("HF_HUB_CACHE"); !cache.empty()) return expand_home(cache);
+    if (const std::string legacy = env("HUGGINGFACE_HUB_CACHE"); !legacy.empty())
+        return expand_home(legacy);
     return hf_home() / "hub";
 }
 

@@ -43,12 +43,22 @@ const Architecture& find_architecture(const std::string& model_type,
                 "\" (supported: " + supported + ")");
 }
 
+namespace {
+
+// The common fields refined by the architecture, whose entry it returns.
+const Architecture& read_architecture_config(const ConfigReader& reader, ModelConfig& config) {
+    config = read_common_config(reader);
+    const Architecture& architecture = find_architecture(config.model_type, reader.file());
+    if (architecture.read_config) architecture.read_config(reader, config);
+    return architecture;
+}
+
+}  // namespace
+
 LoadedNetwork load_network(const std::filesystem::path& folder) {
     const ConfigReader reader = read_config_file(folder);
     LoadedNetwork loaded;
-    loaded.config = read_common_config(reader);
-    const Architecture& architecture = find_architecture(loaded.config.model_type, reader.file());
-    if (architecture.read_config) architecture.read_config(reader, loaded.config);
+    const Architecture& architecture = read_architecture_config(reader, loaded.config);
     loaded.tensors = io::TensorSet::open_folder(folder);
     loaded.network = architecture.load(LoadContext{loaded.config, reader, loaded.tensors});
     return loaded;
@@ -65,6 +75,12 @@ ForwardOutput run_network(const Network& network, const ForwardInput& input,
 }  // namespace attnviz::model
 
 namespace attnviz {
+
+ModelConfig read_model_config(const std::filesystem::path& folder) {
+    ModelConfig config;
+    model::read_architecture_config(model::read_config_file(folder), config);
+    return config;
+}
 
 std::vector<std::string> supported_model_types() {
     std::vector<std::string> types;

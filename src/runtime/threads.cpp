@@ -9,19 +9,23 @@
 #include <thread>
 
 #include "attnviz/error.h"
+#include "attnviz/model.h"  // kMaxThreads
 
 extern "C" void openblas_set_num_threads(int num_threads);
 
 namespace attnviz::runtime {
 
 int resolve_thread_count(int requested) {
+    const std::string bounds = " (1 to " + std::to_string(kMaxThreads) + ")";
+    if (requested > kMaxThreads)
+        throw Error(std::to_string(requested) + " threads is not a thread count" + bounds);
     if (requested > 0) return requested;
     if (const char* env = std::getenv("ATTNVIZ_NUM_THREADS"); env && *env) {
         char* end = nullptr;
         const long value = std::strtol(env, &end, 10);
-        if (*end != '\0' || value < 1 || value > 1024)
-            throw Error(std::string("ATTNVIZ_NUM_THREADS=\"") + env +
-                        "\" is not a thread count (1 to 1024)");
+        if (*end != '\0' || value < 1 || value > kMaxThreads)
+            throw Error(std::string("ATTNVIZ_NUM_THREADS=\"") + env + "\" is not a thread count" +
+                        bounds);
         return static_cast<int>(value);
     }
     cpu_set_t cpus;

@@ -197,9 +197,9 @@ struct Tokenizer::Impl {
             size_t total = enc_a.size() + (enc_b ? enc_b->size() : 0) + added_count;
             if (total > options.max_length) {
                 if (!options.truncate)
-                    throw Error("text is " + std::to_string(total) +
-                                " tokens; the model allows at most " +
-                                std::to_string(options.max_length) + " (use --truncate to cut it)");
+                    throw TooLongError("text is " + std::to_string(total) +
+                                       " tokens; the model allows at most " +
+                                       std::to_string(options.max_length));
                 if (added_count >= options.max_length)
                     throw Error("max length " + std::to_string(options.max_length) +
                                 " leaves no room beside the special tokens");

@@ -17,7 +17,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -191,30 +193,22 @@ std::vector<NpyArray> trace_arrays(const AttentionTrace& trace) {
     return arrays;
 }
 
-// A little-endian byte writer with the file's error handling in one place.
+// A little-endian byte writer with the stream's error handling in one place.
 class ZipWriter {
 public:
-    explicit ZipWriter(const std::filesystem::path& path) : path_(path) {
-        file_ = std::fopen(path.c_str(), "wb");
-        if (!file_) throw Error("cannot create " + path.string() + ": " + std::strerror(errno));
-    }
-    ~ZipWriter() {
-        if (file_) std::fclose(file_);
-    }
+    // `name` says where the bytes go, for messages: a file name, or "the .npz".
+    ZipWriter(std::ostream& out, std::string name) : out_(out), name_(std::move(name)) {}
     void bytes(const void* data, size_t size) {
-        if (size && std::fwrite(data, 1, size, file_) != size)
-            throw Error("cannot write " + path_.string() + ": " + std::strerror(errno));
+        if (size && !out_.write(static_cast<const char*>(data), static_cast<std::streamsize>(size)))
+            throw Error("cannot write " + name_ + ": " + std::strerror(errno));
         offset_ += size;
     }
     void u16(uint16_t value) { little_endian(value, 2); }
     void u32(uint32_t value) { little_endian(value, 4); }
     void u64(uint64_t value) { little_endian(value, 8); }
     uint64_t offset() const { return offset_; }
-    void close() {
-        const int result = std::fclose(file_);
-        file_ = nullptr;
-        if (result != 0)
-            throw Error("cannot write " + path_.string() + ": " + std::strerror(errno));
+    void flush() {
+        if (!out_.flush()) throw Error("cannot write " + name_ + ": " + std::strerror(errno));
     }
 
 private:
@@ -223,8 +217,8 @@ private:
         for (int i = 0; i < size; ++i) buffer[i] = static_cast<uint8_t>(value >> (8 * i));
         bytes(buffer, static_cast<size_t>(size));
     }
-    std::filesystem::path path_;
-    FILE* file_ = nullptr;
+    std::ostream& out_;
+    std::string name_;
     uint64_t offset_ = 0;
 };
 
@@ -248,10 +242,112 @@ uint32_t crc_of(uint32_t crc, const void* data, size_t size) {
     return crc;
 }
 
+// The zip of .npy files, written front to back (no seeking, so a pipe will do).
+void write_zip(const std::vector<NpyArray>& arrays, ZipWriter& zip, uint64_t zip64_from) {
+    std::vector<Entry> entries;
+    for (const NpyArray& array : arrays) {
+        const std::string header = npy_header(array);
+        Entry entry{array.name + ".npy"};
+        entry.crc = crc_of(crc_of(0, header.data(), header.size()), array.data, array.data_size);
+        entry.size = header.size() + array.data_size;
+        entry.offset = zip.offset();
+        const bool zip64 = entry.size >= zip64_from;
+        // Local file header: stored (method 0), no data descriptor.
+        zip.u32(0x04034b50);
+        zip.u16(zip64 ? 45 : 20);
+        zip.u16(0);
+        zip.u16(0);
+        zip.u16(0);     // time
+        zip.u16(0x21);  // date: 1980-01-01
+        zip.u32(entry.crc);
+        zip.u32(zip64 ? kZip32Limit : static_cast<uint32_t>(entry.size));
+        zip.u32(zip64 ? kZip32Limit : static_cast<uint32_t>(entry.size));
+        zip.u16(static_cast<uint16_t>(entry.name.size()));
+        zip.u16(zip64 ? 20 : 0);
+        zip.bytes(entry.name.data(), entry.name.size());
+        if (zip64) {
+            zip.u16(0x0001);
+            zip.u16(16);
+            zip.u64(entry.size);
+            zip.u64(entry.size);
+        }
+        zip.bytes(header.data(), header.size());
+        zip.bytes(array.data, array.data_size);
+        entries.push_back(entry);
+    }
+    const uint64_t directory_offset = zip.offset();
+    for (const Entry& entry : entries) {
+        const bool big_size = entry.size >= zip64_from;
+        const bool big_offset = entry.offset >= zip64_from;
+        const uint16_t extra = (big_size ? 16 : 0) + (big_offset ? 8 : 0);
+        zip.u32(0x02014b50);
+        zip.u16(45);  // made by
+        zip.u16(extra ? 45 : 20);
+        zip.u16(0);
+        zip.u16(0);
+        zip.u16(0);
+        zip.u16(0x21);
+        zip.u32(entry.crc);
+        zip.u32(big_size ? kZip32Limit : static_cast<uint32_t>(entry.size));
+        zip.u32(big_size ? kZip32Limit : static_cast<uint32_t>(entry.size));
+        zip.u16(static_cast<uint16_t>(entry.name.size()));
+        zip.u16(extra ? extra + 4 : 0);
+        zip.u16(0);  // comment
+        zip.u16(0);  // disk
+        zip.u16(0);  // internal attributes
+        zip.u32(0);  // external attributes
+        zip.u32(big_offset ? kZip32Limit : static_cast<uint32_t>(entry.offset));
+        zip.bytes(entry.name.data(), entry.name.size());
+        if (extra) {
+            zip.u16(0x0001);
+            zip.u16(extra);
+            if (big_size) {
+                zip.u64(entry.size);
+                zip.u64(entry.size);
+            }
+            if (big_offset) zip.u64(entry.offset);
+        }
+    }
+    const uint64_t directory_end = zip.offset();
+    const uint64_t directory_size = directory_end - directory_offset;
+    const bool zip64 = directory_offset >= zip64_from || entries.size() >= 0xFFFF;
+    if (zip64) {
+        zip.u32(0x06064b50);  // zip64 end of central directory record
+        zip.u64(44);
+        zip.u16(45);
+        zip.u16(45);
+        zip.u32(0);
+        zip.u32(0);
+        zip.u64(entries.size());
+        zip.u64(entries.size());
+        zip.u64(directory_size);
+        zip.u64(directory_offset);
+        zip.u32(0x07064b50);  // its locator
+        zip.u32(0);
+        zip.u64(directory_end);
+        zip.u32(1);
+    }
+    zip.u32(0x06054b50);
+    zip.u16(0);
+    zip.u16(0);
+    zip.u16(zip64 ? 0xFFFF : static_cast<uint16_t>(entries.size()));
+    zip.u16(zip64 ? 0xFFFF : static_cast<uint16_t>(entries.size()));
+    zip.u32(zip64 ? kZip32Limit : static_cast<uint32_t>(directory_size));
+    zip.u32(zip64 ? kZip32Limit : static_cast<uint32_t>(directory_offset));
+    zip.u16(0);
+    zip.flush();
+}
+
 }  // namespace
 
 void write_npz(const AttentionTrace& trace, const std::filesystem::path& path) {
     npz::write_npz(trace, path, kZip32Limit);
+}
+
+void write_npz(const AttentionTrace& trace, std::ostream& out) {
+    const std::vector<NpyArray> arrays = trace_arrays(trace);
+    ZipWriter zip(out, "the .npz");
+    write_zip(arrays, zip, kZip32Limit);
 }
 
 namespace npz {
@@ -261,101 +357,11 @@ void write_npz(const AttentionTrace& trace, const std::filesystem::path& path,
     const std::vector<NpyArray> arrays = trace_arrays(trace);
     // Written beside the target and renamed, so a failed export leaves no half file.
     const std::filesystem::path temporary = path.string() + ".partial";
-    ZipWriter zip(temporary);
-    std::vector<Entry> entries;
     try {
-        for (const NpyArray& array : arrays) {
-            const std::string header = npy_header(array);
-            Entry entry{array.name + ".npy"};
-            entry.crc =
-                crc_of(crc_of(0, header.data(), header.size()), array.data, array.data_size);
-            entry.size = header.size() + array.data_size;
-            entry.offset = zip.offset();
-            const bool zip64 = entry.size >= zip64_from;
-            // Local file header: stored (method 0), no data descriptor.
-            zip.u32(0x04034b50);
-            zip.u16(zip64 ? 45 : 20);
-            zip.u16(0);
-            zip.u16(0);
-            zip.u16(0);     // time
-            zip.u16(0x21);  // date: 1980-01-01
-            zip.u32(entry.crc);
-            zip.u32(zip64 ? kZip32Limit : static_cast<uint32_t>(entry.size));
-            zip.u32(zip64 ? kZip32Limit : static_cast<uint32_t>(entry.size));
-            zip.u16(static_cast<uint16_t>(entry.name.size()));
-            zip.u16(zip64 ? 20 : 0);
-            zip.bytes(entry.name.data(), entry.name.size());
-            if (zip64) {
-                zip.u16(0x0001);
-                zip.u16(16);
-                zip.u64(entry.size);
-                zip.u64(entry.size);
-            }
-            zip.bytes(header.data(), header.size());
-            zip.bytes(array.data, array.data_size);
-            entries.push_back(entry);
-        }
-        const uint64_t directory_offset = zip.offset();
-        for (const Entry& entry : entries) {
-            const bool big_size = entry.size >= zip64_from;
-            const bool big_offset = entry.offset >= zip64_from;
-            const uint16_t extra = (big_size ? 16 : 0) + (big_offset ? 8 : 0);
-            zip.u32(0x02014b50);
-            zip.u16(45);  // made by
-            zip.u16(extra ? 45 : 20);
-            zip.u16(0);
-            zip.u16(0);
-            zip.u16(0);
-            zip.u16(0x21);
-            zip.u32(entry.crc);
-            zip.u32(big_size ? kZip32Limit : static_cast<uint32_t>(entry.size));
-            zip.u32(big_size ? kZip32Limit : static_cast<uint32_t>(entry.size));
-            zip.u16(static_cast<uint16_t>(entry.name.size()));
-            zip.u16(extra ? extra + 4 : 0);
-            zip.u16(0);  // comment
-            zip.u16(0);  // disk
-            zip.u16(0);  // internal attributes
-            zip.u32(0);  // external attributes
-            zip.u32(big_offset ? kZip32Limit : static_cast<uint32_t>(entry.offset));
-            zip.bytes(entry.name.data(), entry.name.size());
-            if (extra) {
-                zip.u16(0x0001);
-                zip.u16(extra);
-                if (big_size) {
-                    zip.u64(entry.size);
-                    zip.u64(entry.size);
-                }
-                if (big_offset) zip.u64(entry.offset);
-            }
-        }
-        const uint64_t directory_end = zip.offset();
-        const uint64_t directory_size = directory_end - directory_offset;
-        const bool zip64 = directory_offset >= zip64_from || entries.size() >= 0xFFFF;
-        if (zip64) {
-            zip.u32(0x06064b50);  // zip64 end of central directory record
-            zip.u64(44);
-            zip.u16(45);
-            zip.u16(45);
-            zip.u32(0);
-            zip.u32(0);
-            zip.u64(entries.size());
-            zip.u64(entries.size());
-            zip.u64(directory_size);
-            zip.u64(directory_offset);
-            zip.u32(0x07064b50);  // its locator
-            zip.u32(0);
-            zip.u64(directory_end);
-            zip.u32(1);
-        }
-        zip.u32(0x06054b50);
-        zip.u16(0);
-        zip.u16(0);
-        zip.u16(zip64 ? 0xFFFF : static_cast<uint16_t>(entries.size()));
-        zip.u16(zip64 ? 0xFFFF : static_cast<uint16_t>(entries.size()));
-        zip.u32(zip64 ? kZip32Limit : static_cast<uint32_t>(directory_size));
-        zip.u32(zip64 ? kZip32Limit : static_cast<uint32_t>(directory_offset));
-        zip.u16(0);
-        zip.close();
+        std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
+        if (!file) throw Error("cannot create " + temporary.string() + ": " + std::strerror(errno));
+        ZipWriter zip(file, temporary.string());
+        write_zip(arrays, zip, zip64_from);
     } catch (...) {
         std::error_code ignored;
         std::filesystem::remove(temporary, ignored);

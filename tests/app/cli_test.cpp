@@ -11,6 +11,9 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -28,6 +31,8 @@ const fs::path kTokenizer = fs::path(ATTNVIZ_TEST_DATA) / "hf" / "bert-base-unca
 const std::string kCommit = "86b5e0934494bd15c9632b12f734a8a67f723594";
 const std::string kTextA = "The cat sat on the mat.";
 const std::string kTextB = "The cat lay on the rug.";
+const std::vector<std::string> kCommands = {"view",     "export", "tokenize", "bench",
+                                            "download", "models", "info"};
 
 // The files of the model the tests use: the tiny checkpoint with the real tokenizer.
 std::map<std::string, fs::path> model_files() {
@@ -54,12 +59,16 @@ protected:
     static void SetUpTestSuite() {
         root_ = fs::temp_directory_path() / ("attnviz_cli_test_" + std::to_string(getpid()));
         fs::remove_all(root_);
-        // huggingface_hub's layout, as Python would have left it.
-        const fs::path repo = root_ / "cache" / "models--bert-base-uncased";
+        cache_model(root_ / "cache", "bert-base-uncased", model_files());
+    }
+    // Puts files into a cache in huggingface_hub's layout, as Python would have left them.
+    static void cache_model(const fs::path& cache, const std::string& repo_id,
+                            const std::map<std::string, fs::path>& files) {
+        const fs::path repo = cache / ("models--" + repo_id);
         fs::create_directories(repo / "blobs");
         fs::create_directories(repo / "refs");
         fs::create_directories(repo / "snapshots" / kCommit);
-        for (const auto& [name, source] : model_files()) {
+        for (const auto& [name, source] : files) {
             const std::string etag = fake_hub::sha256(attnviz::io::read_file(source));
             fs::copy_file(source, repo / "blobs" / etag, fs::copy_options::overwrite_existing);
             fs::create_symlink("../../blobs/" + etag, repo / "snapshots" / kCommit / name);
@@ -77,12 +86,24 @@ protected:
     // `environment` says otherwise; nothing from the user's environment leaks in.
     CliRun attnviz(const std::vector<std::string>& args,
                    std::map<std::string, std::string> environment = {}) {
+        std::string command = shell_quote(ATTNVIZ_CLI);
+        for (const std::string& arg : args) {
+            command += ' ';
+            command += shell_quote(arg);
+        }
+        return shell(command, std::move(environment), work_);
+    }
+
+    // The same for a shell command line, run in `folder`.
+    CliRun shell(const std::string& command_line, std::map<std::string, std::string> environment,
+                 const fs::path& folder) {
         environment.emplace("HF_HUB_CACHE", (root_ / "cache").string());
         environment.emplace("HF_HOME", (root_ / "home").string());
         environment.emplace("HF_HUB_OFFLINE", "1");
         environment.emplace("ATTNVIZ_NUM_THREADS", "1");
-        std::string command = "cd " + shell_quote(work_.string()) +
-                              " && env -u HF_TOKEN -u HF_ENDPOINT -u HF_HUB_OFFLINE";
+        std::string command = "cd " + shell_quote(folder.string()) +
+                              " && env -u HF_TOKEN -u HF_ENDPOINT -u HF_HUB_OFFLINE -u DISPLAY "
+                              "-u WAYLAND_DISPLAY";
         for (const auto& [name, value] : environment) {
             if (value.empty()) continue;
             command += ' ';
@@ -91,12 +112,9 @@ protected:
             command += shell_quote(value);
         }
         command += ' ';
-        command += shell_quote(ATTNVIZ_CLI);
-        for (const std::string& arg : args) {
-            command += ' ';
-            command += shell_quote(arg);
-        }
-        command += " >stdout.txt 2>stderr.txt";
+        command += command_line;
+        command += " >" + shell_quote((work_ / "stdout.txt").string()) + " 2>" +
+                   shell_quote((work_ / "stderr.txt").string());
         const int status = std::system(command.c_str());
         CliRun run;
         run.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -364,9 +382,28 @@ TEST_F(Cli, InfoNamesArchitectureAndSizes) {
     run = attnviz({"info", "xlnet"});
     EXPECT_EQ(run.code, 1);
     EXPECT_THAT(run.err, StartsWith("attnviz: error: "));
-    EXPECT_THAT(run.err, HasSubstr("'xlnet' (XLNetLMHeadModel) is not supported"));
+    EXPECT_THAT(run.err, HasSubstr("unsupported model_type \"xlnet\""));
     EXPECT_THAT(run.err, HasSubstr("bert"));
     EXPECT_THAT(run.err, HasSubstr("gpt2"));
+}
+
+// info takes the model as --model, as every command does, and as an argument.
+TEST_F(Cli, InfoTakesTheModelEitherWay) {
+    const CliRun positional = attnviz({"info", "bert-base-uncased", "--json"});
+    ASSERT_EQ(positional.code, 0) << positional.err;
+    CliRun run = attnviz({"info", "--model", "bert-base-uncased", "--json"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_EQ(run.out, positional.out);
+    EXPECT_EQ(nlohmann::json::parse(run.out)["model"], "bert-base-uncased");
+    run = attnviz({"info", "-m", "bert-base-uncased", "bert-base-uncased", "--json"});
+    EXPECT_EQ(run.code, 0) << run.err;
+    EXPECT_EQ(run.out, positional.out);
+
+    run = attnviz({"info", "gpt2", "--model", "bert-base-uncased"});
+    EXPECT_EQ(run.code, 2);
+    EXPECT_EQ(run.out, "");
+    EXPECT_THAT(run.err, StartsWith("attnviz: error: two models given: 'gpt2' and --model "
+                                    "'bert-base-uncased'"));
 }
 
 TEST_F(Cli, BenchPrintsLatencyJson) {
@@ -403,23 +440,21 @@ TEST_F(Cli, UsageErrorsExitWith2) {
         EXPECT_EQ(run.out, "") << joined;
         if (!args.empty()) {
             EXPECT_THAT(run.err, StartsWith("attnviz: error: ")) << joined;
+            EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
         }
     }
     EXPECT_THAT(attnviz({"nonsense"}).err, HasSubstr("unknown command 'nonsense'"));
 }
 
 TEST_F(Cli, EveryCommandHasHelp) {
-    for (const char* command :
-         {"view", "export", "tokenize", "bench", "download", "models", "info"}) {
+    for (const std::string& command : kCommands) {
         const CliRun run = attnviz({command, "--help"});
         EXPECT_EQ(run.code, 0) << command;
-        EXPECT_THAT(run.out, HasSubstr(std::string("Usage: attnviz ") + command)) << command;
+        EXPECT_THAT(run.out, HasSubstr("Usage: attnviz " + command)) << command;
     }
     const CliRun run = attnviz({"--help"});
     EXPECT_EQ(run.code, 0);
-    for (const char* command :
-         {"view", "export", "tokenize", "bench", "download", "models", "info"})
-        EXPECT_THAT(run.out, HasSubstr(command));
+    for (const std::string& command : kCommands) EXPECT_THAT(run.out, HasSubstr(command));
 }
 
 TEST_F(Cli, RuntimeErrorsExitWith1) {
@@ -434,7 +469,9 @@ TEST_F(Cli, RuntimeErrorsExitWith1) {
     for (int i = 0; i < 80; ++i) long_text += "word ";
     run = attnviz({"export", "--model", "bert-base-uncased", "--text", long_text, "-o", "x.npz"});
     EXPECT_EQ(run.code, 1);
-    EXPECT_THAT(run.err, StartsWith("attnviz: error: "));
+    EXPECT_EQ(run.err,
+              "attnviz: error: text is 82 tokens; the model allows at most 64; add --truncate "
+              "to cut it\n");
     EXPECT_FALSE(fs::exists(work_ / "x.npz"));
     run = attnviz({"export", "--model", "bert-base-uncased", "--text", long_text, "-o", "x.npz",
                    "--truncate"});
@@ -501,6 +538,334 @@ TEST_F(Cli, DownloadThenViewOffline) {
     run = attnviz({"download", "org/no-such-model"}, online);
     EXPECT_EQ(run.code, 1);
     EXPECT_THAT(run.err, StartsWith("attnviz: error: no model org/no-such-model"));
+}
+
+// A fake hub serving the test model, and the environment that points attnviz at it.
+struct OnlineModel {
+    fake_hub::Server server;
+    std::map<std::string, std::string> environment;
+
+    OnlineModel(const std::string& repo_name, const fs::path& cache,
+                const std::string& config_json = "") {
+        fake_hub::Repo repo;
+        repo.commit = kCommit;
+        for (const auto& [name, source] : model_files())
+            repo.files[name] = {attnviz::io::read_file(source), name == "model.safetensors"};
+        if (!config_json.empty()) repo.files["config.json"] = {config_json, false};
+        server.add_repo(repo_name, repo);
+        environment = {{"HF_HUB_OFFLINE", ""},
+                       {"HF_ENDPOINT", server.endpoint()},
+                       {"HF_HUB_CACHE", cache.string()}};
+    }
+    // Requests for the weights: the file itself, or the CDN that serves LFS files.
+    std::vector<std::string> weight_requests() {
+        std::vector<std::string> paths;
+        for (const fake_hub::Request& request : server.requests())
+            if (request.path.find("model.safetensors") != std::string::npos ||
+                request.path.starts_with("/cdn/"))
+                paths.push_back(request.method + " " + request.path);
+        return paths;
+    }
+};
+
+// info needs config.json and the tokenizer: a model not yet cached is fetched
+// without its weights.
+TEST_F(Cli, InfoDownloadsNoWeights) {
+    OnlineModel hub("org/tiny-bert", work_ / "cache");
+    const CliRun run = attnviz({"info", "org/tiny-bert", "--json"}, hub.environment);
+    ASSERT_EQ(run.code, 0) << run.err;
+    const nlohmann::json info = nlohmann::json::parse(run.out);
+    EXPECT_EQ(info["model_type"], "bert");
+    EXPECT_EQ(info["layers"], 2);
+    EXPECT_EQ(info["tokenizer_max_length"], 512);
+    EXPECT_EQ(hub.weight_requests(), std::vector<std::string>{});
+    const fs::path snapshot = work_ / "cache" / "models--org--tiny-bert" / "snapshots" / kCommit;
+    EXPECT_TRUE(fs::exists(snapshot / "config.json"));
+    EXPECT_TRUE(fs::exists(snapshot / "vocab.txt"));
+    EXPECT_FALSE(fs::exists(snapshot / "model.safetensors"));
+}
+
+// A model attnviz cannot run is refused from its config.json, before gigabytes
+// of weights are downloaded, by every command that would fetch them.
+TEST_F(Cli, UnsupportedModelIsRefusedBeforeItsWeights) {
+    OnlineModel hub("org/xlnet", work_ / "cache",
+                    R"({"model_type": "xlnet", "architectures": ["XLNetLMHeadModel"]})");
+    for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+             {"view", "--model", "org/xlnet", "--text", "a"},
+             {"export", "--model", "org/xlnet", "--text", "a"},
+             {"bench", "--model", "org/xlnet"},
+             {"download", "org/xlnet"},
+             {"info", "org/xlnet"},
+         }) {
+        const CliRun run = attnviz(args, hub.environment);
+        EXPECT_EQ(run.code, 1) << args[0];
+        EXPECT_THAT(run.err, StartsWith("attnviz: error: ")) << args[0];
+        EXPECT_THAT(run.err, HasSubstr("unsupported model_type \"xlnet\"")) << args[0];
+        EXPECT_THAT(run.err, HasSubstr("bert, gpt2")) << args[0];
+    }
+    EXPECT_EQ(hub.weight_requests(), std::vector<std::string>{});
+    EXPECT_FALSE(
+        fs::exists(work_ / "cache" / "models--org--xlnet" / "blobs" /
+                   fake_hub::sha256(attnviz::io::read_file(kFixture / "model.safetensors"))));
+}
+
+TEST_F(Cli, ModelsJsonNamesTheFiles) {
+    const CliRun run = attnviz({"models", "--json"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    const nlohmann::json models = nlohmann::json::parse(run.out)["models"];
+    ASSERT_EQ(models.size(), 1u);
+    EXPECT_EQ(models[0]["files"],
+              nlohmann::json({"config.json", "model.safetensors", "tokenizer.json",
+                              "tokenizer_config.json", "vocab.txt"}));
+}
+
+// bench has --seq, not --truncate: a length the model cannot take names --seq.
+TEST_F(Cli, BenchLengthErrorNamesItsOwnFlag) {
+    const CliRun run = attnviz({"bench", "--model", "bert-base-uncased", "--seq", "100"});
+    EXPECT_EQ(run.code, 2);
+    EXPECT_EQ(run.out, "");
+    EXPECT_EQ(run.err,
+              "attnviz: error: --seq 100 is more than the 64 tokens bert-base-uncased takes\n");
+}
+
+// Number flags say their range in words, not as [2.22507e-308 - 1.79769e+308].
+TEST_F(Cli, NumberFlagsSayTheirRange) {
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+        {{"export", "--text", "a", "--threads", "0"},
+         "--threads: must be between 1 and 1024 (not '0')"},
+        {{"view", "--text", "a", "--threads", "1025"},
+         "--threads: must be between 1 and 1024 (not '1025')"},
+        {{"bench", "--threads", "two"}, "--threads: must be between 1 and 1024 (not 'two')"},
+        {{"bench", "--runs", "0"}, "--runs: must be a whole number, at least 1 (not '0')"},
+        {{"bench", "--seq", "-5"}, "--seq: must be a whole number, at least 1 (not '-5')"},
+        {{"bench", "--warmup", "-1"}, "--warmup: must be a whole number, at least 0 (not '-1')"},
+    };
+    for (const auto& [args, message] : cases) {
+        const CliRun run = attnviz(args);
+        EXPECT_EQ(run.code, 2) << message;
+        EXPECT_EQ(run.err, "attnviz: error: " + message + "; run 'attnviz " + args[0] +
+                               " --help' for usage\n");
+    }
+}
+
+// An unknown flag is the mistake to report, before any flag it made look missing.
+TEST_F(Cli, UnknownFlagIsReportedFirst) {
+    for (const std::string& command : kCommands) {
+        const CliRun run = attnviz({command, "--bogus"});
+        EXPECT_EQ(run.code, 2) << command;
+        EXPECT_EQ(run.out, "") << command;
+        EXPECT_EQ(run.err, "attnviz: error: unknown flag --bogus for 'attnviz " + command +
+                               "'; run 'attnviz " + command + " --help' for usage\n");
+    }
+    // A misspelt --text is not a missing one.
+    const CliRun run = attnviz({"view", "--txt", "a"});
+    EXPECT_EQ(run.code, 2);
+    EXPECT_THAT(run.err, StartsWith("attnviz: error: unknown flag --txt for 'attnviz view'"));
+}
+
+// -o - writes to standard output, as Unix tools do, and no file named "-".
+TEST_F(Cli, DashOutputIsStandardOutput) {
+    CliRun run = attnviz({"export", "--model", "bert-base-uncased", "--text", "This is a test",
+                          "-o", "-", "--queries-keys"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_EQ(run.err, "");
+    attnviz::io::write_file(work_ / "piped.npz", run.out);
+    ASSERT_EQ(attnviz({"export", "--model", "bert-base-uncased", "--text", "This is a test", "-o",
+                       "file.npz", "--queries-keys"})
+                  .code,
+              0);
+    EXPECT_EQ(attnviz::io::read_file(work_ / "piped.npz"),
+              attnviz::io::read_file(work_ / "file.npz"));
+    EXPECT_EQ(python(R"(
+import numpy as np
+z = np.load("piped.npz")
+print(z["tokens"].tolist(), z["attentions"].shape, z["queries"].shape)
+)"),
+              "['[CLS]', 'this', 'is', 'a', 'test', '[SEP]'] (2, 2, 6, 6) (2, 2, 6, 8)\n");
+
+    run = attnviz({"view", "--model", "bert-base-uncased", "--text", kTextA, "-o", "-"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_THAT(run.out, StartsWith("<!DOCTYPE html>"));
+    EXPECT_EQ(page_payload(run.out)["model"], "bert-base-uncased");
+    run = attnviz(
+        {"view", "--model", "bert-base-uncased", "--text", kTextA, "--format", "svg", "-o", "-"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_THAT(run.out, HasSubstr("<svg"));
+    run = attnviz(
+        {"view", "--model", "bert-base-uncased", "--text", kTextA, "--format", "png", "-o", "-"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_THAT(run.out, StartsWith("\x89PNG\r\n"));
+    run = attnviz(
+        {"view", "--model", "bert-base-uncased", "--text", kTextA, "--fragment", "-o", "-"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_THAT(run.out, StartsWith("<div"));
+    EXPECT_FALSE(fs::exists(work_ / "-"));
+
+    run = attnviz({"view", "--model", "bert-base-uncased", "--text", kTextA, "-o", "-", "--open"});
+    EXPECT_EQ(run.code, 2);
+    EXPECT_THAT(run.err, HasSubstr("--open needs a file"));
+}
+
+// Without a display, xdg-open fails noisily; attnviz keeps its chatter out and
+// says in one line where the page is.
+TEST_F(Cli, OpenWithoutADisplayIsOneLine) {
+    fs::create_directories(work_ / "bin");
+    attnviz::io::write_file(work_ / "bin" / "xdg-open",
+                            "#!/bin/sh\n"
+                            "echo 'xdg-open noise on stdout'\n"
+                            "for i in 1 2 3 4 5 6 7 8; do echo \"xdg-open: noise $i\" >&2; done\n"
+                            "exit 3\n");
+    fs::permissions(work_ / "bin" / "xdg-open", fs::perms::owner_all);
+    const CliRun run = attnviz({"view", "--model", "bert-base-uncased", "--text", kTextA, "--open"},
+                               {{"PATH", (work_ / "bin").string() + ":" + std::getenv("PATH")}});
+    ASSERT_EQ(run.code, 0) << run.err;
+    const std::string page = (work_ / "attention.html").string();
+    EXPECT_EQ(run.out, page + "\n");
+    EXPECT_EQ(run.err,
+              "attnviz: warning: could not open a browser (no DISPLAY or WAYLAND_DISPLAY); the "
+              "page is " +
+                  page + "\n");
+}
+
+// The examples of docs/cli.md, as its opening comment says: ```sh blocks are
+// scripts that must succeed; in ```console blocks, each "$ attnviz ..." line must
+// print the lines under it, a <placeholder> standing for any text.
+struct DocBlock {
+    std::string kind;  // "sh" or "console"
+    int line = 0;      // of the opening fence, for messages
+    std::vector<std::string> lines;
+};
+
+std::vector<DocBlock> doc_blocks(const fs::path& markdown) {
+    std::vector<DocBlock> blocks;
+    std::istringstream in(attnviz::io::read_file(markdown));
+    std::string line;
+    std::optional<DocBlock> open;
+    for (int number = 1; std::getline(in, line); ++number) {
+        if (open && line == "```") {
+            if (open->kind == "sh" || open->kind == "console") blocks.push_back(*open);
+            open.reset();
+        } else if (open) {
+            open->lines.push_back(line);
+        } else if (line.starts_with("```")) {
+            open = DocBlock{line.substr(3), number, {}};
+        }
+    }
+    return blocks;
+}
+
+// An expected line as a regular expression: <placeholder> matches any text.
+bool matches_sample(const std::string& expected, const std::string& actual) {
+    static const std::regex placeholder("<[a-z][a-z0-9 _-]*>");
+    std::string pattern;
+    std::sregex_token_iterator part(expected.begin(), expected.end(), placeholder, {-1, 0});
+    for (; part != std::sregex_token_iterator(); ++part) {
+        const std::string text = *part;
+        if (std::regex_match(text, placeholder)) {
+            pattern += ".+";
+            continue;
+        }
+        for (char c : text) {
+            if (std::string_view("\\^$.|?*+()[]{}").find(c) != std::string_view::npos)
+                pattern += '\\';
+            pattern += c;
+        }
+    }
+    return std::regex_match(actual, std::regex(pattern));
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+}
+
+TEST(DocSamples, PlaceholdersMatchAnyTextWithinTheLine) {
+    EXPECT_TRUE(matches_sample("folder  <source>/models/demo", "folder  /x/y/models/demo"));
+    EXPECT_TRUE(matches_sample("  \"load_ms\": <ms>,", "  \"load_ms\": 12.5,"));
+    EXPECT_FALSE(matches_sample("  \"load_ms\": <ms>,", "  \"load_ms\": 12.5"));
+    EXPECT_FALSE(matches_sample("a (b) [c]", "a b c"));
+    EXPECT_TRUE(matches_sample("a (b) [c]. *", "a (b) [c]. *"));
+    EXPECT_FALSE(matches_sample("<x>", ""));
+}
+
+class DocExamples : public Cli {
+protected:
+    // The tests' cache, a fake hub serving bert-base-uncased for `attnviz
+    // download`, and a stand-in xdg-open that opens nothing.
+    std::map<std::string, std::string> environment(const std::string& hub_endpoint) {
+        const fs::path cache = work_ / "cache";
+        if (!fs::exists(cache)) {
+            cache_model(cache, "bert-base-uncased", model_files());
+            const fs::path gpt2 = fs::path(ATTNVIZ_TEST_DATA) / "hf" / "gpt2";
+            cache_model(cache, "gpt2",
+                        {{"config.json", gpt2 / "config.json"},
+                         {"tokenizer.json", gpt2 / "tokenizer.json"},
+                         {"tokenizer_config.json", gpt2 / "tokenizer_config.json"},
+                         {"vocab.json", gpt2 / "vocab.json"},
+                         {"merges.txt", gpt2 / "merges.txt"}});
+            fs::create_directories(work_ / "bin");
+            attnviz::io::write_file(work_ / "bin" / "xdg-open", "#!/bin/sh\nexit 0\n");
+            fs::permissions(work_ / "bin" / "xdg-open", fs::perms::owner_all);
+        }
+        return {{"HF_HUB_CACHE", cache.string()},
+                {"HF_HUB_OFFLINE", ""},
+                {"HF_ENDPOINT", hub_endpoint},
+                {"PATH", fs::path(ATTNVIZ_CLI).parent_path().string() + ":" +
+                             (work_ / "bin").string() + ":/usr/bin:/bin"}};
+    }
+    const fs::path doc_ = fs::path(ATTNVIZ_SOURCE_DIR) / "docs" / "cli.md";
+};
+
+TEST_F(DocExamples, ShellBlocksRun) {
+    fake_hub::Server hub;
+    fake_hub::Repo repo;
+    repo.commit = kCommit;
+    for (const auto& [name, source] : model_files())
+        repo.files[name] = {attnviz::io::read_file(source), name == "model.safetensors"};
+    hub.add_repo("bert-base-uncased", repo);
+    const auto env = environment(hub.endpoint());
+    int scripts = 0;
+    for (const DocBlock& block : doc_blocks(doc_)) {
+        if (block.kind != "sh") continue;
+        const fs::path folder = work_ / ("sh-" + std::to_string(block.line));
+        fs::create_directories(folder);
+        std::string script;
+        for (const std::string& line : block.lines) script += line + "\n";
+        attnviz::io::write_file(folder / "example.sh", script);
+        const CliRun run = shell("sh -e example.sh", env, folder);
+        EXPECT_EQ(run.code, 0) << "docs/cli.md:" << block.line << "\n"
+                               << script << "stderr:\n"
+                               << run.err;
+        ++scripts;
+    }
+    EXPECT_GE(scripts, 6);  // view, export, tokenize, bench, download, info
+}
+
+TEST_F(DocExamples, ConsoleSamplesMatchTheProgram) {
+    const auto env = environment("http://127.0.0.1:1");  // nothing here needs the hub
+    int commands = 0;
+    for (const DocBlock& block : doc_blocks(doc_)) {
+        if (block.kind != "console") continue;
+        for (size_t i = 0; i < block.lines.size();) {
+            ASSERT_TRUE(block.lines[i].starts_with("$ attnviz "))
+                << "docs/cli.md:" << block.line + 1 + i << ": a sample starts with $ attnviz";
+            const std::string command = block.lines[i].substr(2);
+            std::vector<std::string> expected;
+            for (++i; i < block.lines.size() && !block.lines[i].starts_with("$ "); ++i)
+                expected.push_back(block.lines[i]);
+            const CliRun run = shell("sh -c " + shell_quote(command + " 2>&1"), env, work_);
+            const std::vector<std::string> actual = split_lines(run.out);
+            bool same = actual.size() == expected.size();
+            for (size_t k = 0; same && k < actual.size(); ++k)
+                same = matches_sample(expected[k], actual[k]);
+            EXPECT_TRUE(same) << "docs/cli.md:" << block.line << ": " << command << "\nprints:\n"
+                              << run.out;
+            ++commands;
+        }
+    }
+    EXPECT_GE(commands, 4);  // errors, bench, models, info
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 namespace fs = std::filesystem;
 using attnviz::Error;
 using attnviz::HubOptions;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
@@ -407,6 +408,37 @@ TEST_F(Hub, TokenizerOnlySkipsTheWeights) {
                 ::testing::ThrowsMessage<Error>(HasSubstr("model.safetensors")));
 }
 
+// check_config sees config.json before any weights are fetched, and its
+// refusal fetches none, from the hub's API or from a mirror without it.
+TEST_F(Hub, CheckConfigRefusesBeforeTheWeights) {
+    const fake_hub::Repo repo = tiny_bert();
+    server.add_repo("org/tiny-bert", repo);
+    std::vector<std::string> seen;
+    options.check_config = [&](const fs::path& folder) {
+        seen.push_back(attnviz::io::read_file(folder / "config.json"));
+        throw Error("refused");
+    };
+    for (const bool api : {true, false}) {
+        server.api_enabled = api;
+        EXPECT_THAT([&] { attnviz::resolve_model("org/tiny-bert", options); },
+                    ::testing::ThrowsMessage<Error>(::testing::StrEq("refused")));
+        EXPECT_THAT([&] { attnviz::download_model("org/tiny-bert", options); },
+                    ::testing::ThrowsMessage<Error>(::testing::StrEq("refused")));
+    }
+    EXPECT_EQ(seen, std::vector<std::string>(4, repo.files.at("config.json").bytes));
+    for (const std::string& path : requested_paths()) {
+        EXPECT_THAT(path, ::testing::Not(HasSubstr("model.safetensors")));
+        EXPECT_THAT(path, ::testing::Not(HasSubstr("pytorch_model.bin")));
+        EXPECT_THAT(path, ::testing::Not(StartsWith("/cdn/")));
+    }
+    EXPECT_FALSE(fs::exists(repo_dir("org/tiny-bert") / "refs" / "main"));
+
+    // Without weights to fetch there is nothing to refuse.
+    options.tokenizer_only = true;
+    EXPECT_TRUE(fs::exists(attnviz::resolve_model("org/tiny-bert", options) / "config.json"));
+    EXPECT_EQ(seen.size(), 4u);
+}
+
 TEST_F(Hub, CommitRevisionNeedsNoRef) {
     server.add_repo("org/tiny-bert", tiny_bert());
     const fs::path folder = attnviz::resolve_model("org/tiny-bert@" + kCommit, options);
@@ -442,7 +474,8 @@ TEST_F(Hub, GatedModelNeedsToken) {
     repo.gated = true;
     server.add_repo("org/gated", repo);
     EXPECT_THAT([&] { attnviz::resolve_model("org/gated", options); },
-                ::testing::ThrowsMessage<Error>(HasSubstr("set HF_TOKEN")));
+                ::testing::ThrowsMessage<Error>(
+                    AllOf(HasSubstr("set HF_TOKEN"), HasSubstr("log in with `hf auth login`"))));
     options.token = "wrong";
     EXPECT_THAT([&] { attnviz::resolve_model("org/gated", options); },
                 ::testing::ThrowsMessage<Error>(HasSubstr("HTTP 403")));
@@ -467,7 +500,7 @@ TEST_F(Hub, GatedModelNeedsToken) {
     }
     EXPECT_EQ(cdn_requests, 1);
 
-    // The token file `huggingface-cli login` writes (HF_HOME/token) works too.
+    // The token file `hf auth login` writes (HF_HOME/token) works too.
     fs::remove_all(options.cache_dir);
     fs::create_directories(root / "home");
     attnviz::io::write_file(root / "home" / "token", server.token + "\n");
@@ -483,6 +516,9 @@ TEST_F(Hub, NoNetworkNamesTheModelAndTheWayOut) {
         EXPECT_THAT(e.what(), HasSubstr("cannot reach http://127.0.0.1:1"));
         EXPECT_THAT(e.what(), HasSubstr("bert-base-uncased"));
         EXPECT_THAT(e.what(), HasSubstr("attnviz download bert-base-uncased"));
+        // The Hugging Face CLI is `hf` now; huggingface-cli is deprecated.
+        EXPECT_THAT(e.what(), HasSubstr("`hf download bert-base-uncased`"));
+        EXPECT_THAT(e.what(), ::testing::Not(HasSubstr("huggingface-cli")));
         EXPECT_THAT(e.what(), HasSubstr("--model"));
     }
 }
@@ -519,9 +555,22 @@ TEST(CacheDir, FollowsHuggingfaceHubEnvironment) {
     unsetenv("HF_HOME");
     setenv("XDG_CACHE_HOME", "/tmp/xdg", 1);
     EXPECT_EQ(attnviz::hub_cache_dir(), fs::path("/tmp/xdg/huggingface/hub"));
+    setenv("HF_HOME", "/tmp/hf-home", 1);  // HF_HOME over XDG_CACHE_HOME
+    EXPECT_EQ(attnviz::hub_cache_dir(), fs::path("/tmp/hf-home/hub"));
+    unsetenv("HF_HOME");
     unsetenv("XDG_CACHE_HOME");
-    EXPECT_EQ(attnviz::hub_cache_dir(),
-              fs::path(std::getenv("HOME")) / ".cache" / "huggingface" / "hub");
+    const fs::path home = std::getenv("HOME");
+    EXPECT_EQ(attnviz::hub_cache_dir(), home / ".cache" / "huggingface" / "hub");
+    // A leading ~ is the home folder, as Python's os.path.expanduser makes it.
+    setenv("HF_HOME", "~/hf", 1);
+    EXPECT_EQ(attnviz::hub_cache_dir(), home / "hf" / "hub");
+    setenv("HF_HUB_CACHE", "~", 1);
+    EXPECT_EQ(attnviz::hub_cache_dir(), home);
+    unsetenv("HF_HUB_CACHE");
+    unsetenv("HF_HOME");
+    setenv("XDG_CACHE_HOME", "~/xdg", 1);
+    EXPECT_EQ(attnviz::hub_cache_dir(), home / "xdg" / "huggingface" / "hub");
+    unsetenv("XDG_CACHE_HOME");
 }
 
 TEST(WantedFiles, PrefersSafetensorsAndSkipsTheRest) {
@@ -553,7 +602,10 @@ TEST_F(Hub, ListsCachedModelsWithSizes) {
     EXPECT_EQ(models[0].size_bytes, expected);
     EXPECT_EQ(models[0].refs.at("main"), kCommit);
     EXPECT_EQ(models[0].snapshots, std::vector<std::string>{kCommit});
-    EXPECT_EQ(models[0].files.size(), 5u);
+    // The files' names, not the blobs the snapshot's links point at.
+    EXPECT_EQ(models[0].files,
+              (std::vector<std::string>{"config.json", "model.safetensors", "tokenizer.json",
+                                        "tokenizer_config.json", "vocab.txt"}));
     EXPECT_EQ(attnviz::format_size(438000000), "438.0 MB");
     EXPECT_EQ(attnviz::format_size(570), "570 B");
 }

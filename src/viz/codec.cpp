@@ -60,7 +60,7 @@ size_t utf8_length(std::string_view text, size_t i) {
 }
 }  // namespace
 
-std::string escape_xml(std::string_view text) {
+std::string valid_text(std::string_view text) {
     std::string valid;
     valid.reserve(text.size());
     for (size_t i = 0; i < text.size();) {
@@ -74,8 +74,10 @@ std::string escape_xml(std::string_view text) {
             i += length;
         }
     }
-    return escape_html(valid);
+    return valid;
 }
+
+std::string escape_xml(std::string_view text) { return escape_html(valid_text(text)); }
 
 std::string escape_json_for_script(std::string_view json) {
     std::string out;

@@ -14,8 +14,10 @@ namespace attnviz::viz {
 
 // & < > " ' as entities: safe in text and in quoted attributes.
 std::string escape_html(std::string_view text);
-// escape_html for XML (SVG): also replaces what XML 1.0 forbids, control
-// characters and invalid UTF-8, with U+FFFD, so librsvg always parses the file.
+// text with what XML 1.0 forbids, control characters (but tab, LF, CR) and
+// invalid UTF-8, replaced by U+FFFD: safe for SVG and for cairo's text API.
+std::string valid_text(std::string_view text);
+// escape_html(valid_text(text)): text for XML (SVG) that every parser reads.
 std::string escape_xml(std::string_view text);
 // JSON text made inert inside <script type="application/json">: every '<',
 // '>' and '&' becomes \u003c, \u003e, \u0026 (so no "</script" or "<!--" can

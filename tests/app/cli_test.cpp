@@ -360,6 +360,17 @@ TEST_F(Cli, StaticPictures) {
                    "--format", "png", "-o", "matrix.out"});
     ASSERT_EQ(run.code, 0) << run.err;
     EXPECT_THAT(attnviz::io::read_file(work_ / "matrix.out"), StartsWith("\x89PNG"));
+    run = attnviz({"view", "--model", "bert-base-uncased", "--text", kTextA, "--view", "model",
+                   "-o", "grid.png"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_THAT(attnviz::io::read_file(work_ / "grid.png"), StartsWith("\x89PNG"));
+    run = attnviz({"view", "--model", "bert-base-uncased", "--text", kTextA, "--view", "matrix",
+                   "--layers", "1", "--heads", "1", "-o", "matrix.svg"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    const std::string matrix = attnviz::io::read_file(work_ / "matrix.svg");
+    EXPECT_THAT(matrix, HasSubstr("layer 1  head 1"));
+    EXPECT_THAT(matrix, HasSubstr("<image class=\"colour-bar\""));
+    EXPECT_THAT(matrix, HasSubstr("image-rendering:pixelated"));
 }
 
 TEST_F(Cli, InfoNamesArchitectureAndSizes) {

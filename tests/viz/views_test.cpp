@@ -3,9 +3,14 @@
 // the static SVG/PNG export.
 #include <gtest/gtest.h>
 
+#include <cairo.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
+#include <memory>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -362,7 +367,7 @@ TEST(Static, ModelGridAndMatrixRenderToPng) {
     const AttentionTrace trace = testing::encoder_decoder_trace();
     const std::string grid =
         as_text(render_static(trace, options({View::model}, {}, {}, "decoder"), StaticFormat::svg));
-    EXPECT_EQ(count(grid, "<image "), 2u * 3u);
+    EXPECT_EQ(count(grid, "<image class=\"heatmap\""), 2u * 3u);
     const std::vector<uint8_t> png =
         render_static(trace, options({View::matrix}, {1}, {2}, "cross"), StaticFormat::png);
     ASSERT_GT(png.size(), 8u);
@@ -376,6 +381,349 @@ TEST(Static, ModelGridAndMatrixRenderToPng) {
     const std::vector<uint8_t> head_png =
         render_static(testing::pair_trace(), options({View::head}), StaticFormat::png);
     EXPECT_EQ(std::string(head_png.begin() + 1, head_png.begin() + 4), "PNG");
+}
+
+// ---- static pictures: reading back what render_static drew ----
+
+struct Rgb {
+    int r = 0, g = 0, b = 0;
+    bool operator==(const Rgb&) const = default;
+};
+std::ostream& operator<<(std::ostream& out, const Rgb& c) {
+    return out << "rgb(" << c.r << ", " << c.g << ", " << c.b << ")";
+}
+
+// The heatmap colour stops of web/core.js heatTable (light theme): weight / maximum = 0, 0.25,
+// 0.5, 0.75 and 1 land exactly on them.
+const Rgb kHeatStops[5] = {
+    {255, 255, 255}, {198, 219, 239}, {107, 174, 214}, {33, 113, 181}, {8, 48, 107}};
+Rgb heat_reference(double x) {  // web/core.js: linear between the stops
+    x = std::clamp(x, 0.0, 1.0) * 4;
+    const int i = std::min(3, static_cast<int>(x));
+    const double t = x - i;
+    const Rgb &a = kHeatStops[i], &b = kHeatStops[i + 1];
+    return {static_cast<int>(std::lround(a.r + t * (b.r - a.r))),
+            static_cast<int>(std::lround(a.g + t * (b.g - a.g))),
+            static_cast<int>(std::lround(a.b + t * (b.b - a.b)))};
+}
+
+using Image = std::unique_ptr<cairo_surface_t, decltype(&cairo_surface_destroy)>;
+
+Image read_png(const std::vector<uint8_t>& png) {
+    struct Reader {
+        const std::vector<uint8_t>* bytes;
+        size_t at = 0;
+    } reader{&png};
+    auto read = [](void* closure, unsigned char* data, unsigned int length) {
+        auto* r = static_cast<Reader*>(closure);
+        if (r->at + length > r->bytes->size()) return CAIRO_STATUS_READ_ERROR;
+        std::copy_n(r->bytes->data() + r->at, length, data);
+        r->at += length;
+        return CAIRO_STATUS_SUCCESS;
+    };
+    Image image(cairo_image_surface_create_from_png_stream(read, &reader), cairo_surface_destroy);
+    EXPECT_EQ(cairo_surface_status(image.get()), CAIRO_STATUS_SUCCESS);
+    return image;
+}
+
+Rgb pixel(cairo_surface_t* image, int x, int y) {
+    cairo_surface_flush(image);
+    const unsigned char* row = cairo_image_surface_get_data(image) +
+                               static_cast<size_t>(y) * cairo_image_surface_get_stride(image);
+    uint32_t value;
+    std::memcpy(&value, row + 4 * static_cast<size_t>(x), 4);
+    return {static_cast<int>((value >> 16) & 0xFF), static_cast<int>((value >> 8) & 0xFF),
+            static_cast<int>(value & 0xFF)};
+}
+
+// The value of attribute name in the element starting at text[at].
+std::string attribute(const std::string& text, size_t at, const std::string& name) {
+    const size_t end = text.find('>', at);
+    const size_t found = text.find(" " + name + "=\"", at);
+    if (found == std::string::npos || found > end) return "";
+    const size_t begin = found + name.size() + 3;
+    return text.substr(begin, text.find('"', begin) - begin);
+}
+
+struct Placed {
+    double x = 0, y = 0, width = 0, height = 0;
+    std::string element;  // the whole <image .../>
+};
+
+// The width and height the <svg> element declares.
+std::pair<double, double> svg_size(const std::string& svg) {
+    const size_t at = svg.find("<svg");
+    return {std::stod(attribute(svg, at, "width")), std::stod(attribute(svg, at, "height"))};
+}
+
+void expect_png_size(cairo_surface_t* png, const std::string& svg) {
+    EXPECT_EQ(cairo_image_surface_get_width(png), svg_size(svg).first);
+    EXPECT_EQ(cairo_image_surface_get_height(png), svg_size(svg).second);
+}
+
+// Every <image class="role"> of an SVG, in drawing order.
+std::vector<Placed> images(const std::string& svg, const std::string& role) {
+    std::vector<Placed> found;
+    const std::string open = "<image class=\"" + role + "\"";
+    for (size_t at = svg.find(open); at != std::string::npos; at = svg.find(open, at + 1))
+        found.push_back({std::stod(attribute(svg, at, "x")), std::stod(attribute(svg, at, "y")),
+                         std::stod(attribute(svg, at, "width")),
+                         std::stod(attribute(svg, at, "height")),
+                         svg.substr(at, svg.find("/>", at) + 2 - at)});
+    return found;
+}
+
+// The PNG an <image>'s data URI carries.
+Image embedded_png(const Placed& image) {
+    const std::string prefix = "data:image/png;base64,";
+    const std::string href = attribute(image.element, 0, "href");
+    EXPECT_EQ(href.rfind(prefix, 0), 0u);
+    return read_png(viz::base64_decode(std::string_view(href).substr(prefix.size())));
+}
+
+// One sequence of n tokens "t0".."t(n-1)" and one block of the given [layer][head][q][k] weights.
+AttentionTrace hand_trace(int layers, int heads, int n, std::vector<float> probs) {
+    AttentionTrace trace;
+    trace.model_id = "hand";
+    trace.architecture = "bert";
+    std::vector<std::string> raw;
+    for (int i = 0; i < n; ++i) {  // not "t" + to_string: GCC 12 warns falsely
+        raw.emplace_back(1, 't');
+        raw.back() += std::to_string(i);
+    }
+    trace.sequences.push_back(
+        testing::make_sequence("input", {"hand"}, raw, std::vector<int>(n, 0), {}));
+    AttentionBlock block;
+    block.name = "self";
+    block.n_layers = layers;
+    block.n_heads = heads;
+    block.n_queries = block.n_keys = n;
+    block.probs = std::move(probs);
+    trace.blocks.push_back(std::move(block));
+    return trace;
+}
+
+// Rows sum to 1; every weight / 0.5 (the maximum) is 0, 0.25, 0.5, 0.75 or 1, so each cell
+// is one colour stop, and every cell differs from its neighbours.
+const float kCheckerboard[4][4] = {{0.5f, 0.0f, 0.5f, 0.0f},
+                                   {0.0f, 0.5f, 0.125f, 0.375f},
+                                   {0.5f, 0.125f, 0.375f, 0.0f},
+                                   {0.25f, 0.5f, 0.0f, 0.25f}};
+
+// Head 0: the checkerboard (maximum 0.5); head 1: one-hot on the previous token (maximum 1).
+AttentionTrace checkerboard_trace() {
+    std::vector<float> probs;
+    for (const auto& row : kCheckerboard) probs.insert(probs.end(), row, row + 4);
+    for (int q = 0; q < 4; ++q)
+        for (int k = 0; k < 4; ++k) probs.push_back(k == std::max(0, q - 1) ? 1.0f : 0.0f);
+    return hand_trace(1, 2, 4, probs);
+}
+
+// Every pixel of the n x n heatmap placed at `at` in the PNG has exactly its cell's colour.
+void expect_crisp_cells(cairo_surface_t* png, const Placed& at, int n,
+                        const std::function<Rgb(int q, int k)>& colour) {
+    const double cell = at.width / n;
+    ASSERT_EQ(cell, std::floor(cell)) << "cells of whole pixels";
+    ASSERT_EQ(at.x, std::floor(at.x));
+    ASSERT_EQ(at.y, std::floor(at.y));
+    int wrong = 0;
+    for (int q = 0; q < n; ++q)
+        for (int k = 0; k < n; ++k)
+            for (int dy = 0; dy < cell; ++dy)
+                for (int dx = 0; dx < cell; ++dx) {
+                    const Rgb got = pixel(png, static_cast<int>(at.x + k * cell) + dx,
+                                          static_cast<int>(at.y + q * cell) + dy);
+                    if (got != colour(q, k) && wrong++ < 5)
+                        ADD_FAILURE() << "cell (" << q << ", " << k << ") pixel (" << dx << ", "
+                                      << dy << "): " << got << ", expected " << colour(q, k);
+                }
+    EXPECT_EQ(wrong, 0);
+}
+
+TEST(Static, HeatmapCellsAreCrispInPngAndSvg) {
+    const AttentionTrace trace = checkerboard_trace();
+    auto checkerboard = [](int q, int k) { return heat_reference(kCheckerboard[q][k] / 0.5); };
+    auto one_hot = [](int q, int k) { return kHeatStops[k == std::max(0, q - 1) ? 4 : 0]; };
+    for (const ViewOptions& view : {options({View::matrix}), options({View::model})}) {
+        const std::string svg = as_text(render_static(trace, view, StaticFormat::svg));
+        const std::vector<Placed> heatmaps = images(svg, "heatmap");
+        ASSERT_EQ(heatmaps.size(), view.views[0] == View::matrix ? 1u : 2u);
+        for (const Placed& heatmap : heatmaps) {
+            EXPECT_NE(heatmap.element.find("style=\"image-rendering:optimizeSpeed;image-rendering:"
+                                           "crisp-edges;image-rendering:pixelated\""),
+                      std::string::npos);
+            EXPECT_NE(heatmap.element.find("preserveAspectRatio=\"none\""), std::string::npos);
+        }
+        // The SVG embeds one pixel per cell, exactly the cell's colour.
+        const Image embedded = embedded_png(heatmaps[0]);
+        ASSERT_EQ(cairo_image_surface_get_width(embedded.get()), 4);
+        ASSERT_EQ(cairo_image_surface_get_height(embedded.get()), 4);
+        for (int q = 0; q < 4; ++q)
+            for (int k = 0; k < 4; ++k)
+                EXPECT_EQ(pixel(embedded.get(), k, q), checkerboard(q, k)) << q << ", " << k;
+        // The PNG puts the heatmaps where the SVG does, every pixel of a cell in its colour.
+        const Image png = read_png(render_static(trace, view, StaticFormat::png));
+        expect_png_size(png.get(), svg);
+        expect_crisp_cells(png.get(), heatmaps[0], 4, checkerboard);
+        if (heatmaps.size() == 2) expect_crisp_cells(png.get(), heatmaps[1], 4, one_hot);
+    }
+}
+
+TEST(Static, HeatmapsCarryAColourBarWithTheirMaximum) {
+    const AttentionTrace trace = checkerboard_trace();
+    // The matrix: one vertical bar from white (0, bottom) to dark blue (the maximum, top).
+    const std::string matrix =
+        as_text(render_static(trace, options({View::matrix}, {0}, {0}), StaticFormat::svg));
+    const std::vector<Placed> bars = images(matrix, "colour-bar");
+    ASSERT_EQ(bars.size(), 1u);
+    EXPECT_GE(bars[0].height, 100);
+    EXPECT_EQ(matrix.find("style=\"image-rendering:pixelated"), std::string::npos);
+    EXPECT_NE(matrix.find(">max 0.5</text>"), std::string::npos);
+    EXPECT_NE(matrix.find(">0</text>"), std::string::npos);
+    const Image png = read_png(render_static(trace, options({View::matrix}), StaticFormat::png));
+    const int bar_x = static_cast<int>(bars[0].x + bars[0].width / 2);
+    EXPECT_EQ(pixel(png.get(), bar_x, static_cast<int>(bars[0].y)),
+              heat_reference(1.0 - 1.0 / 256));
+    EXPECT_EQ(pixel(png.get(), bar_x, static_cast<int>(bars[0].y + bars[0].height) - 1),
+              heat_reference(1.0 / 256));
+    // Another head, another maximum.
+    EXPECT_NE(as_text(render_static(trace, options({View::matrix}, {0}, {1}), StaticFormat::svg))
+                  .find(">max 1</text>"),
+              std::string::npos);
+    // The grid: one shared bar that says each heatmap has its own scale, and each
+    // heatmap's maximum under it.
+    const std::string grid =
+        as_text(render_static(trace, options({View::model}), StaticFormat::svg));
+    EXPECT_EQ(images(grid, "colour-bar").size(), 1u);
+    EXPECT_NE(grid.find("each heatmap is scaled to its own maximum"), std::string::npos);
+    const size_t first = grid.find(">max 0.5</text>"), second = grid.find(">max 1</text>");
+    EXPECT_NE(first, std::string::npos);
+    EXPECT_NE(second, std::string::npos);
+    EXPECT_LT(first, second);  // head 0, then head 1
+    EXPECT_EQ(count(grid, ">max 0.5</text>"), 1u);
+    EXPECT_EQ(count(grid, ">max 1</text>"), 1u);
+}
+
+// The number of code points of UTF-8 text.
+size_t code_points(const std::string& text) {
+    return static_cast<size_t>(
+        std::count_if(text.begin(), text.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+}
+
+TEST(Static, TitleFitsAndNamesTheLayerAndHead) {
+    const AttentionTrace trace = testing::pair_trace();
+    for (const ViewOptions& view : {options({View::matrix}, {1}, {3}), options({View::head}, {1}),
+                                    options({View::model}, {1}, {3})}) {
+        const std::string svg = as_text(render_static(trace, view, StaticFormat::svg));
+        const double width = svg_size(svg).first;
+        const size_t at = svg.find("<text ");
+        ASSERT_NE(at, std::string::npos);
+        const double x = std::stod(attribute(svg, at, "x"));
+        const size_t begin = svg.find('>', at) + 1;
+        const std::string title = svg.substr(begin, svg.find("</text>", begin) - begin);
+        EXPECT_NE(title.find("synthetic-bert"), std::string::npos) << title;
+        if (view.views[0] != View::model) {
+            EXPECT_NE(title.find("layer 1"), std::string::npos) << title;
+        }
+        if (view.views[0] == View::matrix) {
+            EXPECT_NE(title.find("head 3"), std::string::npos) << title;
+        }
+        // 12 px DejaVu Sans: digits are 0.64 em, lower-case letters 0.6 em on average.
+        EXPECT_LE(x + code_points(title) * 0.62 * 12, width) << title;
+        // And as cairo sets it in the PNG.
+        Image scratch(cairo_image_surface_create(CAIRO_FORMAT_RGB24, 1, 1), cairo_surface_destroy);
+        std::unique_ptr<cairo_t, decltype(&cairo_destroy)> cr(cairo_create(scratch.get()),
+                                                              cairo_destroy);
+        cairo_select_font_face(cr.get(), "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL,
+                               CAIRO_FONT_WEIGHT_NORMAL);
+        cairo_set_font_size(cr.get(), 12);
+        cairo_text_extents_t extents;
+        cairo_text_extents(cr.get(), title.c_str(), &extents);
+        EXPECT_LE(x + extents.x_advance, width) << title;
+    }
+}
+
+TEST(Static, UnicodeAndBrokenTokenTextDrawsInPng) {
+    AttentionTrace trace = testing::pair_trace();
+    const std::vector<std::string> odd = {
+        "\xE7\x8C\xAB", "\xF0\x9F\x98\x80",    "e\xCC\x81", "\x01\xFF\xC3",
+        "\xE2\x80\xA8", std::string(300, 'w'), "",          "\xD9\x82\xD8\xB7"};
+    for (size_t i = 0; i < odd.size(); ++i)
+        trace.sequences[0].tokens[i + 1].text = trace.sequences[0].tokens[i + 1].display = odd[i];
+    for (View view : {View::head, View::matrix, View::model}) {
+        const Image png = read_png(render_static(trace, options({view}), StaticFormat::png));
+        EXPECT_GT(cairo_image_surface_get_width(png.get()), 100) << view_name(view);
+        const std::string svg = as_text(render_static(trace, options({view}), StaticFormat::svg));
+        EXPECT_EQ(svg.find(std::string(300, 'w')), std::string::npos) << "long tokens are cut";
+    }
+}
+
+// One thumbnail pixel of a long input: the largest weight of the tokens it pools
+// (q * 96 / n == row, k * 96 / n == column), over the head's maximum.
+Rgb pooled_reference(const AttentionBlock& block, int layer, int head, int row, int column) {
+    const int n = block.n_queries, side = 96;
+    float top = 0, peak = 0;
+    for (int q = 0; q < n; ++q)
+        for (int k = 0; k < n; ++k) {
+            const float p = block.prob(layer, head, q, k);
+            top = std::max(top, p);
+            if (q * side / n == row && k * side / n == column) peak = std::max(peak, p);
+        }
+    return heat_reference(peak / top);
+}
+
+TEST(Static, BertBaseGridOf490TokensExportsToPng) {
+    // 12 x 12 diffuse heatmaps of 480-500 tokens made a 23 MB SVG that librsvg stopped reading
+    // ("Premature end of data"); the PNG is now drawn directly and thumbnails are pooled.
+    const AttentionTrace trace =
+        testing::sized_trace(12, 12, 490, false, 4, false, testing::kDiffuse);
+    const std::string svg =
+        as_text(render_static(trace, options({View::model}), StaticFormat::svg));
+    EXPECT_EQ(images(svg, "heatmap").size(), 144u);
+    EXPECT_LT(svg.size(), 4000000u);
+    const Image png = read_png(render_static(trace, options({View::model}), StaticFormat::png));
+    expect_png_size(png.get(), svg);
+}
+
+TEST(Static, LongInputGridExportsToPngAndSvg) {
+    // 490 tokens used to fail ("librsvg could not read the SVG"); 2048 is the longest model input.
+    for (int tokens : {500, 2048}) {
+        const AttentionTrace trace = testing::sized_trace(2, 2, tokens, true, 4, false);
+        const std::string svg =
+            as_text(render_static(trace, options({View::model}), StaticFormat::svg));
+        EXPECT_LT(svg.size(), 400000u) << "thumbnails are pooled to 96 x 96";
+        const std::vector<Placed> heatmaps = images(svg, "heatmap");
+        ASSERT_EQ(heatmaps.size(), 4u);
+        const Image embedded = embedded_png(heatmaps[3]);
+        EXPECT_EQ(cairo_image_surface_get_width(embedded.get()), 96);
+        EXPECT_EQ(cairo_image_surface_get_height(embedded.get()), 96);
+        const Image png = read_png(render_static(trace, options({View::model}), StaticFormat::png));
+        expect_png_size(png.get(), svg);
+        const AttentionBlock& block = trace.blocks[0];
+        // Layer 1, head 1: the first token attends only to itself (the maximum, dark
+        // blue), the top right is masked (white), and a pixel on the diagonal.
+        const Placed& at = heatmaps[3];
+        auto png_pixel = [&](int row, int column) {
+            return pixel(png.get(), static_cast<int>(at.x) + column, static_cast<int>(at.y) + row);
+        };
+        EXPECT_EQ(png_pixel(0, 0), kHeatStops[4]);
+        EXPECT_EQ(png_pixel(0, 95), kHeatStops[0]);
+        for (int diagonal : {40, 77})
+            EXPECT_EQ(png_pixel(diagonal, diagonal),
+                      pooled_reference(block, 1, 1, diagonal, diagonal))
+                << tokens << " tokens";
+        EXPECT_EQ(pixel(embedded.get(), 40, 40), pooled_reference(block, 1, 1, 40, 40));
+    }
+    // A 2048-token head view is 41006 pixels tall: more than a PNG may be, said in one line.
+    try {
+        render_static(testing::sized_trace(1, 1, 2048, true, 4, false), options({View::head}),
+                      StaticFormat::png);
+        ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("more than PNG export allows (32767)"),
+                  std::string::npos)
+            << e.what();
+    }
 }
 
 }  // namespace

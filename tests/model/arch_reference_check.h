@@ -45,6 +45,15 @@ inline std::vector<int32_t> reference_ids(const io::TensorSet& set, const std::s
     return std::vector<int32_t>(wide.begin(), wide.end());
 }
 
+// An unpadded single-sequence Encoding of ids, as the references take them.
+inline Encoding encoding_of(const std::vector<int32_t>& ids) {
+    Encoding e;
+    e.ids = ids;
+    e.type_ids.assign(ids.size(), 0);
+    e.attention_mask.assign(ids.size(), 1);
+    return e;
+}
+
 inline std::vector<int64_t> reference_shape(const io::TensorSet& set, const std::string& name) {
     const io::TensorView* t = set.find(name);
     if (!t) throw std::runtime_error("reference has no tensor " + name);

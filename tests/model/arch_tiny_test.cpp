@@ -14,19 +14,12 @@
 namespace attnviz::model {
 namespace {
 
+using testing::encoding_of;
 using testing::expect_block_matches;
 using testing::reference_ids;
 
 std::filesystem::path fixture(const std::string& name) {
     return std::filesystem::path(ATTNVIZ_TEST_DATA) / "arch" / name;
-}
-
-Encoding encoding_of(const std::vector<int32_t>& ids) {
-    Encoding e;
-    e.ids = ids;
-    e.type_ids.assign(ids.size(), 0);
-    e.attention_mask.assign(ids.size(), 1);
-    return e;
 }
 
 // Runs the fixture with queries and keys kept and compares every block.

@@ -38,14 +38,6 @@ std::vector<std::string> fixture_folders() {
     return folders;
 }
 
-Encoding ids_encoding(const std::vector<int32_t>& ids) {
-    Encoding e;
-    e.ids = ids;
-    e.type_ids.assign(ids.size(), 0);
-    e.attention_mask.assign(ids.size(), 1);
-    return e;
-}
-
 // One fixture run on its reference input (padding included), queries and keys kept.
 struct FixtureRun {
     LoadedNetwork loaded;
@@ -60,10 +52,10 @@ FixtureRun run_fixture(const fs::path& folder) {
     if (ref.find("token_type_ids"))
         run.source = testing::reference_encoding(ref);  // BERT fixtures: type ids, padding mask
     else
-        run.source = ids_encoding(testing::reference_ids(ref, "input_ids"));
+        run.source = testing::encoding_of(testing::reference_ids(ref, "input_ids"));
     ForwardInput input{&run.source, nullptr};
     if (ref.find("decoder_input_ids")) {
-        run.target = ids_encoding(testing::reference_ids(ref, "decoder_input_ids"));
+        run.target = testing::encoding_of(testing::reference_ids(ref, "decoder_input_ids"));
         input.decoder = &run.target;
     }
     RunOptions options;

@@ -1093,7 +1093,7 @@ def generate(arch, out, ids, target=None, size="tiny", seed=0, head=False, overr
     outputs = forward(sd, c, ids, target, type_ids)
     if float64_check:
         exact = forward_float64(forward, sd, c, ids, target, type_ids)
-        outputs.update({f"{name}.float64": t for name, t in exact.items()})
+        outputs.update({f"{name}.float64": t.float() for name, t in exact.items()})
 
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "config.json"), "w") as f:

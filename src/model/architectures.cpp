@@ -2,6 +2,7 @@
 // architecture, write src/model/<name>.cpp and add one line to each list below
 // (see docs/add-an-architecture.md).
 #include "attnviz/error.h"
+#include "model/config_keys.h"
 #include "model/more_architectures.h"
 #include "model/network.h"
 #include "runtime/linear.h"
@@ -48,6 +49,9 @@ LoadedNetwork load_network(const std::filesystem::path& folder) {
     LoadedNetwork loaded;
     loaded.config = read_common_config(reader);
     const Architecture& architecture = find_architecture(loaded.config.model_type, reader.file());
+    // refused keys stop here; unknown ones are worth a word (config_keys.h)
+    for (const std::string& warning : check_config_keys(reader, loaded.config.model_type))
+        warn(warning);
     if (architecture.read_config) architecture.read_config(reader, loaded.config);
     loaded.tensors = io::TensorSet::open_folder(folder);
     loaded.network = architecture.load(LoadContext{loaded.config, reader, loaded.tensors});

@@ -292,8 +292,6 @@ BartExtras read_extras(const ConfigReader& reader, const ModelConfig& config) {
         throw Error(reader.file() +
                     ": decoder_layers, encoder_ffn_dim, decoder_ffn_dim and "
                     "decoder_vocab_size must be positive");
-    if (reader.boolean({"normalize_before"}, false))
-        throw Error(reader.file() + ": normalize_before (pre-norm, as mBART) is not supported");
     return extras;
 }
 

@@ -138,10 +138,6 @@ void read_bert_style_config(const ConfigReader& reader, ModelConfig& config, con
 
 void read_bert_decoder_keys(const ConfigReader& reader, ModelConfig& config) {
     config.is_causal = reader.boolean({"is_decoder"}, false);
-    if (reader.boolean({"add_cross_attention"}, false))
-        throw Error(reader.file() +
-                    ": add_cross_attention is true: cross-attention needs an encoder's output, "
-                    "which attnviz does not run");
 }
 
 void read_bert_config(const ConfigReader& reader, ModelConfig& config) {

@@ -40,9 +40,9 @@ void bert_style_embed(const BertStyleEmbeddingWeights& w, const Encoding& tokens
 // position_embedding_type may be absolute, relative_key or relative_key_query.
 void read_bert_style_config(const ConfigReader& reader, ModelConfig& config, const char* name);
 
-// BertModel's decoder keys, which RoBERTa and ELECTRA copy: is_decoder makes
-// self-attention causal (BertLMHeadModel, RobertaForCausalLM); add_cross_attention
-// needs an encoder's output, which attnviz does not have: an Error.
+// BertModel's decoder key, which RoBERTa and ELECTRA copy: is_decoder makes
+// self-attention causal (BertLMHeadModel, RobertaForCausalLM). add_cross_attention
+// is refused by the config key table (config_keys.cpp).
 void read_bert_decoder_keys(const ConfigReader& reader, ModelConfig& config);
 
 // True for position_embedding_type relative_key and relative_key_query.

@@ -136,10 +136,11 @@ LlamaExtras read_extras(const ConfigReader& reader, const ModelConfig& config) {
     const int rope_positions = reader.integer({"max_position_embeddings"}, 2048);
     extras.rope =
         rope_config_from_json(reader.json(), config.head_dim, rope_positions, reader.file());
-    const bool qwen2 = config.model_type == "qwen2";
-    extras.out_bias = !qwen2 && reader.boolean({"attention_bias"}, false);
+    // Qwen2 always has q/k/v biases; only LlamaConfig has attention_bias and mlp_bias
+    const bool qwen2 = config.model_type == "qwen2", llama = config.model_type == "llama";
+    extras.out_bias = llama && reader.boolean({"attention_bias"}, false);
     extras.qkv_bias = qwen2 || extras.out_bias;
-    extras.mlp_bias = !qwen2 && reader.boolean({"mlp_bias"}, false);
+    extras.mlp_bias = llama && reader.boolean({"mlp_bias"}, false);
     // Mistral: every layer sees the last sliding_window keys. Qwen2: only with
     // use_sliding_window, on the layers layer_types calls "sliding_attention",
     // or without layer_types from layer max_window_layers on.
@@ -310,8 +311,6 @@ void read_llama_config(const ConfigReader& reader, ModelConfig& config) {
     if (config.head_dim < 2 || config.head_dim % 2 != 0)
         throw Error(reader.file() + ": head_dim " + std::to_string(config.head_dim) +
                     " must be even for rotary embeddings");
-    if (reader.has({"partial_rotary_factor"}) && reader.number({"partial_rotary_factor"}) != 1.0)
-        throw Error(reader.file() + ": partial_rotary_factor other than 1 is not supported");
     check_activation(config.hidden_act, reader.file(), "hidden_act");
     rope_config_from_json(reader.json(), config.head_dim, 0,
                           reader.file());  // validates rope_scaling

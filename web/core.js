@@ -96,6 +96,7 @@ function makeBlock(b, index, streams, sequences) {
     queryTokens: sequences[b.querySequence].tokens, keyTokens: sequences[b.keySequence].tokens,
     querySequence: sequences[b.querySequence], keySequence: sequences[b.keySequence],
     hasQK: Array.isArray(b.queriesKeys), headDim: b.headDim || 0, scoreScale: b.scoreScale || 1,
+    scoreScales: b.scoreScales || null,  // per shown layer, when the scale differs by layer (GPT-2)
     loaded: [], loadedQK: [],
   };
   const pending = [], pendingQK = [];

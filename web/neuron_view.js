@@ -81,6 +81,7 @@ function createNeuronView(context, panel) {
     }
     // The computation, from the payload's 8-bit queries and keys.
     const qScale = qk.qScale[hi * nq + q], qBase = (hi * nq + q) * d;
+    const scoreScale = block.scoreScales ? block.scoreScales[state.layer] : block.scoreScale;
     const query = new Float32Array(d);
     for (let i = 0; i < d; i++) query[i] = qk.q[qBase + i] * qScale;
     const shownKeys = ks.filter((k) => !(block.causal && k > q));
@@ -90,7 +91,7 @@ function createNeuronView(context, panel) {
       const kScale = qk.kScale[hi * nk + k], kBase = (hi * nk + k) * d;
       let dot = 0;
       for (let i = 0; i < d; i++) dot += query[i] * qk.k[kBase + i] * kScale;
-      scores[j] = dot * block.scoreScale;
+      scores[j] = dot * scoreScale;
       if (scores[j] > top1) top1 = scores[j];
     });
     let total = 0;
@@ -148,7 +149,7 @@ function createNeuronView(context, panel) {
     }
     const token = block.queryTokens[q];
     readout.textContent = "Layer " + block.layers[state.layer] + ", head " + block.heads[hi] + ': query "' + token.shown +
-      '" (' + token.raw + ", #" + q + "): score = q·k × " + block.scoreScale.toPrecision(4) +
+      '" (' + token.raw + ", #" + q + "): score = q·k × " + scoreScale.toPrecision(4) +
       ", then softmax over " + shownKeys.length + " keys" + (block.causal ? " (future keys hidden)" : "") + ".";
     finish(block, q);
   }

@@ -46,8 +46,12 @@ struct AttentionBlock {
     // model adds before the softmax, such as T5's).
     int head_dim = 0;
     float score_scale = 1.0f;
-    std::vector<float> queries;  // [layer][head][query][head_dim]
-    std::vector<float> keys;     // [layer][head][key][head_dim]
+    // Set when the scale differs by layer (GPT-2's scale_attn_by_inverse_layer_idx
+    // divides layer i's scores by i + 1): layer i's raw score is then
+    // layer_score_scales[i] * dot(query, key). The queries are the model's own.
+    std::vector<float> layer_score_scales;  // [layer], or empty
+    std::vector<float> queries;             // [layer][head][query][head_dim]
+    std::vector<float> keys;                // [layer][head][key][head_dim]
 
     size_t index(int layer, int head, int query, int key) const {
         return ((static_cast<size_t>(layer) * n_heads + head) * n_queries + query) * n_keys + key;
@@ -56,6 +60,10 @@ struct AttentionBlock {
         return probs[index(layer, head, query, key)];
     }
     bool has_queries_keys() const { return head_dim > 0 && !queries.empty(); }
+    float layer_score_scale(int layer) const {
+        return layer_score_scales.empty() ? score_scale
+                                          : layer_score_scales[static_cast<size_t>(layer)];
+    }
 };
 
 // Hidden states of one stack: the embeddings output and every layer's output.

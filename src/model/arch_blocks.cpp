@@ -58,7 +58,7 @@ void attend(AttentionBlock& block, int layer, const AttentionCall& call, float* 
     shape.n_queries = block.n_queries;
     shape.n_keys = block.n_keys;
     shape.head_dim = call.head_dim;
-    shape.score_scale = block.score_scale;
+    shape.score_scale = block.layer_score_scale(layer);
     shape.causal = block.causal;
     runtime::AttentionInputs in;
     in.queries = call.queries, in.query_stride = call.query_stride;

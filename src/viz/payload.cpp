@@ -223,6 +223,11 @@ std::string build_payload(const AttentionTrace& trace, const ViewOptions& option
         if (with_queries_keys) {
             entry["headDim"] = block.head_dim;
             entry["scoreScale"] = block.score_scale;
+            if (!block.layer_score_scales.empty()) {  // per exported layer
+                entry["scoreScales"] = nlohmann::json::array();
+                for (int layer : layers)
+                    entry["scoreScales"].push_back(block.layer_score_scale(layer));
+            }
             entry["queriesKeys"] = nlohmann::json::array();
             for (int layer : layers) {
                 entry["queriesKeys"].push_back(jobs.size());

@@ -112,6 +112,15 @@ inline void expect_block_matches(const AttentionTrace& trace, const std::string&
     EXPECT_EQ(block->n_keys, shape[3]) << block_name;
     EXPECT_TRUE(close_to_reference(block_name + " attentions", block->probs,
                                    reference_floats(ref, reference_name + ".attentions")));
+    if (block->has_queries_keys() && ref.find(reference_name + ".score_scale")) {
+        // per-layer scales (GPT-2's scale_attn_by_inverse_layer_idx)
+        const std::span<const float> scales =
+            reference_floats(ref, reference_name + ".score_scale");
+        ASSERT_EQ(block->layer_score_scales.size(), scales.size()) << block_name;
+        for (size_t layer = 0; layer < scales.size(); ++layer)
+            EXPECT_FLOAT_EQ(block->layer_score_scale(static_cast<int>(layer)), scales[layer])
+                << block_name << " layer " << layer;
+    }
     if (block->has_queries_keys()) {
         EXPECT_TRUE(close_to_reference(block_name + " queries", block->queries,
                                        reference_floats(ref, reference_name + ".queries"),

@@ -237,15 +237,19 @@ def gpt2_forward(sd, c, ids, _target, type_ids=None):
         if c["scale_attn_by_inverse_layer_idx"]:
             scores = scores / float(i + 1)
         probs, ctx = masked_softmax_attention(scores, visible, v)
-        # trace convention: raw score = score_scale * dot(q, k), score_scale = 1/sqrt(Dh)
-        # when scale_attn_weights; the per-layer 1/(i+1) is folded into the queries.
-        q_shown = q / float(i + 1) if c["scale_attn_by_inverse_layer_idx"] else q
-        rec.add(probs, q_shown, k)
+        # trace convention: raw score = score_scale[layer] * dot(q, k) with the model's own q;
+        # score_scale = 1/sqrt(Dh) when scale_attn_weights, divided by i + 1 when
+        # scale_attn_by_inverse_layer_idx (self.score_scale below)
+        rec.add(probs, q, k)
         x = x + torch.addmm(sd[p + "attn.c_proj.bias"], merge_heads(ctx), sd[p + "attn.c_proj.weight"])
         h = layer_norm(x, sd[p + "ln_2.weight"], sd[p + "ln_2.bias"], eps)
         h = act(torch.addmm(sd[p + "mlp.c_fc.bias"], h, sd[p + "mlp.c_fc.weight"]))
         x = x + torch.addmm(sd[p + "mlp.c_proj.bias"], h, sd[p + "mlp.c_proj.weight"])
-    return rec.tensors("self")
+    out = rec.tensors("self")
+    if c["scale_attn_by_inverse_layer_idx"] and not Recorder.attentions_only:
+        base = 1.0 / (float(hd) ** 0.5) if c["scale_attn_weights"] else 1.0
+        out["self.score_scale"] = torch.tensor([base / (i + 1) for i in range(c["n_layer"])])
+    return out
 
 
 def gpt2_head(sd, c):

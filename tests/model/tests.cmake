@@ -19,3 +19,16 @@ set_tests_properties(model_bert_base_reference PROPERTIES LABELS "slow;model" TI
 add_test(NAME model_arch_base_reference
   COMMAND $<TARGET_FILE:test_model> --gtest_also_run_disabled_tests --gtest_filter=ArchBase.DISABLED_*)
 set_tests_properties(model_arch_base_reference PROPERTIES LABELS "slow;model" TIMEOUT 900)
+
+# --- the reference-fixture sweep (issue 13): tools/reference/sweep.py writes a
+# grid of each architecture's attention-relevant config options at tiny size and
+# runs ReferenceSweep.DISABLED_Cases on them. Quick half: one option varied at a
+# time; slow half: the whole grid.
+add_test(NAME model_reference_sweep_quick
+  COMMAND /usr/bin/python3 ${PROJECT_SOURCE_DIR}/tools/reference/sweep.py --quick
+          --build ${CMAKE_BINARY_DIR} --out ${CMAKE_BINARY_DIR}/reference-sweep-quick)
+set_tests_properties(model_reference_sweep_quick PROPERTIES LABELS "model" TIMEOUT 300)
+add_test(NAME model_reference_sweep
+  COMMAND /usr/bin/python3 ${PROJECT_SOURCE_DIR}/tools/reference/sweep.py
+          --build ${CMAKE_BINARY_DIR} --out ${CMAKE_BINARY_DIR}/reference-sweep)
+set_tests_properties(model_reference_sweep PROPERTIES LABELS "slow;model" TIMEOUT 900)

@@ -22,6 +22,7 @@ constexpr const char* kGeneration = "generation only: one forward pass does not 
 constexpr const char* kTraining = "training only (initialisation, checkpointing)";
 constexpr const char* kHead = "a task head's setting: attnviz runs the base model, not the head";
 constexpr const char* kMetadata = "metadata";
+constexpr const char* kAlbertTf = "from ALBERT's original TensorFlow config; transformers ignores it";
 
 constexpr ConfigKey kKeys[] = {
     // --- every architecture (PretrainedConfig) ----------------------------------
@@ -91,6 +92,7 @@ constexpr ConfigKey kKeys[] = {
     {"*", "id2label", no_effect, kHead},
     {"*", "label2id", no_effect, kHead},
     {"*", "num_labels", no_effect, kHead},
+    {"*", "_num_labels", no_effect, kHead},
     {"*", "problem_type", no_effect, kHead},
     {"*", "tokenizer_class", no_effect, "the tokenizer's files decide"},
     {"*", "prefix", no_effect, "a generation prompt prefix"},
@@ -122,6 +124,7 @@ constexpr ConfigKey kKeys[] = {
     {"*", "seq_classif_dropout", no_effect, kDropout},
     {"*", "summary_first_dropout", no_effect, kDropout},
     {"*", "summary_last_dropout", no_effect, kDropout},
+    {"*", "classif_dropout", no_effect, kDropout},
     {"*", "encoder_layerdrop", no_effect, "LayerDrop: training only"},
     {"*", "decoder_layerdrop", no_effect, "LayerDrop: training only"},
     {"*", "summary_type", no_effect, kHead},
@@ -148,6 +151,11 @@ constexpr ConfigKey kKeys[] = {
      "embedding width before the projection to hidden_size (128 if absent)"},
     {"albert", "num_hidden_groups", implemented, "groups of shared layers"},
     {"albert", "inner_group_num", implemented, "layers per group, each with its own attention"},
+    {"albert", "down_scale_factor", no_effect, kAlbertTf},
+    {"albert", "gap_size", no_effect, kAlbertTf},
+    {"albert", "net_structure_type", no_effect, kAlbertTf},
+    {"albert", "num_memory_blocks", no_effect, kAlbertTf},
+    {"albert", "layers_to_keep", no_effect, kAlbertTf},
     {"roberta", "normalize_embeddings", no_effect,
      "old RobertaConfig field that modeling_roberta never reads"},
 
@@ -230,8 +238,10 @@ constexpr ConfigKey kKeys[] = {
     {kBartFamily, "add_final_layer_norm", refused,
      "a final LayerNorm per stack (mBART-style); attnviz runs BART's layers without it", "false",
      "true"},
-    {kBartFamily, "static_position_embeddings", refused,
+    {"bart", "static_position_embeddings", refused,
      "sinusoidal positions in an old BART config; attnviz runs learned ones", "false", "true"},
+    {"marian", "static_position_embeddings", no_effect,
+     "old MarianConfig field: Marian's positions are sinusoidal, as attnviz runs them"},
     {kBartFamily, "normalize_embedding", no_effect,
      "old BartConfig field; the embedding LayerNorm is always there"},
     {kBartFamily, "add_bias_logits", no_effect, kHead},

@@ -22,7 +22,8 @@ constexpr const char* kGeneration = "generation only: one forward pass does not 
 constexpr const char* kTraining = "training only (initialisation, checkpointing)";
 constexpr const char* kHead = "a task head's setting: attnviz runs the base model, not the head";
 constexpr const char* kMetadata = "metadata";
-constexpr const char* kAlbertTf = "from ALBERT's original TensorFlow config; transformers ignores it";
+constexpr const char* kAlbertTf =
+    "from ALBERT's original TensorFlow config; transformers ignores it";
 
 constexpr ConfigKey kKeys[] = {
     // --- every architecture (PretrainedConfig) ----------------------------------

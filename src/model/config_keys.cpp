@@ -40,7 +40,7 @@ constexpr ConfigKey kKeys[] = {
      "the dtype transformers may load the weights in; attnviz computes in float32 (--precision)"},
     {"*", "dtype", no_effect, "newer name of torch_dtype"},
     {"*", "pruned_heads", refused,
-     "heads removed from some layers: attnviz expects every head in every layer", "null|{}",
+     "heads removed from some layers: attnviz expects every head in every layer", "{}",
      R"({"0": [0]})"},
     {"*", "tie_word_embeddings", no_effect,
      "ties the output head to the input embeddings; the head is not run"},
@@ -277,7 +277,9 @@ bool applies_to(const ConfigKey& key, const std::string& model_type) {
     return false;
 }
 
+// null counts as absent, as it does for every key ConfigReader reads
 bool is_no_op(const ConfigKey& key, const nlohmann::json& value) {
+    if (value.is_null()) return true;
     std::string values = key.no_op ? key.no_op : "";
     size_t start = 0;
     while (start <= values.size()) {
@@ -342,7 +344,8 @@ std::string config_keys_markdown() {
            "Every config.json key attnviz knows, per architecture: **implemented** (read and "
            "honoured as transformers honours it), **refused** (it changes the forward pass and "
            "attnviz does not run it: loading stops with a one-line error naming the file, the "
-           "key and its value, exit code 1, unless the value is one that changes nothing), or "
+           "key and its value, exit code 1, unless the value is one that changes nothing or "
+           "null), or "
            "**no effect** (it changes nothing attnviz shows). A key attnviz does not know gets a "
            "warning on stderr and is ignored.\n\n"
            "tests/model/config_keys_test.cpp checks that every field of transformers' "

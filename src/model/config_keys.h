@@ -27,7 +27,8 @@ struct ConfigKey {
     KeyUse use;
     const char* reason;  // one line: what it does, why it has no effect, or why refused
     // Refused keys only: the JSON values that change nothing ("false", "1|1.0",
-    // "null|{}"), '|'-separated, and one value attnviz refuses (for tests and docs).
+    // "{}"), '|'-separated (null always counts as absent), and one value attnviz
+    // refuses (for tests and docs).
     const char* no_op = nullptr;
     const char* refused_example = nullptr;
 };

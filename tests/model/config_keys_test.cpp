@@ -142,7 +142,9 @@ TEST_F(ConfigKeyLoad, EveryRefusedKeyStopsLoadingNamingFileKeyAndValue) {
                                                nlohmann::json::parse(key.refused_example).dump()));
                 EXPECT_EQ(std::count(message.begin(), message.end(), '\n'), 0);
             }
-            // every no-op value passes the key check
+            // every no-op value, and null (absent), passes the key check
+            config[key.name] = nullptr;
+            EXPECT_EQ(check_config_keys(ConfigReader(config, "config.json"), type).size(), 0u);
             std::string no_op = key.no_op;
             for (size_t start = 0; start <= no_op.size();) {
                 const size_t end = std::min(no_op.find('|', start), no_op.size());

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "io/files.h"
 #include "model/config_keys.h"
@@ -68,6 +69,43 @@ TEST(ConfigKeysCli, EveryRefusedKeyExitsOneWithItsMessage) {
     }
     fs::remove_all(work);
     EXPECT_GE(runs, 24);
+}
+
+// Keys attnviz implements, with a value it does not run: the same one-line
+// error naming the file, the key and the value, exit code 1.
+TEST(ConfigKeysCli, UnsupportedValuesOfImplementedKeysExitOne) {
+    struct Case {
+        std::string model_type, key;
+        nlohmann::json value;
+        std::string expected;  // what the error says about the value
+    };
+    const std::vector<Case> cases = {
+        {"llama", "rope_scaling", {{"rope_type", "yarn"}, {"factor", 4.0}}, "\"yarn\""},
+        {"qwen2", "rope_scaling", {{"rope_type", "longrope"}, {"factor", 4.0}}, "\"longrope\""},
+        {"qwen2", "layer_types", {"chunked_attention", "full_attention"}, "\"chunked_attention\""},
+        {"roberta", "position_embedding_type", "alibi", "\"alibi\""},
+        {"gpt2", "activation_function", "sparsemax", "sparsemax"},
+    };
+    const fs::path work =
+        fs::temp_directory_path() / ("attnviz_config_values_cli_" + std::to_string(getpid()));
+    fs::create_directories(work / "model");
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.model_type + " " + c.key);
+        nlohmann::json config = attnviz::io::read_json(config_of(c.model_type));
+        config[c.key] = c.value;
+        attnviz::io::write_file(work / "model" / "config.json", config.dump(2));
+        const std::string command =
+            "cd '" + work.string() + "' && '" ATTNVIZ_CLI "' info model >stdout.txt 2>stderr.txt";
+        const int status = std::system(command.c_str());
+        ASSERT_TRUE(WIFEXITED(status));
+        EXPECT_EQ(WEXITSTATUS(status), 1);
+        const std::string err = attnviz::io::read_file(work / "stderr.txt");
+        EXPECT_THAT(err, StartsWith("attnviz: error: model/config.json: "));
+        EXPECT_THAT(err, HasSubstr(c.key));
+        EXPECT_THAT(err, HasSubstr(c.expected));
+        EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    }
+    fs::remove_all(work);
 }
 
 }  // namespace

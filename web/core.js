@@ -98,6 +98,7 @@ function makeBlock(b, index, streams, sequences) {
     hasQK: Array.isArray(b.queriesKeys), headDim: b.headDim || 0, scoreScale: b.scoreScale || 1,
     // false when the model's score is not scale × q·k + a bias (the neuron view says so)
     decomposable: b.scoreForm !== "not_decomposable", hasBias: Array.isArray(b.scoreBias),
+    scoreScales: b.scoreScales || null,  // per shown layer, when the scale differs by layer (GPT-2)
     loaded: [], loadedQK: [], loadedBias: [],
   };
   const pending = [], pendingQK = [], pendingBias = [];

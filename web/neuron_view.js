@@ -97,6 +97,7 @@ function createNeuronView(context, panel) {
     }
     // The computation, from the payload's 8-bit queries and keys.
     const qScale = qk.qScale[hi * nq + q], qBase = (hi * nq + q) * d;
+    const scoreScale = block.scoreScales ? block.scoreScales[state.layer] : block.scoreScale;
     const query = new Float32Array(d);
     for (let i = 0; i < d; i++) query[i] = qk.q[qBase + i] * qScale;
     const shownKeys = ks.filter((k) => !masked(k));
@@ -110,7 +111,7 @@ function createNeuronView(context, panel) {
       const kScale = qk.kScale[hi * nk + k], kBase = (hi * nk + k) * d;
       let dot = 0;
       for (let i = 0; i < d; i++) dot += query[i] * qk.k[kBase + i] * kScale;
-      scaled[j] = dot * block.scoreScale;
+      scaled[j] = dot * scoreScale;
       biases[j] = biasAt >= 0 ? bias[biasAt + k] : 0;
       totals[j] = scaled[j] + biases[j];
       soft[j] = layer.levels[row * nk + k] * scales.weight[row];
@@ -174,8 +175,8 @@ function createNeuronView(context, panel) {
     }
     const token = block.queryTokens[q];
     const form = block.decomposable
-      ? "score = q·k × " + block.scoreScale.toPrecision(4) + (block.hasBias ? " + bias" : "") + ", softmax over " + shownKeys.length + " keys"
-      : "score = q·k × " + block.scoreScale.toPrecision(4) + " + a query-dependent term (see the note); attention over " + shownKeys.length + " keys";
+      ? "score = q·k × " + scoreScale.toPrecision(4) + (block.hasBias ? " + bias" : "") + ", softmax over " + shownKeys.length + " keys"
+      : "score = q·k × " + scoreScale.toPrecision(4) + " + a query-dependent term (see the note); attention over " + shownKeys.length + " keys";
     const biasMasks = biasAt >= 0 && ks.some((k) => bias[biasAt + k] === -Infinity);
     const hidden = [block.causal ? "future keys" : "", biasMasks ? "keys the bias masks" : ""].filter(Boolean).join(" and ");
     readout.textContent = "Layer " + block.layers[state.layer] + ", head " + block.heads[hi] + ': query "' + token.shown +

@@ -12,4 +12,9 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// The library's one warning path: "attnviz: warning: <message>" on stderr, for
+// what it runs anyway but the user should know (a config.json key attnviz does
+// not know, which might change the picture).
+void warn(const std::string& message);
+
 }  // namespace attnviz

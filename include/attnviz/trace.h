@@ -55,12 +55,16 @@ struct AttentionBlock {
     // Neuron-view data, present when the run kept queries and keys. Keys are
     // given per query head (grouped-query models repeat their shared keys).
     // With score_form scaled_dot_plus_bias, probs[l][h][q] is (to float32 rounding)
-    // softmax_k(score_scale * dot(queries[l][h][q], keys[l][h][k]) + bias(l, h, q, k)).
+    // softmax_k(layer_score_scale(l) * dot(queries[l][h][q], keys[l][h][k]) + bias(l, h, q, k)).
     int head_dim = 0;
     float score_scale = 1.0f;
     ScoreForm score_form = ScoreForm::scaled_dot_plus_bias;
-    std::vector<float> queries;  // [layer][head][query][head_dim]
-    std::vector<float> keys;     // [layer][head][key][head_dim]
+    // Set when the scale differs by layer (GPT-2's scale_attn_by_inverse_layer_idx
+    // divides layer i's scores by i + 1): layer i's raw score is then
+    // layer_score_scales[i] * dot(query, key). The queries are the model's own.
+    std::vector<float> layer_score_scales;  // [layer], or empty
+    std::vector<float> queries;             // [layer][head][query][head_dim]
+    std::vector<float> keys;                // [layer][head][key][head_dim]
 
     // The additive score bias the model applied, kept with the queries and keys
     // (scaled_dot_plus_bias blocks only): T5's relative position bias, a sliding
@@ -84,6 +88,10 @@ struct AttentionBlock {
         const int bias_layer = score_bias_layers == 1 ? 0 : layer;
         return score_bias.data() +
                (static_cast<size_t>(bias_layer) * n_heads + head) * n_queries * n_keys;
+    }
+    float layer_score_scale(int layer) const {
+        return layer_score_scales.empty() ? score_scale
+                                          : layer_score_scales[static_cast<size_t>(layer)];
     }
 };
 

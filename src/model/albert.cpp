@@ -6,9 +6,13 @@
 //   for layer i in 0 .. num_hidden_layers-1:
 //     group g = i / (num_hidden_layers / num_hidden_groups)
 //     for each of the group's inner_group_num layers (shared weights):
-//       probs = softmax(q k^T / sqrt(head_dim) + padding mask)    -> the trace
+//       probs = softmax(q k^T / sqrt(head_dim) + padding mask [+ relative])  -> the trace
 //       x = LayerNorm(x + (probs v) W_dense)
 //       x = full_layer_layer_norm(x + ffn_output(act(ffn(x))))
+//
+// relative_key(_query) drops the position term from e and adds BERT's relative
+// scores, but after the 1/sqrt(head_dim) scale, not before as BERT does.
+// hidden_act defaults to gelu_new (AlbertConfig), not BERT's gelu.
 //
 // The trace has num_hidden_layers * inner_group_num layers, one per attention
 // computed, as transformers' output_attentions lists them.
@@ -36,6 +40,7 @@ struct AlbertLayerWeights {
     const float *ffn_weight, *ffn_bias;                // [intermediate, hidden]
     const float *ffn_output_weight, *ffn_output_bias;  // [hidden, intermediate]
     const float *out_norm_weight, *out_norm_bias;      // full_layer_layer_norm
+    const float* distance_embedding;  // [2 * positions - 1, head_dim], relative_key(_query) only
 };
 
 // {L} is "group.albert_layers.inner"
@@ -70,6 +75,9 @@ constexpr WeightSpec<AlbertLayerWeights> kLayerTable[] = {
      "encoder.albert_layer_groups.{L}.full_layer_layer_norm.weight", "hidden"},
     {&AlbertLayerWeights::out_norm_bias,
      "encoder.albert_layer_groups.{L}.full_layer_layer_norm.bias", "hidden"},
+    {&AlbertLayerWeights::distance_embedding,
+     "encoder.albert_layer_groups.{L}.attention.distance_embedding.weight", "distances, head_dim",
+     /*optional=*/true},
 };
 
 struct AlbertLayer {
@@ -85,6 +93,7 @@ public:
         groups_ = reader.integer({"num_hidden_groups"}, 1);
         inner_ = reader.integer({"inner_group_num"}, 1);
         loader_.set_dim("embedding", embedding_size_);
+        loader_.set_dim("distances", 2 * static_cast<int64_t>(config.max_positions) - 1);
         embeddings_ = load_bert_style_embeddings(loader_, "embedding");
         mapping_in_ =
             Linear(loader_.get("encoder.embedding_hidden_mapping_in.weight", "hidden, embedding"),
@@ -101,9 +110,16 @@ public:
                     std::string name = spec.name;
                     name.replace(name.find("{L}"), 3,
                                  std::to_string(group) + ".albert_layers." + std::to_string(inner));
-                    l.weights.*spec.field = loader_.get(name, spec.shape);
+                    l.weights.*spec.field = spec.optional ? loader_.get_optional(name, spec.shape)
+                                                          : loader_.get(name, spec.shape);
                 }
                 const AlbertLayerWeights& w = l.weights;
+                if (relative_positions(config) && !w.distance_embedding)
+                    throw Error(tensors.description() + ": missing tensor " +
+                                "encoder.albert_layer_groups." + std::to_string(group) +
+                                ".albert_layers." + std::to_string(inner) +
+                                ".attention.distance_embedding.weight (position_embedding_type " +
+                                config.position_embedding_type + ")");
                 l.run.qkv = Linear({{w.query_weight, w.query_bias, D},
                                     {w.key_weight, w.key_bias, D},
                                     {w.value_weight, w.value_bias, D}},
@@ -132,13 +148,19 @@ public:
             make_block("self", n_maps, H, T, T, Dh, 1.0f / std::sqrt(static_cast<float>(Dh)),
                        /*causal=*/false, options.keep_queries_keys));
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, config_.n_layers + 1, T, D);
-        std::vector<int> positions(static_cast<size_t>(T));
-        for (int t = 0; t < T; ++t) positions[static_cast<size_t>(t)] = t;
+        const bool relative = relative_positions(config_);
+        // q . E[q - k] (+ k . E[q - k]) depends on the query's content: no bias reproduces it
+        if (relative) block.score_form = ScoreForm::not_decomposable;
+        std::vector<int> positions;  // none for relative_key(_query)
+        if (!relative)
+            for (int t = 0; t < T; ++t) positions.push_back(t);
         std::vector<float> e(static_cast<size_t>(T) * E);        // [T, E]
         std::vector<float> x(static_cast<size_t>(T) * D);        // [T, D] the residual stream
         std::vector<float> qkv(static_cast<size_t>(T) * 3 * D);  // [T, 3D]
         std::vector<float> context(static_cast<size_t>(T) * D);
         std::vector<float> ffn(static_cast<size_t>(T) * I);
+        std::vector<float> bias;  // [H, T, T] relative scores, when the config uses them
+        if (relative) bias.resize(static_cast<size_t>(H) * T * T);
         const uint8_t* key_mask = padding_mask(tokens);
 
         bert_style_embed(embeddings_, tokens, positions, E, config_.norm_eps, e.data());
@@ -152,7 +174,18 @@ public:
             for (int inner = 0; inner < inner_; ++inner, ++map) {
                 const AlbertLayer& l = layers_[static_cast<size_t>(group * inner_ + inner)];
                 l.run.qkv.forward(x.data(), qkv.data(), T);
-                attend_fused_qkv(block, map, qkv.data(), Dh, key_mask, nullptr, context.data());
+                if (relative) {
+                    // AlbertAttention adds them after the 1/sqrt(Dh) scale; the
+                    // kernel adds its bias before, so it gets them times sqrt(Dh)
+                    relative_position_scores(
+                        qkv.data(), T, H, Dh, config_.max_positions,
+                        config_.position_embedding_type == "relative_key_query",
+                        l.weights.distance_embedding, bias.data());
+                    const float unscale = std::sqrt(static_cast<float>(Dh));
+                    for (float& b : bias) b *= unscale;
+                }
+                attend_fused_qkv(block, map, qkv.data(), Dh, key_mask,
+                                 relative ? bias.data() : nullptr, context.data());
                 l.run.add_output_and_ffn(context.data(), x.data(), ffn.data(), T, D,
                                          config_.norm_eps);
             }
@@ -175,6 +208,8 @@ private:
 
 void read_albert_config(const ConfigReader& reader, ModelConfig& config) {
     read_bert_style_config(reader, config, "ALBERT");
+    config.hidden_act = reader.string({"hidden_act"}, "gelu_new");  // AlbertConfig's default
+    check_activation(config.hidden_act, reader.file(), "hidden_act");
     const int groups = reader.integer({"num_hidden_groups"}, 1);
     const int inner = reader.integer({"inner_group_num"}, 1);
     if (reader.integer({"embedding_size"}, 128) < 1 || groups < 1 || inner < 1 ||

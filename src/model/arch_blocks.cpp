@@ -61,7 +61,8 @@ void keep_score_bias(AttentionBlock& block, int layer, const float* bias, const 
     if (bias || key_mask) {
         layer_bias.assign(per_layer, 0.0f);
         if (bias)  // as runtime::attention scales it, so the trace reproduces the score exactly
-            for (size_t i = 0; i < per_layer; ++i) layer_bias[i] = block.score_scale * bias[i];
+            for (size_t i = 0; i < per_layer; ++i)
+                layer_bias[i] = block.layer_score_scale(layer) * bias[i];
         if (key_mask)
             for (size_t row = 0; row < per_layer / K; ++row)
                 for (int key = 0; key < K; ++key)
@@ -99,7 +100,7 @@ void attend(AttentionBlock& block, int layer, const AttentionCall& call, float* 
     shape.n_queries = block.n_queries;
     shape.n_keys = block.n_keys;
     shape.head_dim = call.head_dim;
-    shape.score_scale = block.score_scale;
+    shape.score_scale = block.layer_score_scale(layer);
     shape.causal = block.causal;
     runtime::AttentionInputs in;
     in.queries = call.queries, in.query_stride = call.query_stride;

@@ -2,6 +2,7 @@
 // architecture, write src/model/<name>.cpp and add one line to each list below
 // (see docs/add-an-architecture.md).
 #include "attnviz/error.h"
+#include "model/config_keys.h"
 #include "model/more_architectures.h"
 #include "model/network.h"
 #include "runtime/linear.h"
@@ -49,6 +50,8 @@ namespace {
 const Architecture& read_architecture_config(const ConfigReader& reader, ModelConfig& config) {
     config = read_common_config(reader);
     const Architecture& architecture = find_architecture(config.model_type, reader.file());
+    // refused keys stop here; unknown ones are worth a word (config_keys.h)
+    for (const std::string& warning : check_config_keys(reader, config.model_type)) warn(warning);
     if (architecture.read_config) architecture.read_config(reader, config);
     return architecture;
 }

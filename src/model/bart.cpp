@@ -279,7 +279,8 @@ BartExtras read_extras(const ConfigReader& reader, const ModelConfig& config) {
     extras.encoder_ffn = reader.integer({"encoder_ffn_dim"});
     extras.decoder_ffn = reader.integer({"decoder_ffn_dim"});
     extras.decoder_vocab = reader.integer({"decoder_vocab_size"}, config.vocab_size);
-    const bool scale_embedding = reader.boolean({"scale_embedding"}, extras.marian);
+    // BartConfig and MarianConfig both default to false (Marian checkpoints say true)
+    const bool scale_embedding = reader.boolean({"scale_embedding"}, false);
     extras.embed_scale = scale_embedding ? std::sqrt(static_cast<float>(config.hidden_size)) : 1.0f;
     const int D = config.hidden_size;
     for (int heads : {extras.encoder_heads, extras.decoder_heads})
@@ -291,8 +292,6 @@ BartExtras read_extras(const ConfigReader& reader, const ModelConfig& config) {
         throw Error(reader.file() +
                     ": decoder_layers, encoder_ffn_dim, decoder_ffn_dim and "
                     "decoder_vocab_size must be positive");
-    if (reader.boolean({"normalize_before"}, false))
-        throw Error(reader.file() + ": normalize_before (pre-norm, as mBART) is not supported");
     return extras;
 }
 

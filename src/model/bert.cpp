@@ -5,7 +5,8 @@
 //   per layer:
 //     q, k, v = x Wq, x Wk, x Wv                     (one fused matmul)
 //     probs   = softmax((q k^T + relative) / sqrt(head_dim) + padding mask)   -> the trace
-//               (relative: position_embedding_type relative_key(_query) only)
+//               (relative: position_embedding_type relative_key(_query) only;
+//                is_decoder (BertLMHeadModel) adds a causal mask)
 //     x = LayerNorm(x + (probs v) Wo)
 //     x = LayerNorm(x + act(x W_up) W_down)
 //
@@ -60,7 +61,7 @@ public:
         ForwardOutput output;
         AttentionBlock& block = output.blocks.emplace_back(
             make_block("self", L, H, T, T, Dh, 1.0f / std::sqrt(static_cast<float>(Dh)),
-                       /*causal=*/false, options.keep_queries_keys));
+                       config_.is_causal, options.keep_queries_keys));
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
         std::vector<float> x(static_cast<size_t>(T) * D);  // [T, D] the residual stream
         embed(tokens, x.data());
@@ -92,12 +93,10 @@ private:
         }
     }
 
-    bool relative_positions() const { return config_.position_embedding_type != "absolute"; }
-
     // x [T, D] = LayerNorm(word[id] + token_type[type] (+ position[t] when absolute)).
     void embed(const Encoding& tokens, float* x) const {
         std::vector<int> positions;  // none: relative_key(_query) scores positions in attention
-        if (!relative_positions())
+        if (!relative_positions(config_))
             for (int t = 0; t < static_cast<int>(tokens.size()); ++t) positions.push_back(t);
         bert_style_embed(embeddings_, tokens, positions, config_.hidden_size, config_.norm_eps, x);
     }
@@ -110,8 +109,7 @@ private:
 
 }  // namespace
 
-void read_bert_style_config(const ConfigReader& reader, ModelConfig& config, const char* name,
-                            bool relative_positions) {
+void read_bert_style_config(const ConfigReader& reader, ModelConfig& config, const char* name) {
     config.n_layers = reader.integer({"num_hidden_layers"});
     config.n_heads = config.n_kv_heads = reader.integer({"num_attention_heads"});
     config.hidden_size = reader.integer({"hidden_size"});
@@ -132,19 +130,19 @@ void read_bert_style_config(const ConfigReader& reader, ModelConfig& config, con
                     " is not a multiple of num_attention_heads " + std::to_string(config.n_heads));
     config.head_dim = config.hidden_size / config.n_heads;
     const std::string& type = config.position_embedding_type;
-    const bool supported =
-        type == "absolute" ||
-        (relative_positions && (type == "relative_key" || type == "relative_key_query"));
-    if (!supported)
-        throw Error(
-            reader.file() + ": position_embedding_type \"" + type +
-            "\" is not supported (supported: " +
-            (relative_positions ? "absolute, relative_key, relative_key_query" : "absolute") + ")");
+    if (type != "absolute" && !relative_positions(config))
+        throw Error(reader.file() + ": position_embedding_type \"" + type +
+                    "\" is not supported (supported: absolute, relative_key, relative_key_query)");
     check_activation(config.hidden_act, reader.file(), "hidden_act");
 }
 
+void read_bert_decoder_keys(const ConfigReader& reader, ModelConfig& config) {
+    config.is_causal = reader.boolean({"is_decoder"}, false);
+}
+
 void read_bert_config(const ConfigReader& reader, ModelConfig& config) {
-    read_bert_style_config(reader, config, "BERT", /*relative_positions=*/true);
+    read_bert_style_config(reader, config, "BERT");
+    read_bert_decoder_keys(reader, config);
 }
 
 std::unique_ptr<Network> load_bert(const LoadContext& context) {

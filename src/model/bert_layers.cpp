@@ -90,14 +90,19 @@ void PostNormLayer::add_output_and_ffn(const float* context, float* x, float* ff
     runtime::layer_norm(x, out_norm_weight, out_norm_bias, x, T, hidden, eps);
 }
 
+bool relative_positions(const ModelConfig& config) {
+    return config.position_embedding_type == "relative_key" ||
+           config.position_embedding_type == "relative_key_query";
+}
+
 void BertStyleLayers::load(WeightLoader& loader, const ModelConfig& config,
-                           const std::string& source) {
+                           const std::string& source, int max_position_embeddings) {
     hidden_ = config.hidden_size, heads_ = config.n_heads, head_dim_ = config.head_dim;
     intermediate_ = config.intermediate_size, eps_ = config.norm_eps;
-    max_positions_ = config.max_positions;
-    relative_ = config.position_embedding_type != "absolute";
+    max_positions_ = max_position_embeddings > 0 ? max_position_embeddings : config.max_positions;
+    relative_ = relative_positions(config);
     relative_with_keys_ = config.position_embedding_type == "relative_key_query";
-    loader.set_dim("distances", 2 * static_cast<int64_t>(config.max_positions) - 1);
+    loader.set_dim("distances", 2 * static_cast<int64_t>(max_positions_) - 1);
     const int D = hidden_, I = intermediate_;
     const auto activation = runtime::activation_from_name(config.hidden_act);
     layers_.resize(static_cast<size_t>(config.n_layers));
@@ -144,7 +149,9 @@ void BertStyleLayers::forward(float* x, int T, const uint8_t* key_mask, Attentio
         const int li = static_cast<int>(layer);
         l.run.qkv.forward(x, qkv.data(), T);
         if (relative_)  // added to q.k before the 1/sqrt(Dh) scale
-            relative_scores(qkv.data(), T, l.weights.distance_embedding, relative.data());
+            relative_position_scores(qkv.data(), T, heads_, head_dim_, max_positions_,
+                                     relative_with_keys_, l.weights.distance_embedding,
+                                     relative.data());
         attend_fused_qkv(block, li, qkv.data(), Dh, key_mask, relative_ ? relative.data() : nullptr,
                          context.data());
         l.run.add_output_and_ffn(context.data(), x, ffn.data(), T, D, eps_);
@@ -152,14 +159,9 @@ void BertStyleLayers::forward(float* x, int T, const uint8_t* key_mask, Attentio
     }
 }
 
-// BertSelfAttention's relative position scores, added to q.k before scaling:
-// relative_key:       out[h][q][k] = q[q,h] . E[q - k + P - 1]
-// relative_key_query: out[h][q][k] += k[k,h] . E[q - k + P - 1]
-// distance [2P - 1, Dh] (P = max_position_embeddings), qkv [T, 3D].
-void BertStyleLayers::relative_scores(const float* qkv, int T, const float* distance,
-                                      float* out) const {
-    const int D = hidden_, H = heads_, Dh = head_dim_, P = max_positions_;
-    const bool with_keys = relative_with_keys_;
+void relative_position_scores(const float* qkv, int T, int heads, int head_dim, int max_positions,
+                              bool with_keys, const float* distance, float* out) {
+    const int H = heads, Dh = head_dim, P = max_positions, D = heads * head_dim;
 #pragma omp parallel for schedule(static)
     for (int head = 0; head < H; ++head) {
         for (int query = 0; query < T; ++query) {

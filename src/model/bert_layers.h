@@ -2,8 +2,10 @@
 // and modeling_electra.py copy them from modeling_bert.py): word + token type +
 // position embeddings with LayerNorm, and the post-norm encoder layer stack
 // under "encoder.layer.{L}." (bert.cpp spells out what one layer computes).
-// Only how positions are numbered, BERT's relative position scores, and
-// ELECTRA's embedding projection differ; those stay in their .cpp files.
+// Only how positions are numbered and ELECTRA's embedding projection differ;
+// those stay in their .cpp files. All of them (and ALBERT) honour
+// position_embedding_type relative_key(_query): no position term in the
+// embeddings, a learned distance embedding in each attention.
 #pragma once
 
 #include <vector>
@@ -34,10 +36,25 @@ void bert_style_embed(const BertStyleEmbeddingWeights& w, const Encoding& tokens
                       const std::vector<int>& positions, int width, float eps, float* x);
 
 // config.json's BERT keys (num_hidden_layers, hidden_size, ...), checked, with
-// `name` in errors; RoBERTa, ELECTRA and ALBERT start from them. Only BERT
-// itself runs relative_key(_query) position_embedding_type.
-void read_bert_style_config(const ConfigReader& reader, ModelConfig& config, const char* name,
-                            bool relative_positions = false);
+// `name` in errors; RoBERTa, ELECTRA and ALBERT start from them.
+// position_embedding_type may be absolute, relative_key or relative_key_query.
+void read_bert_style_config(const ConfigReader& reader, ModelConfig& config, const char* name);
+
+// BertModel's decoder key, which RoBERTa and ELECTRA copy: is_decoder makes
+// self-attention causal (BertLMHeadModel, RobertaForCausalLM). add_cross_attention
+// is refused by the config key table (config_keys.cpp).
+void read_bert_decoder_keys(const ConfigReader& reader, ModelConfig& config);
+
+// True for position_embedding_type relative_key and relative_key_query.
+bool relative_positions(const ModelConfig& config);
+
+// BertSelfAttention's (and AlbertAttention's) relative position scores for one layer:
+//   relative_key:       out[h][q][k] = q[q,h] . E[q - k + P - 1]
+//   relative_key_query: out[h][q][k] += k[k,h] . E[q - k + P - 1]
+// qkv [T, 3 * heads * head_dim] rows of [query | key | value], distance
+// [2P - 1, head_dim] (P = max_position_embeddings), out [heads, T, T].
+void relative_position_scores(const float* qkv, int T, int heads, int head_dim, int max_positions,
+                              bool with_keys, const float* distance, float* out);
 
 // Checks type ids against type_vocab_size, naming the model.
 void check_type_ids(const Encoding& tokens, int type_vocab_size, const std::string& what);
@@ -75,8 +92,11 @@ public:
     // Loads encoder.layer.{L}.* for config.n_layers layers; `source` (the
     // checkpoint's description) names the file in errors. Once a Linear has
     // packed its weights (in the second forward), the checkpoint's copy leaves
-    // memory: loader.releaser is its on_packed.
-    void load(WeightLoader& loader, const ModelConfig& config, const std::string& source);
+    // memory: loader.releaser is its on_packed. max_position_embeddings sizes
+    // the relative distance table (0: config.max_positions; RoBERTa's counts
+    // its padding offset too).
+    void load(WeightLoader& loader, const ModelConfig& config, const std::string& source,
+              int max_position_embeddings = 0);
 
     // Runs every layer on x [T, hidden], writing the block's maps (and queries
     // and keys when kept) and each layer's output to hidden.
@@ -88,8 +108,6 @@ private:
         BertStyleLayerWeights weights;
         PostNormLayer run;
     };
-    void relative_scores(const float* qkv, int T, const float* distance, float* out) const;
-
     std::vector<Layer> layers_;
     int hidden_ = 0, heads_ = 0, head_dim_ = 0, intermediate_ = 0, max_positions_ = 0;
     float eps_ = 1e-12f;

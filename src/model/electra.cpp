@@ -3,8 +3,10 @@
 // hidden_size when the two differ, then BERT's encoder (bert_layers.h).
 //
 //   e = LayerNorm(word[id] + token_type[type] + position[t])      [T, embedding_size]
+//       (embedding_size: 128 when config.json omits it, as ElectraConfig;
+//        no position term for relative_key(_query))
 //   x = e W_project + b   (embeddings_project, only when embedding_size != hidden_size)
-//   then BERT's post-norm layers; probs -> the trace
+//   then BERT's post-norm layers; probs -> the trace (causal when is_decoder)
 //
 // Checkpoints: ElectraModel names, or "electra."-prefixed ones
 // (ElectraForPreTraining, ElectraForMaskedLM, ...: their heads are not read).
@@ -20,11 +22,13 @@ namespace attnviz::model {
 
 namespace {
 
+constexpr int kDefaultEmbeddingSize = 128;  // ElectraConfig's, when config.json omits it
+
 class Electra final : public Network {
 public:
     Electra(const ModelConfig& config, const ConfigReader& reader, const io::TensorSet& tensors)
         : config_(config), loader_(tensors, config, {"", "electra."}) {
-        embedding_size_ = reader.integer({"embedding_size"}, config.hidden_size);
+        embedding_size_ = reader.integer({"embedding_size"}, kDefaultEmbeddingSize);
         loader_.set_dim("embedding", embedding_size_);
         embeddings_ = load_bert_style_embeddings(loader_, "embedding");
         if (embedding_size_ != config.hidden_size)
@@ -46,10 +50,11 @@ public:
         ForwardOutput output;
         AttentionBlock& block = output.blocks.emplace_back(make_block(
             "self", L, config_.n_heads, T, T, Dh, 1.0f / std::sqrt(static_cast<float>(Dh)),
-            /*causal=*/false, options.keep_queries_keys));
+            config_.is_causal, options.keep_queries_keys));
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
-        std::vector<int> positions(static_cast<size_t>(T));
-        for (int t = 0; t < T; ++t) positions[static_cast<size_t>(t)] = t;
+        std::vector<int> positions;  // none for relative_key(_query)
+        if (!relative_positions(config_))
+            for (int t = 0; t < T; ++t) positions.push_back(t);
         std::vector<float> x(static_cast<size_t>(T) * D);  // [T, D] the residual stream
         if (E == D) {
             bert_style_embed(embeddings_, tokens, positions, E, config_.norm_eps, x.data());
@@ -77,7 +82,8 @@ private:
 
 void read_electra_config(const ConfigReader& reader, ModelConfig& config) {
     read_bert_style_config(reader, config, "ELECTRA");
-    if (reader.integer({"embedding_size"}, config.hidden_size) < 1)
+    read_bert_decoder_keys(reader, config);
+    if (reader.integer({"embedding_size"}, kDefaultEmbeddingSize) < 1)
         throw Error(reader.file() + ": embedding_size must be positive");
 }
 

@@ -10,8 +10,8 @@
 //   ln_f(x) is the last hidden state
 //
 // scale = 1/sqrt(head_dim) when scale_attn_weights (the default), further divided
-// by (layer + 1) when scale_attn_by_inverse_layer_idx; the trace folds that
-// per-layer factor into the kept queries so score = score_scale * q.k holds.
+// by (layer + 1) when scale_attn_by_inverse_layer_idx; the trace keeps the
+// model's own queries and that per-layer scale (AttentionBlock::layer_score_scales).
 // Checkpoints: GPT2Model names, or "transformer."-prefixed ones (GPT2LMHeadModel,
 // GPT2ForSequenceClassification: heads and the old attn.bias mask buffers are not read).
 #include <cmath>
@@ -108,6 +108,9 @@ public:
         const float scale = scale_attn_weights_ ? 1.0f / std::sqrt(static_cast<float>(Dh)) : 1.0f;
         AttentionBlock& block = output.blocks.emplace_back(
             make_block("self", L, H, T, T, Dh, scale, /*causal=*/true, options.keep_queries_keys));
+        if (scale_by_inverse_layer_)  // modeling_gpt2 divides layer i's scores by i + 1
+            for (int layer = 0; layer < L; ++layer)
+                block.layer_score_scales.push_back(scale / static_cast<float>(layer + 1));
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
 
         std::vector<float> x(static_cast<size_t>(T) * D);        // [T, D] the residual stream
@@ -129,13 +132,6 @@ public:
             runtime::layer_norm(x.data(), w.attn_norm_weight, w.attn_norm_bias, h.data(), T, D,
                                 config_.norm_eps);
             l.qkv.forward(h.data(), qkv.data(), T);
-            if (scale_by_inverse_layer_) {
-                // modeling_gpt2 divides the scores by (layer + 1); dividing the
-                // queries instead is the same product and what the trace shows
-                const float divide = static_cast<float>(layer + 1);
-                for (int t = 0; t < T; ++t)
-                    for (int i = 0; i < D; ++i) qkv[static_cast<size_t>(t) * 3 * D + i] /= divide;
-            }
             attend_fused_qkv(block, layer, qkv.data(), Dh, nullptr, nullptr, context.data());
             l.attn_out.forward_add(context.data(), x.data(), T);
 

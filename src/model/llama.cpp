@@ -16,6 +16,7 @@
 // head, repeated per query head (transformers' repeat_kv).
 // Checkpoints: LlamaModel names, or "model."-prefixed ones (LlamaForCausalLM,
 // ...ForSequenceClassification: the heads are not read).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -96,25 +97,63 @@ struct LlamaExtras {
     std::vector<int> sliding_window;  // per layer, 0: none
 };
 
+// Qwen2's per-layer attention kind: config.json's layer_types when present
+// ("full_attention" or "sliding_attention" per layer), else sliding from
+// max_window_layers on when there is a window (Qwen2Config's default list).
+std::vector<bool> qwen2_sliding_layers(const ConfigReader& reader, const ModelConfig& config,
+                                       int window) {
+    const size_t n_layers = static_cast<size_t>(config.n_layers);
+    std::vector<bool> sliding(n_layers, false);
+    const auto types = reader.json().find("layer_types");
+    if (types == reader.json().end() || types->is_null()) {
+        const int from = reader.integer({"max_window_layers"}, 28);
+        for (int layer = from; window > 0 && layer < config.n_layers; ++layer)
+            sliding[static_cast<size_t>(layer)] = true;
+        return sliding;
+    }
+    if (!types->is_array() || types->size() != n_layers)
+        throw Error(reader.file() + ": \"layer_types\" must list one entry per layer (" +
+                    std::to_string(n_layers) + "), not " + types->dump());
+    for (size_t layer = 0; layer < n_layers; ++layer) {
+        const nlohmann::json& type = (*types)[layer];
+        if (type == "sliding_attention")
+            sliding[layer] = true;
+        else if (type != "full_attention")
+            throw Error(reader.file() + ": \"layer_types\"[" + std::to_string(layer) + "] is " +
+                        type.dump() +
+                        ", not supported (supported: full_attention, sliding_attention)");
+    }
+    if (window <= 0 && std::find(sliding.begin(), sliding.end(), true) != sliding.end())
+        throw Error(reader.file() +
+                    ": \"layer_types\" has sliding_attention layers but no sliding window "
+                    "(use_sliding_window is false or sliding_window is null), as transformers "
+                    "refuses too");
+    return sliding;
+}
+
 LlamaExtras read_extras(const ConfigReader& reader, const ModelConfig& config) {
     LlamaExtras extras;
     const int rope_positions = reader.integer({"max_position_embeddings"}, 2048);
     extras.rope =
         rope_config_from_json(reader.json(), config.head_dim, rope_positions, reader.file());
-    const bool qwen2 = config.model_type == "qwen2";
-    extras.out_bias = !qwen2 && reader.boolean({"attention_bias"}, false);
+    // Qwen2 always has q/k/v biases; only LlamaConfig has attention_bias and mlp_bias
+    const bool qwen2 = config.model_type == "qwen2", llama = config.model_type == "llama";
+    extras.out_bias = llama && reader.boolean({"attention_bias"}, false);
     extras.qkv_bias = qwen2 || extras.out_bias;
-    extras.mlp_bias = !qwen2 && reader.boolean({"mlp_bias"}, false);
+    extras.mlp_bias = llama && reader.boolean({"mlp_bias"}, false);
     // Mistral: every layer sees the last sliding_window keys. Qwen2: only with
-    // use_sliding_window, from layer max_window_layers on.
+    // use_sliding_window, on the layers layer_types calls "sliding_attention",
+    // or without layer_types from layer max_window_layers on.
     extras.sliding_window.assign(static_cast<size_t>(config.n_layers), 0);
     const int window = reader.integer({"sliding_window"}, 0);
     if (config.model_type == "mistral" && window > 0) {
         extras.sliding_window.assign(static_cast<size_t>(config.n_layers), window);
-    } else if (qwen2 && window > 0 && reader.boolean({"use_sliding_window"}, false)) {
-        const int from = reader.integer({"max_window_layers"}, 0);
-        for (int layer = from; layer < config.n_layers; ++layer)
-            extras.sliding_window[static_cast<size_t>(layer)] = window;
+    } else if (qwen2) {
+        // Qwen2Config: sliding_window is None unless use_sliding_window
+        const int qwen2_window = reader.boolean({"use_sliding_window"}, false) ? window : 0;
+        const std::vector<bool> sliding = qwen2_sliding_layers(reader, config, qwen2_window);
+        for (size_t layer = 0; layer < sliding.size(); ++layer)
+            if (sliding[layer]) extras.sliding_window[layer] = qwen2_window;
     }
     return extras;
 }
@@ -272,11 +311,10 @@ void read_llama_config(const ConfigReader& reader, ModelConfig& config) {
     if (config.head_dim < 2 || config.head_dim % 2 != 0)
         throw Error(reader.file() + ": head_dim " + std::to_string(config.head_dim) +
                     " must be even for rotary embeddings");
-    if (reader.has({"partial_rotary_factor"}) && reader.number({"partial_rotary_factor"}) != 1.0)
-        throw Error(reader.file() + ": partial_rotary_factor other than 1 is not supported");
     check_activation(config.hidden_act, reader.file(), "hidden_act");
     rope_config_from_json(reader.json(), config.head_dim, 0,
                           reader.file());  // validates rope_scaling
+    (void)read_extras(reader, config);     // validates Qwen2's layer_types
 }
 
 std::unique_ptr<Network> load_llama(const LoadContext& context) {

@@ -7,6 +7,8 @@
 //   (so max_position_embeddings 514 holds 512 tokens: ModelConfig::max_positions says 512)
 //   x = LayerNorm(word[id] + token_type[type] + position_embeddings[position[t]])
 //   then BERT's post-norm layers; probs -> the trace
+//   (relative_key(_query): no position term, BERT's relative scores instead,
+//    over max_position_embeddings distances; is_decoder: causal, RobertaForCausalLM)
 //
 // Checkpoints: RobertaModel names, or "roberta."-prefixed ones (RobertaForMaskedLM,
 // RobertaForSequenceClassification, ...: their heads are not read).
@@ -28,7 +30,7 @@ public:
         // the table has max_position_embeddings rows; config.max_positions counts tokens
         loader_.set_dim("positions", position_rows());
         embeddings_ = load_bert_style_embeddings(loader_, "hidden");
-        layers_.load(loader_, config, tensors.description());
+        layers_.load(loader_, config, tensors.description(), position_rows());
     }
 
     ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const override {
@@ -37,12 +39,14 @@ public:
         check_type_ids(tokens, config_.type_vocab_size, "RoBERTa");
         const int T = static_cast<int>(tokens.size());
         const int D = config_.hidden_size, L = config_.n_layers, Dh = config_.head_dim;
-        const std::vector<int> positions = position_ids(tokens.ids);
+        // relative_key(_query): no position term (the distances live in attention)
+        const std::vector<int> positions =
+            relative_positions(config_) ? std::vector<int>{} : position_ids(tokens.ids);
 
         ForwardOutput output;
         AttentionBlock& block = output.blocks.emplace_back(make_block(
             "self", L, config_.n_heads, T, T, Dh, 1.0f / std::sqrt(static_cast<float>(Dh)),
-            /*causal=*/false, options.keep_queries_keys));
+            config_.is_causal, options.keep_queries_keys));
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
         std::vector<float> x(static_cast<size_t>(T) * D);  // [T, D] the residual stream
         bert_style_embed(embeddings_, tokens, positions, D, config_.norm_eps, x.data());
@@ -76,6 +80,7 @@ private:
 
 void read_roberta_config(const ConfigReader& reader, ModelConfig& config) {
     read_bert_style_config(reader, config, "RoBERTa");
+    read_bert_decoder_keys(reader, config);
     config.type_vocab_size = reader.integer({"type_vocab_size"}, 1);
     config.norm_eps = static_cast<float>(reader.number({"layer_norm_eps"}, 1e-5));
     config.pad_token_id = reader.integer({"pad_token_id"}, 1);

@@ -280,7 +280,12 @@ T5Extras read_extras(const ConfigReader& reader, const ModelConfig& config) {
         throw Error(reader.file() + ": feed_forward_proj \"" + proj +
                     "\" is not \"ACT\" or \"gated-ACT\"");
     if (proj == "gated-gelu") act = "gelu_new";
-    check_activation(act, reader.file(), "feed_forward_proj");
+    // T5Config derives dense_act_fn and is_gated_act from feed_forward_proj, then
+    // lets config.json's own values of them win
+    act = reader.string({"dense_act_fn"}, act);
+    extras.gated = reader.boolean({"is_gated_act"}, extras.gated);
+    check_activation(act, reader.file(),
+                     reader.has({"dense_act_fn"}) ? "dense_act_fn" : "feed_forward_proj");
     extras.activation = runtime::activation_from_name(act);
     if (extras.num_buckets < 2 || extras.max_distance < 2 || extras.decoder_layers < 1)
         throw Error(reader.file() +

@@ -5,7 +5,8 @@
 //
 // Arrays, for single-stack models (BERT, GPT-2, ...):
 //   input_ids [S] int64, token_type_ids [S] int64, tokens [S] unicode,
-//   attentions [L,H,S,S] float32, queries/keys [L,H,S,Dh] (when kept),
+//   attentions [L,H,S,S] float32, queries/keys [L,H,S,Dh] and score_scale [L]
+//   (when kept: raw score = score_scale[layer] * dot(query, key) + score_bias),
 //   score_bias [1 or L,H,S,S] (with queries/keys, when the model added one),
 //   hidden_states [L+1,S,D] (when kept).
 // Encoder-decoder models prefix the sequence arrays and the hidden states with
@@ -159,6 +160,15 @@ std::vector<NpyArray> trace_arrays(const AttentionTrace& trace) {
                             {layers, heads, static_cast<size_t>(block.n_queries), dim}));
             arrays.push_back(float_array(prefix + "keys", block.keys,
                                          {layers, heads, static_cast<size_t>(block.n_keys), dim}));
+            // raw score = score_scale[layer] * q.k (GPT-2's inverse layer scale differs by layer)
+            std::vector<float> scales;
+            for (int layer = 0; layer < block.n_layers; ++layer)
+                scales.push_back(block.layer_score_scale(layer));
+            NpyArray scale_array = float_array(prefix + "score_scale", scales, {layers});
+            const auto* bytes = reinterpret_cast<const uint8_t*>(scales.data());
+            scale_array.owned.assign(bytes,
+                                     bytes + scales.size() * sizeof(float));  // outlives scales
+            arrays.push_back(std::move(scale_array));
         }
         if (block.has_score_bias())
             arrays.push_back(float_array(

@@ -257,6 +257,11 @@ std::string build_payload(const AttentionTrace& trace, const ViewOptions& option
             entry["scoreForm"] = block.score_form == ScoreForm::scaled_dot_plus_bias
                                      ? "scaled_dot_plus_bias"
                                      : "not_decomposable";
+            if (!block.layer_score_scales.empty()) {  // per exported layer
+                entry["scoreScales"] = nlohmann::json::array();
+                for (int layer : layers)
+                    entry["scoreScales"].push_back(block.layer_score_scale(layer));
+            }
             entry["queriesKeys"] = nlohmann::json::array();
             for (int layer : layers) {
                 entry["queriesKeys"].push_back(jobs.size());

@@ -129,6 +129,15 @@ inline void expect_block_matches(const AttentionTrace& trace, const std::string&
                                            relative));
     };
     check("attentions", block->probs, 0.0f);
+    if (block->has_queries_keys() && ref.find(reference_name + ".score_scale")) {
+        // per-layer scales (GPT-2's scale_attn_by_inverse_layer_idx)
+        const std::span<const float> scales =
+            reference_floats(ref, reference_name + ".score_scale");
+        ASSERT_EQ(block->layer_score_scales.size(), scales.size()) << block_name;
+        for (size_t layer = 0; layer < scales.size(); ++layer)
+            EXPECT_FLOAT_EQ(block->layer_score_scale(static_cast<int>(layer)), scales[layer])
+                << block_name << " layer " << layer;
+    }
     if (block->has_queries_keys()) {
         check("queries", block->queries, kArchRelativeTolerance);
         check("keys", block->keys, kArchRelativeTolerance);

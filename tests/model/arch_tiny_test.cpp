@@ -101,5 +101,49 @@ TEST(Albert, SharedGroupsWithTwoInnerLayersMatchReference) {
     expect_fixture_matches("albert_tiny", "albert");
 }
 
+// Config keys transformers reads that attnviz once ignored or defaulted
+// differently (issue 13): each fixture sets the key, or leaves it out so the
+// config class's default must apply.
+TEST(ConfigSemantics, BertIsDecoderIsCausal) { expect_fixture_matches("bert_is_decoder", "bert"); }
+TEST(ConfigSemantics, RobertaIsDecoderIsCausal) {
+    expect_fixture_matches("roberta_is_decoder", "roberta");
+}
+TEST(ConfigSemantics, ElectraIsDecoderIsCausal) {
+    expect_fixture_matches("electra_is_decoder", "electra");
+}
+TEST(ConfigSemantics, Qwen2LayerTypesChooseSlidingLayers) {
+    expect_fixture_matches("qwen2_layer_types", "qwen2");
+}
+TEST(ConfigSemantics, MarianScaleEmbeddingDefaultsToFalse) {
+    expect_fixture_matches("marian_default_scale_embedding", "marian");
+}
+TEST(ConfigSemantics, T5ExplicitDenseActFnOverridesFeedForwardProj) {
+    expect_fixture_matches("t5_explicit_dense_act_fn", "t5");
+}
+TEST(ConfigSemantics, AlbertHiddenActDefaultsToGeluNew) {
+    expect_fixture_matches("albert_default_hidden_act", "albert");
+}
+TEST(ConfigSemantics, ElectraEmbeddingSizeDefaultsTo128) {
+    expect_fixture_matches("electra_default_embedding_size", "electra");
+}
+TEST(ConfigSemantics, RobertaRelativeKey) {
+    expect_fixture_matches("roberta_relative_key", "roberta");
+}
+TEST(ConfigSemantics, RobertaRelativeKeyQuery) {
+    expect_fixture_matches("roberta_relative_key_query", "roberta", 2);
+}
+TEST(ConfigSemantics, ElectraRelativeKey) {
+    expect_fixture_matches("electra_relative_key", "electra");
+}
+TEST(ConfigSemantics, ElectraRelativeKeyQuery) {
+    expect_fixture_matches("electra_relative_key_query", "electra", 2);
+}
+TEST(ConfigSemantics, AlbertRelativeKeyAddedAfterScale) {
+    expect_fixture_matches("albert_relative_key", "albert");
+}
+TEST(ConfigSemantics, AlbertRelativeKeyQueryAddedAfterScale) {
+    expect_fixture_matches("albert_relative_key_query", "albert", 2);
+}
+
 }  // namespace
 }  // namespace attnviz::model

@@ -83,8 +83,8 @@ double worst_recomputed_difference(const AttentionBlock& b) {
                     const float* key = b.keys.data() + (layer_head * K + k) * Dh;
                     double dot = 0;
                     for (int d = 0; d < Dh; ++d) dot += static_cast<double>(query[d]) * key[d];
-                    scores[k] =
-                        b.score_scale * dot + (bias ? bias[static_cast<size_t>(q) * K + k] : 0.0);
+                    scores[k] = b.layer_score_scale(layer) * dot +
+                                (bias ? bias[static_cast<size_t>(q) * K + k] : 0.0);
                     top = std::max(top, scores[k]);
                 }
                 double sum = 0;

@@ -41,6 +41,8 @@ attnviz::AttentionTrace small_trace(bool with_queries_keys, bool with_hidden) {
     for (int i = 0; i < 2 * 3 * 4 * 4; ++i) block.probs.push_back(0.001f * static_cast<float>(i));
     if (with_queries_keys) {
         block.head_dim = 5;
+        block.score_scale = 0.5f;
+        block.layer_score_scales = {0.5f, 0.25f};  // as GPT-2's inverse layer scale
         for (int i = 0; i < 2 * 3 * 4 * 5; ++i) {
             block.queries.push_back(static_cast<float>(i));
             block.keys.push_back(-static_cast<float>(i));
@@ -85,7 +87,7 @@ TEST(Npz, NumpyReadsEveryArrayExactly) {
 import numpy as np
 z = np.load(")" + path.string() + R"(")
 assert sorted(z.files) == sorted(["input_ids", "token_type_ids", "tokens", "attentions",
-                                  "queries", "keys", "hidden_states"]), z.files
+                                  "queries", "keys", "score_scale", "hidden_states"]), z.files
 assert z["input_ids"].dtype == np.int64 and z["input_ids"].tolist() == [101, 7, 8, 102]
 assert z["token_type_ids"].dtype == np.int64 and z["token_type_ids"].tolist() == [0, 0, 0, 1]
 assert z["tokens"].dtype.kind == "U" and z["tokens"].tolist() == ["[CLS]", "caf\u00e9", "##\u2581x", "[SEP]"], z["tokens"]
@@ -94,6 +96,7 @@ assert a.dtype == np.float32 and a.shape == (2, 3, 4, 4), a.shape
 assert np.array_equal(a, (np.arange(96, dtype=np.float32) * np.float32(0.001)).reshape(2, 3, 4, 4))
 assert z["queries"].shape == (2, 3, 4, 5) and np.array_equal(z["queries"].ravel(), np.arange(120, dtype=np.float32))
 assert np.array_equal(z["keys"].ravel(), -np.arange(120, dtype=np.float32))
+assert z["score_scale"].dtype == np.float32 and z["score_scale"].tolist() == [0.5, 0.25]
 assert z["hidden_states"].shape == (3, 4, 6) and z["hidden_states"][2, 3, 5] == 35.5
 print("ok")
 )");
@@ -237,7 +240,7 @@ print(len(z.files), z["attentions"][1, 2, 3, 3] == np.float32(95) * np.float32(0
       z["hidden_states"][2, 3, 5])
 zipfile.ZipFile(")" + path.string() + R"(").testzip()
 )");
-    EXPECT_EQ(output, "7 True 35.5\n");
+    EXPECT_EQ(output, "8 True 35.5\n");
     fs::remove(path);
 }
 

@@ -293,6 +293,25 @@ TEST(Html, IncludesOnlyChosenLayersAndHeads) {
                 row_max[nq + 3] / 510 + 1e-7);
 }
 
+// GPT-2's scale_attn_by_inverse_layer_idx: the neuron view gets each shown
+// layer's own score scale (the queries stay the model's own).
+TEST(Html, PerLayerScoreScalesFollowTheChosenLayers) {
+    AttentionTrace trace = testing::causal_trace();
+    AttentionBlock& block = trace.blocks[0];
+    for (int layer = 0; layer < block.n_layers; ++layer)
+        block.layer_score_scales.push_back(block.score_scale / static_cast<float>(layer + 1));
+    const nlohmann::json meta =
+        payload_of(render_html(trace, options({View::neuron}, {2, 0})))["meta"]["blocks"][0];
+    EXPECT_EQ(meta["layers"], nlohmann::json({2, 0}));
+    ASSERT_EQ(meta["scoreScales"].size(), 2u);
+    EXPECT_FLOAT_EQ(meta["scoreScales"][0].get<float>(), block.score_scale / 3);
+    EXPECT_FLOAT_EQ(meta["scoreScales"][1].get<float>(), block.score_scale);
+    // one scale for every layer: no per-layer list
+    const nlohmann::json plain = payload_of(
+        render_html(testing::causal_trace(), options({View::neuron})))["meta"]["blocks"][0];
+    EXPECT_FALSE(plain.contains("scoreScales"));
+}
+
 TEST(Html, BadInputThrowsErrorsThatNameTheProblem) {
     const AttentionTrace trace = testing::pair_trace();
     auto message = [&](const AttentionTrace& t, const ViewOptions& o) {

@@ -265,16 +265,20 @@ def gpt2_forward(sd, c, ids, _target, type_ids=None):
         if c["scale_attn_by_inverse_layer_idx"]:
             scores = scores / float(i + 1)
         probs, ctx = masked_softmax_attention(scores, visible, v)
-        # trace convention: raw score = score_scale * dot(q, k), score_scale = 1/sqrt(Dh)
-        # when scale_attn_weights; the per-layer 1/(i+1) is folded into the queries.
-        q_shown = q / float(i + 1) if c["scale_attn_by_inverse_layer_idx"] else q
-        rec.add(probs, q_shown, k)
+        # trace convention: raw score = score_scale[layer] * dot(q, k) with the model's own q;
+        # score_scale = 1/sqrt(Dh) when scale_attn_weights, divided by i + 1 when
+        # scale_attn_by_inverse_layer_idx (self.score_scale below)
+        rec.add(probs, q, k)
         x = x + torch.addmm(sd[p + "attn.c_proj.bias"], merge_heads(ctx), sd[p + "attn.c_proj.weight"])
         h = layer_norm(x, sd[p + "ln_2.weight"], sd[p + "ln_2.bias"], eps)
         h = act(torch.addmm(sd[p + "mlp.c_fc.bias"], h, sd[p + "mlp.c_fc.weight"]))
         x = x + torch.addmm(sd[p + "mlp.c_proj.bias"], h, sd[p + "mlp.c_proj.weight"])
     rec.add_hidden(layer_norm(x, sd["ln_f.weight"], sd["ln_f.bias"], eps))
-    return rec.tensors("self")
+    out = rec.tensors("self")
+    if c["scale_attn_by_inverse_layer_idx"] and not Recorder.attentions_only:
+        base = 1.0 / (float(hd) ** 0.5) if c["scale_attn_weights"] else 1.0
+        out["self.score_scale"] = torch.tensor([base / (i + 1) for i in range(c["n_layer"])])
+    return out
 
 
 def gpt2_head(sd, c):
@@ -389,6 +393,13 @@ def rotate_half(x):
 def llama_sliding_window(c, layer):
     if c["model_type"] == "mistral":
         return c.get("sliding_window")
+    if c["model_type"] == "qwen2" and c.get("layer_types") is not None:
+        # Qwen2Config: sliding_window is None unless use_sliding_window; each layer's kind from layer_types
+        if c["layer_types"][layer] != "sliding_attention":
+            return None
+        if not c.get("use_sliding_window") or c.get("sliding_window") is None:
+            raise SystemExit("transformers refuses sliding_attention layers without a sliding window")
+        return c["sliding_window"]
     if c["model_type"] == "qwen2" and c.get("use_sliding_window") and layer >= c.get("max_window_layers", 0):
         return c.get("sliding_window")
     return None
@@ -482,6 +493,21 @@ def electra_config(size, overrides):
     return c
 
 
+def bert_relative(c):
+    return c.get("position_embedding_type", "absolute") in ("relative_key", "relative_key_query")
+
+
+def relative_position_scores(c, q, k, distance_table):
+    """BertSelfAttention / AlbertAttention: q [H, S, Dh], k [H, S, Dh] -> [H, S, S]."""
+    S = q.shape[1]
+    distance = torch.arange(S, dtype=torch.long).view(-1, 1) - torch.arange(S, dtype=torch.long).view(1, -1)
+    positional = distance_table[distance + c["max_position_embeddings"] - 1]  # [S, S, Dh]
+    out = torch.einsum("hld,lrd->hlr", q, positional)
+    if c["position_embedding_type"] == "relative_key_query":
+        out = out + torch.einsum("hrd,lrd->hlr", k, positional)
+    return out
+
+
 def bert_layers_init(sd, c, init, prefix="encoder.layer."):
     d, ff = c["hidden_size"], c["intermediate_size"]
     for i in range(c["num_hidden_layers"]):
@@ -489,6 +515,9 @@ def bert_layers_init(sd, c, init, prefix="encoder.layer."):
         put_linear(sd, p + "attention.self.query", init, d, d, gain=1.5)
         put_linear(sd, p + "attention.self.key", init, d, d, gain=1.5)
         put_linear(sd, p + "attention.self.value", init, d, d)
+        if bert_relative(c):  # BertSelfAttention.distance_embedding
+            sd[p + "attention.self.distance_embedding.weight"] = init.normal(
+                2 * c["max_position_embeddings"] - 1, d // c["num_attention_heads"], std=0.3)
         put_linear(sd, p + "attention.output.dense", init, d, d)
         put_norm(sd, p + "attention.output.LayerNorm", init, d)
         put_linear(sd, p + "intermediate.dense", init, ff, d)
@@ -506,8 +535,13 @@ def bert_layers_forward(sd, c, x, rec, prefix="encoder.layer."):
         q = split_heads(linear(x, sd[p + "attention.self.query.weight"], sd[p + "attention.self.query.bias"]), nh, hd)
         k = split_heads(linear(x, sd[p + "attention.self.key.weight"], sd[p + "attention.self.key.bias"]), nh, hd)
         v = split_heads(linear(x, sd[p + "attention.self.value.weight"], sd[p + "attention.self.value.bias"]), nh, hd)
-        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(hd)
-        probs, ctx = masked_softmax_attention(scores, None, v)
+        scores = torch.matmul(q, k.transpose(-1, -2))
+        if bert_relative(c):  # BertSelfAttention: added to q.k before the scale
+            scores = scores + relative_position_scores(c, q, k, sd[p + "attention.self.distance_embedding.weight"])
+        scores = scores / math.sqrt(hd)
+        # is_decoder (BertLMHeadModel, RobertaForCausalLM): get_extended_attention_mask adds a causal mask
+        visible = causal_mask(x.shape[0], x.shape[0]) if c.get("is_decoder") else None
+        probs, ctx = masked_softmax_attention(scores, visible, v)
         rec.add(probs, q, k)
         a = linear(merge_heads(ctx), sd[p + "attention.output.dense.weight"], sd[p + "attention.output.dense.bias"])
         x = layer_norm(a + x, sd[p + "attention.output.LayerNorm.weight"], sd[p + "attention.output.LayerNorm.bias"], eps)
@@ -527,8 +561,9 @@ def bert_embeddings_init(sd, c, init, width):
 
 def bert_embeddings(sd, c, ids, positions, type_ids=None):
     types = torch.tensor(type_ids) if type_ids is not None else torch.zeros(len(ids), dtype=torch.long)
-    x = (sd["embeddings.word_embeddings.weight"][ids] + sd["embeddings.token_type_embeddings.weight"][types]
-         + sd["embeddings.position_embeddings.weight"][positions])
+    x = sd["embeddings.word_embeddings.weight"][ids] + sd["embeddings.token_type_embeddings.weight"][types]
+    if not bert_relative(c):  # BertEmbeddings adds positions only when "absolute"
+        x = x + sd["embeddings.position_embeddings.weight"][positions]
     return layer_norm(x, sd["embeddings.LayerNorm.weight"], sd["embeddings.LayerNorm.bias"], c["layer_norm_eps"])
 
 
@@ -686,6 +721,7 @@ def albert_config(size, overrides):
 
 def albert_init(c, init):
     e, d, ff = c["embedding_size"], c["hidden_size"], c["intermediate_size"]
+    hd = d // c["num_attention_heads"]
     sd = {}
     bert_embeddings_init(sd, c, init, e)
     put_linear(sd, "encoder.embedding_hidden_mapping_in", init, d, e)
@@ -695,6 +731,9 @@ def albert_init(c, init):
             put_linear(sd, p + "attention.query", init, d, d, gain=1.5)
             put_linear(sd, p + "attention.key", init, d, d, gain=1.5)
             put_linear(sd, p + "attention.value", init, d, d)
+            if bert_relative(c):  # AlbertAttention.distance_embedding
+                sd[p + "attention.distance_embedding.weight"] = init.normal(
+                    2 * c["max_position_embeddings"] - 1, hd, std=0.3)
             put_linear(sd, p + "attention.dense", init, d, d)
             put_norm(sd, p + "attention.LayerNorm", init, d)
             put_linear(sd, p + "ffn", init, ff, d)
@@ -722,6 +761,8 @@ def albert_forward(sd, c, ids, _target, type_ids=None):
             k = split_heads(linear(x, sd[p + "attention.key.weight"], sd[p + "attention.key.bias"]), nh, hd)
             v = split_heads(linear(x, sd[p + "attention.value.weight"], sd[p + "attention.value.bias"]), nh, hd)
             scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(hd)
+            if bert_relative(c):  # AlbertAttention adds them after the scale (and the mask)
+                scores = scores + relative_position_scores(c, q, k, sd[p + "attention.distance_embedding.weight"])
             probs, ctx = masked_softmax_attention(scores, None, v)
             rec.add(probs, q, k)
             a = linear(merge_heads(ctx), sd[p + "attention.dense.weight"], sd[p + "attention.dense.bias"])
@@ -912,7 +953,13 @@ def t5_config(size, overrides):
 
 
 def t5_gated(c):
-    return c["feed_forward_proj"].startswith("gated-")
+    return c.get("is_gated_act", c["feed_forward_proj"].startswith("gated-"))
+
+
+def t5_dense_act_fn(c):
+    # T5Config: the part after "gated-", gelu_new for "gated-gelu"; config.json's dense_act_fn wins
+    derived = "gelu_new" if c["feed_forward_proj"] == "gated-gelu" else c["feed_forward_proj"].split("-")[-1]
+    return c.get("dense_act_fn", derived)
 
 
 def t5_init(c, init):
@@ -990,7 +1037,7 @@ def t5_attention(sd, p, c, x, kv, bias, visible, rec):
 
 def t5_forward(sd, c, ids, target, type_ids=None):
     eps = c["layer_norm_epsilon"]
-    act = ACT["gelu_new" if t5_gated(c) else c["feed_forward_proj"].replace("gated-", "")]
+    act = ACT[t5_dense_act_fn(c)]
 
     def ffn(p, x):
         h = rms_norm(x, sd[p + "layer_norm.weight"], eps)
@@ -1063,6 +1110,52 @@ ARCHS = {
 }
 
 
+# ----------------------------------------------------------------------------
+# BERT (modeling_bert.py): the BERT-style layers above, absolute or relative positions
+
+BERT_SIZES = {
+    "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                 max_position_embeddings=64, vocab_size=30522),
+    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+                 max_position_embeddings=512, vocab_size=30522),
+}
+
+
+def bert_config(size, overrides):
+    c = dict(model_type="bert", architectures=["BertForMaskedLM"], hidden_act="gelu", layer_norm_eps=1e-12,
+             type_vocab_size=2, pad_token_id=0, position_embedding_type="absolute")
+    c.update(BERT_SIZES[size])
+    c.update(overrides)
+    return c
+
+
+def bert_init(c, init):
+    sd = {}
+    bert_embeddings_init(sd, c, init, c["hidden_size"])
+    bert_layers_init(sd, c, init)
+    return sd
+
+
+def bert_forward(sd, c, ids, _target, type_ids=None):
+    ids_t = torch.tensor(ids)
+    rec = Recorder()
+    bert_layers_forward(sd, c, bert_embeddings(sd, c, ids_t, torch.arange(len(ids)), type_ids), rec)
+    return rec.tensors("self")
+
+
+def bert_head(sd, c):
+    # BertLMHeadModel / BertForMaskedLM: "bert." prefix plus the cls head, which loaders ignore
+    out = {"bert." + k: v for k, v in sd.items()}
+    d = c["hidden_size"]
+    out["cls.predictions.transform.dense.weight"] = torch.zeros(d, d)
+    out["cls.predictions.transform.dense.bias"] = torch.zeros(d)
+    out["cls.predictions.bias"] = torch.zeros(c["vocab_size"])
+    return out
+
+
+ARCHS["bert"] = (bert_config, bert_init, bert_forward, bert_head)
+
+
 def parse_ids(text):
     if text.startswith("@"):
         with open(text[1:]) as f:
@@ -1082,8 +1175,11 @@ def forward_float64(forward, sd, c, ids, target, type_ids):
 
 
 def generate(arch, out, ids, target=None, size="tiny", seed=0, head=False, overrides=None, type_ids=None,
-             float64_check=False):
+             omit=(), float64_check=False):
     """Writes config.json, model.safetensors and reference.safetensors to out.
+
+    omit: keys config.json leaves out; the reference runs with their values in
+    the config (set them to the config class's defaults to test those).
     float64_check adds "<tensor>.float64": the forward in float64, rounded to float32."""
     make_config, init_weights, forward, head_layout = ARCHS[arch]
     c = make_config(size, overrides or {})
@@ -1097,7 +1193,7 @@ def generate(arch, out, ids, target=None, size="tiny", seed=0, head=False, overr
 
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(c, f, indent=2)
+        json.dump({k: v for k, v in c.items() if k not in omit}, f, indent=2)
     weights = head_layout(sd, c) if head else base_layout(sd, c)
     write_safetensors(os.path.join(out, "model.safetensors"), weights, {"format": "pt"})
     ref = {"input_ids": torch.tensor(ids, dtype=torch.int64)}
@@ -1133,7 +1229,7 @@ def main():
             for job in json.load(f):
                 generate(job["arch"], job["out"], job["ids"], job.get("target_ids"), job.get("size", "tiny"),
                          job.get("seed", 0), job.get("head", False), job.get("set", {}), job.get("type_ids"),
-                         job.get("float64_check", False))
+                         job.get("omit", ()), job.get("float64_check", False))
         return
     if not (args.arch and args.ids and args.out):
         ap.error("--arch, --ids and --out are required without --jobs")

@@ -7,7 +7,7 @@ queries and keys). Vocabularies are cut to 128 entries to keep the folders
 small, so these cases feed token ids straight to the model; the tests that go
 through a real tokenizer generate their checkpoints when they run.
 
-Usage: make_arch_fixtures.py [OUT_DIR]   (default: tests/data/arch)
+Usage: make_arch_fixtures.py [OUT_DIR [NAME ...]]   (default: tests/data/arch, every case)
 """
 
 import os
@@ -58,13 +58,57 @@ CASES = {
     "albert_tiny": ("albert", ids(10, 20), None, True, dict(VOCAB, inner_group_num=2)),
 }
 
+# Config keys whose meaning attnviz once got wrong (issue 13): each case sets
+# the key (or leaves it out, so the config class's default applies: OMIT).
+CASES.update({
+    "bert_is_decoder": ("bert", [101] + ids(9, 21) + [102], None, True,
+                        dict(VOCAB, is_decoder=True, architectures=["BertLMHeadModel"])),
+    "roberta_is_decoder": ("roberta", [0] + ids(8, 22) + [2], None, True,
+                           dict(VOCAB, is_decoder=True, architectures=["RobertaForCausalLM"])),
+    "electra_is_decoder": ("electra", ids(9, 23), None, False,
+                           dict(VOCAB, is_decoder=True, architectures=["ElectraForCausalLM"])),
+    "qwen2_layer_types": ("qwen2", ids(12, 24), None, True,
+                          dict(VOCAB, use_sliding_window=True, sliding_window=4, max_window_layers=1,
+                               layer_types=["sliding_attention", "full_attention"])),
+    "marian_default_scale_embedding": ("marian", ids(9, 25) + [1], ids(6, 26) + [1], True,
+                                       dict(VOCAB, decoder_vocab_size=128, scale_embedding=False)),
+    "t5_explicit_dense_act_fn": ("t5", ids(9, 27) + [1], ids(5, 28) + [1], False,
+                                 dict(VOCAB, feed_forward_proj="gated-gelu", dense_act_fn="silu",
+                                      is_gated_act=True)),
+    "albert_default_hidden_act": ("albert", ids(10, 29), None, True, dict(VOCAB, hidden_act="gelu_new")),
+    "electra_default_embedding_size": ("electra", ids(10, 30), None, True, dict(VOCAB, embedding_size=128)),
+    "roberta_relative_key": ("roberta", [0] + ids(9, 31) + [2], None, True,
+                             dict(VOCAB, position_embedding_type="relative_key")),
+    "roberta_relative_key_query": ("roberta", [0] + ids(10, 32) + [2], None, False,
+                                   dict(VOCAB, position_embedding_type="relative_key_query")),
+    "electra_relative_key": ("electra", ids(11, 33), None, False,
+                             dict(VOCAB, position_embedding_type="relative_key")),
+    "electra_relative_key_query": ("electra", ids(10, 34), None, True,
+                                   dict(VOCAB, position_embedding_type="relative_key_query")),
+    "albert_relative_key": ("albert", ids(10, 35), None, False,
+                            dict(VOCAB, position_embedding_type="relative_key")),
+    "albert_relative_key_query": ("albert", ids(9, 36), None, True,
+                                  dict(VOCAB, position_embedding_type="relative_key_query", inner_group_num=2)),
+})
+
+# The keys each case's config.json leaves out, so attnviz must apply the
+# config class's default (the reference runs with the value set above).
+OMIT = {
+    "marian_default_scale_embedding": ["scale_embedding"],
+    "albert_default_hidden_act": ["hidden_act"],
+    "electra_default_embedding_size": ["embedding_size"],
+}
+
 
 def main():
     out_root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "data", "arch")
+    only = set(sys.argv[2:])
     for seed, (name, (arch, src, target, head, overrides)) in enumerate(CASES.items()):
+        if only and name not in only:
+            continue
         arch_reference.generate(arch, os.path.join(out_root, name), src, target, "tiny", seed=seed,
-                                head=head, overrides=overrides)
+                                head=head, overrides=overrides, omit=OMIT.get(name, ()))
         print("wrote", name)
 
 

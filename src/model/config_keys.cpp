@@ -1,0 +1,385 @@
+#include "model/config_keys.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "attnviz/error.h"
+
+namespace attnviz::model {
+
+namespace {
+
+using enum KeyUse;
+
+// Groups of architectures that read a key the same way.
+constexpr const char* kBertFamily = "bert roberta electra albert";
+constexpr const char* kBertDecoders = "bert roberta electra";  // BertModel's is_decoder path
+constexpr const char* kLlamaFamily = "llama mistral qwen2";
+constexpr const char* kBartFamily = "bart marian";
+
+constexpr const char* kDropout = "dropout: off at inference";
+constexpr const char* kGeneration = "generation only: one forward pass does not read it";
+constexpr const char* kTraining = "training only (initialisation, checkpointing)";
+constexpr const char* kHead = "a task head's setting: attnviz runs the base model, not the head";
+constexpr const char* kMetadata = "metadata";
+constexpr const char* kAlbertTf =
+    "from ALBERT's original TensorFlow config; transformers ignores it";
+
+constexpr ConfigKey kKeys[] = {
+    // --- every architecture (PretrainedConfig) ----------------------------------
+    {"*", "model_type", implemented, "chooses the architecture"},
+    {"*", "architectures", no_effect, "names the head class; its base model is what runs"},
+    {"*", "return_dict", no_effect, "output format only"},
+    {"*", "output_hidden_states", no_effect, "output format only (attnviz keeps them on request)"},
+    {"*", "output_attentions", no_effect, "output format only (attnviz always keeps them)"},
+    {"*", "use_cache", no_effect, "key/value cache for generation; one forward pass needs none"},
+    {"*", "output_past", no_effect, "old name of use_cache"},
+    {"*", "torchscript", no_effect, "export option"},
+    {"*", "use_bfloat16", no_effect, "TensorFlow only"},
+    {"*", "torch_dtype", no_effect,
+     "the dtype transformers may load the weights in; attnviz computes in float32 (--precision)"},
+    {"*", "dtype", no_effect, "newer name of torch_dtype"},
+    {"*", "pruned_heads", refused,
+     "heads removed from some layers: attnviz expects every head in every layer", "{}",
+     R"({"0": [0]})"},
+    {"*", "tie_word_embeddings", no_effect,
+     "ties the output head to the input embeddings; the head is not run"},
+    {"*", "is_encoder_decoder", no_effect, "fixed by the architecture"},
+    {kBertDecoders, "is_decoder", implemented,
+     "true: causal self-attention (BertLMHeadModel, RobertaForCausalLM, ElectraForCausalLM)"},
+    {"*", "is_decoder", no_effect,
+     "not read by this architecture's forward pass (encoder-decoder models set it per stack)"},
+    {"bert roberta electra gpt2", "add_cross_attention", refused,
+     "cross-attention layers fed by an encoder's output, which attnviz does not run", "false",
+     "true"},
+    {"*", "add_cross_attention", no_effect, "not read by this architecture"},
+    {"*", "cross_attention_hidden_size", no_effect, "EncoderDecoderModel's projection only"},
+    {"*", "tie_encoder_decoder", no_effect, "ties weights when loading; checkpoints store both"},
+    {"*", "chunk_size_feed_forward", no_effect, "computes the feed-forward in chunks: same values"},
+    {"*", "max_length", no_effect, kGeneration},
+    {"*", "min_length", no_effect, kGeneration},
+    {"*", "do_sample", no_effect, kGeneration},
+    {"*", "early_stopping", no_effect, kGeneration},
+    {"*", "num_beams", no_effect, kGeneration},
+    {"*", "num_beam_groups", no_effect, kGeneration},
+    {"*", "diversity_penalty", no_effect, kGeneration},
+    {"*", "temperature", no_effect, kGeneration},
+    {"*", "top_k", no_effect, kGeneration},
+    {"*", "top_p", no_effect, kGeneration},
+    {"*", "typical_p", no_effect, kGeneration},
+    {"*", "repetition_penalty", no_effect, kGeneration},
+    {"*", "length_penalty", no_effect, kGeneration},
+    {"*", "no_repeat_ngram_size", no_effect, kGeneration},
+    {"*", "encoder_no_repeat_ngram_size", no_effect, kGeneration},
+    {"*", "bad_words_ids", no_effect, kGeneration},
+    {"*", "num_return_sequences", no_effect, kGeneration},
+    {"*", "output_scores", no_effect, kGeneration},
+    {"*", "return_dict_in_generate", no_effect, kGeneration},
+    {"*", "forced_bos_token_id", no_effect, kGeneration},
+    {"*", "forced_eos_token_id", no_effect, kGeneration},
+    {"*", "force_bos_token_to_be_generated", no_effect, kGeneration},
+    {"*", "remove_invalid_values", no_effect, kGeneration},
+    {"*", "exponential_decay_length_penalty", no_effect, kGeneration},
+    {"*", "suppress_tokens", no_effect, kGeneration},
+    {"*", "begin_suppress_tokens", no_effect, kGeneration},
+    {"*", "bos_token_id", no_effect, "generation; the tokenizer's files place special tokens"},
+    {"*", "eos_token_id", no_effect, "generation; the tokenizer's files place special tokens"},
+    {"*", "sep_token_id", no_effect, "generation; the tokenizer's files place special tokens"},
+    {"*", "decoder_start_token_id", no_effect,
+     "generation; attnviz's decoder reads the target text's own tokens"},
+    {"roberta", "pad_token_id", implemented, "position ids start after it and skip padding"},
+    {"*", "pad_token_id", no_effect, "padding_idx only zeroes the embedding's gradient"},
+    {"*", "finetuning_task", no_effect, kHead},
+    {"*", "id2label", no_effect, kHead},
+    {"*", "label2id", no_effect, kHead},
+    {"*", "num_labels", no_effect, kHead},
+    {"*", "_num_labels", no_effect, kHead},
+    {"*", "problem_type", no_effect, kHead},
+    {"*", "tokenizer_class", no_effect, "the tokenizer's files decide"},
+    {"*", "prefix", no_effect, "a generation prompt prefix"},
+    {"*", "task_specific_params", no_effect, kGeneration},
+    {"*", "xla_device", no_effect, "TPU option"},
+    {"*", "transformers_version", no_effect, kMetadata},
+    {"*", "_name_or_path", no_effect, kMetadata},
+    {"*", "_commit_hash", no_effect, kMetadata},
+    {"*", "gradient_checkpointing", no_effect, kTraining},
+    {"*", "initializer_range", no_effect, kTraining},
+    {"*", "init_std", no_effect, kTraining},
+    {"*", "initializer_factor", no_effect, kTraining},
+    {"*", "_attn_implementation", no_effect,
+     "attnviz follows the eager path, the one transformers takes with output_attentions"},
+    {"*", "attn_implementation", no_effect,
+     "attnviz follows the eager path, the one transformers takes with output_attentions"},
+    {"*", "hidden_dropout_prob", no_effect, kDropout},
+    {"*", "attention_probs_dropout_prob", no_effect, kDropout},
+    {"*", "classifier_dropout", no_effect, kDropout},
+    {"*", "classifier_dropout_prob", no_effect, kDropout},
+    {"*", "dropout", no_effect, kDropout},
+    {"*", "attention_dropout", no_effect, kDropout},
+    {"*", "activation_dropout", no_effect, kDropout},
+    {"*", "dropout_rate", no_effect, kDropout},
+    {"*", "resid_pdrop", no_effect, kDropout},
+    {"*", "embd_pdrop", no_effect, kDropout},
+    {"*", "attn_pdrop", no_effect, kDropout},
+    {"*", "qa_dropout", no_effect, kDropout},
+    {"*", "seq_classif_dropout", no_effect, kDropout},
+    {"*", "summary_first_dropout", no_effect, kDropout},
+    {"*", "summary_last_dropout", no_effect, kDropout},
+    {"*", "classif_dropout", no_effect, kDropout},
+    {"*", "encoder_layerdrop", no_effect, "LayerDrop: training only"},
+    {"*", "decoder_layerdrop", no_effect, "LayerDrop: training only"},
+    {"*", "summary_type", no_effect, kHead},
+    {"*", "summary_use_proj", no_effect, kHead},
+    {"*", "summary_activation", no_effect, kHead},
+    {"*", "summary_proj_to_labels", no_effect, kHead},
+
+    // --- BERT, RoBERTa, ELECTRA, ALBERT -----------------------------------------
+    {kBertFamily, "vocab_size", implemented, "rows of the word embeddings"},
+    {kBertFamily, "hidden_size", implemented, "width of the residual stream"},
+    {kBertFamily, "num_hidden_layers", implemented, "layers (ALBERT: layers run, sharing weights)"},
+    {kBertFamily, "num_attention_heads", implemented, "heads per layer"},
+    {kBertFamily, "intermediate_size", implemented, "feed-forward width"},
+    {kBertFamily, "hidden_act", implemented,
+     "feed-forward activation (ALBERT: gelu_new if absent)"},
+    {kBertFamily, "max_position_embeddings", implemented,
+     "rows of the position table; relative_key(_query): 2 * it - 1 distances"},
+    {kBertFamily, "type_vocab_size", implemented, "rows of the token type table"},
+    {kBertFamily, "layer_norm_eps", implemented, "LayerNorm epsilon"},
+    {kBertFamily, "position_embedding_type", implemented,
+     "absolute, relative_key or relative_key_query (ALBERT adds the relative scores after "
+     "the 1/sqrt(d) scale)"},
+    {"electra albert", "embedding_size", implemented,
+     "embedding width before the projection to hidden_size (128 if absent)"},
+    {"albert", "num_hidden_groups", implemented, "groups of shared layers"},
+    {"albert", "inner_group_num", implemented, "layers per group, each with its own attention"},
+    {"albert", "down_scale_factor", no_effect, kAlbertTf},
+    {"albert", "gap_size", no_effect, kAlbertTf},
+    {"albert", "net_structure_type", no_effect, kAlbertTf},
+    {"albert", "num_memory_blocks", no_effect, kAlbertTf},
+    {"albert", "layers_to_keep", no_effect, kAlbertTf},
+    {"roberta", "normalize_embeddings", no_effect,
+     "old RobertaConfig field that modeling_roberta never reads"},
+
+    // --- DistilBERT -------------------------------------------------------------
+    {"distilbert", "vocab_size", implemented, "rows of the word embeddings"},
+    {"distilbert", "max_position_embeddings", implemented, "rows of the position table"},
+    {"distilbert", "sinusoidal_pos_embds", implemented,
+     "the fixed sinusoid table, which checkpoints store like a learned one"},
+    {"distilbert", "n_layers", implemented, "layers"},
+    {"distilbert", "n_heads", implemented, "heads per layer"},
+    {"distilbert", "dim", implemented, "width of the residual stream"},
+    {"distilbert", "hidden_dim", implemented, "feed-forward width"},
+    {"distilbert", "activation", implemented, "feed-forward activation"},
+    {"distilbert", "tie_weights_", no_effect, "old name of tie_word_embeddings"},
+
+    // --- GPT-2 ------------------------------------------------------------------
+    {"gpt2", "vocab_size", implemented, "rows of wte"},
+    {"gpt2", "n_positions", implemented, "rows of wpe"},
+    {"gpt2", "n_ctx", no_effect, "old context size that modeling_gpt2 does not read"},
+    {"gpt2", "n_embd", implemented, "width of the residual stream"},
+    {"gpt2", "n_layer", implemented, "layers"},
+    {"gpt2", "n_head", implemented, "heads per layer"},
+    {"gpt2", "n_inner", implemented, "feed-forward width (4 * n_embd if null)"},
+    {"gpt2", "activation_function", implemented, "feed-forward activation"},
+    {"gpt2", "layer_norm_epsilon", implemented, "LayerNorm epsilon"},
+    {"gpt2", "scale_attn_weights", implemented, "false: no 1/sqrt(d) score scale"},
+    {"gpt2", "scale_attn_by_inverse_layer_idx", implemented,
+     "scores of layer i further divided by i + 1 (kept in the block's per-layer score_scale)"},
+    {"gpt2", "reorder_and_upcast_attn", no_effect,
+     "upcasts to float32 and scales before the product: the same values in float32"},
+
+    // --- Llama, Mistral, Qwen2 --------------------------------------------------
+    {kLlamaFamily, "vocab_size", implemented, "rows of embed_tokens"},
+    {kLlamaFamily, "hidden_size", implemented, "width of the residual stream"},
+    {kLlamaFamily, "intermediate_size", implemented, "feed-forward width"},
+    {kLlamaFamily, "num_hidden_layers", implemented, "layers"},
+    {kLlamaFamily, "num_attention_heads", implemented, "query heads per layer"},
+    {kLlamaFamily, "num_key_value_heads", implemented, "key/value heads (grouped-query)"},
+    {kLlamaFamily, "head_dim", implemented, "per-head width (hidden_size / heads if absent)"},
+    {kLlamaFamily, "hidden_act", implemented, "gate activation"},
+    {kLlamaFamily, "max_position_embeddings", implemented, "dynamic rope's reference length"},
+    {kLlamaFamily, "rms_norm_eps", implemented, "RMSNorm epsilon"},
+    {kLlamaFamily, "rope_theta", implemented, "rotary base"},
+    {kLlamaFamily, "rope_scaling", implemented,
+     "default, linear, dynamic, llama3; other rope types are refused when read"},
+    {kLlamaFamily, "partial_rotary_factor", refused,
+     "rotates only part of each head; attnviz rotates all of it", "1|1.0", "0.5"},
+    {"llama", "attention_bias", implemented, "biases on q/k/v/o"},
+    {"llama", "mlp_bias", implemented, "biases on the feed-forward"},
+    {"mistral", "attention_bias", no_effect, "MistralConfig has no such field: no biases"},
+    {"mistral", "mlp_bias", no_effect, "MistralConfig has no such field: no biases"},
+    {"llama", "pretraining_tp", no_effect,
+     "splits the same matmuls into slices: the same values up to float rounding"},
+    {"mistral qwen2", "sliding_window", implemented,
+     "keys older than the window are masked (Qwen2: only with use_sliding_window)"},
+    {"qwen2", "use_sliding_window", implemented, "false: no layer has a window"},
+    {"qwen2", "max_window_layers", implemented,
+     "without layer_types, layers from this one on use the window"},
+    {"qwen2", "layer_types", implemented, "full_attention or sliding_attention, per layer"},
+
+    // --- BART, Marian -----------------------------------------------------------
+    {kBartFamily, "vocab_size", implemented, "rows of the shared embeddings"},
+    {kBartFamily, "max_position_embeddings", implemented, "positions (BART: learned, offset 2)"},
+    {kBartFamily, "d_model", implemented, "width of the residual stream"},
+    {kBartFamily, "encoder_layers", implemented, "encoder layers"},
+    {kBartFamily, "encoder_ffn_dim", implemented, "encoder feed-forward width"},
+    {kBartFamily, "encoder_attention_heads", implemented, "encoder heads"},
+    {kBartFamily, "decoder_layers", implemented, "decoder layers"},
+    {kBartFamily, "decoder_ffn_dim", implemented, "decoder feed-forward width"},
+    {kBartFamily, "decoder_attention_heads", implemented, "decoder and cross-attention heads"},
+    {kBartFamily, "activation_function", implemented, "feed-forward activation"},
+    {kBartFamily, "scale_embedding", implemented,
+     "true: embeddings times sqrt(d_model) (false if absent, Marian too)"},
+    {kBartFamily, "num_hidden_layers", no_effect, "a copy of encoder_layers"},
+    {"marian", "decoder_vocab_size", implemented, "rows of the decoder's embeddings"},
+    {"marian", "share_encoder_decoder_embeddings", implemented,
+     "false: the decoder has its own embeddings (decoder.embed_tokens)"},
+    {kBartFamily, "normalize_before", refused,
+     "pre-norm layers (mBART-style); attnviz runs BART's post-norm", "false", "true"},
+    {kBartFamily, "add_final_layer_norm", refused,
+     "a final LayerNorm per stack (mBART-style); attnviz runs BART's layers without it", "false",
+     "true"},
+    {"bart", "static_position_embeddings", refused,
+     "sinusoidal positions in an old BART config; attnviz runs learned ones", "false", "true"},
+    {"marian", "static_position_embeddings", no_effect,
+     "old MarianConfig field: Marian's positions are sinusoidal, as attnviz runs them"},
+    {kBartFamily, "normalize_embedding", no_effect,
+     "old BartConfig field; the embedding LayerNorm is always there"},
+    {kBartFamily, "add_bias_logits", no_effect, kHead},
+    {kBartFamily, "extra_pos_embeddings", no_effect,
+     "old BartConfig field; the position offset is 2, as modeling_bart fixes it"},
+
+    // --- T5 ---------------------------------------------------------------------
+    {"t5", "vocab_size", implemented, "rows of the shared embeddings"},
+    {"t5", "d_model", implemented, "width of the residual stream"},
+    {"t5", "d_kv", implemented, "per-head width"},
+    {"t5", "d_ff", implemented, "feed-forward width"},
+    {"t5", "num_layers", implemented, "encoder layers"},
+    {"t5", "num_decoder_layers", implemented, "decoder layers (num_layers if absent)"},
+    {"t5", "num_heads", implemented, "heads"},
+    {"t5", "relative_attention_num_buckets", implemented, "relative position buckets"},
+    {"t5", "relative_attention_max_distance", implemented, "largest distance bucketed apart"},
+    {"t5", "layer_norm_epsilon", implemented, "RMSNorm epsilon"},
+    {"t5", "feed_forward_proj", implemented, "ACT or gated-ACT (gated-gelu: gelu_new)"},
+    {"t5", "dense_act_fn", implemented, "when present, overrides feed_forward_proj's activation"},
+    {"t5", "is_gated_act", implemented, "when present, overrides feed_forward_proj's gating"},
+    {"t5", "n_positions", no_effect, "old field modeling_t5 does not read"},
+};
+
+const std::vector<std::string> kModelTypes = {"bert",       "roberta", "electra", "albert",
+                                              "distilbert", "gpt2",    "llama",   "mistral",
+                                              "qwen2",      "bart",    "marian",  "t5"};
+
+bool applies_to(const ConfigKey& key, const std::string& model_type) {
+    std::istringstream types(key.model_types);
+    for (std::string type; types >> type;)
+        if (type == model_type) return true;
+    return false;
+}
+
+// null counts as absent, as it does for every key ConfigReader reads
+bool is_no_op(const ConfigKey& key, const nlohmann::json& value) {
+    if (value.is_null()) return true;
+    std::string values = key.no_op ? key.no_op : "";
+    size_t start = 0;
+    while (start <= values.size()) {
+        const size_t end = std::min(values.find('|', start), values.size());
+        if (nlohmann::json::parse(values.substr(start, end - start)) == value) return true;
+        start = end + 1;
+    }
+    return false;
+}
+
+const char* use_name(KeyUse use) {
+    switch (use) {
+        case implemented:
+            return "implemented";
+        case refused:
+            return "refused";
+        case no_effect:
+            return "no effect";
+    }
+    return "";
+}
+
+}  // namespace
+
+std::span<const ConfigKey> config_keys() { return kKeys; }
+
+const std::vector<std::string>& config_key_model_types() { return kModelTypes; }
+
+const ConfigKey* find_config_key(const std::string& model_type, const std::string& name) {
+    const ConfigKey* shared = nullptr;
+    for (const ConfigKey& key : kKeys) {
+        if (name != key.name) continue;
+        if (applies_to(key, model_type)) return &key;
+        if (std::string(key.model_types) == "*" && !shared) shared = &key;
+    }
+    return shared;
+}
+
+std::vector<std::string> check_config_keys(const ConfigReader& reader,
+                                           const std::string& model_type) {
+    std::vector<std::string> warnings;
+    for (const auto& [name, value] : reader.json().items()) {
+        const ConfigKey* key = find_config_key(model_type, name);
+        if (!key) {
+            warnings.push_back(reader.file() + ": key \"" + name + "\" is unknown to attnviz for " +
+                               model_type +
+                               "; if it changes the forward pass, the views may "
+                               "differ from transformers");
+        } else if (key->use == refused && !is_no_op(*key, value)) {
+            throw Error(reader.file() + ": \"" + name + "\" is " + value.dump() +
+                        ", not supported: " + key->reason);
+        }
+    }
+    return warnings;
+}
+
+std::string config_keys_markdown() {
+    std::ostringstream out;
+    out << "# config.json keys\n\n"
+           "<!-- Generated from src/model/config_keys.cpp by tests/model/config_keys_test.cpp "
+           "(ATTNVIZ_UPDATE_DOCS=1 rewrites it); do not edit by hand. -->\n\n"
+           "Every config.json key attnviz knows, per architecture: **implemented** (read and "
+           "honoured as transformers honours it), **refused** (it changes the forward pass and "
+           "attnviz does not run it: loading stops with a one-line error naming the file, the "
+           "key and its value, exit code 1, unless the value is one that changes nothing or "
+           "null), or "
+           "**no effect** (it changes nothing attnviz shows). A key attnviz does not know gets a "
+           "warning on stderr and is ignored.\n\n"
+           "tests/model/config_keys_test.cpp checks that every field of transformers' "
+           "configuration class for each architecture (tests/data/config_fields, extracted by "
+           "tools/reference/extract_config_fields.py) is in this list.\n";
+    const auto write_rows = [&out](std::vector<const ConfigKey*> keys) {
+        out << "\n| key | attnviz | what it does |\n| --- | --- | --- |\n";
+        std::stable_sort(keys.begin(), keys.end(), [](const ConfigKey* a, const ConfigKey* b) {
+            return static_cast<int>(a->use) < static_cast<int>(b->use);
+        });
+        for (const ConfigKey* key : keys) {
+            out << "| `" << key->name << "` | " << use_name(key->use);
+            if (key->use == refused) {
+                std::string accepted = key->no_op;
+                for (size_t bar; (bar = accepted.find('|')) != std::string::npos;)
+                    accepted.replace(bar, 1, "` or `");
+                out << " (accepted: `" << accepted << "`)";
+            }
+            out << " | " << key->reason << " |\n";
+        }
+    };
+    std::vector<const ConfigKey*> shared;
+    for (const ConfigKey& key : kKeys)
+        if (std::string(key.model_types) == "*") shared.push_back(&key);
+    out << "\n## Every architecture\n\nUnless an architecture's own table below lists the key.\n";
+    write_rows(shared);
+    for (const std::string& type : kModelTypes) {
+        std::vector<const ConfigKey*> own;
+        for (const ConfigKey& key : kKeys)
+            if (applies_to(key, type)) own.push_back(&key);
+        out << "\n## " << type << "\n";
+        write_rows(own);
+    }
+    return out.str();
+}
+
+}  // namespace attnviz::model

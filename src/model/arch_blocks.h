@@ -35,8 +35,8 @@ void keep_queries_keys(AttentionBlock& block, int layer, const float* queries, i
 
 // Stores this layer's additive score bias in block.score_bias (when the block
 // keeps queries and keys and its score_form is scaled_dot_plus_bias), in the
-// trace's form: score_scale * bias (attention adds the call's bias before the
-// scale), -inf for padding keys. One copy serves all layers while every layer's
+// trace's form: layer_score_scale(layer) * bias (attention adds the call's bias
+// before the scale), -inf for padding keys. One copy serves all layers while every layer's
 // bias is the same; layers must come in order 0, 1, ... (as every forward runs them).
 void keep_score_bias(AttentionBlock& block, int layer, const float* bias, const uint8_t* key_mask);
 

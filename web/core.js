@@ -200,16 +200,27 @@ function makeBlock(b, index, streams, sequences) {
   };
   // The numbers to print. Resolves to a function (head, q, k) => the stored
   // exact weight of layer li (head: index into block.heads, as in levels):
-  // the float32 weight correctly rounded to 3 significant digits, so that
-  // formatWeight prints the trace's own digits. Decoded on first need, then
-  // also kept in block.loadedExact[li] for synchronous use.
+  // for weights of 0.001 or more the float32 weight correctly rounded to 3
+  // significant digits, so that formatWeight prints the trace's own digits;
+  // for smaller non-zero weights a value below 0.001 (formatWeight prints
+  // "<0.001"): the middle of what both streams allow, off by less than 0.0005.
+  // Decoded on first need (after the layer's levels), then also kept in
+  // block.loadedExact[li] for synchronous use.
   block.exact = (li) => {
     if (!pendingExact[li]) {
       const cells = nh * nq * nk;
-      pendingExact[li] = inflate(base64Bytes(streams[b.exact[li]])).then((bytes) => {
+      pendingExact[li] = Promise.all([block.layer(li), inflate(base64Bytes(streams[b.exact[li]]))]).then(([layer, bytes]) => {
         const table = decimalValues(), codes = new Uint16Array(cells);
         for (let i = 0; i < cells; i++) codes[i] = (bytes[i] << 8) | bytes[cells + i];
-        const at = (head, q, k) => table[codes[(head * nq + q) * nk + k]];
+        const below = (i) => {
+          const step = layer.rowMax[Math.floor(i / nk)] / 255, level = layer.levels[i];
+          const low = Math.max(0, (level - 0.5) * step), high = Math.min(0.001, (level + 0.5) * step);
+          return high > low && high > 0 ? (low + high) / 2 : 0.0005;
+        };
+        const at = (head, q, k) => {
+          const i = (head * nq + q) * nk + k, code = codes[i];
+          return code === 1 ? below(i) : table[code];
+        };
         block.loadedExact[li] = at;
         return at;
       });
@@ -439,34 +450,37 @@ function fitCanvas(canvas, width, height) {
 // ---- numbers ----------------------------------------------------------------------
 
 // Code -> value of the exact streams (src/viz/codec.h decimal3_code): code
-// (e << 10) | m is m × 10^(e - 50), m in 100..999; 0 is 0; anything else NaN.
-// Each value is the double nearest the decimal, so toPrecision(3) gives its digits back.
+// (e << 10) | m is m × 10^(e - 50), m in 100..999; 0 is 0; 1 is "below
+// 0.001" (block.exact estimates it); anything else NaN. Each value is the
+// double nearest the decimal, so toPrecision(3) gives its digits back.
 let decimalTable = null;
 function decimalValues() {
   if (decimalTable) return decimalTable;
   decimalTable = new Float64Array(65536).fill(NaN);
   decimalTable[0] = 0;
-  for (let e = 0; e < 64; e++)
+  for (let e = 45; e < 64; e++)
     for (let m = 100; m < 1000; m++) decimalTable[(e << 10) | m] = parseFloat(m + "e" + (e - 50));
   return decimalTable;
 }
 
-// A weight from block.exact as printed: its 3 significant digits, in
-// exponent notation below 0.001 ("3.21e-5"), "0" only for an exact zero.
-// Every digit printed is the float32 weight's own (rounded once, to nearest).
+// A weight from block.exact as printed: its 3 significant digits ("0.0123",
+// "0.456", "1.00"), exact to the digits printed (the float32 weight rounded
+// once, to nearest); "<0.001" for a non-zero weight below 0.001; "0" only for
+// an exact zero.
 function formatWeight(w) {
   if (w === 0) return "0";
   if (!Number.isFinite(w)) return "NaN";
-  return Math.abs(w) < 0.001 ? w.toExponential(2) : w.toPrecision(3);
+  return Math.abs(w) < 0.001 ? "<0.001" : w.toPrecision(3);
 }
 
-// A number computed from several weights (a mean of heads, a row
-// renormalized without special tokens): "≈" because the 3-digit inputs leave
-// it within about one unit of its last digit; label says what it is
-// ("mean of 12 heads"). Without a label, only the "≈" number (for tight spots,
-// where a readout or tooltip carries the label).
+// A number computed from several weights of block.exact (a mean of heads):
+// "≈" and 3 decimals, within 0.001 (one unit of its last digit) of the same
+// mean of the float32 weights, since each input is within 0.0005 and so is
+// the rounding; "<0.001" below 0.0005; "0" only for exact zeros. label says
+// what it is ("mean of 12 heads"); without one, only the number (for tight
+// spots, where a readout or tooltip carries the label).
 function formatAggregate(w, label) {
-  const text = "≈" + formatWeight(w);
+  const text = w === 0 ? "0" : !Number.isFinite(w) ? "NaN" : Math.abs(w) < 0.0005 ? "<0.001" : "≈" + w.toFixed(3);
   return label ? text + " (" + label + ")" : text;
 }
 function meanLabel(count, what) {

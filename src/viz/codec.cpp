@@ -237,8 +237,9 @@ uint16_t decimal3_code(float value) {
         mantissa = 100.0;
         ++scale;
     }
+    if (scale < -5) return kBelowThousandthCode;  // rounds below 0.00100
     const int biased = scale + kDecimalExponentBias;
-    if (biased < 0 || biased > 63) return kNotAProbabilityCode;
+    if (biased > 63) return kNotAProbabilityCode;
     return static_cast<uint16_t>((biased << 10) | static_cast<int>(mantissa));
 }
 

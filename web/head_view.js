@@ -481,7 +481,8 @@ function drawFocus(pane, block, layer, exact, qs, ks, shownHeads, focus, control
   const x1 = tokenWidth, x2 = tokenWidth + pane.middle, n = shownHeads.length;
   const buckets = 64, minimum = 1 / 255;
   let lines = 0;
-  ctx.lineWidth = shownHeads.length * (focus.side === "q" ? ks.length : qs.length) > 1000 ? THIN_LINE : 1.5;
+  const thin = shownHeads.length * (focus.side === "q" ? ks.length : qs.length) > 1000;
+  ctx.lineWidth = thin ? THIN_LINE : 1.5;
   const qPos = pane.qPos, kPos = pane.kPos;
   const y = (pos) => (pos + 0.5) * ROW_HEIGHT;
 
@@ -510,6 +511,11 @@ function drawFocus(pane, block, layer, exact, qs, ks, shownHeads, focus, control
         ctx.globalAlpha = 1;
       }
       if (x / n < minimum) return;
+      // Long inputs: a line with both ends over a tile away from the band is left out.
+      if (thin) {
+        const ya = y(qPos[q]), yb = y(kPos[k]);
+        if ((ya < top - TILE_HEIGHT || ya > bottom + TILE_HEIGHT) && (yb < top - TILE_HEIGHT || yb > bottom + TILE_HEIGHT)) return;
+      }
       const b = Math.min(buckets - 1, Math.round((x / n) * buckets));
       const path = paths[b] || (paths[b] = new Path2D());
       path.moveTo(x1, y(qPos[q]));

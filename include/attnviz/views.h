@@ -22,7 +22,7 @@ struct ViewOptions {
     // among `heads` (empty: all included). Applies to the block shown first.
     int open_layer = -1;
     std::vector<int> open_heads;
-    std::string title;        // page title; empty: "<model_id> attention"
+    std::string title;  // page title; empty: "<model_id> attention"
     std::string
         block;  // block shown first ("self", "encoder", "decoder", "cross"); empty: the first
     int zlib_level = 3;  // deflate level of the attention payload (1 fastest .. 12 smallest)

@@ -209,7 +209,8 @@ const std::array<double, 121>& powers_of_ten() {
     static const std::array<double, 121> table = [] {
         std::array<double, 121> out{};
         for (int k = -60; k <= 60; ++k)
-            out[static_cast<size_t>(k + 60)] = std::strtod(("1e" + std::to_string(k)).c_str(), nullptr);
+            out[static_cast<size_t>(k + 60)] =
+                std::strtod(("1e" + std::to_string(k)).c_str(), nullptr);
         return out;
     }();
     return table;
@@ -220,7 +221,7 @@ double power_of_ten(int k) { return powers_of_ten()[static_cast<size_t>(k + 60)]
 uint16_t decimal3_code(float value) {
     if (value == 0.0f) return 0;  // +0 and -0
     if (!(value > 0.0f) || !std::isfinite(value)) return kNotAProbabilityCode;
-    const double exact = value;  // every float is a double
+    const double exact = value;                                       // every float is a double
     int scale = static_cast<int>(std::floor(std::log10(exact))) - 2;  // m = exact / 10^scale
     double scaled = exact / power_of_ten(scale);
     if (scaled >= 1000.0) scaled = exact / power_of_ten(++scale);

@@ -201,8 +201,9 @@ std::vector<std::string> encode_streams(const std::vector<StreamJob>& jobs, int 
                 queries_keys ? queries_keys_bytes(*job.block, job.layer, *job.heads)
                 : job.kind == StreamKind::score_bias
                     ? score_bias_bytes(*job.block, job.layer, *job.heads)
-                : job.kind == StreamKind::exact ? exact_bytes(*job.block, job.layer, *job.heads)
-                                                : attention_bytes(*job.block, job.layer, *job.heads);
+                : job.kind == StreamKind::exact
+                    ? exact_bytes(*job.block, job.layer, *job.heads)
+                    : attention_bytes(*job.block, job.layer, *job.heads);
             // Query/key bytes are noise-like: deflate barely shrinks them at
             // any level, so they take the fastest.
             streams[i] = base64_encode(deflate_bytes(raw, queries_keys ? 1 : zlib_level));
@@ -245,7 +246,8 @@ nlohmann::json open_selection(const AttentionTrace& trace, const AttentionBlock&
     for (int head : options.open_heads)
         if (!has(heads, head))
             throw Error("the page cannot open on head " + std::to_string(head) +
-                        ": it includes heads " + joined(heads) + " of block \"" + block.name + "\"");
+                        ": it includes heads " + joined(heads) + " of block \"" + block.name +
+                        "\"");
     nlohmann::json open = {{"layer", options.open_layer >= 0 ? options.open_layer : layers.front()},
                            {"heads", options.open_heads.empty() ? heads : options.open_heads}};
     return open;

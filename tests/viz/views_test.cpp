@@ -122,9 +122,10 @@ TEST(Codec, QuantizedRowsStayWithinHalfAStep) {
 // The printed digits of a weight are printf's "%.2e" of the float (glibc rounds
 // the exact binary value to nearest): the reference for every code.
 TEST(Codec, Decimal3CodesAreTheFloatsCorrectlyRoundedDigits) {
-    std::vector<float> values = {1.0f,     0.5f,    0.03125f, 0.0625f, 0.9995f, 0.99949998f,
-                                 0.1235f,  1e-3f,   9.995e-4f, 1.4e-45f, 1.17549435e-38f,
-                                 3.4e-39f, 2.5e-7f, 0.12345f, 0.000999999f, 0.0012345f};
+    std::vector<float> values = {1.0f,      0.5f,        0.03125f,        0.0625f,
+                                 0.9995f,   0.99949998f, 0.1235f,         1e-3f,
+                                 9.995e-4f, 1.4e-45f,    1.17549435e-38f, 3.4e-39f,
+                                 2.5e-7f,   0.12345f,    0.000999999f,    0.0012345f};
     testing::Random random(5);
     for (int i = 0; i < 200000; ++i) {
         // log-uniform over 1e-4 .. 1, and over float32's whole range below 1 (subnormals too)
@@ -229,25 +230,29 @@ TEST(Html, PayloadDecodesBackToTheTraceWithinTheStep) {
 // float32; smaller non-zero weights as "below 0.001", never as 0.
 TEST(Html, ExactStreamHoldsEveryWeightToThreeDigits) {
     const AttentionTrace trace = testing::encoder_decoder_trace();
-    const nlohmann::json payload = payload_of(render_html(trace, options({View::head}, {}, {2, 0})));
+    const nlohmann::json payload =
+        payload_of(render_html(trace, options({View::head}, {}, {2, 0})));
     for (size_t b = 0; b < trace.blocks.size(); ++b) {
         const AttentionBlock& block = trace.blocks[b];
         const nlohmann::json& meta = payload["meta"]["blocks"][b];
         ASSERT_EQ(meta["exact"].size(), meta["layers"].size());
         const size_t nq = block.n_queries, nk = block.n_keys, cells = 2 * nq * nk;
         for (int layer = 0; layer < block.n_layers; ++layer) {
-            const std::vector<uint8_t> bytes = stream_bytes(payload, meta["exact"][layer].get<int>());
+            const std::vector<uint8_t> bytes =
+                stream_bytes(payload, meta["exact"][layer].get<int>());
             ASSERT_EQ(bytes.size(), 2 * cells);
             for (size_t i = 0; i < cells; ++i) {
                 const uint16_t code = static_cast<uint16_t>((bytes[i] << 8) | bytes[cells + i]);
                 const int head = i < nq * nk ? 2 : 0;  // heads in the chosen order
                 const size_t q = (i / nk) % nq, k = i % nk;
-                const double exact = block.prob(layer, head, q, k), shown = viz::decimal3_value(code);
+                const double exact = block.prob(layer, head, q, k),
+                             shown = viz::decimal3_value(code);
                 if (exact == 0) {
                     EXPECT_EQ(shown, 0.0);
                     continue;
                 }
-                if (code == viz::kBelowThousandthCode) {  // "<0.001", for weights that print below it
+                if (code ==
+                    viz::kBelowThousandthCode) {  // "<0.001", for weights that print below it
                     ASSERT_LT(exact, 0.0009995) << block.name << " layer " << layer;
                     continue;
                 }
@@ -286,7 +291,8 @@ TEST(Html, OpenSelectionIsAmongTheIncludedLayersAndHeads) {
         render_html(trace, chosen);
         FAIL() << "layer 0 is not included";
     } catch (const Error& e) {
-        EXPECT_STREQ(e.what(), "the page cannot open on layer 0: it includes layers 1 of block \"self\"");
+        EXPECT_STREQ(e.what(),
+                     "the page cannot open on layer 0: it includes layers 1 of block \"self\"");
     }
 }
 

@@ -532,7 +532,7 @@ function drawFocus(pane, block, layer, exact, qs, ks, shownHeads, focus, control
   if (exact) {
     const numbers = new Map(), approximate = n > 1 || controls.hideSpecial;
     others.forEach((other, o) => numbers.set(other, approximate ? formatAggregate(sums[o] / n) : formatWeight(sums[o])));
-    pane.setNumbers(fromQuery ? "k" : "q", numbers);
+    pane.setNumbers(fromQuery ? "k" : "q", numbers, { top, bottom });
   } else {
     pane.setNumbers(fromQuery ? "k" : "q", null);
   }

@@ -63,13 +63,34 @@ function makeTokenPane(parent, onHover, onClick) {
     return { ctx, top, bottom: top + bandHeight };
   };
 
-  // Clears the numbers shown beside tokens, then sets those given.
-  pane.setNumbers = (side, values) => {
+  // Clears the numbers shown beside tokens, then sets those given. With band
+  // ({ top, bottom } in pixels, as pane.begin returns), only the tokens within
+  // a screen of it change now and the rest once the pane has been still for a
+  // moment: while scrolling with a hovered token, hundreds of off-screen
+  // numbers would otherwise change (and be laid out) every frame.
+  // scroll.dataset.numbers says "all" once every number is set.
+  const deferred = { q: 0, k: 0 };
+  pane.setNumbers = (side, values, band) => {
     const nodes = side === "q" ? pane.qNodes : pane.kNodes;
-    for (const [index, node] of nodes) {
-      const text = values && values.has(index) ? values.get(index) : "";
-      if (node.number.textContent !== text) node.number.textContent = text;
+    clearTimeout(deferred[side]);
+    const set = (near) => {
+      for (const [index, node] of nodes) {
+        if (near) {
+          const y = parseFloat(node.style.top);
+          if (y < band.top - 800 || y > band.bottom + 800) continue;
+        }
+        const text = values && values.has(index) ? values.get(index) : "";
+        if (node.number.textContent !== text) node.number.textContent = text;
+      }
+    };
+    if (!band || nodes.size <= 100) {
+      set(false);
+      scroll.dataset.numbers = "all";
+      return;
     }
+    set(true);
+    scroll.dataset.numbers = "band";
+    deferred[side] = setTimeout(() => { set(false); scroll.dataset.numbers = "all"; }, 150);
   };
   pane.highlight = (focus) => {
     for (const node of rows.querySelectorAll(".av-focus")) node.classList.remove("av-focus");

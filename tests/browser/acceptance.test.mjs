@@ -231,7 +231,8 @@ await test("head view numbers: 200+ random cells against the npz, exact to their
   };
   const handle = await panel.elementHandle();
   const waitNumbers = (side) => page.waitForFunction(([node, side]) =>
-    node.dataset.exact === "1" && [...node.querySelectorAll(".av-col-" + side + " .av-w")].some((w) => w.textContent !== ""),
+    node.dataset.exact === "1" && node.querySelector(".av-scroll").dataset.numbers === "all" &&
+    [...node.querySelectorAll(".av-col-" + side + " .av-w")].some((w) => w.textContent !== ""),
   [handle, side]);
 
   for (let round = 0; round < 6; round++) {

@@ -19,6 +19,7 @@ const LINE_MASS = 0.9;
 const FULL_SCAN_CELLS = 40000;  // per head: 200 x 200 tokens
 const SUMMARY_KEYS = 8;
 const THIN_LINE = 0.75;
+const LONG_LINE_ROWS = 40;
 const TILE_HEIGHT = 400;
 const MINIMAP_WIDTH = 72;
 
@@ -49,7 +50,7 @@ function createHeadView(context, panel, options) {
   );
   pane.scroll.addEventListener("scroll", () => store.setState({}), { passive: true });
   const minimap = h("canvas", "av-minimap", body);
-  minimap.title = "Where this layer's attention goes: queries down, keys across (mean of the shown heads). Click to scroll.";
+  minimap.title = "Where this layer's attention goes: queries down, keys across (the largest of the shown heads). Click to scroll.";
   minimap.addEventListener("click", (event) => {
     const rect = minimap.getBoundingClientRect();
     const fraction = (event.clientY - rect.top) / rect.height;
@@ -201,7 +202,7 @@ function createHeadView(context, panel, options) {
     const parts = ["Colour: " + controls.scale + ", " + (controls.scaling === "row" ? "per-row scaled (each query's largest weight is full colour)" : "one scale for all rows")];
     if (lineCache.bounded)
       parts.push("lines: each query's strongest keys (at most " + lineCache.perRow + " a head) up to " + Math.round(LINE_MASS * 100) +
-        "% of its weight, " + lineCache.kept + " lines; hover a token for all of its lines");
+        "% of its weight, within " + LONG_LINE_ROWS + " tokens: " + lineCache.kept + " lines (the minimap shows the rest; hover a token for all of its lines)");
     if (controls.hideSpecial) parts.push("special tokens hidden: rows renormalized over the rest");
     parts.push(qs.length + " × " + ks.length + " tokens");
     const text = parts.join(" · ");
@@ -271,6 +272,9 @@ function createHeadView(context, panel, options) {
             sum += level;
             if (kPos[k] < 0) continue;  // filtered out or hidden
             taken++;
+            // Lines over LONG_LINE_ROWS rows would be haze crossing every screen (and
+            // most of the drawing time): left out; the minimap and hovering show them.
+            if (Math.abs(yq - kPos[k]) > LONG_LINE_ROWS) continue;
             const b = bucket(level, mul);
             if (b >= 0) out.push(yq, kPos[k], b);
           }
@@ -337,9 +341,6 @@ function createHeadView(context, panel, options) {
       for (let j = 0; j < lines.length; j += 3) {
         const ya = lines[j] * ROW_HEIGHT + half, yb = lines[j + 1] * ROW_HEIGHT + half;
         if ((ya < top - 2 && yb < top - 2) || (ya > bottom + 2 && yb > bottom + 2)) continue;
-        // Long inputs: a line passing through with both ends over a tile away is
-        // left out (it would be haze, and most of the drawing time); the minimap shows it.
-        if (chosen.bounded && Math.min(Math.abs(ya - (top + bottom) / 2), Math.abs(yb - (top + bottom) / 2)) > TILE_HEIGHT) continue;
         const b = lines[j + 2];
         const path = paths[b] || (paths[b] = new Path2D());
         path.moveTo(0, ya);
@@ -356,8 +357,8 @@ function createHeadView(context, panel, options) {
   }
 
   // The minimap of the whole layer (all queries down, all keys across): per
-  // pixel the mean over the shown heads of each head's largest intensity
-  // there, in the heatmap colours; the rows in view are outlined.
+  // pixel the largest intensity of the shown heads there, in the heatmap
+  // colours; the rows in view are outlined.
   function drawMinimap(block, layer, qs, ks, shownHeads, settings) {
     const wanted = qs.length > 40;
     minimap.hidden = !wanted;
@@ -366,16 +367,16 @@ function createHeadView(context, panel, options) {
     const key = settings + "/" + controls.dark + "/" + height;
     if (mapCache.key !== key) {
       const summary = layerSummary(block, layer), width = summary.mapWidth, rows = block.nq;
-      const scales = rowScales(block, layer, controls), log = controls.scale === "log", n = shownHeads.length;
+      const scales = rowScales(block, layer, controls), log = controls.scale === "log";
       const image = new ImageData(width, rows), table = heatTable(controls.dark);
       for (let q = 0; q < rows; q++) {
         for (let c = 0; c < width; c++) {
-          let mean = 0;
+          let top = 0;
           for (const i of shownHeads) {
-            const row = i * block.nq + q;
-            mean += summary.map[row * width + c] * scales.intensity[row];
+            const row = i * block.nq + q, x = summary.map[row * width + c] * scales.intensity[row];
+            if (x > top) top = x;
           }
-          const t = Math.round(shade(mean / n, log) * 255) * 3, at = (q * width + c) * 4;
+          const t = Math.round(shade(top, log) * 255) * 3, at = (q * width + c) * 4;
           image.data[at] = table[t];
           image.data[at + 1] = table[t + 1];
           image.data[at + 2] = table[t + 2];

@@ -69,7 +69,11 @@ function makeTokenPane(parent, onHover, onClick) {
   // moment: while scrolling with a hovered token, hundreds of off-screen
   // numbers would otherwise change (and be laid out) every frame.
   // scroll.dataset.numbers says "all" once every number is set.
-  const deferred = { q: 0, k: 0 };
+  const deferred = { q: 0, k: 0 }, waiting = { q: false, k: false };
+  const settled = (side, done) => {
+    waiting[side] = !done;
+    scroll.dataset.numbers = waiting.q || waiting.k ? "band" : "all";
+  };
   pane.setNumbers = (side, values, band) => {
     const nodes = side === "q" ? pane.qNodes : pane.kNodes;
     clearTimeout(deferred[side]);
@@ -85,12 +89,12 @@ function makeTokenPane(parent, onHover, onClick) {
     };
     if (!band || nodes.size <= 100) {
       set(false);
-      scroll.dataset.numbers = "all";
+      settled(side, true);
       return;
     }
     set(true);
-    scroll.dataset.numbers = "band";
-    deferred[side] = setTimeout(() => { set(false); scroll.dataset.numbers = "all"; }, 150);
+    settled(side, false);
+    deferred[side] = setTimeout(() => { set(false); settled(side, true); }, 150);
   };
   pane.highlight = (focus) => {
     for (const node of rows.querySelectorAll(".av-focus")) node.classList.remove("av-focus");

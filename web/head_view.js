@@ -141,7 +141,7 @@ function createHeadView(context, panel, options) {
 
     const qs = visibleIndices(block.querySequence, filter.q, controls.hideSpecial);
     const ks = visibleIndices(block.keySequence, filter.k, controls.hideSpecial);
-    const tokenWidth = Math.min(260, Math.max(90, Math.max(tokenTextWidth(block.queryTokens, qs), tokenTextWidth(block.keyTokens, ks)) + 60));
+    const tokenWidth = Math.min(260, Math.max(90, Math.max(tokenTextWidth(block.queryTokens, qs), tokenTextWidth(block.keyTokens, ks)) + 72));  // room for the number chip
     pane.setTokens(state.filter + "/" + controls.hideSpecial, block.queryTokens, qs, block.keyTokens, ks, tokenWidth, MIDDLE_WIDTH);
 
     const pinnedFocus = state.pinned && (!state.hover || state.hover.side !== state.pinned.side);

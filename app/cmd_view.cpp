@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 
@@ -67,6 +68,8 @@ std::function<int()> setup(CLI::App& command) {
         TextFlags text;
         std::string views;  // empty: head,model for a page, head for a picture
         std::string layers, heads;
+        int open_layer = -1;
+        std::string open_heads;
         std::string output;
         std::string format;
         bool open = false;
@@ -81,6 +84,10 @@ std::function<int()> setup(CLI::App& command) {
                        "head,model; head for svg and png)");
     command.add_option("--layers", flags->layers, "layers to show, e.g. 0,3 (default: all)");
     command.add_option("--heads", flags->heads, "heads to show, e.g. 0,5,7 (default: all)");
+    command.add_option("--open-layer", flags->open_layer,
+                       "the layer the page opens on, one of --layers (default: the first)");
+    command.add_option("--open-heads", flags->open_heads,
+                       "the heads the page shows at first, e.g. 0,3, among --heads (default: all)");
     command.add_option("-o,--output", flags->output,
                        "the file to write (default: attention.html, .svg or .png); - for "
                        "standard output");
@@ -109,6 +116,27 @@ std::function<int()> setup(CLI::App& command) {
                                              : flags->views);
         if (!flags->layers.empty()) options.layers = parse_int_list(flags->layers, "--layers");
         if (!flags->heads.empty()) options.heads = parse_int_list(flags->heads, "--heads");
+        options.open_layer = flags->open_layer;
+        if (!flags->open_heads.empty())
+            options.open_heads = parse_int_list(flags->open_heads, "--open-heads");
+        const auto has = [](const std::vector<int>& set, int value) {
+            return std::find(set.begin(), set.end(), value) != set.end();
+        };
+        if (flags->open_layer < -1 || (flags->open_layer >= 0 && !options.layers.empty() &&
+                                       !has(options.layers, flags->open_layer)))
+            throw UsageError("--open-layer " + std::to_string(flags->open_layer) +
+                             " is not one of the layers the page includes (--layers " +
+                             flags->layers + ")");
+        for (int head : options.open_heads)
+            if (!options.heads.empty() && !has(options.heads, head))
+                throw UsageError("--open-heads: head " + std::to_string(head) +
+                                 " is not one of the heads the page includes (--heads " +
+                                 flags->heads + ")");
+        if (format != "html" && (flags->open_layer >= 0 || !options.open_heads.empty()))
+            throw UsageError(
+                "--open-layer and --open-heads choose what a page opens on; "
+                "--format " +
+                format + " draws --layers and --heads");
         if (format != "html") {
             if (flags->fragment) throw UsageError("--fragment needs --format html");
             if (options.views.size() != 1)
@@ -130,6 +158,17 @@ std::function<int()> setup(CLI::App& command) {
                                           View::neuron) != options.views.end();
         AttentionTrace trace = trace_text(model, flags->text, run);
         trace.model_id = model_label(flags->model);
+        // Without --layers / --heads the page includes all: check against the model.
+        const AttentionBlock& shown = trace.blocks.front();
+        if (flags->open_layer >= shown.n_layers)
+            throw UsageError("--open-layer " + std::to_string(flags->open_layer) +
+                             " is out of range: the model has " + std::to_string(shown.n_layers) +
+                             " layers");
+        for (int head : options.open_heads)
+            if (head < 0 || head >= shown.n_heads)
+                throw UsageError("--open-heads: head " + std::to_string(head) +
+                                 " is out of range: the model has " +
+                                 std::to_string(shown.n_heads) + " heads");
 
         if (format == "html") {
             write_output(output, flags->fragment ? render_html_fragment(trace, options)

@@ -65,13 +65,94 @@ async function inflate(bytes) {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-// "##ing" -> "ing", "Ġthe" -> "the", "▁the" -> "the"; the raw token stays in the tooltip.
-function prettyToken(raw, display) {
+// How a token is shown. Default: prettified, "##ing" -> "ing", "Ġthe" -> "the",
+// "▁the" -> "the" (or the tokenizer's display text); with markers, the raw
+// token ("##ing", "Ġthe"), so that "D as H aus" reads as "▁D as ▁H aus".
+// Pieces of a character (byte-level BPE pieces of an emoji or CJK, whose
+// display is "�") show their bytes, "<F0 9F>", and the valid UTF-8 in them.
+// The raw token stays in the tooltip.
+function tokenText(raw, display, markers) {
+  if (markers) {
+    if ((display || "").includes("\uFFFD") || isBytePieceRaw(raw)) return bytePieceText(raw, true);
+    // Byte-level BPE spells "Ġ日" as "ĠæĹ¥": show the characters when that is what the decoder read.
+    if (display && display !== raw) {
+      const decoded = bytePieceText(raw, true);
+      if (decoded.replace(/Ġ/g, " ") === display) return decoded;
+    }
+    return visibleBlank(raw);
+  }
   let text = display != null && display !== "" ? display : raw;
   if (text === raw) text = raw.replace(/^##/, "").replace(/[Ġ▁]/g, " ").replace(/Ċ/g, "\n");
+  if (text.includes("\uFFFD")) text = bytePieceText(raw, false);
   const trimmed = text.trim();
   if (trimmed !== "") return trimmed;
   return text.includes("\n") ? "↵" : "␣";
+}
+function visibleBlank(text) {
+  return text.trim() === "" ? (text.includes("\n") ? "↵" : "␣") : text;
+}
+
+// GPT-2's byte-level alphabet: bytes 33..126, 161..172, 174..255 are
+// themselves; the other 68 bytes are U+0100 onwards, in byte order.
+let byteOfChar = null;
+function byteLevelMap() {
+  if (byteOfChar) return byteOfChar;
+  byteOfChar = new Map();
+  let shifted = 0;
+  for (let b = 0; b < 256; b++) {
+    const self = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+    byteOfChar.set(String.fromCodePoint(self ? b : 256 + shifted++), b);
+  }
+  return byteOfChar;
+}
+function isBytePieceRaw(raw) {
+  return /^<0x[0-9A-Fa-f]{2}>$/.test(raw);
+}
+// The bytes of a byte-level or byte-fallback token, as text where they are
+// valid UTF-8 and as "<E6 97>" where they are pieces of a character.
+function bytePieceText(raw, markers) {
+  const fallback = raw.match(/^<0x([0-9A-Fa-f]{2})>$/);
+  let bytes;
+  if (fallback) bytes = [parseInt(fallback[1], 16)];
+  else {
+    const map = byteLevelMap();
+    bytes = [];
+    for (const c of raw) {
+      if (!map.has(c)) return raw;  // not a byte-level token: show it as it is
+      bytes.push(map.get(c));
+    }
+  }
+  let out = "", pending = [];
+  const flush = () => {
+    if (pending.length) out += "<" + pending.map((b) => b.toString(16).toUpperCase().padStart(2, "0")).join(" ") + ">";
+    pending = [];
+  };
+  for (let i = 0; i < bytes.length;) {
+    const lead = bytes[i];
+    const length = lead < 0x80 ? 1 : (lead >> 5) === 6 ? 2 : (lead >> 4) === 14 ? 3 : (lead >> 3) === 30 ? 4 : 0;
+    let valid = length > 0 && i + length <= bytes.length;
+    for (let j = 1; valid && j < length; j++) valid = (bytes[i + j] & 0xc0) === 0x80;
+    if (!valid) { pending.push(lead); i++; continue; }
+    flush();
+    const text = new TextDecoder().decode(new Uint8Array(bytes.slice(i, i + length)));
+    // The byte-level space: "Ġ" with markers, dropped at the start without.
+    out += text === " " ? (markers ? "Ġ" : out === "" ? "" : " ") : text;
+    i += length;
+  }
+  flush();
+  return out === "" ? "␣" : out;
+}
+
+// The shared "show subword markers" setting; views rebuild token text when
+// tokenTextVersion changes (makeTokenPane compares it).
+let tokenTextVersion = 0;
+function setTokenMarkers(trace, markers) {
+  for (const sequence of trace.sequences)
+    for (const token of sequence.tokens) {
+      token.shown = tokenText(token.raw, token.display, markers);
+      token.width = null;
+    }
+  tokenTextVersion++;
 }
 
 function makeTrace(payload) {
@@ -79,7 +160,7 @@ function makeTrace(payload) {
   const sequences = meta.sequences.map((sequence) => {
     const tokens = sequence.tokens.map((t) => ({
       raw: t[0], display: t[1], id: t[2], segment: t[3], special: t[4] === 1,
-      shown: prettyToken(t[0], t[1]),
+      shown: tokenText(t[0], t[1], false),
     }));
     const bStart = tokens.findIndex((t) => t.segment === 1);
     return { name: sequence.name, texts: sequence.texts, tokens, bStart };
@@ -99,9 +180,9 @@ function makeBlock(b, index, streams, sequences) {
     // false when the model's score is not scale × q·k + a bias (the neuron view says so)
     decomposable: b.scoreForm !== "not_decomposable", hasBias: Array.isArray(b.scoreBias),
     scoreScales: b.scoreScales || null,  // per shown layer, when the scale differs by layer (GPT-2)
-    loaded: [], loadedQK: [], loadedBias: [],
+    loaded: [], loadedQK: [], loadedBias: [], loadedExact: [],
   };
-  const pending = [], pendingQK = [], pendingBias = [];
+  const pending = [], pendingQK = [], pendingBias = [], pendingExact = [];
   // Resolves to { rowMax: Float32Array [nh][nq], levels: Uint8Array [nh][nq][nk] }.
   block.layer = (li) => {
     if (!pending[li]) {
@@ -116,6 +197,35 @@ function makeBlock(b, index, streams, sequences) {
       });
     }
     return pending[li];
+  };
+  // The numbers to print. Resolves to a function (head, q, k) => the stored
+  // exact weight of layer li (head: index into block.heads, as in levels):
+  // for weights of 0.001 or more the float32 weight correctly rounded to 3
+  // significant digits, so that formatWeight prints the trace's own digits;
+  // for smaller non-zero weights a value below 0.001 (formatWeight prints
+  // "<0.001"): the middle of what both streams allow, off by less than 0.0005.
+  // Decoded on first need (after the layer's levels), then also kept in
+  // block.loadedExact[li] for synchronous use.
+  block.exact = (li) => {
+    if (!pendingExact[li]) {
+      const cells = nh * nq * nk;
+      pendingExact[li] = Promise.all([block.layer(li), inflate(base64Bytes(streams[b.exact[li]]))]).then(([layer, bytes]) => {
+        const table = decimalValues(), codes = new Uint16Array(cells);
+        for (let i = 0; i < cells; i++) codes[i] = (bytes[i] << 8) | bytes[cells + i];
+        const below = (i) => {
+          const step = layer.rowMax[Math.floor(i / nk)] / 255, level = layer.levels[i];
+          const low = Math.max(0, (level - 0.5) * step), high = Math.min(0.001, (level + 0.5) * step);
+          return high > low && high > 0 ? (low + high) / 2 : 0.0005;
+        };
+        const at = (head, q, k) => {
+          const i = (head * nq + q) * nk + k, code = codes[i];
+          return code === 1 ? below(i) : table[code];
+        };
+        block.loadedExact[li] = at;
+        return at;
+      });
+    }
+    return pendingExact[li];
   };
   // Resolves to { qScale, kScale: Float32Array, q, k: Int8Array [nh][n][headDim] }.
   block.queriesKeys = (li) => {
@@ -212,11 +322,22 @@ function filtersOf(trace) {
 
 // ---- colours -------------------------------------------------------------------
 
-// Hues a golden angle apart with three lightness steps: distinct for 16+ heads.
-function headColor(head) {
+// Hues a golden angle apart with three lightness steps: distinct for 16+
+// heads. Lighter on a dark background (dark: controls.dark), where the light
+// theme's darkest step would vanish.
+function headColor(head, dark) {
   const hue = (head * 137.508) % 360;
-  const lightness = head % 3 === 0 ? 45 : head % 3 === 1 ? 58 : 36;
-  return "hsl(" + hue.toFixed(1) + ", 72%, " + lightness + "%)";
+  const step = head % 3;
+  const lightness = dark ? [62, 74, 54][step] : [45, 58, 36][step];
+  return "hsl(" + hue.toFixed(1) + ", " + (dark ? 80 : 72) + "%, " + lightness + "%)";
+}
+
+// Text colour readable on a background of r, g, b (0..255): black or white by
+// the background's relative luminance (WCAG), for numbers drawn on colour.
+function textColorOn(r, g, b) {
+  const linear = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); };
+  const luminance = 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+  return luminance > 0.179 ? "#000000" : "#ffffff";
 }
 
 // Heatmap colour tables (256 entries of r, g, b): white to dark blue in the
@@ -236,8 +357,12 @@ function heatTable(dark) {
 // ---- store ---------------------------------------------------------------------
 
 // One state object per view; setState merges a patch and queues one redraw
-// per animation frame however many patches arrive.
-function makeStore(initial, draw) {
+// per animation frame however many patches arrive. With panel, a view whose
+// panel is not rendered (a hidden tab, a closed detail) is never drawn: the
+// redraw waits, and wakeHiddenStores() runs it once the panel shows. A hidden
+// canvas has no size to bound its work, so drawing it could take seconds.
+const sleepingStores = new Set();
+function makeStore(initial, draw, panel) {
   const state = Object.assign({}, initial);
   let queued = false;
   const store = {
@@ -248,11 +373,63 @@ function makeStore(initial, draw) {
       queued = true;
       requestAnimationFrame(() => {
         queued = false;
+        if (panel && !isRendered(panel)) {
+          sleepingStores.add(store);
+          return;
+        }
         draw(state);
       });
     },
+    panel,
   };
   return store;
+}
+function isRendered(node) {
+  return node.isConnected && node.getClientRects().length > 0;
+}
+// Redraws the waiting views that are rendered now (after a tab or panel opens).
+function wakeHiddenStores() {
+  for (const store of [...sleepingStores]) {
+    if (!isRendered(store.panel)) continue;
+    sleepingStores.delete(store);
+    store.setState({});
+  }
+}
+
+// Keyboard access to a list of items (tokens, swatches): one tab stop for the
+// whole list (the last focused item, roving tabindex), arrow keys move along
+// it (Home/End to its ends), Enter or Space activate it as a click does.
+// onFocus(item) runs when an item gets focus, as a hover would.
+function rovingFocus(container, selector, onFocus, keys) {
+  const forward = (keys && keys.next) || ["ArrowDown", "ArrowRight"];
+  const back = (keys && keys.previous) || ["ArrowUp", "ArrowLeft"];
+  const items = () => [...container.querySelectorAll(selector)];
+  const settle = () => {
+    const all = items();
+    if (all.length && !all.some((node) => node.tabIndex === 0)) all[0].tabIndex = 0;
+  };
+  container.addEventListener("focusin", (event) => {
+    const item = event.target.closest(selector);
+    if (!item || !container.contains(item)) return;
+    for (const node of container.querySelectorAll(selector + '[tabindex="0"]')) if (node !== item) node.tabIndex = -1;
+    item.tabIndex = 0;
+    if (onFocus) onFocus(item);
+  });
+  container.addEventListener("keydown", (event) => {
+    const item = event.target.closest(selector);
+    if (!item) return;
+    const all = items(), at = all.indexOf(item);
+    let next = -1;
+    if (forward.includes(event.key)) next = Math.min(all.length - 1, at + 1);
+    else if (back.includes(event.key)) next = Math.max(0, at - 1);
+    else if (event.key === "Home") next = 0;
+    else if (event.key === "End") next = all.length - 1;
+    else if (event.key === "Enter" || event.key === " ") { item.click(); event.preventDefault(); return; }
+    if (next < 0) return;
+    event.preventDefault();
+    all[next].focus({ preventScroll: false });
+  });
+  return settle;  // call after the items change
 }
 
 // A canvas sized to its CSS box at the device pixel ratio; returns the context.
@@ -270,8 +447,44 @@ function fitCanvas(canvas, width, height) {
   return ctx;
 }
 
+// ---- numbers ----------------------------------------------------------------------
+
+// Code -> value of the exact streams (src/viz/codec.h decimal3_code): code
+// (e << 10) | m is m × 10^(e - 50), m in 100..999; 0 is 0; 1 is "below
+// 0.001" (block.exact estimates it); anything else NaN. Each value is the
+// double nearest the decimal, so toPrecision(3) gives its digits back.
+let decimalTable = null;
+function decimalValues() {
+  if (decimalTable) return decimalTable;
+  decimalTable = new Float64Array(65536).fill(NaN);
+  decimalTable[0] = 0;
+  for (let e = 45; e < 64; e++)
+    for (let m = 100; m < 1000; m++) decimalTable[(e << 10) | m] = parseFloat(m + "e" + (e - 50));
+  return decimalTable;
+}
+
+// A weight from block.exact as printed: its 3 significant digits ("0.0123",
+// "0.456", "1.00"), exact to the digits printed (the float32 weight rounded
+// once, to nearest); "<0.001" for a non-zero weight below 0.001; "0" only for
+// an exact zero.
 function formatWeight(w) {
-  return w >= 0.0995 ? w.toFixed(3) : w.toPrecision(3);
+  if (w === 0) return "0";
+  if (!Number.isFinite(w)) return "NaN";
+  return Math.abs(w) < 0.001 ? "<0.001" : w.toPrecision(3);
+}
+
+// A number computed from several weights of block.exact (a mean of heads):
+// "≈" and 3 decimals, within 0.001 (one unit of its last digit) of the same
+// mean of the float32 weights, since each input is within 0.0005 and so is
+// the rounding; "<0.001" below 0.0005; "0" only for exact zeros. label says
+// what it is ("mean of 12 heads"); without one, only the number (for tight
+// spots, where a readout or tooltip carries the label).
+function formatAggregate(w, label) {
+  const text = w === 0 ? "0" : !Number.isFinite(w) ? "NaN" : Math.abs(w) < 0.0005 ? "<0.001" : "≈" + w.toFixed(3);
+  return label ? text + " (" + label + ")" : text;
+}
+function meanLabel(count, what) {
+  return count === 1 ? "" : "mean of " + count + " " + (what || "heads");
 }
 
 // ---- boot ----------------------------------------------------------------------
@@ -288,11 +501,21 @@ function attnvizBoot(root) {
 }
 
 function startApp(root, app, trace) {
-  const controls = { scale: "linear", scaling: "global", hideSpecial: false, dark: false };
-  const views = [];
+  const long = Math.max(...trace.blocks.map((b) => Math.max(b.nq, b.nk))) > LONG_INPUT_TOKENS;
+  // Long inputs start with per-row scaling: with one scale for all rows, most
+  // rows of a 512-token input are too faint to see.
+  const controls = { scale: "linear", scaling: long ? "row" : "global", hideSpecial: false, dark: false, markers: false };
+  const views = [];  // { name, view, dirty }
+  const panels = {};
   const context = {
-    trace, controls, filters: filtersOf(trace),
-    refreshAll() { views.forEach((view) => view.refresh()); },
+    trace, controls, filters: filtersOf(trace), open: openSelection(trace),
+    // Views on hidden tabs are not drawn: they are marked and drawn when shown.
+    refreshAll() {
+      for (const entry of views) {
+        if (isRendered(panels[entry.name])) entry.view.refresh();
+        else entry.dirty = true;
+      }
+    },
     fail(error) { h("div", "av-error", app, String(error && error.message ? error.message : error)); },
   };
 
@@ -305,32 +528,44 @@ function startApp(root, app, trace) {
   scale.classList.add("av-scale");
   const scaling = labeled(bar, "Scaling", selectOf(["global", "row"], ["global", "per row"]));
   scaling.classList.add("av-scaling");
+  scaling.value = controls.scaling;
+  scaling.title = long ? "Per row by default on long inputs: each query's largest weight is full colour" : "";
   const hide = labeled(bar, "Hide special tokens", h("input", "av-hide-special"));
   hide.type = "checkbox";
+  const markers = labeled(bar, "Subword markers", h("input", "av-markers"));
+  markers.type = "checkbox";
+  markers.parentNode.title = "Show tokens as the tokenizer spells them (##ing, Ġthe, ▁the)";
   const theme = h("button", "av-theme", bar, "Dark");
   theme.type = "button";
   scale.onchange = () => { controls.scale = scale.value; context.refreshAll(); };
   scaling.onchange = () => { controls.scaling = scaling.value; context.refreshAll(); };
   hide.onchange = () => { controls.hideSpecial = hide.checked; context.refreshAll(); };
+  markers.onchange = () => { controls.markers = markers.checked; setTokenMarkers(trace, controls.markers); context.refreshAll(); };
   theme.onclick = () => {
     controls.dark = !controls.dark;
     app.dataset.theme = controls.dark ? "dark" : "light";
     theme.textContent = controls.dark ? "Light" : "Dark";
+    const page = app.closest("body.attnviz-page");  // a whole page, not a fragment in someone's page
+    if (page) page.classList.toggle("av-dark-page", controls.dark);
     context.refreshAll();
   };
+  describeInput(app, trace);
 
   const makers = { head: createHeadView, model: createModelView, neuron: createNeuronView, matrix: createMatrixView };
-  const panels = {};
   const names = trace.meta.views.filter((name) => makers[name]);
   const show = (name) => {
     for (const other of names) {
       panels[other].hidden = other !== name;
       tabs.querySelector('[data-view="' + other + '"]').classList.toggle("av-active", other === name);
     }
-    if (!panels[name].dataset.created) {
-      panels[name].dataset.created = "1";
-      views.push(makers[name](context, panels[name], {}));
+    const entry = views.find((v) => v.name === name);
+    if (!entry) {
+      views.push({ name, view: makers[name](context, panels[name], {}), dirty: false });
+    } else if (entry.dirty) {
+      entry.dirty = false;
+      entry.view.refresh();
     }
+    wakeHiddenStores();
   };
   for (const name of names) {
     const tab = h("button", "av-tab", tabs, name.charAt(0).toUpperCase() + name.slice(1) + " view");
@@ -342,4 +577,48 @@ function startApp(root, app, trace) {
   if (names.length < 2) tabs.hidden = true;
   if (names.length) show(names[0]);
   root.dataset.ready = "1";
+}
+
+// Inputs longer than this start with per-row scaling and bounded line drawing.
+const LONG_INPUT_TOKENS = 64;
+
+// What the page opens on (payload meta.open, model numbering: the CLI's
+// --open-layer and --open-heads) as indices into each block's included layers
+// and heads; blocks other than the first open on their first layer, all heads.
+function openSelection(trace) {
+  const open = trace.meta.open;
+  return (block) => {
+    if (!open || block.index !== (trace.meta.firstBlock || 0)) return { layer: 0, heads: null };
+    const layer = Math.max(0, block.layers.indexOf(open.layer));
+    const heads = open.heads.map((head) => block.heads.indexOf(head)).filter((i) => i >= 0);
+    return { layer, heads: heads.length && heads.length < block.heads.length ? heads : null };
+  };
+}
+
+// The input under the header: each sequence's text(s), its token count, the
+// model, and where sentence B starts (also marked in the token columns, so it
+// stays visible when special tokens are hidden).
+function describeInput(app, trace) {
+  const info = h("details", "av-input", app);
+  const summary = h("summary", null, info);
+  const parts = trace.sequences.map((sequence) => {
+    const words = [sequence.name + ": " + sequence.tokens.length + " tokens"];
+    if (sequence.bStart >= 0) {
+      const first = sequence.tokens[sequence.bStart];
+      words.push("sentence B from token " + sequence.bStart + " (" + first.raw + ")");
+    }
+    return words.join(", ");
+  });
+  summary.textContent = (trace.meta.model ? trace.meta.model + " · " : "") + parts.join(" · ");
+  for (const sequence of trace.sequences) {
+    (sequence.texts || []).forEach((text, i) => {
+      const line = h("div", "av-input-text", info);
+      const label = sequence.texts.length > 1 ? "Text " + "AB"[i] : trace.sequences.length > 1 ? sequence.name : "Text";
+      h("span", "av-input-label", line, label + ": ");
+      h("span", null, line, text);
+    });
+  }
+  const first = trace.sequences[0];
+  if (first && first.texts && first.texts.join(" ").length <= 200) info.open = true;
+  return info;
 }

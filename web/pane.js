@@ -2,6 +2,9 @@
 // the right (DOM, so text stays text), over a canvas that stays in view
 // (position: sticky) and is drawn only for the visible band of rows. Used by
 // the head view (and its copy in the model view) and by the neuron view.
+// Keyboard: each column is one tab stop; arrow keys move along its tokens
+// (focus acts as hover), Enter or Space click (pin) the focused token. The
+// first token of sentence B has a rule above it (av-b-start), hidden specials or not.
 
 const ROW_HEIGHT = 20;
 const TOKEN_FONT = "13px sans-serif";
@@ -24,9 +27,12 @@ function makeTokenPane(parent, onHover, onClick) {
   rows.addEventListener("mouseover", (event) => onHover(tokenAt(event)));
   rows.addEventListener("mouseleave", () => onHover(null));
   rows.addEventListener("click", (event) => { const at = tokenAt(event); if (at) onClick(at); });
+  const keyboard = [left, right].map((column) =>
+    rovingFocus(column, ".av-tok", (node) => onHover({ side: node.dataset.side, index: +node.dataset.index })));
 
   // Rebuilds the token columns when the shown tokens change (filter, hidden specials).
   pane.setTokens = (key, queryTokens, qs, keyTokens, ks, tokenWidth, middleWidth) => {
+    key += "/" + tokenTextVersion;  // the subword-marker setting rewrites token text
     if (pane.key === key && pane.tokenWidth === tokenWidth && pane.middle === middleWidth) return;
     pane.key = key;
     pane.tokenWidth = tokenWidth;
@@ -40,13 +46,15 @@ function makeTokenPane(parent, onHover, onClick) {
     right.style.left = tokenWidth + middleWidth + "px";
     fill(left, "q", queryTokens, qs, pane.qNodes);
     fill(right, "k", keyTokens, ks, pane.kNodes);
+    keyboard.forEach((settle) => settle());
   };
 
   // The canvas covers the visible band; returns its context translated so
   // that y is in row coordinates, with the band's top and bottom.
   pane.begin = () => {
     const width = 2 * pane.tokenWidth + pane.middle;
-    const bandHeight = Math.max(1, Math.min(pane.height, scroll.clientHeight || pane.height));
+    // A pane that is not rendered has no height: draw a bounded band, never the whole column.
+    const bandHeight = Math.max(1, Math.min(pane.height, scroll.clientHeight || 600));
     const ctx = fitCanvas(canvas, width, bandHeight);
     rows.style.marginTop = -bandHeight + "px";
     ctx.clearRect(0, 0, width, bandHeight);
@@ -55,13 +63,38 @@ function makeTokenPane(parent, onHover, onClick) {
     return { ctx, top, bottom: top + bandHeight };
   };
 
-  // Clears the numbers shown beside tokens, then sets those given.
-  pane.setNumbers = (side, values) => {
+  // Clears the numbers shown beside tokens, then sets those given. With band
+  // ({ top, bottom } in pixels, as pane.begin returns), only the tokens within
+  // a screen of it change now and the rest once the pane has been still for a
+  // moment: while scrolling with a hovered token, hundreds of off-screen
+  // numbers would otherwise change (and be laid out) every frame.
+  // scroll.dataset.numbers says "all" once every number is set.
+  const deferred = { q: 0, k: 0 }, waiting = { q: false, k: false };
+  const settled = (side, done) => {
+    waiting[side] = !done;
+    scroll.dataset.numbers = waiting.q || waiting.k ? "band" : "all";
+  };
+  pane.setNumbers = (side, values, band) => {
     const nodes = side === "q" ? pane.qNodes : pane.kNodes;
-    for (const [index, node] of nodes) {
-      const text = values && values.has(index) ? values.get(index) : "";
-      if (node.number.textContent !== text) node.number.textContent = text;
+    clearTimeout(deferred[side]);
+    const set = (near) => {
+      for (const [index, node] of nodes) {
+        if (near) {
+          const y = parseFloat(node.style.top);
+          if (y < band.top - 800 || y > band.bottom + 800) continue;
+        }
+        const text = values && values.has(index) ? values.get(index) : "";
+        if (node.number.textContent !== text) node.number.textContent = text;
+      }
+    };
+    if (!band || nodes.size <= 100) {
+      set(false);
+      settled(side, true);
+      return;
     }
+    set(true);
+    settled(side, false);
+    deferred[side] = setTimeout(() => { set(false); settled(side, true); }, 150);
   };
   pane.highlight = (focus) => {
     for (const node of rows.querySelectorAll(".av-focus")) node.classList.remove("av-focus");
@@ -84,11 +117,13 @@ function fill(column, side, tokens, shown, nodes) {
   const fragment = document.createDocumentFragment();
   shown.forEach((index, row) => {
     const token = tokens[index];
-    const node = h("div", "av-tok" + (token.special ? " av-special" : ""), fragment);
+    const bStart = token.segment === 1 && (index === 0 || tokens[index - 1].segment !== 1);
+    const node = h("div", "av-tok" + (token.special ? " av-special" : "") + (bStart ? " av-b-start" : ""), fragment);
+    node.tabIndex = -1;
     node.style.top = row * ROW_HEIGHT + "px";
     node.dataset.side = side;
     node.dataset.index = index;
-    node.title = token.raw + "  (id " + token.id + ", position " + index + ")";
+    node.title = token.raw + "  (id " + token.id + ", position " + index + (bStart ? ", sentence B starts here" : "") + ")";
     node.number = h("span", "av-w", null);
     const text = h("span", "av-text", null, token.shown);
     if (side === "q") node.append(node.number, text);

@@ -17,7 +17,12 @@ struct ViewOptions {
     std::vector<View> views = {View::head, View::model};
     std::vector<int> layers;  // layers to include (and show), in this order; empty: all
     std::vector<int> heads;   // heads to include (and show), in this order; empty: all
-    std::string title;        // page title; empty: "<model_id> attention"
+    // What the page opens on, like bertviz's layer= and heads=: a model layer
+    // among `layers` (-1: the first included) and the heads shown at first,
+    // among `heads` (empty: all included). Applies to the block shown first.
+    int open_layer = -1;
+    std::vector<int> open_heads;
+    std::string title;  // page title; empty: "<model_id> attention"
     std::string
         block;  // block shown first ("self", "encoder", "decoder", "cross"); empty: the first
     int zlib_level = 3;  // deflate level of the attention payload (1 fastest .. 12 smallest)

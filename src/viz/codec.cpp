@@ -4,7 +4,10 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 #include "attnviz/error.h"
@@ -197,6 +200,62 @@ void quantize_rows(const float* probs, size_t n_rows, size_t n_cols, uint8_t* le
             const float v = p[col] * to_level;
             level[col] = v > 0.0f ? static_cast<uint8_t>(std::min(v, 255.0f) + 0.5f) : 0;  // NaN: 0
         }
+    }
+}
+
+namespace {
+// 10^k for k in [-60, 60], each the double nearest to it (strtod is correctly rounded).
+const std::array<double, 121>& powers_of_ten() {
+    static const std::array<double, 121> table = [] {
+        std::array<double, 121> out{};
+        for (int k = -60; k <= 60; ++k)
+            out[static_cast<size_t>(k + 60)] =
+                std::strtod(("1e" + std::to_string(k)).c_str(), nullptr);
+        return out;
+    }();
+    return table;
+}
+double power_of_ten(int k) { return powers_of_ten()[static_cast<size_t>(k + 60)]; }
+}  // namespace
+
+uint16_t decimal3_code(float value) {
+    if (value == 0.0f) return 0;  // +0 and -0
+    if (!(value > 0.0f) || !std::isfinite(value)) return kNotAProbabilityCode;
+    const double exact = value;                                       // every float is a double
+    int scale = static_cast<int>(std::floor(std::log10(exact))) - 2;  // m = exact / 10^scale
+    double scaled = exact / power_of_ten(scale);
+    if (scaled >= 1000.0) scaled = exact / power_of_ten(++scale);
+    if (scaled < 100.0) scaled = exact / power_of_ten(--scale);
+    double mantissa = std::nearbyint(scaled);  // half to even, as printf
+    // Within 1e-6 of a tie the division's rounding could decide: let printf,
+    // which rounds the exact binary value, decide instead.
+    if (std::fabs(scaled - std::floor(scaled) - 0.5) < 1e-6) {
+        char text[32];
+        std::snprintf(text, sizeof text, "%.2e", exact);  // "d.dde±x"
+        mantissa = (text[0] - '0') * 100 + (text[2] - '0') * 10 + (text[3] - '0');
+        scale = std::atoi(text + 5) - 2;
+    } else if (mantissa >= 1000.0) {
+        mantissa = 100.0;
+        ++scale;
+    }
+    if (scale < -5) return kBelowThousandthCode;  // rounds below 0.00100
+    const int biased = scale + kDecimalExponentBias;
+    if (biased > 63) return kNotAProbabilityCode;
+    return static_cast<uint16_t>((biased << 10) | static_cast<int>(mantissa));
+}
+
+double decimal3_value(uint16_t code) {
+    if (code == 0) return 0.0;
+    const int mantissa = code & 1023, scale = (code >> 10) - kDecimalExponentBias;
+    if (mantissa < 100 || mantissa > 999) return std::nan("");
+    return std::strtod((std::to_string(mantissa) + "e" + std::to_string(scale)).c_str(), nullptr);
+}
+
+void decimal3_planes(const float* values, size_t n, uint8_t* out) {
+    for (size_t i = 0; i < n; ++i) {
+        const uint16_t code = decimal3_code(values[i]);
+        out[i] = static_cast<uint8_t>(code >> 8);
+        out[n + i] = static_cast<uint8_t>(code & 0xFF);
     }
 }
 

@@ -106,7 +106,7 @@ std::vector<int> chosen_heads(const AttentionTrace& trace, const AttentionBlock&
 namespace {
 
 // One stream: one layer of one block, quantized, deflated and base64-encoded.
-enum class StreamKind { attention, queries_keys, score_bias };
+enum class StreamKind { attention, exact, queries_keys, score_bias };
 struct StreamJob {
     const AttentionBlock* block;
     int layer;  // score_bias: the bias's own layer (0 when all layers share it)
@@ -133,6 +133,21 @@ std::vector<uint8_t> attention_bytes(const AttentionBlock& block, int layer,
         quantize_rows(block.probs.data() + block.index(layer, heads[h], 0, 0), rows, cols,
                       levels + h * rows * cols, row_max.data() + h * rows);
     std::memcpy(bytes.data(), row_max.data(), row_max.size() * sizeof(float));
+    return bytes;
+}
+
+// Exact weights: the uint16 decimal3 codes of [heads][queries][keys], as two
+// byte planes (all high bytes, then all low bytes).
+std::vector<uint8_t> exact_bytes(const AttentionBlock& block, int layer,
+                                 const std::vector<int>& heads) {
+    const size_t per_head = static_cast<size_t>(block.n_queries) * block.n_keys;
+    std::vector<float> values(heads.size() * per_head);
+    for (size_t h = 0; h < heads.size(); ++h)
+        std::memcpy(values.data() + h * per_head,
+                    block.probs.data() + block.index(layer, heads[h], 0, 0),
+                    per_head * sizeof(float));
+    std::vector<uint8_t> bytes(values.size() * 2);
+    decimal3_planes(values.data(), values.size(), bytes.data());
     return bytes;
 }
 
@@ -186,6 +201,8 @@ std::vector<std::string> encode_streams(const std::vector<StreamJob>& jobs, int 
                 queries_keys ? queries_keys_bytes(*job.block, job.layer, *job.heads)
                 : job.kind == StreamKind::score_bias
                     ? score_bias_bytes(*job.block, job.layer, *job.heads)
+                : job.kind == StreamKind::exact
+                    ? exact_bytes(*job.block, job.layer, *job.heads)
                     : attention_bytes(*job.block, job.layer, *job.heads);
             // Query/key bytes are noise-like: deflate barely shrinks them at
             // any level, so they take the fastest.
@@ -208,6 +225,34 @@ nlohmann::json tokens_json(const TokenSequence& sequence) {
     return tokens;
 }
 
+std::string joined(const std::vector<int>& values) {
+    std::string out;
+    for (int value : values) out += (out.empty() ? "" : ", ") + std::to_string(value);
+    return out;
+}
+
+// {"layer": L, "heads": [...]} in model numbering, checked against what the page includes.
+nlohmann::json open_selection(const AttentionTrace& trace, const AttentionBlock& block,
+                              const ViewOptions& options) {
+    const std::vector<int> layers = chosen_layers(trace, block, options);
+    const std::vector<int> heads = chosen_heads(trace, block, options);
+    if (layers.empty() || heads.empty()) return nullptr;  // build_payload says why
+    const auto has = [](const std::vector<int>& set, int value) {
+        return std::find(set.begin(), set.end(), value) != set.end();
+    };
+    if (options.open_layer >= 0 && !has(layers, options.open_layer))
+        throw Error("the page cannot open on layer " + std::to_string(options.open_layer) +
+                    ": it includes layers " + joined(layers) + " of block \"" + block.name + "\"");
+    for (int head : options.open_heads)
+        if (!has(heads, head))
+            throw Error("the page cannot open on head " + std::to_string(head) +
+                        ": it includes heads " + joined(heads) + " of block \"" + block.name +
+                        "\"");
+    nlohmann::json open = {{"layer", options.open_layer >= 0 ? options.open_layer : layers.front()},
+                           {"heads", options.open_heads.empty() ? heads : options.open_heads}};
+    return open;
+}
+
 }  // namespace
 
 std::string build_payload(const AttentionTrace& trace, const ViewOptions& options) {
@@ -216,12 +261,14 @@ std::string build_payload(const AttentionTrace& trace, const ViewOptions& option
         std::find(options.views.begin(), options.views.end(), View::neuron) != options.views.end();
 
     nlohmann::json meta;
-    meta["format"] = 1;
+    meta["format"] = 2;  // 2: with the exact streams and "open"
     meta["model"] = trace.model_id;
     meta["architecture"] = trace.architecture;
     meta["views"] = nlohmann::json::array();
     for (View view : options.views) meta["views"].push_back(view_name(view));
-    meta["firstBlock"] = find_block(trace, options.block);
+    const int first_block = find_block(trace, options.block);
+    meta["firstBlock"] = first_block;
+    meta["open"] = open_selection(trace, trace.blocks[static_cast<size_t>(first_block)], options);
     meta["sequences"] = nlohmann::json::array();
     for (const TokenSequence& sequence : trace.sequences)
         meta["sequences"].push_back({{"name", sequence.name},
@@ -246,10 +293,13 @@ std::string build_payload(const AttentionTrace& trace, const ViewOptions& option
                                 {"heads", heads_of_block[b]},
                                 {"queries", block.n_queries},
                                 {"keys", block.n_keys},
-                                {"probs", nlohmann::json::array()}};
+                                {"probs", nlohmann::json::array()},
+                                {"exact", nlohmann::json::array()}};
         for (int layer : layers) {
             entry["probs"].push_back(jobs.size());
             jobs.push_back({&block, layer, StreamKind::attention, &heads_of_block[b]});
+            entry["exact"].push_back(jobs.size());
+            jobs.push_back({&block, layer, StreamKind::exact, &heads_of_block[b]});
         }
         if (with_queries_keys) {
             entry["headDim"] = block.head_dim;

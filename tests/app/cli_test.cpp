@@ -457,6 +457,38 @@ TEST_F(Cli, UsageErrorsExitWith2) {
     EXPECT_THAT(attnviz({"nonsense"}).err, HasSubstr("unknown command 'nonsense'"));
 }
 
+// --open-layer / --open-heads choose what the page opens on, among what
+// --layers / --heads include; anything else is a one-line usage error naming the flag.
+TEST_F(Cli, OpenLayerAndHeadsChooseWhereThePageOpens) {
+    CliRun run = attnviz({"view", "--model", "bert-base-uncased", "--text", kTextA, "--layers",
+                          "0,1", "--open-layer", "1", "--open-heads", "1", "-o", "open.html"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    const std::string page = attnviz::io::read_file(work_ / "open.html");
+    EXPECT_THAT(page, HasSubstr("\"open\":{\"heads\":[1],\"layer\":1}"));
+    const std::pair<std::vector<std::string>, std::string> errors[] = {
+        {{"--layers", "0", "--open-layer", "1"},
+         "attnviz: error: --open-layer 1 is not one of the layers the page includes (--layers "
+         "0)\n"},
+        {{"--heads", "0", "--open-heads", "1"},
+         "attnviz: error: --open-heads: head 1 is not one of the heads the page includes "
+         "(--heads 0)\n"},
+        {{"--open-layer", "7"},
+         "attnviz: error: --open-layer 7 is out of range: the model has 2 layers\n"},
+        {{"--open-heads", "0,5"},
+         "attnviz: error: --open-heads: head 5 is out of range: the model has 2 heads\n"},
+        {{"--open-layer", "1", "-o", "x.svg"},
+         "attnviz: error: --open-layer and --open-heads choose what a page opens on; --format "
+         "svg draws --layers and --heads\n"},
+    };
+    for (const auto& [flags, message] : errors) {
+        std::vector<std::string> args = {"view", "--model", "bert-base-uncased", "--text", kTextA};
+        args.insert(args.end(), flags.begin(), flags.end());
+        run = attnviz(args);
+        EXPECT_EQ(run.code, 2) << message;
+        EXPECT_EQ(run.err, message);
+    }
+}
+
 TEST_F(Cli, EveryCommandHasHelp) {
     for (const std::string& command : kCommands) {
         const CliRun run = attnviz({command, "--help"});

@@ -20,6 +20,12 @@ if(NODE_PROGRAM)
                    ${attnviz_pages_dir} ${CMAKE_BINARY_DIR}/screenshots)
   set_tests_properties(browser_views PROPERTIES FIXTURES_REQUIRED attnviz_pages LABELS browser
                                                 TIMEOUT 180)
+  # Issue 14's acceptance: speed at 512 tokens, hidden views, exact numbers (printed values).
+  add_test(NAME browser_acceptance
+           COMMAND ${NODE_PROGRAM} ${PROJECT_SOURCE_DIR}/tests/browser/acceptance.test.mjs
+                   ${attnviz_pages_dir} ${CMAKE_BINARY_DIR}/screenshots)
+  set_tests_properties(browser_acceptance PROPERTIES FIXTURES_REQUIRED attnviz_pages
+                                                     LABELS browser TIMEOUT 400 RUN_SERIAL TRUE)
 else()
   message(WARNING "node not found: the browser tests are not registered (run tools/setup)")
 endif()

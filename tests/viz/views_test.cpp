@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -118,6 +119,57 @@ TEST(Codec, QuantizedRowsStayWithinHalfAStep) {
     EXPECT_EQ(levels[9], 255);
 }
 
+// The printed digits of a weight are printf's "%.2e" of the float (glibc rounds
+// the exact binary value to nearest): the reference for every code.
+TEST(Codec, Decimal3CodesAreTheFloatsCorrectlyRoundedDigits) {
+    std::vector<float> values = {1.0f,      0.5f,        0.03125f,        0.0625f,
+                                 0.9995f,   0.99949998f, 0.1235f,         1e-3f,
+                                 9.995e-4f, 1.4e-45f,    1.17549435e-38f, 3.4e-39f,
+                                 2.5e-7f,   0.12345f,    0.000999999f,    0.0012345f};
+    testing::Random random(5);
+    for (int i = 0; i < 200000; ++i) {
+        // log-uniform over 1e-4 .. 1, and over float32's whole range below 1 (subnormals too)
+        const float exponent = (i % 2 ? -4.0f : -45.0f) * random.uniform();
+        values.push_back(std::pow(10.0f, exponent) * (0.5f + random.uniform()));
+    }
+    int below = 0;
+    for (float value : values) {
+        if (!(value > 0.0f)) continue;
+        char text[32];
+        std::snprintf(text, sizeof text, "%.2e", static_cast<double>(value));
+        const double expected = std::strtod(text, nullptr);
+        const uint16_t code = viz::decimal3_code(value);
+        if (expected < 0.001) {  // the 3 digits round below 0.00100: only "below 0.001"
+            ASSERT_EQ(code, viz::kBelowThousandthCode) << value << " printed " << text;
+            ++below;
+            continue;
+        }
+        ASSERT_EQ(viz::decimal3_value(code), expected) << value << " printed " << text;
+    }
+    EXPECT_GT(below, 1000);
+    EXPECT_EQ(viz::decimal3_code(0.00099949998f), viz::kBelowThousandthCode);
+    EXPECT_EQ(viz::decimal3_value(viz::decimal3_code(0.0009995f)), 0.001);
+    EXPECT_TRUE(std::isnan(viz::decimal3_value(viz::kBelowThousandthCode)));
+    EXPECT_EQ(viz::decimal3_code(0.0f), 0);
+    EXPECT_EQ(viz::decimal3_code(-0.0f), 0);
+    EXPECT_EQ(viz::decimal3_value(0), 0.0);
+    EXPECT_EQ(viz::decimal3_code(NAN), viz::kNotAProbabilityCode);
+    EXPECT_EQ(viz::decimal3_code(-0.5f), viz::kNotAProbabilityCode);
+    EXPECT_EQ(viz::decimal3_code(INFINITY), viz::kNotAProbabilityCode);
+    EXPECT_TRUE(std::isnan(viz::decimal3_value(viz::kNotAProbabilityCode)));
+    // Two byte planes: high bytes first.
+    const float pair[] = {1.0f, 0.5f};
+    uint8_t planes[4];
+    viz::decimal3_planes(pair, 2, planes);
+    const uint16_t one = viz::decimal3_code(1.0f), half = viz::decimal3_code(0.5f);
+    EXPECT_EQ(planes[0], one >> 8);
+    EXPECT_EQ(planes[1], half >> 8);
+    EXPECT_EQ(planes[2], one & 0xFF);
+    EXPECT_EQ(planes[3], half & 0xFF);
+    EXPECT_EQ(viz::decimal3_value(one), 1.0);
+    EXPECT_EQ(viz::decimal3_value(half), 0.5);
+}
+
 TEST(Codec, QuantizedVectorsStayWithinHalfAStep) {
     const std::vector<float> vectors = {1.0f, -2.54f, 0.3f, 0.0f, 0.0f, 0.0f};
     std::vector<int8_t> values(6);
@@ -170,6 +222,77 @@ TEST(Html, PayloadDecodesBackToTheTraceWithinTheStep) {
         const float exact = block.queries[(1 * nh * nq) * dim + i];
         EXPECT_LE(std::fabs(queries[i] * query_scales[i / dim] - exact),
                   query_scales[i / dim] / 2 + 1e-6f);
+    }
+}
+
+// Each layer's exact stream holds every weight of 0.001 or more to 3
+// significant digits: within half a unit of the third digit of the trace's
+// float32; smaller non-zero weights as "below 0.001", never as 0.
+TEST(Html, ExactStreamHoldsEveryWeightToThreeDigits) {
+    const AttentionTrace trace = testing::encoder_decoder_trace();
+    const nlohmann::json payload =
+        payload_of(render_html(trace, options({View::head}, {}, {2, 0})));
+    for (size_t b = 0; b < trace.blocks.size(); ++b) {
+        const AttentionBlock& block = trace.blocks[b];
+        const nlohmann::json& meta = payload["meta"]["blocks"][b];
+        ASSERT_EQ(meta["exact"].size(), meta["layers"].size());
+        const size_t nq = block.n_queries, nk = block.n_keys, cells = 2 * nq * nk;
+        for (int layer = 0; layer < block.n_layers; ++layer) {
+            const std::vector<uint8_t> bytes =
+                stream_bytes(payload, meta["exact"][layer].get<int>());
+            ASSERT_EQ(bytes.size(), 2 * cells);
+            for (size_t i = 0; i < cells; ++i) {
+                const uint16_t code = static_cast<uint16_t>((bytes[i] << 8) | bytes[cells + i]);
+                const int head = i < nq * nk ? 2 : 0;  // heads in the chosen order
+                const size_t q = (i / nk) % nq, k = i % nk;
+                const double exact = block.prob(layer, head, q, k),
+                             shown = viz::decimal3_value(code);
+                if (exact == 0) {
+                    EXPECT_EQ(shown, 0.0);
+                    continue;
+                }
+                if (code ==
+                    viz::kBelowThousandthCode) {  // "<0.001", for weights that print below it
+                    ASSERT_LT(exact, 0.0009995) << block.name << " layer " << layer;
+                    continue;
+                }
+                const double unit = std::pow(10.0, std::floor(std::log10(exact)) - 2);
+                ASSERT_LE(std::fabs(shown - exact), unit / 2 * (1 + 1e-9))
+                    << block.name << " layer " << layer << " " << q << "," << k;
+            }
+        }
+    }
+}
+
+// --open-layer / --open-heads: what the page opens on, in model numbering,
+// among what it includes; anything else is an error naming the layer or head.
+TEST(Html, OpenSelectionIsAmongTheIncludedLayersAndHeads) {
+    const AttentionTrace trace = testing::pair_trace();
+    ViewOptions chosen = options({View::head}, {1, 0}, {3, 1, 2});
+    nlohmann::json open = payload_of(render_html(trace, chosen))["meta"]["open"];
+    EXPECT_EQ(open["layer"], 1);
+    EXPECT_EQ(open["heads"], nlohmann::json({3, 1, 2}));
+    chosen.open_layer = 0;
+    chosen.open_heads = {2};
+    open = payload_of(render_html(trace, chosen))["meta"]["open"];
+    EXPECT_EQ(open["layer"], 0);
+    EXPECT_EQ(open["heads"], nlohmann::json({2}));
+    chosen.open_heads = {0};
+    try {
+        render_html(trace, chosen);
+        FAIL() << "head 0 is not included";
+    } catch (const Error& e) {
+        EXPECT_STREQ(e.what(),
+                     "the page cannot open on head 0: it includes heads 3, 1, 2 of block \"self\"");
+    }
+    chosen.open_heads = {};
+    chosen.layers = {1};
+    try {
+        render_html(trace, chosen);
+        FAIL() << "layer 0 is not included";
+    } catch (const Error& e) {
+        EXPECT_STREQ(e.what(),
+                     "the page cannot open on layer 0: it includes layers 1 of block \"self\"");
     }
 }
 

@@ -19,11 +19,18 @@ def _as_numpy(value, name):
         raise ValueError(f"{name}: cannot read it as an array ({error})") from None
 
 
+def _float_layer(array, name):
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"{name} must hold floating-point probabilities, not {array.dtype}")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
 def stack_layers(attention, name):
-    """[layers, heads, queries, keys] float32 from
+    """(per-layer [heads, queries, keys] float32 arrays, the shape [layers, heads, queries, keys]) from
     - a tuple or list of per-layer [batch=1, heads, q, k] (transformers' output_attentions),
       or of [heads, q, k];
-    - one stacked [layers, heads, q, k] array, or [layers, batch=1, heads, q, k]."""
+    - one stacked [layers, heads, q, k] array, or [layers, batch=1, heads, q, k].
+    The layers are not stacked here: the native trace copies each into place once."""
     if isinstance(attention, (tuple, list)):
         if len(attention) == 0:
             raise ValueError(f"{name} is empty: expected one [batch, heads, queries, keys] tensor per layer")
@@ -44,8 +51,7 @@ def stack_layers(attention, name):
                 raise ValueError(
                     f"{name}[{index}] is [heads, queries, keys] = {tuple(array.shape)} but {name}[0] is "
                     f"{tuple(layers[0].shape)}: every layer must have the same shape")
-            layers.append(array)
-        stacked = np.stack(layers).astype(np.float32, copy=False)
+            layers.append(_float_layer(array, f"{name}[{index}]"))
     else:
         stacked = _as_numpy(attention, name)
         if stacked.ndim == 5:
@@ -58,12 +64,11 @@ def stack_layers(attention, name):
             raise ValueError(
                 f"{name} has shape {tuple(stacked.shape)}: expected a tuple of per-layer "
                 "[batch=1, heads, queries, keys] tensors or one [layers, heads, queries, keys] array")
-        stacked = stacked.astype(np.float32, copy=False)
-    if not np.issubdtype(stacked.dtype, np.floating):
-        raise ValueError(f"{name} must hold floating-point probabilities, not {stacked.dtype}")
-    if 0 in stacked.shape:
-        raise ValueError(f"{name} has an empty shape {tuple(stacked.shape)}")
-    return np.ascontiguousarray(stacked)
+        layers = [_float_layer(stacked[layer], name) for layer in range(stacked.shape[0])]
+    shape = (len(layers),) + tuple(layers[0].shape) if layers else (0,)
+    if 0 in shape:
+        raise ValueError(f"{name} has an empty shape {shape}")
+    return layers, shape
 
 
 def token_list(tokens, name):
@@ -79,11 +84,11 @@ def bertviz_display(token):
     return token.replace("Ġ", " ").replace("▁", " ").replace("</w>", "")
 
 
-def _check_tokens(array, name, tokens, tokens_name, axis):
+def _check_tokens(shape, name, tokens, tokens_name, axis):
     axis_name = "queries" if axis == 2 else "keys"
-    if array.shape[axis] != len(tokens):
+    if shape[axis] != len(tokens):
         raise ValueError(
-            f"{name} is [layers, heads, queries, keys] = {tuple(array.shape)}: {array.shape[axis]} {axis_name}, "
+            f"{name} is [layers, heads, queries, keys] = {shape}: {shape[axis]} {axis_name}, "
             f"but {tokens_name} has {len(tokens)} tokens")
 
 
@@ -113,17 +118,17 @@ def build_trace(attention=None, tokens=None, sentence_b_start=None, prettify_tok
                              "encoder_/decoder_/cross_ arguments, not both")
         if tokens is None:
             raise ValueError("tokens is required with attention")
-        stacked = stack_layers(attention, "attention")
+        layers, shape = stack_layers(attention, "attention")
         tokens = token_list(tokens, "tokens")
-        _check_tokens(stacked, "attention", tokens, "tokens", 2)
-        _check_tokens(stacked, "attention", tokens, "tokens", 3)
+        _check_tokens(shape, "attention", tokens, "tokens", 2)
+        _check_tokens(shape, "attention", tokens, "tokens", 3)
         b_start = -1
         if sentence_b_start is not None:
             b_start = int(sentence_b_start)
             if not 0 < b_start < len(tokens):
                 raise ValueError(f"sentence_b_start {b_start} must be between 1 and {len(tokens) - 1} "
                                  f"(tokens has {len(tokens)})")
-        return _native.trace_from_arrays([sequence("input", tokens, b_start)], [("self", 0, 0, stacked)],
+        return _native.trace_from_arrays([sequence("input", tokens, b_start)], [("self", 0, 0, layers)],
                                          model_id)
 
     if encoder_attention is None and decoder_attention is None and cross_attention is None:
@@ -153,10 +158,10 @@ def build_trace(attention=None, tokens=None, sentence_b_start=None, prettify_tok
         tokens_of = {"encoder_tokens": encoder_tokens, "decoder_tokens": decoder_tokens}
         query = need(tokens_of[query_tokens], query_tokens, argument)
         key = need(tokens_of[key_tokens], key_tokens, argument)
-        stacked = stack_layers(value, argument)
-        _check_tokens(stacked, argument, tokens_of[query_tokens], query_tokens, 2)
-        _check_tokens(stacked, argument, tokens_of[key_tokens], key_tokens, 3)
-        blocks.append((argument.replace("_attention", ""), query, key, stacked))
+        layers, shape = stack_layers(value, argument)
+        _check_tokens(shape, argument, tokens_of[query_tokens], query_tokens, 2)
+        _check_tokens(shape, argument, tokens_of[key_tokens], key_tokens, 3)
+        blocks.append((argument.replace("_attention", ""), query, key, layers))
     return _native.trace_from_arrays(sequences, blocks, model_id)
 
 

@@ -101,36 +101,45 @@ TokenSequence external_sequence(const std::string& name, const std::vector<std::
 using Float32Array = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
 // sequences: (name, tokens, displays, sentence_b_start or -1, texts);
-// blocks: (name, query sequence, key sequence, [layers, heads, queries, keys] float32).
-// Shapes were checked in Python (with the user's argument names); this checks
-// again, as the library would, so nothing inconsistent reaches a view.
+// blocks: (name, query sequence, key sequence, per-layer [heads, queries, keys]
+// float32 arrays), each layer copied once into place. Shapes were checked in
+// Python (with the user's argument names); this checks again, so nothing
+// inconsistent reaches a view.
 TracePtr trace_from_arrays(
     const std::vector<std::tuple<std::string, std::vector<std::string>, std::vector<std::string>,
                                  int, std::vector<std::string>>>& sequences,
-    const std::vector<std::tuple<std::string, int, int, Float32Array>>& blocks,
+    const std::vector<std::tuple<std::string, int, int, std::vector<Float32Array>>>& blocks,
     const std::string& model_id) {
     auto trace = std::make_shared<AttentionTrace>();
     trace->model_id = model_id;
     for (const auto& [name, tokens, displays, sentence_b_start, texts] : sequences)
         trace->sequences.push_back(
             external_sequence(name, tokens, displays, sentence_b_start, texts));
-    for (const auto& [name, query_sequence, key_sequence, probs] : blocks) {
-        if (probs.ndim() != 4)
-            throw py::value_error("attention block '" + name +
-                                  "' must be [layers, heads, queries, keys], not " +
-                                  std::to_string(probs.ndim()) + "-dimensional");
+    for (const auto& [name, query_sequence, key_sequence, layers] : blocks) {
+        if (layers.empty()) throw py::value_error("attention block '" + name + "' has no layers");
         AttentionBlock block;
         block.name = name;
         block.query_sequence = query_sequence;
         block.key_sequence = key_sequence;
-        block.n_layers = static_cast<int>(probs.shape(0));
-        block.n_heads = static_cast<int>(probs.shape(1));
-        block.n_queries = static_cast<int>(probs.shape(2));
-        block.n_keys = static_cast<int>(probs.shape(3));
-        block.probs.resize(static_cast<size_t>(probs.size()));
+        for (const Float32Array& layer : layers)
+            if (layer.ndim() != 3 || layer.shape(0) != layers.front().shape(0) ||
+                layer.shape(1) != layers.front().shape(1) ||
+                layer.shape(2) != layers.front().shape(2))
+                throw py::value_error("attention block '" + name +
+                                      "': every layer must be [heads, queries, keys] of one shape");
+        block.n_layers = static_cast<int>(layers.size());
+        block.n_heads = static_cast<int>(layers.front().shape(0));
+        block.n_queries = static_cast<int>(layers.front().shape(1));
+        block.n_keys = static_cast<int>(layers.front().shape(2));
+        const auto per_layer = static_cast<size_t>(layers.front().size());
+        block.probs.resize(per_layer * layers.size());
+        std::vector<const float*> sources;
+        for (const Float32Array& layer : layers) sources.push_back(layer.data());
         {
             py::gil_scoped_release released;
-            std::memcpy(block.probs.data(), probs.data(), block.probs.size() * sizeof(float));
+            for (size_t l = 0; l < sources.size(); ++l)
+                std::memcpy(block.probs.data() + l * per_layer, sources[l],
+                            per_layer * sizeof(float));
         }
         trace->blocks.push_back(std::move(block));
     }

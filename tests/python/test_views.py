@@ -152,6 +152,8 @@ class BadInput(unittest.TestCase):
                                 r"\(1, 8, 8\)", attnviz.head_view, [np.zeros((1, 1, 8, 8)), np.zeros((1, 2, 8, 8))],
                                 TOKENS)
         self.assert_value_error(r"attention has shape \(8, 8\)", attnviz.head_view, np.zeros((8, 8)), TOKENS)
+        self.assert_value_error("attention must hold floating-point probabilities, not int64", attnviz.head_view,
+                                np.zeros((1, 1, 8, 8), np.int64), TOKENS)
 
     def test_arguments_as_bertviz_checks_them(self):
         stacked = softmax_attention(2, 3, 8, 8, seed=14)

@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "attnviz/error.h"
+#include "attnviz/export.h"
 #include "attnviz/views.h"
 #include "cli.h"
 
@@ -62,6 +63,28 @@ void open_in_browser(const std::filesystem::path& path) {
               << "); the page is " << file << "\n";
 }
 
+// --attention FILE.npz: attention attnviz did not compute (numpy.savez, or
+// `attnviz export`), drawn instead of running a model. --text is then not
+// needed, and a model or text beside it is a usage error.
+void add_attention_flag(CLI::App& command, std::string& attention) {
+    command.add_option(
+        "--attention", attention,
+        "draw the attention in this .npz (attentions [layers, heads, tokens, tokens] "
+        "or attentions_0..N, tokens, optional sentence_b_start; encoder-decoder: "
+        "export's names) instead of running a model");
+    command.get_option("--text")->required(false);
+}
+
+AttentionTrace trace_from_attention_file(const CLI::App& command, const std::string& attention) {
+    for (const char* flag :
+         {"--model", "--text", "--text-b", "--target", "--truncate", "--threads"})
+        if (command.get_option(flag)->count() > 0)
+            throw UsageError(
+                std::string(flag) +
+                " runs a model; --attention draws the file's attention: give one or the other");
+    return read_npz(attention);
+}
+
 std::function<int()> setup(CLI::App& command) {
     struct Flags {
         ModelFlags model;
@@ -75,6 +98,7 @@ std::function<int()> setup(CLI::App& command) {
         bool open = false;
         bool fragment = false;
         int threads = 0;
+        std::string attention;
     };
     auto flags = std::make_shared<Flags>();
     add_model_flags(command, flags->model);
@@ -100,12 +124,15 @@ std::function<int()> setup(CLI::App& command) {
                      "write an HTML fragment to embed in another page (a notebook cell)");
     command.add_flag("--open", flags->open, "open the page in the default browser");
     add_threads_flag(command, flags->threads);
+    add_attention_flag(command, flags->attention);
     command.footer(
         "Example: attnviz view --model bert-base-uncased --text \"The cat sat on the mat\" "
         "--text-b \"The cat lay on the rug\"\nWrites the page (or picture) and prints its path. "
         "Static formats draw one view: head (the first of --layers), model, or matrix (the "
         "first of --layers and --heads).");
-    return [flags] {
+    return [flags, &command] {
+        if (flags->attention.empty() && command.get_option("--text")->count() == 0)
+            throw UsageError("--text is required (or --attention FILE.npz)");
         std::string format = flags->format;
         const std::string extension = std::filesystem::path(flags->output).extension().string();
         if (format.empty())
@@ -150,14 +177,19 @@ std::function<int()> setup(CLI::App& command) {
         if (flags->open && is_standard_output(output))
             throw UsageError("--open needs a file to open, not -o -");
 
-        const std::filesystem::path folder = model_folder(flags->model);
-        const Model model = Model::open(folder);
-        RunOptions run;
-        run.threads = flags->threads;
-        run.keep_queries_keys = std::find(options.views.begin(), options.views.end(),
-                                          View::neuron) != options.views.end();
-        AttentionTrace trace = trace_text(model, flags->text, run);
-        trace.model_id = model_label(flags->model);
+        AttentionTrace trace;
+        if (!flags->attention.empty()) {
+            trace = trace_from_attention_file(command, flags->attention);
+        } else {
+            const std::filesystem::path folder = model_folder(flags->model);
+            const Model model = Model::open(folder);
+            RunOptions run;
+            run.threads = flags->threads;
+            run.keep_queries_keys = std::find(options.views.begin(), options.views.end(),
+                                              View::neuron) != options.views.end();
+            trace = trace_text(model, flags->text, run);
+            trace.model_id = model_label(flags->model);
+        }
         // Without --layers / --heads the page includes all: check against the model.
         const AttentionBlock& shown = trace.blocks.front();
         if (flags->open_layer >= shown.n_layers)

@@ -17,4 +17,15 @@ void write_npz(const AttentionTrace& trace, const std::filesystem::path& path);
 // `attnviz export -o -`). A bad trace throws before anything is written.
 void write_npz(const AttentionTrace& trace, std::ostream& out);
 
+// Attention attnviz did not compute, from a .npz: what write_npz writes (the
+// round trip), or numpy.savez(path, attentions=[L,H,S,S] or attentions_0..N,
+// tokens=[S] str, sentence_b_start=n); encoder-decoder files use write_npz's
+// encoder_/decoder_/cross_ names. Throws Error naming the file and the array.
+AttentionTrace read_npz(const std::filesystem::path& path);
+
+// What a trace from outside attnviz cannot say: a block is causal when every
+// key after its query has probability 0; a token is special when it is
+// spelled like one ([CLS], <s>, </s>, <pad>, <|endoftext|>).
+void infer_causal_and_special(AttentionTrace& trace);
+
 }  // namespace attnviz

@@ -15,6 +15,7 @@
 // (encoder_attentions, decoder_attentions, cross_attentions, cross_queries, ...).
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -132,6 +133,39 @@ NpyArray unicode_array(std::string name, const std::vector<TraceToken>& tokens) 
     return array;
 }
 
+// numpy str arrays from UTF-8 strings: one value (shape ()) or a list ([n]).
+NpyArray string_array(std::string name, const std::vector<std::string>& values, bool scalar) {
+    std::vector<TraceToken> as_tokens(values.size());
+    for (size_t i = 0; i < values.size(); ++i) as_tokens[i].text = values[i];
+    NpyArray array = unicode_array(std::move(name), as_tokens);
+    if (scalar) array.shape.clear();
+    return array;
+}
+
+// Where the arrays came from, for `attnviz view --attention` and for people
+// reading the file later: model_id, architecture, attnviz_version, the input texts, and
+// sentence_b_start for a pair.
+void append_provenance(const AttentionTrace& trace, std::vector<NpyArray>& arrays) {
+    arrays.push_back(string_array("model_id", {trace.model_id}, true));
+    arrays.push_back(string_array("architecture", {trace.architecture}, true));
+    arrays.push_back(string_array("attnviz_version", {ATTNVIZ_VIZ_VERSION}, true));
+    const bool single_stack = trace.sequences.size() == 1;
+    for (const TokenSequence& sequence : trace.sequences) {
+        const std::string prefix = single_stack ? "" : sequence.name + "_";
+        if (!sequence.texts.empty())
+            arrays.push_back(string_array(prefix + "texts", sequence.texts, false));
+        const auto second =
+            std::find_if(sequence.tokens.begin(), sequence.tokens.end(),
+                         [](const TraceToken& token) { return token.segment == 1; });
+        if (second != sequence.tokens.end() && second != sequence.tokens.begin()) {
+            NpyArray start =
+                int64_array(prefix + "sentence_b_start", {second - sequence.tokens.begin()});
+            start.shape.clear();
+            arrays.push_back(std::move(start));
+        }
+    }
+}
+
 std::vector<NpyArray> trace_arrays(const AttentionTrace& trace) {
     std::vector<NpyArray> arrays;
     const bool single_stack = trace.sequences.size() == 1;
@@ -194,6 +228,7 @@ std::vector<NpyArray> trace_arrays(const AttentionTrace& trace) {
                         {static_cast<size_t>(states.n_states), static_cast<size_t>(states.n_tokens),
                          static_cast<size_t>(states.hidden_size)}));
     }
+    append_provenance(trace, arrays);
     for (NpyArray& array : arrays) {
         if (!array.owned.empty() || array.data == nullptr) {
             array.data = array.owned.data();

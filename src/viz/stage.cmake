@@ -15,3 +15,6 @@ add_custom_command(
   DEPENDS ${attnviz_web_files} ${CMAKE_CURRENT_LIST_DIR}/embed_web.cmake
   COMMENT "Embedding web/ into attnviz_viz")
 target_sources(attnviz_viz PRIVATE ${attnviz_web_assets})
+
+# The version written into .npz exports (their provenance).
+target_compile_definitions(attnviz_viz PRIVATE ATTNVIZ_VIZ_VERSION="${PROJECT_VERSION}")

@@ -87,7 +87,9 @@ TEST(Npz, NumpyReadsEveryArrayExactly) {
 import numpy as np
 z = np.load(")" + path.string() + R"(")
 assert sorted(z.files) == sorted(["input_ids", "token_type_ids", "tokens", "attentions",
-                                  "queries", "keys", "score_scale", "hidden_states"]), z.files
+                                  "queries", "keys", "score_scale", "hidden_states",
+                                  "model_id", "architecture", "attnviz_version"]), z.files
+assert z["model_id"].shape == () and str(z["model_id"]) == "tiny" and str(z["architecture"]) == ""
 assert z["input_ids"].dtype == np.int64 and z["input_ids"].tolist() == [101, 7, 8, 102]
 assert z["token_type_ids"].dtype == np.int64 and z["token_type_ids"].tolist() == [0, 0, 0, 1]
 assert z["tokens"].dtype.kind == "U" and z["tokens"].tolist() == ["[CLS]", "caf\u00e9", "##\u2581x", "[SEP]"], z["tokens"]
@@ -124,9 +126,9 @@ z = np.load(")" + path.string() + R"(")
 print(" ".join(sorted(z.files)), z["cross_attentions"].shape, z["decoder_tokens"].tolist()[-1])
 )");
     EXPECT_EQ(output,
-              "cross_attentions decoder_input_ids decoder_token_type_ids decoder_tokens "
-              "encoder_attentions encoder_input_ids encoder_token_type_ids encoder_tokens "
-              "(2, 3, 3, 4) ##\xe2\x96\x81x\n");
+              "architecture attnviz_version cross_attentions decoder_input_ids "
+              "decoder_token_type_ids decoder_tokens encoder_attentions encoder_input_ids "
+              "encoder_token_type_ids encoder_tokens model_id (2, 3, 3, 4) ##\xe2\x96\x81x\n");
     fs::remove(path);
 }
 
@@ -240,7 +242,7 @@ print(len(z.files), z["attentions"][1, 2, 3, 3] == np.float32(95) * np.float32(0
       z["hidden_states"][2, 3, 5])
 zipfile.ZipFile(")" + path.string() + R"(").testzip()
 )");
-    EXPECT_EQ(output, "8 True 35.5\n");
+    EXPECT_EQ(output, "11 True 35.5\n");
     fs::remove(path);
 }
 

@@ -58,7 +58,7 @@ void open_in_browser(const std::filesystem::path& path) {
               << (spawn_error != 0 ? "cannot run xdg-open"
                   : !has_display   ? "no DISPLAY or WAYLAND_DISPLAY"
                                    : "xdg-open failed")
-              << "); the page is " << file << "\n";
+              << "); the page is " << printable(file) << "\n";
 }
 
 std::function<int()> setup(CLI::App& command) {
@@ -99,6 +99,7 @@ std::function<int()> setup(CLI::App& command) {
         "Static formats draw one view: head (the first of --layers), model, or matrix (the "
         "first of --layers and --heads).");
     return [flags] {
+        read_text_files(flags->text);
         std::string format = flags->format;
         const std::string extension = std::filesystem::path(flags->output).extension().string();
         if (format.empty())
@@ -132,12 +133,17 @@ std::function<int()> setup(CLI::App& command) {
         trace.model_id = model_label(flags->model);
 
         if (format == "html") {
-            write_output(output, flags->fragment ? render_html_fragment(trace, options)
-                                                 : render_html(trace, options));
+            write_output(output,
+                         flags->fragment ? render_html_fragment(trace, options)
+                                         : render_html(trace, options),
+                         "-o");
         } else {
             const std::vector<uint8_t> picture = render_static(
                 trace, options, format == "svg" ? StaticFormat::svg : StaticFormat::png);
-            write_output(output, std::string(picture.begin(), picture.end()));
+            write_output(
+                output,
+                std::string_view(reinterpret_cast<const char*>(picture.data()), picture.size()),
+                "-o");
         }
         print_written(output);
         if (flags->open) open_in_browser(std::filesystem::absolute(output));

@@ -194,7 +194,7 @@ std::vector<float> floats(FuzzedDataProvider& input, size_t count) {
 
 // A dimension: usually right, sometimes off by one or negative.
 int dimension(FuzzedDataProvider& input, int right) {
-    switch (input.ConsumeIntInRange(0, 7)) {
+    switch (input.ConsumeIntegralInRange<int>(0, 7)) {
         case 0:
             return right + 1;
         case 1:
@@ -209,11 +209,11 @@ int dimension(FuzzedDataProvider& input, int right) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FuzzedDataProvider input(data, size);
     attnviz::AttentionTrace trace;
-    const int n_sequences = input.ConsumeIntInRange(1, 2);
+    const int n_sequences = input.ConsumeIntegralInRange<int>(1, 2);
     for (int s = 0; s < n_sequences; ++s) {
         attnviz::TokenSequence sequence;
         sequence.name = input.ConsumeRandomLengthString(16);
-        const int n_tokens = input.ConsumeIntInRange(0, 6);
+        const int n_tokens = input.ConsumeIntegralInRange<int>(0, 6);
         for (int t = 0; t < n_tokens; ++t) {
             attnviz::TraceToken token;
             token.text = input.ConsumeRandomLengthString(12);
@@ -223,20 +223,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         trace.sequences.push_back(std::move(sequence));
     }
-    const int n_blocks = input.ConsumeIntInRange(1, 2);
+    const int n_blocks = input.ConsumeIntegralInRange<int>(1, 2);
     for (int b = 0; b < n_blocks; ++b) {
         attnviz::AttentionBlock block;
         block.name = input.ConsumeRandomLengthString(16);
         const int queries = static_cast<int>(trace.sequences.front().tokens.size());
         const int keys = static_cast<int>(trace.sequences.back().tokens.size());
-        const int layers = input.ConsumeIntInRange(0, 3), heads = input.ConsumeIntInRange(0, 3);
+        const int layers = input.ConsumeIntegralInRange<int>(0, 3),
+                  heads = input.ConsumeIntegralInRange<int>(0, 3);
         block.n_layers = dimension(input, layers);
         block.n_heads = dimension(input, heads);
         block.n_queries = dimension(input, queries);
         block.n_keys = dimension(input, keys);
         block.probs = floats(input, static_cast<size_t>(layers * heads * queries * keys));
         if (input.ConsumeBool()) {
-            const int head_dim = input.ConsumeIntInRange(1, 4);
+            const int head_dim = input.ConsumeIntegralInRange<int>(1, 4);
             block.head_dim = dimension(input, head_dim);
             block.queries = floats(input, static_cast<size_t>(layers * heads * queries * head_dim));
             block.keys = floats(input, static_cast<size_t>(layers * heads * keys * head_dim));
@@ -246,18 +247,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                     floats(input, static_cast<size_t>(dimension(input, layers) & 7));
         }
         if (input.ConsumeBool()) {
-            const int bias_layers = input.ConsumeIntInRange(1, 2);
+            const int bias_layers = input.ConsumeIntegralInRange<int>(1, 2);
             block.score_bias_layers = dimension(input, bias_layers);
             block.score_bias =
                 floats(input, static_cast<size_t>(bias_layers * heads * queries * keys));
         }
         trace.blocks.push_back(std::move(block));
     }
-    const int n_hidden = input.ConsumeIntInRange(0, 2);
+    const int n_hidden = input.ConsumeIntegralInRange<int>(0, 2);
     for (int h = 0; h < n_hidden; ++h) {
         attnviz::HiddenStates states;
-        states.sequence = input.ConsumeIntInRange(-1, 2);
-        const int count = input.ConsumeIntInRange(0, 3), hidden = input.ConsumeIntInRange(0, 3);
+        states.sequence = input.ConsumeIntegralInRange<int>(-1, 2);
+        const int count = input.ConsumeIntegralInRange<int>(0, 3),
+                  hidden = input.ConsumeIntegralInRange<int>(0, 3);
         const int tokens = static_cast<int>(
             trace.sequences[static_cast<size_t>(h) % trace.sequences.size()].tokens.size());
         states.n_states = dimension(input, count);
@@ -266,7 +268,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         states.values = floats(input, static_cast<size_t>(count * tokens * hidden));
         trace.hidden_states.push_back(std::move(states));
     }
-    const uint64_t zip64_from = input.ConsumeBool() ? 0xFFFFFFFFu : input.ConsumeIntInRange(0, 400);
+    const uint64_t zip64_from =
+        input.ConsumeBool() ? 0xFFFFFFFFu : input.ConsumeIntegralInRange<uint64_t>(0, 400);
 
     std::ostringstream out;
     try {

@@ -638,4 +638,18 @@ TEST_F(Hub, RefThatIsNotACommitIdIsRefused) {
     EXPECT_EQ(attnviz::resolve_model("org/tiny-bert", options), folder);
 }
 
+// The same rule for the hub's answers, so that no ref attnviz writes is one it refuses to read.
+TEST_F(Hub, HubCommitMustBeACommitId) {
+    fake_hub::Repo repo = tiny_bert();
+    repo.commit = "abc123";
+    server.add_repo("org/tiny-bert", repo);
+    try {
+        attnviz::resolve_model("org/tiny-bert", options);
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_THAT(e.what(), HasSubstr("'abc123'"));
+    }
+    EXPECT_FALSE(fs::exists(repo_dir("org/tiny-bert") / "refs" / "main"));
+}
+
 }  // namespace

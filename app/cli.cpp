@@ -1,8 +1,5 @@
 #include "cli.h"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 
 #include "attnviz/error.h"
@@ -77,22 +74,52 @@ std::string model_label(const ModelFlags& flags) {
     return flags.model;
 }
 
-void add_text_flags(CLI::App& command, TextFlags& flags) {
-    command
-        .add_option("-t,--text", flags.text,
-                    "the text (text A of a pair; the source text "
-                    "of an encoder-decoder model)")
-        ->required();
-    command.add_option("-b,--text-b", flags.text_b, "the second text of a sentence pair");
-    command.add_option("--target", flags.target,
-                       "the decoder's text, for encoder-decoder models (BART, T5, Marian)");
+void add_text_flags(CLI::App& command, TextFlags& flags, bool model_run) {
+    // A text, and the flag that reads it from a file instead; giving both is a usage error.
+    auto add_text = [&command](const std::string& name, std::optional<std::string>& text,
+                               std::optional<std::string>& file, const std::string& what,
+                               const std::string& more) {
+        CLI::Option* inline_text = command.add_option(name, text, what + more);
+        const std::string long_name = name.substr(name.find("--"));
+        command
+            .add_option(long_name + "-file", file,
+                        what + " from a file, its bytes exactly (UTF-8); - for standard input")
+            ->excludes(inline_text);
+    };
+    add_text("-t,--text", flags.text, flags.text_file, "the text",
+             " (text A of a pair; the source text of an encoder-decoder model)");
+    add_text("-b,--text-b", flags.text_b, flags.text_b_file, "the second text of a sentence pair",
+             "");
+    if (!model_run) return;
+    add_text("--target", flags.target, flags.target_file, "the decoder's text",
+             ", for encoder-decoder models (BART, T5, Marian)");
     command.add_flag("--truncate", flags.truncate,
                      "cut text longer than the model's maximum length instead of failing");
 }
 
+void read_text_files(TextFlags& flags, bool text_required) {
+    const std::pair<const char*, std::optional<std::string>*> files[] = {
+        {"--text-file", &flags.text_file},
+        {"--text-b-file", &flags.text_b_file},
+        {"--target-file", &flags.target_file}};
+    const char* reads_input = nullptr;
+    for (const auto& [flag, file] : files) {
+        if (!*file || **file != "-") continue;
+        if (reads_input)
+            throw UsageError(std::string(flag) + " -: standard input is already " + reads_input +
+                             "'s");
+        reads_input = flag;
+    }
+    if (text_required && !flags.text && !flags.text_file)
+        throw UsageError("give the text: --text TEXT, or --text-file FILE (- for standard input)");
+    if (flags.text_file) flags.text = read_text_file(*flags.text_file, "--text-file");
+    if (flags.text_b_file) flags.text_b = read_text_file(*flags.text_b_file, "--text-b-file");
+    if (flags.target_file) flags.target = read_text_file(*flags.target_file, "--target-file");
+}
+
 AttentionTrace trace_text(const Model& model, const TextFlags& flags, const RunOptions& run) {
     TraceRequest request;
-    request.text = flags.text;
+    request.text = flags.text.value_or("");
     request.text_pair = flags.text_b;
     request.target = flags.target;
     request.truncate = flags.truncate;
@@ -154,23 +181,41 @@ std::vector<int> parse_int_list(const std::string& text, const std::string& flag
     return values;
 }
 
-bool is_standard_output(const fs::path& path) { return path == "-"; }
-
-void write_output(const fs::path& path, const std::string& bytes) {
-    if (is_standard_output(path)) {
-        std::cout.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-        if (!std::cout.flush())
-            throw Error(std::string("cannot write to standard output: ") + std::strerror(errno));
-        return;
+namespace {
+std::string escape_json_controls(const std::string& dumped) {
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(dumped.size());
+    for (size_t i = 0; i < dumped.size(); ++i) {
+        const auto byte = static_cast<unsigned char>(dumped[i]);
+        // In dump's output, C2 80..9F is always U+0080..U+009F inside a string.
+        if (byte == 0xC2 && i + 1 < dumped.size() &&
+            static_cast<unsigned char>(dumped[i + 1]) < 0xA0) {
+            const auto low = static_cast<unsigned char>(dumped[++i]);
+            out += "\\u00";
+            out += hex[low >> 4];
+            out += hex[low & 15];
+        } else if (byte == 0x7F) {
+            out += "\\u007f";
+        } else {
+            out += dumped[i];
+        }
     }
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error("cannot create " + path.string() + ": " + std::strerror(errno));
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out.flush()) throw Error("cannot write " + path.string() + ": " + std::strerror(errno));
+    return out + "\n";
+}
+}  // namespace
+
+std::string json_text(const nlohmann::json& json) {
+    return escape_json_controls(json.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+std::string json_text(const nlohmann::ordered_json& json) {
+    return escape_json_controls(
+        json.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
 }
 
 void print_written(const fs::path& path) {
-    if (!is_standard_output(path)) std::cout << fs::absolute(path).string() << "\n";
+    if (!is_standard_output(path)) std::cout << printable(fs::absolute(path).string()) << "\n";
 }
 
 }  // namespace attnviz::cli

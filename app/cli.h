@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -13,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "attnviz/files.h"
 #include "attnviz/hub.h"
 #include "attnviz/model.h"
 
@@ -59,13 +62,22 @@ std::string model_label(const ModelFlags& flags);
 HubOptions hub_options(const ModelFlags& flags);
 
 // --text A [--text-b B] [--target T] [--truncate]: what the model runs on.
+// Each text may come from a file instead (--text-file, --text-b-file,
+// --target-file; - for standard input), for texts too long for a command line.
 struct TextFlags {
-    std::string text;
+    std::optional<std::string> text;
     std::optional<std::string> text_b;
     std::optional<std::string> target;
+    std::optional<std::string> text_file, text_b_file, target_file;
     bool truncate = false;
 };
-void add_text_flags(CLI::App& command, TextFlags& flags);
+// model_run: also --target, --target-file and --truncate (view and export, not tokenize).
+void add_text_flags(CLI::App& command, TextFlags& flags, bool model_run = true);
+// Reads the --*-file flags into their texts; throws UsageError when
+// `text_required` and neither --text nor --text-file was given, or when more
+// than one reads standard input, and Error naming the flag and the file when
+// one cannot be read or is not UTF-8.
+void read_text_files(TextFlags& flags, bool text_required = true);
 // model.trace on the flags' text; a text too long for the model names --truncate.
 AttentionTrace trace_text(const Model& model, const TextFlags& flags, const RunOptions& run);
 
@@ -78,11 +90,13 @@ void add_threads_flag(CLI::App& command, int& threads);
 // "0,3,5" -> {0, 3, 5}; throws UsageError naming the flag.
 std::vector<int> parse_int_list(const std::string& text, const std::string& flag);
 
-// -o -: standard output, as Unix tools take it.
-bool is_standard_output(const std::filesystem::path& path);
-// Writes bytes to a file (an Error names it) or, for "-", to standard output;
-// prints nothing else.
-void write_output(const std::filesystem::path& path, const std::string& bytes);
+// JSON as a command prints it: indented, a string that is not UTF-8 (a hostile
+// vocabulary or folder name) shown with U+FFFD rather than an exception, and
+// C1 controls and DEL escaped as \u0080 (dump escapes the C0 ones), so that
+// nothing in it drives the terminal. Ends with a newline.
+std::string json_text(const nlohmann::json& json);
+std::string json_text(const nlohmann::ordered_json& json);
+
 // What a command prints after writing `path`: its absolute path, or nothing
 // when it went to standard output.
 void print_written(const std::filesystem::path& path);

@@ -139,7 +139,7 @@ std::function<int()> setup(CLI::App& command) {
             {"max_ms", *std::max_element(times.begin(), times.end())},
             {"times_ms", times},
         };
-        std::cout << result.dump(2) << "\n";
+        std::cout << json_text(result);
         return 0;
     };
 }

@@ -31,7 +31,7 @@ std::function<int()> setup(CLI::App& command) {
         const std::filesystem::path folder =
             download_model(flags->model.model, hub_options(flags->model));
         if (!flags->json) {
-            std::cout << folder.string() << "\n";
+            std::cout << printable(folder.string()) << "\n";
             return 0;
         }
         nlohmann::json files = nlohmann::json::array();
@@ -43,13 +43,11 @@ std::function<int()> setup(CLI::App& command) {
         }
         std::sort(files.begin(), files.end(),
                   [](const auto& a, const auto& b) { return a["name"] < b["name"]; });
-        std::cout << nlohmann::ordered_json{{"model", flags->model.model},
-                                            {"folder", folder.string()},
-                                            {"commit", folder.filename().string()},
-                                            {"size_bytes", total},
-                                            {"files", files}}
-                         .dump(2)
-                  << "\n";
+        std::cout << json_text(nlohmann::ordered_json{{"model", flags->model.model},
+                                                      {"folder", folder.string()},
+                                                      {"commit", folder.filename().string()},
+                                                      {"size_bytes", total},
+                                                      {"files", files}});
         return 0;
     };
 }

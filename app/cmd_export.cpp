@@ -35,6 +35,7 @@ std::function<int()> setup(CLI::App& command) {
         "Example: attnviz export --model bert-base-uncased --text \"The cat sat\" -o cat.npz\n"
         "         python3 -c \"import numpy; print(numpy.load('cat.npz')['attentions'].shape)\"");
     return [flags] {
+        read_text_files(flags->text);
         const std::filesystem::path folder = model_folder(flags->model);
         const Model model = Model::open(folder);
         RunOptions run;
@@ -43,11 +44,9 @@ std::function<int()> setup(CLI::App& command) {
         run.keep_hidden_states = flags->hidden_states;
         AttentionTrace trace = trace_text(model, flags->text, run);
         trace.model_id = model_label(flags->model);
-        if (is_standard_output(flags->output)) {
-            write_npz(trace, std::cout);
-        } else {
-            write_npz(trace, flags->output);
-        }
+        OutputFile output(flags->output, "-o");
+        write_npz(trace, output.stream());
+        output.commit();
         print_written(flags->output);
         return 0;
     };

@@ -40,17 +40,19 @@ std::function<int()> setup(CLI::App& command) {
         if (config.is_encoder_decoder) info["decoder_layers"] = config.n_decoder_layers;
         if (tokenizer_max) info["tokenizer_max_length"] = *tokenizer_max;
         if (flags->json) {
-            std::cout << info.dump(2) << "\n";
+            std::cout << json_text(info);
             return 0;
         }
         const std::string kind = config.is_encoder_decoder ? "encoder-decoder"
                                  : config.is_causal        ? "decoder-only"
                                                            : "encoder";
-        std::cout << "model          " << info["model"].get<std::string>() << "\n"
-                  << "folder         " << folder.string() << "\n"
-                  << "architecture   " << config.model_type
-                  << (config.architecture.empty() ? "" : " (" + config.architecture + ")") << ", "
-                  << kind << "\n"
+        // Names from config.json and the cache are printable()'d: they are the file's, not ours.
+        std::cout << "model          " << printable(info["model"].get<std::string>()) << "\n"
+                  << "folder         " << printable(folder.string()) << "\n"
+                  << "architecture   " << printable(config.model_type)
+                  << (config.architecture.empty() ? ""
+                                                  : " (" + printable(config.architecture) + ")")
+                  << ", " << kind << "\n"
                   << "layers         " << config.n_layers;
         if (config.is_encoder_decoder)
             std::cout << " encoder + " << config.n_decoder_layers << " decoder";
@@ -59,7 +61,7 @@ std::function<int()> setup(CLI::App& command) {
             std::cout << " (" << config.n_kv_heads << " key/value heads)";
         std::cout << ", " << config.head_dim << " dimensions each\n"
                   << "hidden size    " << config.hidden_size << " (feed-forward "
-                  << config.intermediate_size << ", " << config.hidden_act << ")\n"
+                  << config.intermediate_size << ", " << printable(config.hidden_act) << ")\n"
                   << "vocabulary     " << config.vocab_size << " tokens\n"
                   << "max length     ";
         if (config.max_positions > 0)

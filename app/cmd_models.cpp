@@ -28,32 +28,39 @@ std::function<int()> setup(CLI::App& command) {
                                 {"refs", model.refs},
                                 {"snapshots", model.snapshots},
                                 {"files", model.files}});
-            std::cout << nlohmann::ordered_json{{"cache", cache.string()}, {"models", list}}.dump(2)
-                      << "\n";
+            std::cout << json_text(
+                nlohmann::ordered_json{{"cache", cache.string()}, {"models", list}});
             return 0;
         }
         if (models.empty()) {
-            std::cout << "No models in " << cache.string()
+            std::cout << "No models in " << printable(cache.string())
                       << ". Fetch one with: attnviz download bert-base-uncased\n";
             return 0;
         }
+        // Folder names and refs are anyone's bytes: printable() keeps escape
+        // sequences in them from reaching the terminal.
+        std::vector<std::string> names;
         size_t width = 5;
-        for (const CachedModel& model : models) width = std::max(width, model.repo.size());
+        for (const CachedModel& model : models) {
+            names.push_back(printable(model.repo));
+            width = std::max(width, names.back().size());
+        }
         std::printf("%-*s  %10s  %s\n", static_cast<int>(width), "MODEL", "SIZE", "REVISIONS");
         uint64_t total = 0;
-        for (const CachedModel& model : models) {
+        for (size_t i = 0; i < models.size(); ++i) {
+            const CachedModel& model = models[i];
             std::string revisions;
             for (const auto& [revision, commit] : model.refs)
                 revisions +=
                     (revisions.empty() ? "" : ", ") + revision + " (" + commit.substr(0, 7) + ")";
             if (revisions.empty() && !model.snapshots.empty())
                 revisions = model.snapshots.front().substr(0, 7);
-            std::printf("%-*s  %10s  %s\n", static_cast<int>(width), model.repo.c_str(),
-                        format_size(model.size_bytes).c_str(), revisions.c_str());
+            std::printf("%-*s  %10s  %s\n", static_cast<int>(width), names[i].c_str(),
+                        format_size(model.size_bytes).c_str(), printable(revisions).c_str());
             total += model.size_bytes;
         }
         std::printf("%zu models, %s in %s\n", models.size(), format_size(total).c_str(),
-                    cache.c_str());
+                    printable(cache.string()).c_str());
         return 0;
     };
 }

@@ -70,19 +70,19 @@ nlohmann::json encode(const Tokenizer& tokenizer, const Case& one) {
 std::function<int()> setup(CLI::App& command) {
     struct Flags {
         ModelFlags model;
-        std::optional<std::string> text, text_b, input;
+        TextFlags text;
+        std::optional<std::string> input;
         bool no_special_tokens = false;
     };
     auto flags = std::make_shared<Flags>();
     add_model_flags(command, flags->model);
-    CLI::Option* text = command.add_option("-t,--text", flags->text, "the text to tokenize");
-    command.add_option("-b,--text-b", flags->text_b, "the second text of a sentence pair")
-        ->needs(text);
+    add_text_flags(command, flags->text, false);
     command
         .add_option("--input", flags->input,
                     "a JSON array of cases: strings, or objects with \"text\" and optional "
                     "\"text_pair\" and \"add_special_tokens\"")
-        ->excludes(text);
+        ->excludes("--text")
+        ->excludes("--text-file");
     command.add_flag("--no-special-tokens", flags->no_special_tokens,
                      "leave out [CLS], [SEP], <s>, </s> and the like");
     command.footer(
@@ -90,17 +90,25 @@ std::function<int()> setup(CLI::App& command) {
         "has ids, tokens, token_type_ids, attention_mask, special_tokens_mask, offsets "
         "(code points, as Hugging Face gives them) and offsets_utf8 (bytes).");
     return [flags] {
-        if (!flags->text && !flags->input) throw UsageError("give --text or --input");
+        const TextFlags& text = flags->text;
+        const bool has_text = text.text || text.text_file,
+                   has_pair = text.text_b || text.text_b_file;
+        if (has_pair && flags->input)
+            throw UsageError("--text-b goes with --text; --input cases carry their own text_pair");
+        if (has_pair && !has_text)
+            throw UsageError("--text-b needs --text or --text-file (text A of the pair)");
+        if (!has_text && !flags->input) throw UsageError("give --text, --text-file or --input");
+        read_text_files(flags->text, false);
         const Tokenizer tokenizer = Tokenizer::from_folder(model_folder(flags->model, true));
-        if (flags->text) {
-            const Case one{*flags->text, flags->text_b, !flags->no_special_tokens};
-            std::cout << encode(tokenizer, one).dump(2) << "\n";
+        if (text.text) {
+            const Case one{*text.text, text.text_b, !flags->no_special_tokens};
+            std::cout << json_text(encode(tokenizer, one));
             return 0;
         }
         nlohmann::json results = nlohmann::json::array();
         for (const Case& one : read_cases(*flags->input, !flags->no_special_tokens))
             results.push_back(encode(tokenizer, one));
-        std::cout << results.dump(2) << "\n";
+        std::cout << json_text(results);
         return 0;
     };
 }

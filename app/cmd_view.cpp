@@ -60,7 +60,7 @@ void open_in_browser(const std::filesystem::path& path) {
               << (spawn_error != 0 ? "cannot run xdg-open"
                   : !has_display   ? "no DISPLAY or WAYLAND_DISPLAY"
                                    : "xdg-open failed")
-              << "); the page is " << file << "\n";
+              << "); the page is " << printable(file) << "\n";
 }
 
 // --attention FILE.npz: attention attnviz did not compute (numpy.savez, or
@@ -77,7 +77,8 @@ void add_attention_flag(CLI::App& command, std::string& attention) {
 
 AttentionTrace trace_from_attention_file(const CLI::App& command, const std::string& attention) {
     for (const char* flag :
-         {"--model", "--text", "--text-b", "--target", "--truncate", "--threads"})
+         {"--model", "--text", "--text-b", "--target", "--text-file", "--text-b-file",
+          "--target-file", "--truncate", "--threads"})
         if (command.get_option(flag)->count() > 0)
             throw UsageError(
                 std::string(flag) +
@@ -131,8 +132,7 @@ std::function<int()> setup(CLI::App& command) {
         "Static formats draw one view: head (the first of --layers), model, or matrix (the "
         "first of --layers and --heads).");
     return [flags, &command] {
-        if (flags->attention.empty() && command.get_option("--text")->count() == 0)
-            throw UsageError("--text is required (or --attention FILE.npz)");
+        read_text_files(flags->text, /*text_required=*/flags->attention.empty());
         std::string format = flags->format;
         const std::string extension = std::filesystem::path(flags->output).extension().string();
         if (format.empty())
@@ -203,12 +203,17 @@ std::function<int()> setup(CLI::App& command) {
                                  std::to_string(shown.n_heads) + " heads");
 
         if (format == "html") {
-            write_output(output, flags->fragment ? render_html_fragment(trace, options)
-                                                 : render_html(trace, options));
+            write_output(output,
+                         flags->fragment ? render_html_fragment(trace, options)
+                                         : render_html(trace, options),
+                         "-o");
         } else {
             const std::vector<uint8_t> picture = render_static(
                 trace, options, format == "svg" ? StaticFormat::svg : StaticFormat::png);
-            write_output(output, std::string(picture.begin(), picture.end()));
+            write_output(
+                output,
+                std::string_view(reinterpret_cast<const char*>(picture.data()), picture.size()),
+                "-o");
         }
         print_written(output);
         if (flags->open) open_in_browser(std::filesystem::absolute(output));

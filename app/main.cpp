@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "attnviz/error.h"
+#include "attnviz/files.h"
 #include "cli.h"
 
 namespace {
@@ -21,7 +22,7 @@ constexpr int kUsageError = 2;
 // One line, whatever the message holds, so that `2>&1 | head -1` tells it all.
 int report(std::string message, int code) {
     std::replace(message.begin(), message.end(), '\n', ' ');
-    std::cerr << "attnviz: error: " << message << "\n";
+    std::cerr << "attnviz: error: " << attnviz::printable(message) << "\n";
     return code;
 }
 

@@ -11,7 +11,8 @@ namespace attnviz {
 
 // Writes an uncompressed .npz that numpy.load reads: input_ids, token_type_ids,
 // tokens, attentions (and queries, keys, hidden_states when the trace has them);
-// encoder-decoder traces use the encoder_/decoder_/cross_ names.
+// encoder-decoder traces use the encoder_/decoder_/cross_ names. The file is
+// written whole or not at all (an OutputFile, attnviz/files.h).
 void write_npz(const AttentionTrace& trace, const std::filesystem::path& path);
 // The same bytes to a stream, front to back with no seeking (a pipe will do:
 // `attnviz export -o -`). A bad trace throws before anything is written.

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "attnviz/error.h"
+#include "attnviz/files.h"
 #include "attnviz/hub.h"
 #include "io/files.h"
 
@@ -22,12 +23,6 @@ namespace fs = std::filesystem;
 namespace attnviz::hub {
 
 namespace {
-
-bool is_commit_id(const std::string& revision) {
-    return revision.size() == 40 && std::all_of(revision.begin(), revision.end(), [](char c) {
-               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-           });
-}
 
 bool contains(const std::vector<std::string>& names, const std::string& name) {
     return std::find(names.begin(), names.end(), name) != names.end();
@@ -47,6 +42,12 @@ std::string unique_suffix() {
 }
 
 }  // namespace
+
+bool is_commit_id(const std::string& revision) {
+    return revision.size() == 40 && std::all_of(revision.begin(), revision.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+           });
+}
 
 // Tokenizer files in the order the tokenizer reads them; all present are fetched.
 const std::vector<std::string> kTokenizerFiles = {
@@ -85,6 +86,11 @@ std::optional<std::string> cached_commit(const fs::path& repo_dir, const std::st
     std::string commit = io::read_file(ref);
     while (!commit.empty() && (commit.back() == '\n' || commit.back() == '\r')) commit.pop_back();
     if (commit.empty()) return std::nullopt;
+    // The commit becomes a path (snapshots/<commit>): anything but a commit id,
+    // "../../x" or "/tmp/x", would load a model from outside the cache.
+    if (!is_commit_id(commit))
+        throw Error(ref.string() + " holds '" + printable(commit.substr(0, 80)) +
+                    "', not a commit id (40 hex digits); delete it and download the model again");
     return commit;
 }
 
@@ -165,11 +171,7 @@ void write_ref(const fs::path& repo_dir, const std::string& revision, const std:
     if (revision == commit) return;
     const fs::path ref = repo_dir / "refs" / revision;
     fs::create_directories(ref.parent_path());
-    const fs::path temporary = ref.string() + unique_suffix();
-    io::write_file(temporary, commit);
-    std::error_code error;
-    fs::rename(temporary, ref, error);
-    if (error) throw Error("cannot write " + ref.string() + ": " + error.message());
+    io::write_file(ref, commit);
 }
 
 BlobLock::BlobLock(const fs::path& cache, const std::string& repo, const std::string& etag) {

@@ -15,7 +15,13 @@ namespace attnviz::hub {
 
 std::filesystem::path repo_folder(const std::filesystem::path& cache, const std::string& repo);
 
-// A revision that is already a commit id is used as it is; otherwise refs/<revision>.
+// A git commit id as the hub gives it: 40 lowercase hex digits. The hub's
+// answers and the cache's refs are both checked with it, since a commit
+// becomes a folder name (snapshots/<commit>).
+bool is_commit_id(const std::string& revision);
+
+// A revision that is already a commit id is used as it is; otherwise
+// refs/<revision>, which must hold a commit id (an Error names the ref otherwise).
 std::optional<std::string> cached_commit(const std::filesystem::path& repo_dir,
                                          const std::string& revision);
 

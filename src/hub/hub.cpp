@@ -95,7 +95,7 @@ bool safe_file_name(const std::string& file) {
     return true;
 }
 
-bool safe_token(const std::string& text) {  // commits and etags become file names
+bool safe_token(const std::string& text) {  // etags become file names
     return !text.empty() && text.size() <= 128 && std::all_of(text.begin(), text.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
     });
@@ -220,7 +220,7 @@ std::optional<FileMetadata> file_metadata(Session& session, const std::string& r
     metadata.url =
         response.status >= 300 && response.status < 400 && !location.empty() ? location : url;
     if (metadata.url.starts_with("/")) metadata.url = session.endpoint + metadata.url;
-    if (!safe_token(metadata.commit))
+    if (!hub::is_commit_id(metadata.commit))
         throw Error(session.endpoint + " gave no usable X-Repo-Commit for " + file + " of " +
                     session.model + ": '" + metadata.commit + "'");
     if (!safe_token(metadata.etag))
@@ -341,7 +341,7 @@ RepoListing list_repo(Session& session) {
     } catch (const nlohmann::json::exception& e) {
         throw Error("unexpected answer from " + url + ": " + e.what());
     }
-    if (!safe_token(listing.commit))
+    if (!hub::is_commit_id(listing.commit))
         throw Error("unexpected commit id from " + url + ": '" + listing.commit + "'");
     listing.known = true;
     return listing;

@@ -1,5 +1,6 @@
 // Reading files: whole files, read-only memory maps, and JSON documents, with
-// errors that name the file.
+// errors that name the file. Writing goes through attnviz/files.h's
+// OutputFile, whole or not at all; write_file is its shorthand.
 #pragma once
 
 #include <cstddef>

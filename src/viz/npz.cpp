@@ -19,14 +19,15 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "attnviz/error.h"
 #include "attnviz/export.h"
+#include "attnviz/files.h"
 #include "viz/npz.h"
 
 namespace attnviz {
@@ -79,13 +80,23 @@ NpyArray int64_array(std::string name, const std::vector<int64_t>& values) {
     return array;
 }
 
+// A float32 array whose shape must account for its values exactly: a negative
+// dimension, or a product that overflows or differs, is an Error naming it.
 NpyArray float_array(std::string name, const std::vector<float>& values,
-                     std::vector<size_t> shape) {
+                     std::initializer_list<int64_t> dims) {
+    std::vector<size_t> shape;
     size_t count = 1;
-    for (size_t dim : shape) count *= dim;
-    if (count != values.size())
+    bool fits = true;
+    for (int64_t dim : dims) {
+        fits = fits && dim >= 0 && !__builtin_mul_overflow(count, static_cast<size_t>(dim), &count);
+        shape.push_back(static_cast<size_t>(std::max<int64_t>(dim, 0)));
+    }
+    if (!fits || count != values.size()) {
+        std::string text;
+        for (int64_t dim : dims) text += (text.empty() ? "" : ", ") + std::to_string(dim);
         throw Error("cannot export " + name + ": it has " + std::to_string(values.size()) +
-                    " values, its shape needs " + std::to_string(count));
+                    " values, which its shape [" + text + "] does not hold");
+    }
     NpyArray array = make_array(std::move(name), "<f4", std::move(shape));
     array.data = values.data();
     array.data_size = values.size() * sizeof(float);
@@ -182,19 +193,21 @@ std::vector<NpyArray> trace_arrays(const AttentionTrace& trace) {
     }
     for (const AttentionBlock& block : trace.blocks) {
         const std::string prefix = trace.blocks.size() == 1 ? "" : block.name + "_";
-        const auto layers = static_cast<size_t>(block.n_layers);
-        const auto heads = static_cast<size_t>(block.n_heads);
-        arrays.push_back(float_array(prefix + "attentions", block.probs,
-                                     {layers, heads, static_cast<size_t>(block.n_queries),
-                                      static_cast<size_t>(block.n_keys)}));
+        const int64_t layers = block.n_layers, heads = block.n_heads;
+        const int64_t queries = block.n_queries, keys = block.n_keys;
+        arrays.push_back(
+            float_array(prefix + "attentions", block.probs, {layers, heads, queries, keys}));
         if (block.has_queries_keys()) {
-            const auto dim = static_cast<size_t>(block.head_dim);
+            const int64_t dim = block.head_dim;
             arrays.push_back(
-                float_array(prefix + "queries", block.queries,
-                            {layers, heads, static_cast<size_t>(block.n_queries), dim}));
-            arrays.push_back(float_array(prefix + "keys", block.keys,
-                                         {layers, heads, static_cast<size_t>(block.n_keys), dim}));
+                float_array(prefix + "queries", block.queries, {layers, heads, queries, dim}));
+            arrays.push_back(float_array(prefix + "keys", block.keys, {layers, heads, keys, dim}));
             // raw score = score_scale[layer] * q.k (GPT-2's inverse layer scale differs by layer)
+            if (!block.layer_score_scales.empty() &&
+                block.layer_score_scales.size() != static_cast<size_t>(layers))
+                throw Error("cannot export " + prefix +
+                            "score_scale: " + std::to_string(block.layer_score_scales.size()) +
+                            " scales for " + std::to_string(layers) + " layers");
             std::vector<float> scales;
             for (int layer = 0; layer < block.n_layers; ++layer)
                 scales.push_back(block.layer_score_scale(layer));
@@ -205,10 +218,8 @@ std::vector<NpyArray> trace_arrays(const AttentionTrace& trace) {
             arrays.push_back(std::move(scale_array));
         }
         if (block.has_score_bias())
-            arrays.push_back(float_array(
-                prefix + "score_bias", block.score_bias,
-                {static_cast<size_t>(block.score_bias_layers), heads,
-                 static_cast<size_t>(block.n_queries), static_cast<size_t>(block.n_keys)}));
+            arrays.push_back(float_array(prefix + "score_bias", block.score_bias,
+                                         {block.score_bias_layers, heads, queries, keys}));
     }
     std::vector<bool> sequence_has_states(trace.sequences.size(), false);
     for (const HiddenStates& states : trace.hidden_states) {
@@ -223,10 +234,18 @@ std::vector<NpyArray> trace_arrays(const AttentionTrace& trace) {
         sequence_has_states[static_cast<size_t>(states.sequence)] = true;
         const std::string prefix =
             single_stack ? "" : trace.sequences[static_cast<size_t>(states.sequence)].name + "_";
-        arrays.push_back(
-            float_array(prefix + "hidden_states", states.values,
-                        {static_cast<size_t>(states.n_states), static_cast<size_t>(states.n_tokens),
-                         static_cast<size_t>(states.hidden_size)}));
+        arrays.push_back(float_array(prefix + "hidden_states", states.values,
+                                     {states.n_states, states.n_tokens, states.hidden_size}));
+    }
+    // Two arrays of one name: numpy would silently read only one of them. A
+    // zip entry's name has 16 bits for its length.
+    std::set<std::string> names;
+    for (const NpyArray& array : arrays) {
+        if (!names.insert(array.name).second)
+            throw Error("cannot export: two arrays are named " + array.name);
+        if (array.name.size() + 4 > 0xFFFF)
+            throw Error("cannot export an array whose name is " +
+                        std::to_string(array.name.size()) + " bytes long");
     }
     append_provenance(trace, arrays);
     for (NpyArray& array : arrays) {
@@ -390,31 +409,24 @@ void write_npz(const AttentionTrace& trace, const std::filesystem::path& path) {
 }
 
 void write_npz(const AttentionTrace& trace, std::ostream& out) {
-    const std::vector<NpyArray> arrays = trace_arrays(trace);
-    ZipWriter zip(out, "the .npz");
-    write_zip(arrays, zip, kZip32Limit);
+    npz::write_npz(trace, out, kZip32Limit);
 }
 
 namespace npz {
 
 void write_npz(const AttentionTrace& trace, const std::filesystem::path& path,
                uint64_t zip64_from) {
+    const std::vector<NpyArray> arrays = trace_arrays(trace);  // a bad trace throws first
+    OutputFile file(path);  // whole or absent: a failed export leaves the old file
+    ZipWriter zip(file.stream(), path.string());
+    write_zip(arrays, zip, zip64_from);
+    file.commit();
+}
+
+void write_npz(const AttentionTrace& trace, std::ostream& out, uint64_t zip64_from) {
     const std::vector<NpyArray> arrays = trace_arrays(trace);
-    // Written beside the target and renamed, so a failed export leaves no half file.
-    const std::filesystem::path temporary = path.string() + ".partial";
-    try {
-        std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
-        if (!file) throw Error("cannot create " + temporary.string() + ": " + std::strerror(errno));
-        ZipWriter zip(file, temporary.string());
-        write_zip(arrays, zip, zip64_from);
-    } catch (...) {
-        std::error_code ignored;
-        std::filesystem::remove(temporary, ignored);
-        throw;
-    }
-    std::error_code error;
-    std::filesystem::rename(temporary, path, error);
-    if (error) throw Error("cannot write " + path.string() + ": " + error.message());
+    ZipWriter zip(out, "the .npz");
+    write_zip(arrays, zip, zip64_from);
 }
 
 }  // namespace npz

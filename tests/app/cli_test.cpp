@@ -4,17 +4,23 @@
 // a fake hub on 127.0.0.1. Checks the seed workflow, exit codes and messages.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "hub/fake_hub.h"
@@ -97,22 +103,8 @@ protected:
     // The same for a shell command line, run in `folder`.
     CliRun shell(const std::string& command_line, std::map<std::string, std::string> environment,
                  const fs::path& folder) {
-        environment.emplace("HF_HUB_CACHE", (root_ / "cache").string());
-        environment.emplace("HF_HOME", (root_ / "home").string());
-        environment.emplace("HF_HUB_OFFLINE", "1");
-        environment.emplace("ATTNVIZ_NUM_THREADS", "1");
-        std::string command = "cd " + shell_quote(folder.string()) +
-                              " && env -u HF_TOKEN -u HF_ENDPOINT -u HF_HUB_OFFLINE -u DISPLAY "
-                              "-u WAYLAND_DISPLAY";
-        for (const auto& [name, value] : environment) {
-            if (value.empty()) continue;
-            command += ' ';
-            command += name;
-            command += '=';
-            command += shell_quote(value);
-        }
-        command += ' ';
-        command += command_line;
+        std::string command = "cd " + shell_quote(folder.string()) + " && " +
+                              with_environment(std::move(environment)) + command_line;
         command += " >" + shell_quote((work_ / "stdout.txt").string()) + " 2>" +
                    shell_quote((work_ / "stderr.txt").string());
         const int status = std::system(command.c_str());
@@ -121,6 +113,39 @@ protected:
         run.out = attnviz::io::read_file(work_ / "stdout.txt");
         run.err = attnviz::io::read_file(work_ / "stderr.txt");
         return run;
+    }
+
+    // "env ... ": the tests' environment, and nothing from the user's.
+    std::string with_environment(std::map<std::string, std::string> environment) {
+        environment.emplace("HF_HUB_CACHE", (root_ / "cache").string());
+        environment.emplace("HF_HOME", (root_ / "home").string());
+        environment.emplace("HF_HUB_OFFLINE", "1");
+        environment.emplace("ATTNVIZ_NUM_THREADS", "1");
+        std::string command =
+            "env -u HF_TOKEN -u HF_ENDPOINT -u HF_HUB_OFFLINE -u DISPLAY -u WAYLAND_DISPLAY";
+        for (const auto& [name, value] : environment) {
+            if (value.empty()) continue;
+            command += ' ';
+            command += name;
+            command += '=';
+            command += shell_quote(value);
+        }
+        return command + ' ';
+    }
+
+    // attnviz started in this test's folder and left running: its process id
+    // (the shell execs it), its output thrown away.
+    pid_t start_attnviz(const std::vector<std::string>& args) {
+        std::string command = "cd " + shell_quote(work_.string()) + " && exec " +
+                              with_environment({}) + shell_quote(ATTNVIZ_CLI);
+        for (const std::string& arg : args) command += ' ' + shell_quote(arg);
+        command += " >/dev/null 2>&1";
+        const pid_t pid = fork();
+        if (pid == 0) {
+            execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+            _exit(127);
+        }
+        return pid;
     }
 
     std::string python(const std::string& script) {
@@ -748,6 +773,308 @@ print(z["tokens"].tolist(), z["attentions"].shape, z["queries"].shape)
     run = attnviz({"view", "--model", "bert-base-uncased", "--text", kTextA, "-o", "-", "--open"});
     EXPECT_EQ(run.code, 2);
     EXPECT_THAT(run.err, HasSubstr("--open needs a file"));
+}
+
+// ---- Outputs that are whole or absent (issue 12) ----
+
+// What a folder holds besides the test's own stdout.txt and stderr.txt.
+std::set<std::string> files_in(const fs::path& folder) {
+    std::set<std::string> names;
+    for (const auto& entry : fs::directory_iterator(folder)) {
+        const std::string name = entry.path().filename().string();
+        if (name != "stdout.txt" && name != "stderr.txt") names.insert(name);
+    }
+    return names;
+}
+
+// Two exports to one path at once, 20 times: the file is always one of the
+// two whole exports. With one fixed "<out>.partial" they interleaved, and 2
+// runs in 6 left a corrupt npz, once with exit code 0.
+TEST_F(Cli, ConcurrentExportsLeaveOneWholeNpz) {
+    const std::vector<std::string> a = {"export", "--model", "bert-base-uncased",
+                                        "--text", kTextA,    "--queries-keys"};
+    const std::vector<std::string> b = {
+        "export",         "--model", "bert-base-uncased", "--text", kTextB + " And then it slept.",
+        "--hidden-states"};
+    auto with_output = [](std::vector<std::string> args, const std::string& output) {
+        args.insert(args.end(), {"-o", output});
+        return args;
+    };
+    ASSERT_EQ(attnviz(with_output(a, "a.npz")).code, 0);
+    ASSERT_EQ(attnviz(with_output(b, "b.npz")).code, 0);
+    const std::string whole_a = attnviz::io::read_file(work_ / "a.npz");
+    const std::string whole_b = attnviz::io::read_file(work_ / "b.npz");
+    ASSERT_NE(whole_a, whole_b);
+    auto command = [](const std::vector<std::string>& args) {
+        std::string line = shell_quote(ATTNVIZ_CLI);
+        for (const std::string& arg : args) line += ' ' + shell_quote(arg);
+        return line;
+    };
+    attnviz::io::write_file(work_ / "race.sh", command(with_output(a, "out.npz")) +
+                                                   " & first=$!\n" +
+                                                   command(with_output(b, "out.npz")) +
+                                                   " & second=$!\nwait $first && wait $second\n");
+    int a_won = 0, b_won = 0;
+    for (int round = 0; round < 20; ++round) {
+        const CliRun run = shell("sh race.sh", {}, work_);
+        ASSERT_EQ(run.code, 0) << "round " << round << ": " << run.err;
+        const std::string result = attnviz::io::read_file(work_ / "out.npz");
+        EXPECT_TRUE(result == whole_a || result == whole_b)
+            << "round " << round << ": " << result.size() << " bytes";
+        a_won += result == whole_a;
+        b_won += result == whole_b;
+        EXPECT_EQ(files_in(work_), (std::set<std::string>{"a.npz", "b.npz", "out.npz", "race.sh"}))
+            << "round " << round;
+    }
+    EXPECT_EQ(a_won + b_won, 20);
+}
+
+// -o at a directory, a FIFO or a device: refused in one line naming -o and the
+// path, and the thing itself untouched (a FIFO stays a FIFO; as root, `-o
+// /dev/null` once replaced the system's /dev/null with a regular file).
+TEST_F(Cli, OutputThatIsNotARegularFileIsRefused) {
+    fs::create_directories(work_ / "pages");
+    ASSERT_EQ(mkfifo((work_ / "fifo.npz").c_str(), 0600), 0);
+    CliRun run =
+        attnviz({"export", "--model", "bert-base-uncased", "--text", kTextA, "-o", "pages"});
+    EXPECT_EQ(run.code, 1);
+    EXPECT_EQ(run.err,
+              "attnviz: error: -o pages: is a directory; attnviz replaces only regular files (- "
+              "writes to standard output)\n");
+    run = attnviz({"view", "--model", "bert-base-uncased", "--text", kTextA, "-o", "fifo.npz"});
+    EXPECT_EQ(run.code, 1);
+    EXPECT_THAT(run.err, HasSubstr("-o fifo.npz: is a FIFO"));
+    // As root, a null device node of the test's own, so that a regression
+    // replaces that and never the system's /dev/null; as anyone else /dev/null.
+    std::set<std::string> expected = {"fifo.npz", "pages"};
+    std::string device = "/dev/null";
+    if (geteuid() == 0) {
+        device = "null.npz";
+        ASSERT_EQ(mknod((work_ / device).c_str(), S_IFCHR | 0666, makedev(1, 3)), 0);
+        expected.insert(device);
+    }
+    run = attnviz({"export", "--model", "bert-base-uncased", "--text", kTextA, "-o", device});
+    EXPECT_EQ(run.code, 1);
+    EXPECT_THAT(run.err, HasSubstr("-o " + device + ": is a character device"));
+    EXPECT_TRUE(fs::is_character_file(geteuid() == 0 ? work_ / device : fs::path(device)));
+    EXPECT_TRUE(fs::is_fifo(work_ / "fifo.npz"));
+    EXPECT_TRUE(fs::is_empty(work_ / "pages"));
+    EXPECT_EQ(files_in(work_), expected);
+}
+
+// A symbolic link at -o is followed, as cp follows it: its target is replaced, the link stays.
+TEST_F(Cli, OutputSymlinkIsFollowed) {
+    fs::create_directories(work_ / "store");
+    attnviz::io::write_file(work_ / "store" / "cat.npz", "old");
+    fs::create_symlink("store/cat.npz", work_ / "cat.npz");
+    ASSERT_EQ(
+        attnviz({"export", "--model", "bert-base-uncased", "--text", kTextA, "-o", "ref.npz"}).code,
+        0);
+    const CliRun run =
+        attnviz({"export", "--model", "bert-base-uncased", "--text", kTextA, "-o", "cat.npz"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_EQ(run.out, (work_ / "cat.npz").string() + "\n");
+    EXPECT_TRUE(fs::is_symlink(work_ / "cat.npz"));
+    EXPECT_EQ(attnviz::io::read_file(work_ / "store" / "cat.npz"),
+              attnviz::io::read_file(work_ / "ref.npz"));
+    EXPECT_EQ(files_in(work_ / "store"), std::set<std::string>{"cat.npz"});
+
+    // /dev/stdout is standard output, written through like -o -.
+    const CliRun piped =
+        attnviz({"export", "--model", "bert-base-uncased", "--text", kTextA, "-o", "/dev/stdout"});
+    ASSERT_EQ(piped.code, 0) << piped.err;
+    EXPECT_EQ(piped.out, attnviz::io::read_file(work_ / "ref.npz"));
+}
+
+// A full disk (here the file size limit; SIGXFSZ ignored, so write() fails
+// with EFBIG) once truncated the old page: now it is an error and the old page stays.
+TEST_F(Cli, FailedWriteKeepsTheOldPage) {
+    const std::string old_page = "<!DOCTYPE html><p>the old page</p>\n";
+    attnviz::io::write_file(work_ / "page.html", old_page);
+    CliRun run = shell(
+        "sh -c " + shell_quote("trap '' XFSZ; ulimit -f 64; exec " + shell_quote(ATTNVIZ_CLI) +
+                               " view --model bert-base-uncased --view all "
+                               "--text 'The cat sat on the mat' -o page.html"),
+        {}, work_);
+    EXPECT_EQ(run.code, 1);
+    EXPECT_EQ(run.err, "attnviz: error: cannot write -o page.html: File too large\n");
+    EXPECT_EQ(attnviz::io::read_file(work_ / "page.html"), old_page);
+    EXPECT_EQ(files_in(work_), std::set<std::string>{"page.html"});
+
+    run =
+        shell("sh -c " + shell_quote(shell_quote(ATTNVIZ_CLI) +
+                                     " view --model bert-base-uncased --text cat -o - >/dev/full"),
+              {}, work_);
+    EXPECT_EQ(run.code, 1);
+    EXPECT_EQ(run.err,
+              "attnviz: error: cannot write to standard output: No space left on device\n");
+}
+
+// A page differs from run to run only in its random nonce and element id, not
+// in its length: whole is the length of one, from <!DOCTYPE to </html>.
+bool is_whole_page(const std::string& page, size_t whole) {
+    return page.size() == whole && page.starts_with("<!DOCTYPE html>") &&
+           page.ends_with("</html>\n");
+}
+
+// Ctrl-C at any moment of `view` or `export`: the old file or the whole new
+// one, never a part, and no temporary file. SIGINT goes at points spread over
+// a whole run (loading, running, writing, renaming); where it lands varies,
+// the invariant holds at each.
+TEST_F(Cli, InterruptLeavesTheOldFileOrTheNewOne) {
+    std::string text;
+    for (int i = 0; i < 60; ++i) text += "cat ";
+    const std::vector<std::vector<std::string>> commands = {
+        {"view", "--model", "bert-base-uncased", "--view", "all", "--text", text, "-o", "out"},
+        {"export", "--model", "bert-base-uncased", "--queries-keys", "--hidden-states", "--text",
+         text, "-o", "out"}};
+    const std::string old_file = "old\n";
+    for (std::vector<std::string> args : commands) {
+        args.back() = "new." + args.front();
+        const auto started = std::chrono::steady_clock::now();
+        ASSERT_EQ(attnviz(args).code, 0);
+        const auto whole_run = std::chrono::steady_clock::now() - started;
+        const std::string whole = attnviz::io::read_file(work_ / args.back());
+        fs::remove(work_ / args.back());
+        args.back() = "out";
+        int interrupted = 0;
+        for (int step = 0; step <= 24; ++step) {
+            attnviz::io::write_file(work_ / "out", old_file);
+            const pid_t pid = start_attnviz(args);
+            std::this_thread::sleep_for(whole_run * step / 20);
+            kill(pid, SIGINT);
+            int status = 0;
+            waitpid(pid, &status, 0);
+            interrupted += WIFSIGNALED(status) && WTERMSIG(status) == SIGINT;
+            const std::string result = attnviz::io::read_file(work_ / "out");
+            const bool complete =
+                args.front() == "export" ? result == whole : is_whole_page(result, whole.size());
+            EXPECT_TRUE(result == old_file || complete)
+                << args.front() << " step " << step << ": " << result.size() << " bytes";
+            if (WIFEXITED(status)) {
+                EXPECT_TRUE(complete) << args.front() << " step " << step;
+            }
+            EXPECT_EQ(files_in(work_), std::set<std::string>{"out"})
+                << args.front() << " step " << step;
+        }
+        EXPECT_GT(interrupted, 0) << args.front();
+    }
+}
+
+// ---- Text from files (issue 12) ----
+
+// A command-line argument stops at 128 KiB; --text-file takes any length, and
+// - reads standard input. The file's bytes are the text, exactly.
+TEST_F(Cli, TextFileIsTheTextExactly) {
+    attnviz::io::write_file(work_ / "a.txt", "This is a test");
+    attnviz::io::write_file(work_ / "b.txt", "It slept.\n");
+    ASSERT_EQ(attnviz({"export", "--model", "bert-base-uncased", "--text", "This is a test",
+                       "--text-b", "It slept.\n", "-o", "inline.npz"})
+                  .code,
+              0);
+    CliRun run = attnviz({"export", "--model", "bert-base-uncased", "--text-file", "a.txt",
+                          "--text-b-file", "b.txt", "-o", "file.npz"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    run = shell("sh -c " + shell_quote("printf 'It slept.\\n' | " + shell_quote(ATTNVIZ_CLI) +
+                                       " export --model bert-base-uncased --text-file a.txt "
+                                       "--text-b-file - -o stdin.npz"),
+                {}, work_);
+    ASSERT_EQ(run.code, 0) << run.err;
+    const std::string inline_npz = attnviz::io::read_file(work_ / "inline.npz");
+    EXPECT_EQ(attnviz::io::read_file(work_ / "file.npz"), inline_npz);
+    EXPECT_EQ(attnviz::io::read_file(work_ / "stdin.npz"), inline_npz);
+
+    const CliRun tokens = attnviz({"tokenize", "--model", "bert-base-uncased", "--text-file",
+                                   "a.txt", "--text-b-file", "b.txt"});
+    ASSERT_EQ(tokens.code, 0) << tokens.err;
+    EXPECT_EQ(tokens.out, attnviz({"tokenize", "--model", "bert-base-uncased", "--text",
+                                   "This is a test", "--text-b", "It slept.\n"})
+                              .out);
+
+    // 200 KiB: too long for a command line, one word a token.
+    std::string words;
+    const int count = 40000;
+    for (int i = 0; i < count; ++i) words += i % 2 ? "cat " : "sat ";
+    attnviz::io::write_file(work_ / "long.txt", words);
+    const CliRun long_tokens =
+        attnviz({"tokenize", "--model", "bert-base-uncased", "--text-file", "long.txt"});
+    ASSERT_EQ(long_tokens.code, 0) << long_tokens.err;
+    const nlohmann::json ids = nlohmann::json::parse(long_tokens.out)["ids"];
+    ASSERT_EQ(ids.size(), count + 2u);  // [CLS] ... [SEP]
+    EXPECT_EQ(ids[1], 2938);            // "sat"
+    EXPECT_EQ(ids[2], 4937);            // "cat"
+    run = attnviz({"view", "--model", "bert-base-uncased", "--text-file", "long.txt", "--truncate",
+                   "-o", "long.html"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_EQ(page_payload(attnviz::io::read_file(work_ / "long.html"))["model"],
+              "bert-base-uncased");
+}
+
+TEST_F(Cli, TextFileErrorsNameTheFlagAndTheFile) {
+    attnviz::io::write_file(work_ / "a.txt", "cat");
+    attnviz::io::write_file(work_ / "latin1.txt", std::string("caf\xe9", 4));
+    CliRun run = attnviz({"view", "--text", "cat", "--text-file", "a.txt"});
+    EXPECT_EQ(run.code, 2);
+    EXPECT_THAT(run.err, HasSubstr("--text excludes --text-file"));
+    run = attnviz({"view", "--model", "bert-base-uncased"});
+    EXPECT_EQ(run.code, 2);
+    EXPECT_EQ(run.err,
+              "attnviz: error: give the text: --text TEXT, or --text-file FILE (- for standard "
+              "input)\n");
+    run = attnviz({"export", "--text-file", "-", "--text-b-file", "-"});
+    EXPECT_EQ(run.code, 2);
+    EXPECT_EQ(run.err,
+              "attnviz: error: --text-b-file -: standard input is already --text-file's\n");
+    run = attnviz({"export", "--model", "bert-base-uncased", "--text-file", "latin1.txt"});
+    EXPECT_EQ(run.code, 1);
+    EXPECT_EQ(run.err,
+              "attnviz: error: --text-file latin1.txt: not valid UTF-8 (byte 0xe9 at offset 3)\n");
+    run = attnviz({"tokenize", "--model", "bert-base-uncased", "--text-file", "missing.txt"});
+    EXPECT_EQ(run.code, 1);
+    EXPECT_THAT(run.err,
+                StartsWith("attnviz: error: --text-file: cannot open missing.txt: No such file"));
+    run = attnviz({"tokenize", "--model", "bert-base-uncased", "--text-b-file", "a.txt"});
+    EXPECT_EQ(run.code, 2);
+    EXPECT_THAT(run.err, HasSubstr("--text-b needs --text or --text-file"));
+    EXPECT_FALSE(fs::exists(work_ / "attention.npz"));
+}
+
+// ---- What reaches the terminal (issue 12) ----
+
+// Cache folder names, refs and error messages are anyone's bytes: escape
+// sequences in them are printed escaped, never sent to the terminal.
+TEST_F(Cli, ControlCharactersAreEscapedOnTheTerminal) {
+    const fs::path cache = work_ / "cache";
+    fs::create_directories(cache / "models--evil\x1b]0;pwned\x07" / "refs");
+    attnviz::io::write_file(cache / "models--evil\x1b]0;pwned\x07" / "refs" / "main",
+                            "\x1b[2J\xc2\x9b"
+                            "31m");
+    fs::create_directories(cache / "models--bad\xff\xfe" / "snapshots");
+    const std::map<std::string, std::string> environment = {{"HF_HUB_CACHE", cache.string()}};
+    CliRun run = attnviz({"models"}, environment);
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_EQ(run.out.find('\x1b'), std::string::npos) << run.out;
+    EXPECT_EQ(run.out.find("\xc2\x9b"), std::string::npos) << run.out;
+    EXPECT_THAT(run.out, HasSubstr("evil\\x1b]0;pwned\\x07"));
+    EXPECT_THAT(run.out, HasSubstr("main (\\x1b[2J\\u009b"));
+    EXPECT_THAT(run.out, HasSubstr("bad\\xff\\xfe"));
+
+    run = attnviz({"models", "--json"}, environment);
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_EQ(run.out.find('\x1b'), std::string::npos) << run.out;
+    EXPECT_EQ(run.out.find("\xc2\x9b"), std::string::npos) << run.out;
+    const nlohmann::json models = nlohmann::json::parse(run.out)["models"];
+    ASSERT_EQ(models.size(), 2u);
+    EXPECT_EQ(models[0]["model"], "bad\xef\xbf\xbd\xef\xbf\xbd");  // U+FFFD for each bad byte
+    EXPECT_EQ(models[1]["model"], "evil\x1b]0;pwned\x07");
+    EXPECT_EQ(models[1]["refs"]["main"],
+              "\x1b[2J\xc2\x9b"
+              "31m");
+
+    run = attnviz({"view", "--model", "./no\x1b[31mred", "--text", "cat"}, environment);
+    EXPECT_EQ(run.code, 1);
+    EXPECT_EQ(run.err.find('\x1b'), std::string::npos) << run.err;
+    EXPECT_THAT(run.err, HasSubstr("no\\x1b[31mred"));
 }
 
 // Without a display, xdg-open fails noisily; attnviz keeps its chatter out and

@@ -610,4 +610,46 @@ TEST_F(Hub, ListsCachedModelsWithSizes) {
     EXPECT_EQ(attnviz::format_size(570), "570 B");
 }
 
+// refs/<revision> becomes a path (snapshots/<commit>): a ref holding "../.." or
+// an absolute path once loaded a model from outside the cache. It must be a
+// commit id, as the hub's answers are.
+TEST_F(Hub, RefThatIsNotACommitIdIsRefused) {
+    server.add_repo("org/tiny-bert", tiny_bert());
+    const fs::path folder = attnviz::resolve_model("org/tiny-bert", options);
+    // A complete model elsewhere, where the bad refs point.
+    const fs::path outside = root / "outside";
+    fs::create_directories(outside.parent_path());
+    fs::copy(folder, outside, fs::copy_options::recursive);
+    const fs::path ref = repo_dir("org/tiny-bert") / "refs" / "main";
+    options.offline = true;
+    for (const std::string& bad : {std::string("../../../outside"), outside.string(),
+                                   std::string("main"), kCommit.substr(0, 39), kCommit + "0",
+                                   std::string("0123456789ABCDEF0123456789abcdef01234567")}) {
+        attnviz::io::write_file(ref, bad + "\n");
+        try {
+            const fs::path loaded = attnviz::resolve_model("org/tiny-bert", options);
+            FAIL() << bad << " loaded " << loaded;
+        } catch (const Error& e) {
+            EXPECT_THAT(e.what(), AllOf(HasSubstr(ref.string()), HasSubstr("not a commit id")))
+                << bad;
+        }
+    }
+    attnviz::io::write_file(ref, kCommit + "\n");
+    EXPECT_EQ(attnviz::resolve_model("org/tiny-bert", options), folder);
+}
+
+// The same rule for the hub's answers, so that no ref attnviz writes is one it refuses to read.
+TEST_F(Hub, HubCommitMustBeACommitId) {
+    fake_hub::Repo repo = tiny_bert();
+    repo.commit = "abc123";
+    server.add_repo("org/tiny-bert", repo);
+    try {
+        attnviz::resolve_model("org/tiny-bert", options);
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_THAT(e.what(), HasSubstr("'abc123'"));
+    }
+    EXPECT_FALSE(fs::exists(repo_dir("org/tiny-bert") / "refs" / "main"));
+}
+
 }  // namespace

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <limits>
+#include <sstream>
 #include <string>
 
 #include "attnviz/error.h"
@@ -255,6 +256,36 @@ TEST(Npz, FailedWriteLeavesNoFile) {
     EXPECT_THROW(attnviz::write_npz(bad, path), std::exception);
     EXPECT_FALSE(fs::exists(path));
     EXPECT_FALSE(fs::exists(path.string() + ".partial"));
+}
+
+// Traces the model code never makes, but the writer must refuse rather than
+// write a wrong file or read out of bounds (what fuzz/npz_roundtrip_fuzz.cpp
+// checks for): a negative dimension whose product with a zero wraps to the
+// values' count, fewer layer scales than layers, two arrays of one name.
+TEST(Npz, InconsistentTraceIsRefused) {
+    auto refusal = [&](const attnviz::AttentionTrace& trace) -> std::string {
+        try {
+            std::ostringstream out;
+            attnviz::write_npz(trace, out);
+            return "(written: " + std::to_string(out.str().size()) + " bytes)";
+        } catch (const attnviz::Error& e) {
+            return e.what();
+        }
+    };
+    attnviz::AttentionTrace negative = small_trace(false, false);
+    negative.blocks[0].n_layers = -1;
+    negative.blocks[0].n_heads = 0;
+    negative.blocks[0].probs.clear();
+    EXPECT_EQ(refusal(negative),
+              "cannot export attentions: it has 0 values, which its shape [-1, 0, 4, 4] does not "
+              "hold");
+    attnviz::AttentionTrace scales = small_trace(true, false);
+    scales.blocks[0].layer_score_scales = {0.5f};
+    EXPECT_EQ(refusal(scales), "cannot export score_scale: 1 scales for 2 layers");
+    attnviz::AttentionTrace twins = small_trace(false, false);
+    twins.sequences.push_back(twins.sequences[0]);
+    twins.blocks.push_back(twins.blocks[0]);
+    EXPECT_EQ(refusal(twins), "cannot export: two arrays are named input_input_ids");
 }
 
 }  // namespace

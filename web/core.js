@@ -142,6 +142,7 @@ function makeBlock(b, index, streams, sequences) {
     }
     return pendingBias[stream].then((bias) => (block.loadedBias[li] = bias));
   };
+  if (!block.exact) block.exact = provisionalExact(block);  // PROVISIONAL (wt-viewsB), see the end of this file
   return block;
 }
 
@@ -343,3 +344,16 @@ function startApp(root, app, trace) {
   if (names.length) show(names[0]);
   root.dataset.ready = "1";
 }
+
+// ==== PROVISIONAL (wt-viewsB): the exact-weight contract, until wt-viewsA's core.js lands ====
+// block.exact(li) resolves to (head, q, k) => the stored probability of layer li
+// (head: index among the block's included heads). Built on the 8-bit levels
+// here, so it is NOT exact; wt-viewsA's version reads exact values. Replace this
+// block and the one call in makeBlock with theirs when merging.
+function provisionalExact(block) {
+  return (li) => block.layer(li).then((layer) => (head, q, k) => {
+    const row = head * block.nq + q;
+    return (layer.levels[row * block.nk + k] * layer.rowMax[row]) / 255;
+  });
+}
+// ==== end PROVISIONAL ====

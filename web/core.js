@@ -356,4 +356,10 @@ function provisionalExact(block) {
     return (layer.levels[row * block.nk + k] * layer.rowMax[row]) / 255;
   });
 }
+// A number computed from several weights (a renormalized row), marked "≈";
+// label says what it is. wt-viewsA's core.js defines the same.
+function formatAggregate(w, label) {
+  const text = "≈" + formatWeight(w);
+  return label ? text + " (" + label + ")" : text;
+}
 // ==== end PROVISIONAL ====

@@ -41,7 +41,10 @@ function createMatrixView(context, panel) {
 
   // view: null (fit the window) or { cell, x0, y0 }: cell size in CSS pixels
   // and the column and row at the top-left corner (fractional).
-  const store = makeStore({ block: trace.meta.firstBlock || 0, layer: 0, head: 0, cell: null, view: null }, draw);
+  // Opens on the page's initial layer and first initial head (--open-layer, --open-heads).
+  const firstBlock = trace.meta.firstBlock || 0;
+  const open = context.open ? context.open(blocks[firstBlock]) : { layer: 0, heads: null };
+  const store = makeStore({ block: firstBlock, layer: open.layer, head: open.heads ? open.heads[0] : 0, cell: null, view: null }, draw, panel);
   const state = store.state;
   function fillSelects() {
     fillLayerHeadSelects(blocks[state.block], state, layerSelect, headSelect);
@@ -254,15 +257,14 @@ function createMatrixView(context, panel) {
       h("span", "av-value", readout, "…");
       return;
     }
-    let weight = exactAt(hi, q, k), note = "";
-    if (controls.hideSpecial) {
-      let sum = 0;
-      block.keyTokens.forEach((token, j) => { if (!token.special) sum += exactAt(hi, q, j); });
-      weight = sum > 0 ? weight / sum : 0;
-      note = " (renormalized without special tokens)";
+    const weight = exactAt(hi, q, k);
+    if (!controls.hideSpecial) {
+      h("span", "av-value", readout, formatWeight(weight));
+      return;
     }
-    h("span", "av-value", readout, formatWeight(weight));
-    if (note) readout.append(note);
+    let sum = 0;
+    block.keyTokens.forEach((token, j) => { if (!token.special) sum += exactAt(hi, q, j); });
+    h("span", "av-value", readout, formatAggregate(sum > 0 ? weight / sum : 0, "renormalized without special tokens"));
   }
 
   store.setState({});

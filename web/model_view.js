@@ -20,7 +20,7 @@ function createModelView(context, panel) {
   let detail = null, detailView = null, detailAt = null, detailWatch = null;
   const drawnKey = [];  // per layer: the settings its thumbnails were drawn with
 
-  const store = makeStore({ block: trace.meta.firstBlock || 0, filter: 0 }, draw);
+  const store = makeStore({ block: trace.meta.firstBlock || 0, filter: 0 }, draw, panel);
   const state = store.state;
   const blockFilters = () => context.filters.filter((f) => f.block === state.block);
   if (blockSelect) {
@@ -203,7 +203,7 @@ function thumbLines(canvas, block, layer, hi, qs, ks, scales, controls) {
       path.lineTo(x2, 4 + (ki + 0.5) * step);
     });
   });
-  ctx.strokeStyle = headColor(block.heads[hi]);
+  ctx.strokeStyle = headColor(block.heads[hi], controls.dark);
   ctx.lineWidth = 1;
   paths.forEach((path, b) => {
     ctx.globalAlpha = Math.max(0.5, b) / buckets;

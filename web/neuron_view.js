@@ -42,7 +42,9 @@ function createNeuronView(context, panel) {
   const legend = h("div", "av-legend", panel);
   const legendRow = h("div", "av-legend-row", legend);
 
-  const store = makeStore({ block: 0, layer: 0, head: 0, hover: null, pinned: null, expanded: false }, draw);
+  // Opens on the page's initial layer and first initial head (--open-layer, --open-heads).
+  const open = context.open ? context.open(blocks[0]) : { layer: 0, heads: null };
+  const store = makeStore({ block: 0, layer: open.layer, head: open.heads ? open.heads[0] : 0, hover: null, pinned: null, expanded: false }, draw, panel);
   const state = store.state;
   const pane = makeTokenPane(
     panel,
@@ -139,7 +141,7 @@ function createNeuronView(context, panel) {
 
     // Attention lines from the query to its keys (coloured as the other views draw them).
     const x2 = tokenWidth + middle, x1 = x2 - NEURON_LINES_WIDTH + 6;
-    ctx.strokeStyle = headColor(block.heads[hi]);
+    ctx.strokeStyle = headColor(block.heads[hi], controls.dark);
     ctx.lineWidth = 1.5;
     shownKeys.forEach((k) => {
       const alpha = shade(layer.levels[row * nk + k] * scales.intensity[row], log);
@@ -267,7 +269,8 @@ function focusNumbers(block, qk, bias, exactAt, hi, q, keys, scoreScale, hideSpe
     out.biases.push(formatExact(b));
     out.totals.push(formatWithError(scaled + b, error));
     const w = exactAt(hi, q, k);
-    out.weights.push(formatWeight(hideSpecial ? (kept > 0 ? w / kept : 0) : w));
+    // renormalized: computed from several stored weights, so printed as an aggregate ("≈")
+    out.weights.push(hideSpecial ? formatAggregate(kept > 0 ? w / kept : 0) : formatWeight(w));
   }
   return out;
 }

@@ -27,9 +27,10 @@ if (!shotsDir) {
 fs.mkdirSync(shotsDir, { recursive: true });
 
 const TEXT_A = "The old lighthouse keeper climbed the narrow stairs every evening, carrying a lamp and a small notebook " +
-  "in which he recorded the weather, the ships that passed, and the birds that rested on the railing.";
+  "in which he recorded the weather, the ships that passed, and the birds that rested on the railing. In winter " +
+  "the storms kept him awake for days, and he wrote by candlelight until the sea grew calm again.";
 const TEXT_B = "Years later his granddaughter found the notebooks in a wooden chest and read them aloud to the children " +
-  "of the village, who listened quietly while the wind rattled the windows.";
+  "of the village, who listened quietly while the wind rattled the windows and the fire burned low in the hearth.";
 const SAMPLES = 200;
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "attnviz-exact-"));

@@ -2,7 +2,7 @@
 // tests/viz/synthetic_traces.h as a whole page (<name>.html) with a JSON
 // sidecar of its exact values (<name>.json: probabilities, queries, keys, score
 // bias), one page holding several fragments (fragments.html) and a
-// 512-token page (long.html). Usage: make_pages <output folder>
+// 512-token page (long512.html). Usage: make_pages <output folder>
 #include <cmath>
 #include <filesystem>
 #include <iostream>
@@ -78,11 +78,12 @@ int main(int argc, char** argv) {
                                     attnviz::render_html(trace, all));
             attnviz::io::write_file(folder / (std::string(name) + ".json"), sidecar(trace).dump());
         }
-        // 512 tokens, 12 heads (no sidecar: its values would be 70 MB of JSON):
-        // the matrix view's zoom, pan, labels and fit at a researcher's length.
+        // BERT-base-shaped, 512 tokens (no sidecar: its values would be 400 MB of
+        // JSON): the matrix view's zoom, pan, labels and fit, the neuron view's
+        // columns, at a researcher's length.
         attnviz::io::write_file(
-            folder / "long.html",
-            attnviz::render_html(attnviz::testing::sized_trace(2, 12, 512, false, 64, true), all));
+            folder / "long512.html",
+            attnviz::render_html(attnviz::testing::sized_trace(12, 12, 512, false, 64, true), all));
         std::string page =
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<title>fragments</title></head><body>\n<h1>Three fragments</h1>\n";

@@ -550,8 +550,8 @@ async function checkMatrixLabels(panel, side, tokens, g, where) {
   return labels;
 }
 
-await test("matrix view: fits the window, zoom and pan with labels, colour bar, hidden until shown", async () => {
-  const page = await open("long");
+await test("matrix view: 512 tokens fit the window; zoom and pan with labels; colour bar; hover", async () => {
+  const page = await open("long512");
   await page.waitForSelector(".av-panel-head[data-drawn]");
   await page.locator('.av-tab[data-view="matrix"]').click();
   const panel = page.locator(".av-panel-matrix");
@@ -742,7 +742,7 @@ await test("model view: detail in place, closes on a second click, title follows
 });
 
 await test("neuron view: the legend never overlaps and key tokens are not cut off", async () => {
-  for (const name of ["pair", "causal", "t5bias", "long"]) {
+  for (const name of ["pair", "causal", "t5bias", "long512"]) {
     const page = await open(name);
     await page.locator('.av-tab[data-view="neuron"]').click();
     const panel = page.locator(".av-panel-neuron");
@@ -762,7 +762,7 @@ await test("neuron view: the legend never overlaps and key tokens are not cut of
       assert.ok(!key.cut, `${name}: key token ${key.index} is cut off`);
       assert.ok(key.right <= scroll.x + scroll.width + 0.5, `${name}: key token ${key.index} is past the pane's right edge`);
     }
-    if (name === "long") await page.screenshot({ path: path.join(shotsDir, "neuron-long.png") });
+    if (name === "long512") await page.screenshot({ path: path.join(shotsDir, "neuron-long.png") });
     await page.close();
   }
 });

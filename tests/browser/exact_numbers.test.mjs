@@ -154,7 +154,8 @@ await test(`model view: ${SAMPLES}+ random cells in the detail`, async () => {
     await page.waitForFunction((n) => n.dataset.drawn, await body.elementHandle());
     for (let n = 0; n < 3; n++) {
       const q = pick(S);
-      await act(body, () => hoverQuery(body, q));
+      await hoverQuery(body, q);
+      await page.waitForFunction(([n, focus]) => n.dataset.focus === focus, [await body.elementHandle(), "q:" + q], { timeout: 5000 });
       const printed = await keyNumbers(body);
       assert.equal(printed.length, S, "a weight for every key");
       // a random sample of the row's keys
@@ -181,7 +182,8 @@ await test(`neuron view: ${SAMPLES}+ random weights and scores`, async () => {
     const l = pick(L), h = pick(H), q = pick(S);
     if (+(await panel.getAttribute("data-layer")) !== l) await act(panel, () => panel.locator(".av-layer").selectOption(String(l)));
     if (+(await panel.getAttribute("data-head")) !== h) await act(panel, () => panel.locator(".av-head").selectOption(String(h)));
-    await act(panel, () => hoverQuery(panel, q));
+    await hoverQuery(panel, q);
+    await page.waitForFunction(([n, query]) => n.dataset.query === query, [await panel.elementHandle(), String(q)], { timeout: 5000 });
     const printed = await keyNumbers(panel);
     assert.equal(printed.length, S, "a weight for every key");
     for (let j = 0; j < 25; j++) {

@@ -574,7 +574,8 @@ await test("matrix view: 512 tokens fit the window; zoom and pan with labels; co
 
   // The colour bar: the heat colours from white (0) to dark blue (1), ticks of the scale.
   const bar = panel.locator(".av-colourbar");
-  assert.equal(await bar.locator(".av-colourbar-title").textContent(), "weight");
+  const perRow = (await page.locator(".av-scaling").inputValue()) === "row";  // a long input may start per row
+  assert.equal(await bar.locator(".av-colourbar-title").textContent(), perRow ? "weight ÷ row max" : "weight");
   assert.deepEqual(await bar.locator(".av-colourbar-tick").allTextContents(), ["0", "0.25", "0.5", "0.75", "1"]);
   const ends = await bar.locator("canvas").evaluate((c) => {
     const ctx = c.getContext("2d");
@@ -739,6 +740,21 @@ await test("model view: detail in place, closes on a second click, title follows
   assert.deepEqual(queries, [...Array(9).keys()], "the detail shows sentence A's queries");
   await page.screenshot({ path: path.join(shotsDir, "model-detail.png"), fullPage: true });
   await page.close();
+
+  // Three heads make a narrow grid: the detail takes the width its head view needs.
+  const encdec = await open("encdec");
+  await encdec.locator('.av-tab[data-view="model"]').click();
+  const encPanel = encdec.locator(".av-panel-model");
+  await encdec.waitForSelector(".av-panel-model[data-drawn]");
+  await encPanel.locator('.av-thumb[data-layer="1"][data-head="2"]').click();
+  const encBody = encPanel.locator(".av-detail-body");
+  await encdec.waitForFunction((n) => n.dataset.drawn, await encBody.elementHandle());
+  const fit = await encPanel.locator(".av-detail").evaluate((detail) => {
+    const scroll = detail.querySelector(".av-scroll"), keys = detail.querySelector(".av-col-k").getBoundingClientRect();
+    return { overflow: scroll.scrollWidth - scroll.clientWidth, keysRight: keys.right, detailRight: detail.getBoundingClientRect().right };
+  });
+  assert.ok(fit.overflow <= 0 && fit.keysRight <= fit.detailRight, "the detail's key tokens are in view: " + JSON.stringify(fit));
+  await encdec.close();
 });
 
 await test("neuron view: the legend never overlaps and key tokens are not cut off", async () => {

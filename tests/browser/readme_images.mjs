@@ -21,7 +21,8 @@ const TEXT =
   "The old lighthouse keeper climbed the narrow stairs every evening, carrying a lamp and a small notebook in which " +
   "he recorded the weather, the ships that passed, and the birds that rested on the railing. Years later his " +
   "granddaughter found the notebooks in a wooden chest and read them aloud to the children of the village, who " +
-  "listened quietly while the wind rattled the windows and the sea kept its own slow time below the cliffs.";
+  "listened quietly while the wind rattled the windows and the sea kept its own slow time below the cliffs. " +
+  "Some of the pages were stained with salt, and one of them held a pressed flower from a summer long ago.";
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "attnviz-readme-"));
 const page_path = path.join(work, "matrix.html");
@@ -43,13 +44,23 @@ try {
   await redrawn(() => panel.locator(".av-layer").selectOption("1"));
   await redrawn(() => panel.locator(".av-head").selectOption("3"));
   await redrawn(() => page.locator(".av-scaling").selectOption("row"));
-  // Zoom in around query 40, key 40: cells large enough for every label.
+  // Zoom in until every token is labelled, then drag query 60 / key 60 (on the
+  // diagonal, where the local head's band is) to the middle and hover next to it.
   const canvas = panel.locator(".av-matrix-canvas");
-  const g = await canvas.evaluate((c) => ({ cell: +c.dataset.cell, left: +c.dataset.left, top: +c.dataset.top, box: c.getBoundingClientRect().toJSON() }));
-  const x = g.box.x + g.left + 40.5 * g.cell, y = g.box.y + g.top + 40.5 * g.cell;
-  await page.mouse.move(x, y);
-  while (+(await canvas.getAttribute("data-cell")) < 18) await redrawn(() => page.mouse.wheel(0, -200));
-  await page.mouse.move(x + 2, y + 2);  // hover a cell: its tokens and weight in the readout
+  const geometry = () => canvas.evaluate((c) => ({ cell: +c.dataset.cell, left: +c.dataset.left, top: +c.dataset.top,
+    x0: +c.dataset.x0, y0: +c.dataset.y0, box: c.getBoundingClientRect().toJSON() }));
+  const at = (g, row, col) => [g.box.x + g.left + (col - g.x0 + 0.5) * g.cell, g.box.y + g.top + (row - g.y0 + 0.5) * g.cell];
+  let g = await geometry();
+  await page.mouse.move(...at(g, 60, 60));
+  while ((g = await geometry()).cell < 18) await redrawn(() => page.mouse.wheel(0, -200));
+  const [targetX, targetY] = at(g, 60, 60);  // possibly outside the view
+  const middleX = g.box.x + g.left + (g.box.width - g.left) / 2, middleY = g.box.y + g.top + (g.box.height - g.top) / 2;
+  await page.mouse.move(middleX, middleY);
+  await page.mouse.down();  // the stage captures the pointer: the drag may leave it
+  await redrawn(() => page.mouse.move(2 * middleX - targetX, 2 * middleY - targetY, { steps: 5 }));
+  await page.mouse.up();
+  g = await geometry();
+  await redrawn(() => page.mouse.move(...at(g, 60, 59)));  // hover: its tokens and exact weight in the readout
   await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
   fs.mkdirSync(outDir, { recursive: true });
   const file = path.join(outDir, "matrix-zoomed.png");

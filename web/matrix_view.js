@@ -39,9 +39,9 @@ function createMatrixView(context, panel) {
   const colourBar = makeColourBar(box);
   let image = null, imageKey = null, geometry = null, exactKey = null, exactAt = null;
 
+  // Opens on the page's initial layer and first initial head (--open-layer, --open-heads).
   // view: null (fit the window) or { cell, x0, y0 }: cell size in CSS pixels
   // and the column and row at the top-left corner (fractional).
-  // Opens on the page's initial layer and first initial head (--open-layer, --open-heads).
   const firstBlock = trace.meta.firstBlock || 0;
   const open = context.open ? context.open(blocks[firstBlock]) : { layer: 0, heads: null };
   const store = makeStore({ block: firstBlock, layer: open.layer, head: open.heads ? open.heads[0] : 0, cell: null, view: null }, draw, panel);

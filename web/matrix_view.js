@@ -28,7 +28,7 @@ function createMatrixView(context, panel) {
     button.title = title;
   }
   h("span", "av-hint", bar, "wheel: zoom · drag or arrow keys: pan · shift+wheel: pan sideways");
-  const readout = h("div", "av-readout", panel, "Hover a cell.");
+  const readout = h("div", "av-readout av-matrix-readout", panel, "Hover a cell.");
   const box = h("div", "av-matrix", panel);
   const stage = h("div", "av-matrix-stage", box);
   stage.tabIndex = 0;
@@ -222,6 +222,7 @@ function createMatrixView(context, panel) {
       describeCell(block, qs[row], ks[col]);
     } else {
       readout.textContent = "Hover a cell: rows are queries, columns are keys.";
+      readout.title = "";
       delete readout.dataset.query;
     }
     canvas.dataset.cell = cell;
@@ -239,8 +240,10 @@ function createMatrixView(context, panel) {
     panel.dataset.drawn = (+panel.dataset.drawn || 0) + 1;
   }
 
-  // The readout of one cell: both tokens and the exact stored weight (the
-  // row renormalized over the shown keys when special tokens are hidden).
+  // The readout of one cell: the exact stored weight (the row renormalized
+  // over the shown keys when special tokens are hidden) first, then both
+  // tokens. One line (the full text in its tooltip): a readout that wrapped
+  // would move the matrix under the pointer.
   function describeCell(block, q, k) {
     const wanted = state.block + "/" + state.layer;
     if (exactKey !== wanted) {
@@ -249,22 +252,20 @@ function createMatrixView(context, panel) {
       block.exact(state.layer).then((at) => { if (exactKey === wanted) { exactAt = at; store.setState({}); } }, context.fail);
     }
     const qt = block.queryTokens[q], kt = block.keyTokens[k], hi = state.head;
-    readout.textContent = "Layer " + block.layers[state.layer] + ", head " + block.heads[hi] + ': query "' + qt.shown +
-      '" (' + qt.raw + ", #" + q + ') → key "' + kt.shown + '" (' + kt.raw + ", #" + k + "): ";
+    let value = "…";
+    if (exactAt && !controls.hideSpecial) value = formatWeight(exactAt(hi, q, k));
+    else if (exactAt) {
+      let sum = 0;
+      block.keyTokens.forEach((token, j) => { if (!token.special) sum += exactAt(hi, q, j); });
+      value = formatAggregate(sum > 0 ? exactAt(hi, q, k) / sum : 0, "renormalized without special tokens");
+    }
+    readout.textContent = "";
+    h("span", "av-value", readout, value);
+    readout.append(' · query "' + qt.shown + '" (' + qt.raw + ", #" + q + ') → key "' + kt.shown + '" (' + kt.raw + ", #" + k +
+      ") · layer " + block.layers[state.layer] + ", head " + block.heads[hi]);
+    readout.title = readout.textContent;
     readout.dataset.query = q;
     readout.dataset.key = k;
-    if (!exactAt) {
-      h("span", "av-value", readout, "…");
-      return;
-    }
-    const weight = exactAt(hi, q, k);
-    if (!controls.hideSpecial) {
-      h("span", "av-value", readout, formatWeight(weight));
-      return;
-    }
-    let sum = 0;
-    block.keyTokens.forEach((token, j) => { if (!token.special) sum += exactAt(hi, q, j); });
-    h("span", "av-value", readout, formatAggregate(sum > 0 ? weight / sum : 0, "renormalized without special tokens"));
   }
 
   store.setState({});

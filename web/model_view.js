@@ -1,7 +1,9 @@
 // Model view: every included layer (rows) x head (columns) as a thumbnail.
 // Short inputs draw bertviz-style line thumbnails; longer ones (where lines
-// blur) draw max-pooled heatmaps. Click a thumbnail to open that head in a
-// head view below, where tokens can be hovered.
+// blur) draw max-pooled heatmaps. Click a thumbnail (or press Enter on it) to
+// open that head's head view in place, under the thumbnail's row; click it
+// again to close. A sentence pair can be filtered (All, A→A, B→B, A→B, B→A,
+// as bertviz's "Attention" menu); the detail opens on the same filter.
 
 const THUMB_SIZE = 80;
 const THUMB_LINES_MAX_TOKENS = 64;
@@ -11,24 +13,36 @@ function createModelView(context, panel) {
   const blocks = trace.blocks;
   const bar = h("div", "av-toolbar", panel);
   const blockSelect = blockPicker(bar, blocks);
-  h("span", "av-hint", bar, "Rows: layers · columns: heads · click a thumbnail for its head view");
+  const filterSelect = labeled(bar, "Filter", h("select", "av-filter"));
+  const filterControl = filterSelect.parentNode;
+  h("span", "av-hint", bar, "Rows: layers · columns: heads · click a thumbnail for its head view, again to close it");
   const grid = h("div", "av-grid", panel);
-  const detail = h("div", "av-detail", panel);
-  detail.hidden = true;
-  let detailView = null;
+  let detail = null, detailView = null, detailAt = null, detailWatch = null;
   const drawnKey = [];  // per layer: the settings its thumbnails were drawn with
 
-  const store = makeStore({ block: trace.meta.firstBlock || 0 }, draw);
+  const store = makeStore({ block: trace.meta.firstBlock || 0, filter: 0 }, draw, panel);
   const state = store.state;
+  const blockFilters = () => context.filters.filter((f) => f.block === state.block);
   if (blockSelect) {
     blockSelect.value = String(state.block);
-    blockSelect.onchange = () => { store.setState({ block: +blockSelect.value }); build(); };
+    blockSelect.onchange = () => { store.setState({ block: +blockSelect.value, filter: 0 }); build(); };
   }
+  filterSelect.onchange = () => {
+    store.setState({ filter: +filterSelect.value });
+    drawnKey.length = 0;
+    closeDetail();
+  };
 
   function build() {
     const block = blocks[state.block];
+    closeDetail();
     grid.textContent = "";
     drawnKey.length = 0;
+    const filters = blockFilters();
+    filterSelect.textContent = "";
+    filters.forEach((f, i) => { h("option", null, filterSelect, f.label).value = String(i); });
+    filterSelect.value = String(state.filter);
+    filterControl.hidden = filters.length < 2;
     grid.style.gridTemplateColumns = "3em repeat(" + block.heads.length + ", " + THUMB_SIZE + "px)";
     h("span", "av-grid-label", grid, "");
     for (const head of block.heads) h("span", "av-grid-label", grid, "H" + head);
@@ -38,36 +52,76 @@ function createModelView(context, panel) {
         const thumb = h("canvas", "av-thumb", grid);
         thumb.dataset.layer = li;
         thumb.dataset.head = hi;
+        thumb.tabIndex = 0;
+        thumb.setAttribute("role", "button");
         thumb.title = "layer " + layerId + ", head " + head;
+        thumb.setAttribute("aria-label", "open the head view of layer " + layerId + ", head " + head);
       });
     });
   }
 
-  grid.addEventListener("click", (event) => {
-    const thumb = event.target.closest(".av-thumb");
-    if (!thumb) return;
-    const block = blocks[state.block], li = +thumb.dataset.layer, hi = +thumb.dataset.head;
+  function closeDetail() {
+    if (detailWatch) detailWatch.disconnect();
+    if (detail) detail.remove();
     for (const node of grid.querySelectorAll(".av-selected")) node.classList.remove("av-selected");
+    detail = detailView = detailAt = detailWatch = null;
+    panel.dataset.detail = "";
+  }
+
+  // Opens the head view of (li, hi) under the thumbnail's row, or closes it
+  // when it is already open.
+  function toggleDetail(thumb) {
+    const block = blocks[state.block], li = +thumb.dataset.layer, hi = +thumb.dataset.head;
+    const same = detailAt && detailAt.li === li && detailAt.hi === hi;
+    closeDetail();
+    if (same) return;
+    detailAt = { li, hi };
     thumb.classList.add("av-selected");
-    detail.hidden = false;
-    detail.textContent = "";
-    const head = h("div", "av-detail-title", detail, (blocks.length > 1 ? block.name + " · " : "") +
-      "Layer " + block.layers[li] + " · head " + block.heads[hi]);
-    const close = h("button", "av-close", head, "Close");
+    const rowEnd = grid.querySelector('.av-thumb[data-layer="' + li + '"][data-head="' + (block.heads.length - 1) + '"]');
+    detail = h("div", "av-detail");
+    rowEnd.after(detail);
+    const heading = h("div", "av-detail-title", detail);
+    const title = h("span", "av-detail-name", heading);
+    const close = h("button", "av-close", heading, "Close");
     close.type = "button";
-    close.onclick = () => { detail.hidden = true; detail.textContent = ""; detailView = null; };
+    close.onclick = () => { closeDetail(); thumb.focus(); };
     const body = h("div", "av-detail-body", detail);
     detailView = createHeadView(context, body, { block: block.index, layer: li, heads: [hi], fixed: true });
+    const filter = body.querySelector(".av-filter");
+    if (filter && state.filter) {  // open on the model view's filter
+      filter.value = String(state.filter);
+      filter.dispatchEvent(new Event("change"));
+    }
     detail.dataset.layer = block.layers[li];
     detail.dataset.head = block.heads[hi];
+    panel.dataset.detail = block.layers[li] + "/" + block.heads[hi];
+    // The title follows the heads and the filter chosen in the detail.
+    const prefix = blocks.length > 1 ? block.name + " · " : "";
+    const retitle = () => setDetailTitle(title, detail, prefix, blockFilters(), block, li, body.dataset.active || String(block.heads[hi]), body.dataset.filter);
+    retitle();
+    detailWatch = new MutationObserver(retitle);
+    detailWatch.observe(body, { attributes: true, attributeFilter: ["data-active", "data-filter"] });
     detailView.refresh();
+    // Scrolled into view once the head view has its height.
+    requestAnimationFrame(() => requestAnimationFrame(() => { if (detail) detail.scrollIntoView({ block: "nearest" }); }));
+  }
+  grid.addEventListener("click", (event) => {
+    const thumb = event.target.closest(".av-thumb");
+    if (thumb) toggleDetail(thumb);
+  });
+  grid.addEventListener("keydown", (event) => {
+    const thumb = event.target.closest(".av-thumb");
+    if (!thumb || (event.key !== "Enter" && event.key !== " ")) return;
+    event.preventDefault();
+    toggleDetail(thumb);
   });
 
   // Draws the thumbnails of layers already decoded, a few per frame, and asks
   // for the rest; each layer is redrawn only when a setting changed.
   function draw() {
     const block = blocks[state.block];
-    const key = state.block + "/" + controls.scale + controls.scaling + controls.hideSpecial + controls.dark;
+    const filter = blockFilters()[state.filter];
+    const key = state.block + "/" + state.filter + "/" + controls.scale + controls.scaling + controls.hideSpecial + controls.dark;
     const started = performance.now();
     let waiting = 0;
     for (let li = 0; li < block.layers.length; li++) {
@@ -79,15 +133,16 @@ function createModelView(context, panel) {
         continue;
       }
       if (performance.now() - started > 40) { waiting++; continue; }  // the rest next frame
-      drawLayerThumbs(grid, block, li, layer, controls);
+      drawLayerThumbs(grid, block, li, layer, filter, controls);
       drawnKey[li] = key;
     }
+    panel.dataset.filter = filter.label;
     if (waiting) {
       const decoded = block.loaded.filter(Boolean).length;
       if (decoded === block.layers.length) store.setState({});
     } else {
       if (!panel.dataset.firstDrawnAt) panel.dataset.firstDrawnAt = performance.now().toFixed(1);
-    panel.dataset.drawn = (+panel.dataset.drawn || 0) + 1;
+      panel.dataset.drawn = (+panel.dataset.drawn || 0) + 1;
     }
   }
 
@@ -102,16 +157,31 @@ function createModelView(context, panel) {
   };
 }
 
-function drawLayerThumbs(grid, block, li, layer, controls) {
-  const qs = visibleIndices(block.querySequence, "all", controls.hideSpecial);
-  const ks = visibleIndices(block.keySequence, "all", controls.hideSpecial);
+// "Layer 3 · head 5", or "Layer 3 · heads 0, 2 · A→B · numbers: mean of 2
+// heads": the heads and the filter shown in the detail, after the block's
+// name when the trace has several blocks.
+function setDetailTitle(title, detail, prefix, filters, block, li, active, filterLabel) {
+  const heads = active.split(",").filter((s) => s !== "");
+  let text = prefix + "Layer " + block.layers[li] + " · " +
+    (heads.length === 1 ? "head " : "heads ") + heads.join(", ");
+  const filter = filters.find((f) => f.label === filterLabel);
+  if (filter && (filter.q !== "all" || filter.k !== "all")) text += " · " + filter.q + "→" + filter.k;
+  if (heads.length > 1) text += " · numbers: mean of " + heads.length + " heads";
+  title.textContent = text;
+  detail.dataset.heads = heads.join(",");
+}
+
+function drawLayerThumbs(grid, block, li, layer, filter, controls) {
+  const qs = visibleIndices(block.querySequence, filter.q, controls.hideSpecial);
+  const ks = visibleIndices(block.keySequence, filter.k, controls.hideSpecial);
   const scales = rowScales(block, layer, controls);
   const lines = qs.length <= THUMB_LINES_MAX_TOKENS && ks.length <= THUMB_LINES_MAX_TOKENS;
   const table = heatTable(controls.dark);
   for (let hi = 0; hi < block.heads.length; hi++) {
     const canvas = grid.querySelector('.av-thumb[data-layer="' + li + '"][data-head="' + hi + '"]');
     if (!canvas) continue;
-    if (lines) thumbLines(canvas, block, layer, hi, qs, ks, scales, controls);
+    if (!qs.length || !ks.length) fitCanvas(canvas, THUMB_SIZE, THUMB_SIZE).clearRect(0, 0, THUMB_SIZE, THUMB_SIZE);
+    else if (lines) thumbLines(canvas, block, layer, hi, qs, ks, scales, controls);
     else thumbHeatmap(canvas, block, layer, hi, qs, ks, scales, controls, table);
   }
 }
@@ -133,7 +203,7 @@ function thumbLines(canvas, block, layer, hi, qs, ks, scales, controls) {
       path.lineTo(x2, 4 + (ki + 0.5) * step);
     });
   });
-  ctx.strokeStyle = headColor(block.heads[hi]);
+  ctx.strokeStyle = headColor(block.heads[hi], controls.dark);
   ctx.lineWidth = 1;
   paths.forEach((path, b) => {
     ctx.globalAlpha = Math.max(0.5, b) / buckets;

@@ -140,7 +140,8 @@ int main(int argc, char** argv) {
         attnviz::io::write_file(folder / "pieces.html", attnviz::render_html(pieces, head_only));
         attnviz::io::write_file(folder / "pieces.json", sidecar(pieces).dump());
 
-        // BERT-base-shaped, 512 tokens: the size the browser tests measure speed on.
+        // BERT-base-shaped, 512 tokens: the size the browser tests measure speed on,
+        // and the matrix view's zoom, pan, labels and fit, the neuron view's columns.
         const attnviz::AttentionTrace long_trace =
             attnviz::testing::sized_trace(12, 12, 512, false, 64, true);
         attnviz::io::write_file(folder / "long512.html", attnviz::render_html(long_trace, all));

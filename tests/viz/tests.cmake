@@ -29,3 +29,13 @@ if(NODE_PROGRAM)
 else()
   message(WARNING "node not found: the browser tests are not registered (run tools/setup)")
 endif()
+
+# The numbers the matrix, model and neuron views print against `attnviz export`'s
+# exact values for the same input (the bundled demo model on a sentence pair).
+if(NODE_PROGRAM)
+  add_test(NAME browser_exact_numbers
+           COMMAND ${NODE_PROGRAM} ${PROJECT_SOURCE_DIR}/tests/browser/exact_numbers.test.mjs
+                   $<TARGET_FILE:attnviz_cli> ${PROJECT_SOURCE_DIR}/models/demo
+                   ${CMAKE_BINARY_DIR}/screenshots)
+  set_tests_properties(browser_exact_numbers PROPERTIES LABELS browser TIMEOUT 300)
+endif()

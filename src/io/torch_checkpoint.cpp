@@ -193,7 +193,7 @@ public:
     Unpickler(const uint8_t* bytes, size_t size, const std::string& file, Layout layout,
               size_t start = 0)
         : bytes_(bytes),
-          size_(start + std::min(size - std::min(start, size), kMaxPickleBytes)),
+          size_(std::min(start, size) + std::min(size - std::min(start, size), kMaxPickleBytes)),
           file_end_(size),
           pos_(std::min(start, size)),
           max_values_((size_ - pos_) / 3 + 8),

@@ -6,8 +6,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <memory>
-#include <vector>
 
 #include "attnviz/error.h"
 #include "io/torch_checkpoint.h"
@@ -20,11 +18,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (pickle_only) {
             attnviz::io::unpickle_state_dict(data, size, "fuzz.pkl");
         } else {
-            std::vector<std::shared_ptr<const void>> owned;
-            for (const auto& tensor :
-                 attnviz::io::read_torch_checkpoint(data, size, "fuzz.bin", owned)) {
-                volatile uint8_t sink = 0;
-                for (size_t i = 0; i < tensor.n_bytes; i += 4096) sink = sink + tensor.data[i];
+            for (const auto& tensor : attnviz::io::read_torch_checkpoint(data, size, "fuzz.bin")) {
+                size_t total = 0;
+                tensor.read([&](const uint8_t* bytes, size_t count) {
+                    if (!tensor.deflated && (bytes < data || bytes + count > data + size))
+                        std::abort();
+                    volatile uint8_t sink = 0;
+                    for (size_t i = 0; i < count; i += 4096) sink = sink + bytes[i];
+                    total += count;
+                });
+                if (total != tensor.n_bytes) std::abort();
             }
         }
     } catch (const attnviz::Error&) {

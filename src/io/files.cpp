@@ -16,6 +16,7 @@
 #include <iostream>
 #include <mutex>
 #include <random>
+#include <string>
 #include <utility>
 
 #include "attnviz/error.h"
@@ -26,15 +27,71 @@ namespace fs = std::filesystem;
 namespace attnviz::io {
 
 namespace {
+
 std::string system_error_text() { return std::strerror(errno); }
+
+// What a file that is not a regular file is, for messages.
+std::string file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "of an unknown kind";
+}
+
 }  // namespace
 
+InputFile::InputFile(const std::filesystem::path& path) : path_(path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd_ < 0) throw Error("cannot open " + path.string() + ": " + system_error_text());
+    struct stat info {};
+    if (::fstat(fd_, &info) != 0) {
+        const std::string reason = system_error_text();
+        ::close(fd_);
+        throw Error("cannot stat " + path.string() + ": " + reason);
+    }
+    if (!S_ISREG(info.st_mode)) {
+        ::close(fd_);
+        throw Error("cannot open " + path.string() + ": it is " + file_kind(info.st_mode) +
+                    ", not a regular file");
+    }
+    size_ = static_cast<size_t>(info.st_size);
+}
+
+InputFile::~InputFile() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+InputFile::InputFile(InputFile&& other) noexcept
+    : path_(std::move(other.path_)),
+      fd_(std::exchange(other.fd_, -1)),
+      size_(std::exchange(other.size_, 0)) {}
+
+InputFile& InputFile::operator=(InputFile&& other) noexcept {
+    if (this != &other) {
+        if (fd_ >= 0) ::close(fd_);
+        path_ = std::move(other.path_);
+        fd_ = std::exchange(other.fd_, -1);
+        size_ = std::exchange(other.size_, 0);
+    }
+    return *this;
+}
+
 std::string read_file(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error("cannot open " + path.string() + ": " + system_error_text());
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (in.bad()) throw Error("cannot read " + path.string() + ": " + system_error_text());
-    return bytes;
+    const InputFile file(path);
+    std::string bytes;
+    bytes.reserve(file.size());
+    char buffer[1 << 16];
+    while (true) {
+        const ssize_t n = ::read(file.descriptor(), buffer, sizeof buffer);
+        if (n == 0) return bytes;
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw Error("cannot read " + path.string() + ": " + system_error_text());
+        }
+        bytes.append(buffer, static_cast<size_t>(n));
+    }
 }
 
 void write_file(const std::filesystem::path& path, std::string_view bytes) {
@@ -52,25 +109,14 @@ nlohmann::json read_json(const std::filesystem::path& path) {
 }
 
 MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw Error("cannot open " + path.string() + ": " + system_error_text());
-    struct stat info {};
-    if (::fstat(fd, &info) != 0) {
-        const std::string reason = system_error_text();
-        ::close(fd);
-        throw Error("cannot stat " + path.string() + ": " + reason);
-    }
-    size_ = static_cast<size_t>(info.st_size);
+    const InputFile file(path);
+    size_ = file.size();
     if (size_ > 0) {
-        void* mapped = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (mapped == MAP_FAILED) {
-            const std::string reason = system_error_text();
-            ::close(fd);
-            throw Error("cannot map " + path.string() + ": " + reason);
-        }
+        void* mapped = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.descriptor(), 0);
+        if (mapped == MAP_FAILED)
+            throw Error("cannot map " + path.string() + ": " + system_error_text());
         data_ = static_cast<const uint8_t*>(mapped);
     }
-    ::close(fd);
 }
 
 MappedFile::~MappedFile() {

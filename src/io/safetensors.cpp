@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -44,8 +45,19 @@ std::vector<TensorView> parse_safetensors(const uint8_t* bytes, size_t size,
                     " runs past the end of the file (" + std::to_string(size) + " bytes)");
     const char* header_begin = reinterpret_cast<const char*>(bytes + 8);
     nlohmann::json header;
+    // The format forbids two tensors of one name; a JSON object would keep only the last.
+    std::unordered_set<std::string> names;
+    const auto refuse_duplicates = [&](int depth, nlohmann::json::parse_event_t event,
+                                       nlohmann::json& parsed) {
+        if (depth == 1 && event == nlohmann::json::parse_event_t::key &&
+            !names.insert(parsed.get<std::string>()).second)
+            throw Error(file + ": tensor " + parsed.get<std::string>() +
+                        " appears twice in the header");
+        return true;
+    };
     try {
-        header = nlohmann::json::parse(header_begin, header_begin + header_length);
+        header =
+            nlohmann::json::parse(header_begin, header_begin + header_length, refuse_duplicates);
     } catch (const nlohmann::json::exception& e) {
         throw Error(file + ": invalid JSON header: " + e.what());
     }

@@ -60,6 +60,13 @@ size_t TensorView::numel() const {
     return n;
 }
 
+void TensorView::read(const ByteConsumer& consume) const {
+    if (deflated)
+        inflate_entry(deflated, deflated_size, n_bytes, file + ": tensor " + name, consume);
+    else
+        consume(data, n_bytes);
+}
+
 std::string shape_string(const std::vector<int64_t>& shape) {
     std::string text = "[";
     for (size_t i = 0; i < shape.size(); ++i) {
@@ -142,8 +149,7 @@ TensorSet TensorSet::open_safetensors_index(const fs::path& index_file) {
 TensorSet TensorSet::open_torch_checkpoint(const fs::path& file) {
     auto mapped = std::make_shared<const MappedFile>(file);
     TensorSet set;
-    for (auto& tensor :
-         read_torch_checkpoint(mapped->data(), mapped->size(), file.string(), set.owned_))
+    for (auto& tensor : read_torch_checkpoint(mapped->data(), mapped->size(), file.string()))
         set.add(std::move(tensor));
     set.owned_.push_back(std::move(mapped));
     set.description_ = file.string();

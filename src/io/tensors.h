@@ -1,11 +1,13 @@
 // Named tensors read from checkpoint files (safetensors, sharded safetensors,
 // PyTorch checkpoints, zip or legacy). Tensors are views into memory-mapped files: nothing
-// here copies or converts data; src/model/weights.h does that where needed.
+// here copies or converts data; src/model/weights.h does that where needed. The
+// one exception, a deflated zip entry, is inflated only when read.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -21,15 +23,28 @@ enum class DType { f64, f32, f16, bf16, i64, i32, i16, i8, u8, boolean };
 size_t dtype_size(DType dtype);
 std::string_view dtype_name(DType dtype);  // safetensors spelling: "F32", "BF16", ...
 
+// Receives bytes in order: (bytes, count).
+using ByteConsumer = std::function<void(const uint8_t*, size_t)>;
+
 struct TensorView {
     std::string name;
     DType dtype = DType::f32;
     std::vector<int64_t> shape;
-    const uint8_t* data = nullptr;  // n_bytes bytes inside a mapped file
+    const uint8_t* data = nullptr;  // n_bytes bytes inside a mapped file; null when deflated
     size_t n_bytes = 0;
+    // A deflated zip entry (the compressed bytes, inside the mapped file) that
+    // inflates to exactly n_bytes, instead of `data`.
+    const uint8_t* deflated = nullptr;
+    size_t deflated_size = 0;
     std::string file;  // the file it came from, for error messages
 
     size_t numel() const;
+    // Hands the tensor's n_bytes bytes to `consume` in order: `data` at once, or
+    // a deflated entry chunk by chunk as it inflates (each chunk a multiple of 8
+    // bytes but the last), so that nothing larger than the reader's own buffer
+    // is ever allocated. Throws Error naming the file and the tensor when the
+    // entry does not inflate to n_bytes.
+    void read(const ByteConsumer& consume) const;
 };
 
 // "[768, 3072]"
@@ -58,7 +73,7 @@ public:
 private:
     void add(TensorView tensor);
 
-    std::vector<std::shared_ptr<const void>> owned_;  // memory maps, inflated buffers
+    std::vector<std::shared_ptr<const void>> owned_;  // memory maps
     std::vector<TensorView> tensors_;
     std::unordered_map<std::string, size_t> index_;
     std::string description_;

@@ -2,9 +2,13 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstring>
+#include <deque>
 #include <limits>
 #include <map>
+#include <string_view>
+#include <unordered_set>
 
 #include "attnviz/error.h"
 
@@ -113,6 +117,13 @@ std::vector<ZipEntry> read_zip_directory(const uint8_t* bytes, size_t size,
 
 // ---------------------------------------------------------------------------
 // The restricted unpickler.
+//
+// Everything it builds is bounded by the pickle's size, so that a small file
+// cannot make it allocate much: at most one value per three bytes of pickle
+// (torch.save writes one per five or more), strings are views into the pickle,
+// never copies, memo indices are the next free one or one already stored (as
+// Python's pickler writes them), and the stack and the marks hold at most
+// kMaxStackDepth entries. A pickle is at most kMaxPickleBytes.
 
 namespace {
 
@@ -136,11 +147,12 @@ enum class Kind {
 
 struct Value {
     Kind kind = Kind::none;
-    int64_t integer = 0;
-    std::string text;          // string; global: "module.name"
-    std::vector<Ref> items;    // tuple, list; dict: key, value, key, value...
     DType dtype = DType::f32;  // storage, or a global naming a storage type
-    PickledTensor tensor;      // tensor (storage_key, dtype, offset, shape, stride)
+    int64_t integer = 0;       // integer, boolean; storage: its element count
+    // string, big_integer, storage (its key): a view into the pickle; global: "module.name"
+    std::string_view text;
+    // tuple, list; dict: key, value, key, value...; tensor: storage, offset, size, stride
+    std::vector<Ref> items;
 };
 
 // Where a pickle comes from: data.pkl inside a zip, or one of the pickles one
@@ -148,10 +160,10 @@ struct Value {
 enum class Layout { zip, legacy };
 
 // The globals a state dict needs. Everything else is refused by name.
-constexpr const char* kRebuildTensor = "torch._utils._rebuild_tensor_v2";
-constexpr const char* kRebuildParameter = "torch._utils._rebuild_parameter";
-constexpr const char* kOrderedDict = "collections.OrderedDict";
-const std::pair<const char*, DType> kStorageTypes[] = {
+constexpr std::string_view kRebuildTensor = "torch._utils._rebuild_tensor_v2";
+constexpr std::string_view kRebuildParameter = "torch._utils._rebuild_parameter";
+constexpr std::string_view kOrderedDict = "collections.OrderedDict";
+constexpr std::pair<std::string_view, DType> kStorageTypes[] = {
     {"torch.FloatStorage", DType::f32},     {"torch.HalfStorage", DType::f16},
     {"torch.BFloat16Storage", DType::bf16}, {"torch.DoubleStorage", DType::f64},
     {"torch.LongStorage", DType::i64},      {"torch.IntStorage", DType::i32},
@@ -160,18 +172,33 @@ const std::pair<const char*, DType> kStorageTypes[] = {
 };
 
 std::string allowed_globals() {
-    std::string list = std::string(kOrderedDict) + ", " + kRebuildTensor + ", " + kRebuildParameter;
-    for (const auto& [name, dtype] : kStorageTypes) list += std::string(", ") + name;
+    std::string list = std::string(kOrderedDict) + ", " + std::string(kRebuildTensor) + ", " +
+                       std::string(kRebuildParameter);
+    for (const auto& [name, dtype] : kStorageTypes) list += ", " + std::string(name);
     return list;
 }
+
+// torch writes the storage keys as decimal numbers ("0", "1", ... in a zip; the
+// storage's address in a legacy file): anything longer is not a torch.save key.
+constexpr size_t kMaxStorageKeyBytes = 64;
+// Model weights have at most 5 dimensions (a 3-D convolution's).
+constexpr size_t kMaxDimensions = 8;
+// The stack and the marks: a state dict's pickle nests a few levels deep.
+constexpr size_t kMaxStackDepth = 1000000;
 
 class Unpickler {
 public:
     // Reads the pickle starting at bytes[start]; a legacy pickle's errors give
-    // positions in the whole file.
+    // positions in the whole file. It may not run past kMaxPickleBytes.
     Unpickler(const uint8_t* bytes, size_t size, const std::string& file, Layout layout,
               size_t start = 0)
-        : bytes_(bytes), size_(size), pos_(start), file_(file), layout_(layout) {}
+        : bytes_(bytes),
+          size_(std::min(start, size) + std::min(size - std::min(start, size), kMaxPickleBytes)),
+          file_end_(size),
+          pos_(std::min(start, size)),
+          max_values_((size_ - pos_) / 3 + 8),
+          file_(file),
+          layout_(layout) {}
 
     // The position just past the STOP that ended run().
     size_t end() const { return pos_; }
@@ -190,55 +217,56 @@ public:
                 case '.':
                     return pop(at);  // STOP
                 case '(':
+                    if (marks_.size() >= kMaxStackDepth) fail(at, "too many MARKs");
                     marks_.push_back(stack_.size());
                     break;  // MARK
                 case '}':
-                    push(make(Kind::dict));
+                    push(make(Kind::dict, at));
                     break;  // EMPTY_DICT
                 case ']':
-                    push(make(Kind::list));
+                    push(make(Kind::list, at));
                     break;  // EMPTY_LIST
                 case ')':
-                    push(make(Kind::tuple));
+                    push(make(Kind::tuple, at));
                     break;  // EMPTY_TUPLE
                 case 'N':
-                    push(make(Kind::none));
+                    push(make(Kind::none, at));
                     break;
                 case 0x88:
-                    push(boolean(true));
+                    push(integer(Kind::boolean, 1, at));
                     break;  // NEWTRUE
                 case 0x89:
-                    push(boolean(false));
+                    push(integer(Kind::boolean, 0, at));
                     break;  // NEWFALSE
                 case 'J':
-                    push(integer(static_cast<int32_t>(read_le(take(4), 4))));
+                    push(integer(Kind::integer, static_cast<int32_t>(read_le(take(4), 4)), at));
                     break;
                 case 'K':
-                    push(integer(byte()));
+                    push(integer(Kind::integer, byte(), at));
                     break;  // BININT1
                 case 'M':
-                    push(integer(static_cast<int64_t>(read_le(take(2), 2))));
+                    push(integer(Kind::integer, static_cast<int64_t>(read_le(take(2), 2)), at));
                     break;
                 case 0x8a:
-                    push(long1());
+                    push(long1(at));
                     break;  // LONG1
                 case 'G':
-                    push(binfloat());
+                    push(binfloat(at));
                     break;
                 case 'X':
-                    push(string(read_le(take(4), 4)));
+                    push(string(read_le(take(4), 4), at));
                     break;  // BINUNICODE
                 case 0x8c:
-                    push(string(byte()));
+                    push(string(byte(), at));
                     break;  // SHORT_BINUNICODE
                 case 0x8d:
-                    push(string(read_le(take(8), 8)));
+                    push(string(read_le(take(8), 8), at));
                     break;  // BINUNICODE8
                 case 'T':
-                    push(string(read_le(take(4), 4)));
+                    push(string(read_le(take(4), 4), at));
                     break;  // BINSTRING
                 case 'U':
-                    push(string(byte()));
+                    push(string(byte(), at));
                     break;   // SHORT_BINSTRING
                 case 'c': {  // GLOBAL "module\nname\n"
                     const std::string module = line();
@@ -250,7 +278,12 @@ public:
                     const Ref module = pop(at);
                     if (name->kind != Kind::string || module->kind != Kind::string)
                         fail(at, "STACK_GLOBAL needs two strings");
-                    push(global(module->text + "." + name->text, at));
+                    if (module->text.size() + name->text.size() > 512)
+                        fail(at, "the pickle asks for a global whose name is " +
+                                     std::to_string(module->text.size() + name->text.size()) +
+                                     " bytes long; refusing it (allowed: " + allowed_globals() +
+                                     ")");
+                    push(global(std::string(module->text) + "." + std::string(name->text), at));
                     break;
                 }
                 case 'q':
@@ -269,24 +302,24 @@ public:
                     push(memo_get(read_le(take(4), 4), at));
                     break;  // LONG_BINGET
                 case 't':
-                    push(sequence(Kind::tuple, pop_mark(at)));
+                    push(sequence(Kind::tuple, pop_mark(at), at));
                     break;
                 case 0x85:
-                    push(sequence(Kind::tuple, pop_n(1, at)));
+                    push(sequence(Kind::tuple, pop_n(1, at), at));
                     break;  // TUPLE1
                 case 0x86:
-                    push(sequence(Kind::tuple, pop_n(2, at)));
+                    push(sequence(Kind::tuple, pop_n(2, at), at));
                     break;  // TUPLE2
                 case 0x87:
-                    push(sequence(Kind::tuple, pop_n(3, at)));
+                    push(sequence(Kind::tuple, pop_n(3, at), at));
                     break;  // TUPLE3
                 case 'l':
-                    push(sequence(Kind::list, pop_mark(at)));
+                    push(sequence(Kind::list, pop_mark(at), at));
                     break;   // LIST
                 case 'd': {  // DICT
                     std::vector<Ref> items = pop_mark(at);
                     if (items.size() % 2) fail(at, "DICT needs key-value pairs");
-                    push(sequence(Kind::dict, std::move(items)));
+                    push(sequence(Kind::dict, std::move(items), at));
                     break;
                 }
                 case 'a': {  // APPEND
@@ -345,7 +378,12 @@ private:
                     std::to_string(at) + ": " + what);
     }
     const uint8_t* take(size_t n) {
-        if (n > size_ - pos_) fail(pos_, "truncated pickle");
+        if (n > size_ - pos_) {
+            if (size_ < file_end_)
+                fail(pos_, "the pickle runs past " + std::to_string(kMaxPickleBytes) +
+                               " bytes, more than any state dict needs; refusing it");
+            fail(pos_, "truncated pickle");
+        }
         const uint8_t* p = bytes_ + pos_;
         pos_ += n;
         return p;
@@ -361,58 +399,60 @@ private:
         }
     }
 
-    Ref make(Kind kind) {
-        arena_.push_back(std::make_unique<Value>());
-        arena_.back()->kind = kind;
-        return arena_.back().get();
+    Ref make(Kind kind, size_t at) {
+        if (arena_.size() >= max_values_)
+            fail(at,
+                 "more than one value per three bytes of pickle (torch.save writes one per "
+                 "five or more); refusing it");
+        Value& value = arena_.emplace_back();
+        value.kind = kind;
+        return &value;
     }
-    Ref boolean(bool value) {
-        Ref v = make(Kind::boolean);
+    Ref integer(Kind kind, int64_t value, size_t at) {
+        Ref v = make(kind, at);
         v->integer = value;
         return v;
     }
-    Ref integer(int64_t value) {
-        Ref v = make(Kind::integer);
-        v->integer = value;
-        return v;
-    }
-    Ref long1() {
+    Ref long1(size_t at) {
         const size_t n = byte();
         const uint8_t* p = take(n);
         if (n > 8) {  // only the legacy format's magic number is this wide
-            Ref v = make(Kind::big_integer);
-            v->text.assign(reinterpret_cast<const char*>(p), n);
+            Ref v = make(Kind::big_integer, at);
+            v->text = std::string_view(reinterpret_cast<const char*>(p), n);
             return v;
         }
         uint64_t value = n ? read_le(p, static_cast<int>(n)) : 0;
         if (n && n < 8 && (p[n - 1] & 0x80)) value |= ~uint64_t{0} << (8 * n);  // sign-extend
-        return integer(static_cast<int64_t>(value));
+        return integer(Kind::integer, static_cast<int64_t>(value), at);
     }
-    Ref binfloat() {
+    Ref binfloat(size_t at) {
         const uint8_t* p = take(8);
         uint64_t bits = 0;
         for (int i = 0; i < 8; ++i) bits = (bits << 8) | p[i];  // big-endian
-        Ref v = make(Kind::floating);
-        v->integer = static_cast<int64_t>(bits);
-        return v;
+        return integer(Kind::floating, static_cast<int64_t>(bits), at);
     }
-    Ref string(uint64_t length) {
+    Ref string(uint64_t length, size_t at) {
         const uint8_t* p = take(length);
-        Ref v = make(Kind::string);
-        v->text.assign(reinterpret_cast<const char*>(p), length);
+        Ref v = make(Kind::string, at);
+        v->text = std::string_view(reinterpret_cast<const char*>(p), length);
         return v;
     }
-    Ref sequence(Kind kind, std::vector<Ref> items) {
-        Ref v = make(kind);
+    Ref sequence(Kind kind, std::vector<Ref> items, size_t at) {
+        Ref v = make(kind, at);
         v->items = std::move(items);
         return v;
     }
     Ref global(const std::string& name, size_t at) {
-        Ref v = make(Kind::global);
-        v->text = name;
-        if (name == kRebuildTensor || name == kRebuildParameter || name == kOrderedDict) return v;
+        Ref v = make(Kind::global, at);
+        for (const std::string_view allowed : {kRebuildTensor, kRebuildParameter, kOrderedDict}) {
+            if (name == allowed) {
+                v->text = allowed;
+                return v;
+            }
+        }
         for (const auto& [storage, dtype] : kStorageTypes) {
             if (name == storage) {
+                v->text = storage;
                 v->dtype = dtype;
                 return v;
             }
@@ -423,7 +463,7 @@ private:
     }
 
     void push(Ref value) {
-        if (stack_.size() > 1000000) fail(pos_, "pickle stack too deep");
+        if (stack_.size() >= kMaxStackDepth) fail(pos_, "pickle stack too deep");
         stack_.push_back(value);
     }
     Ref pop(size_t at) {
@@ -455,13 +495,18 @@ private:
         if (value->kind != kind) fail(at, std::string(op) + " applied to the wrong kind of value");
         return value;
     }
+    // Python's pickler stores each object under the next free index; it never skips ahead.
     void memo_put(uint64_t index, size_t at) {
-        if (index > memo_.size() + 1000000) fail(at, "memo index out of range");
-        if (index >= memo_.size()) memo_.resize(index + 1, nullptr);
-        memo_[index] = top(at);
+        if (index > memo_.size() || index >= max_values_)
+            fail(at, "memo index " + std::to_string(index) + " skips ahead of the " +
+                         std::to_string(memo_.size()) + " stored so far");
+        if (index == memo_.size())
+            memo_.push_back(top(at));
+        else
+            memo_[index] = top(at);
     }
     Ref memo_get(uint64_t index, size_t at) {
-        if (index >= memo_.size() || !memo_[index])
+        if (index >= memo_.size())
             fail(at, "memo index " + std::to_string(index) + " was never stored");
         return memo_[index];
     }
@@ -477,100 +522,129 @@ private:
                          ? "persistent id is not a ('storage', type, key, location, size) tuple"
                          : "persistent id is not a ('storage', type, key, location, size, view) "
                            "tuple");
-        if (id->items[1]->text.find("Storage") == std::string::npos)
-            fail(at, "persistent id names " + id->items[1]->text + ", not a storage type");
-        Ref storage = make(Kind::storage);
+        if (id->items[1]->text.find("Storage") == std::string_view::npos)
+            fail(at,
+                 "persistent id names " + std::string(id->items[1]->text) + ", not a storage type");
+        const std::string_view key = id->items[2]->text;
+        if (key.size() > kMaxStorageKeyBytes)
+            fail(at, "a storage key of " + std::to_string(key.size()) +
+                         " bytes; torch.save writes short numbers");
+        if (id->items[4]->kind != Kind::integer || id->items[4]->integer < 0)
+            fail(at, "storage " + std::string(key) + " has no element count");
+        Ref storage = make(Kind::storage, at);
         storage->dtype = id->items[1]->dtype;
-        storage->text = id->items[2]->text;
-        if (layout_ == Layout::legacy) {
-            // The legacy file stores the storage's element count again before its bytes.
-            if (id->items[4]->kind != Kind::integer || id->items[4]->integer < 0)
-                fail(at, "storage " + storage->text + " has no element count");
-            storage->integer = id->items[4]->integer;
-            // Views into another storage: written only by torch before 1.0.
-            if (id->items[5]->kind != Kind::none)
-                fail(at, "storage " + storage->text +
-                             " is a view into another storage (torch before 1.0); not supported");
-        }
+        storage->text = key;
+        storage->integer = id->items[4]->integer;
+        // Views into another storage: written only by torch before 1.0.
+        if (layout_ == Layout::legacy && id->items[5]->kind != Kind::none)
+            fail(at, "storage " + std::string(key) +
+                         " is a view into another storage (torch before 1.0); not supported");
         return storage;
     }
 
-    std::vector<int64_t> int_tuple(Ref value, size_t at, const char* what) {
+    // A size or stride: a tuple of at most kMaxDimensions sizes.
+    void check_sizes(Ref value, size_t at, const char* what) {
         if (value->kind != Kind::tuple) fail(at, std::string(what) + " is not a tuple");
-        std::vector<int64_t> numbers;
-        for (const Ref item : value->items) {
+        if (value->items.size() > kMaxDimensions)
+            fail(at, std::string(what) + " has " + std::to_string(value->items.size()) +
+                         " dimensions; model weights have at most " +
+                         std::to_string(kMaxDimensions));
+        for (const Ref item : value->items)
             if (item->kind != Kind::integer || item->integer < 0)
                 fail(at, std::string(what) + " holds something other than a size");
-            numbers.push_back(item->integer);
-        }
-        return numbers;
     }
 
-    Ref reduce(const std::string& callable, const std::vector<Ref>& args, size_t at) {
+    Ref reduce(std::string_view callable, const std::vector<Ref>& args, size_t at) {
         if (callable == kOrderedDict) {
             if (!args.empty()) fail(at, "OrderedDict with arguments");
-            return make(Kind::dict);
+            return make(Kind::dict, at);
         }
         if (callable == kRebuildTensor) {
             // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
             if (args.size() < 4 || args[0]->kind != Kind::storage ||
                 args[1]->kind != Kind::integer || args[1]->integer < 0)
                 fail(at, "_rebuild_tensor_v2 with unexpected arguments");
-            Ref tensor = make(Kind::tensor);
-            tensor->tensor.storage_key = args[0]->text;
-            tensor->tensor.dtype = args[0]->dtype;
-            tensor->tensor.storage_numel = args[0]->integer;
-            tensor->tensor.storage_offset = args[1]->integer;
-            tensor->tensor.shape = int_tuple(args[2], at, "tensor size");
-            tensor->tensor.stride = int_tuple(args[3], at, "tensor stride");
-            if (tensor->tensor.shape.size() != tensor->tensor.stride.size())
+            check_sizes(args[2], at, "tensor size");
+            check_sizes(args[3], at, "tensor stride");
+            if (args[2]->items.size() != args[3]->items.size())
                 fail(at, "tensor size and stride differ in length");
-            return tensor;
+            // Tuples are never changed once built, so the tensor can point at them.
+            return sequence(Kind::tensor, {args[0], args[1], args[2], args[3]}, at);
         }
         if (callable == kRebuildParameter) {  // (data, requires_grad, backward_hooks)
             if (args.empty() || args[0]->kind != Kind::tensor)
                 fail(at, "_rebuild_parameter without a tensor");
             return args[0];
         }
-        fail(at, "cannot call " + callable);  // storage types are only persistent-id tags
+        fail(at, "cannot call " + std::string(callable));  // storage types are only tags
     }
 
     const uint8_t* bytes_;
-    size_t size_;
+    size_t size_;      // where this pickle must end: the file's end or kMaxPickleBytes past start
+    size_t file_end_;  // the end of the bytes, to tell a long pickle from a truncated one
     size_t pos_;
+    size_t max_values_;
     const std::string& file_;
     Layout layout_;
-    std::vector<std::unique_ptr<Value>> arena_;  // owns every value; memo refs may form cycles
+    std::deque<Value> arena_;  // owns every value; memo refs may form cycles
     std::vector<Ref> stack_;
     std::vector<size_t> marks_;
     std::vector<Ref> memo_;
 };
 
-// The {name: tensor} dict at a pickle's root (a dict or an OrderedDict).
-std::vector<PickledTensor> state_dict_tensors(Ref root, const std::string& file,
+std::vector<int64_t> sizes_of(Ref tuple) {
+    std::vector<int64_t> sizes;
+    sizes.reserve(tuple->items.size());
+    for (const Ref item : tuple->items) sizes.push_back(item->integer);
+    return sizes;
+}
+
+// torch.save spends about 100 bytes of pickle per state dict entry (its name,
+// the storage's persistent id, the size and stride); fewer than this on average
+// is a pickle built to make many entries out of little.
+constexpr size_t kMinEntryBytes = 32;
+
+// The {name: tensor} dict at a pickle's root (a dict or an OrderedDict), whose
+// `pickle_size` bytes run from `pickle_start`.
+std::vector<PickledTensor> state_dict_tensors(Ref root, size_t pickle_size, const std::string& file,
                                               const std::string& pickle_name) {
     if (root->kind != Kind::dict)
         throw Error(file + ": " + pickle_name + " does not hold a state dict");
+    const size_t entries = root->items.size() / 2;
+    if (entries > pickle_size / kMinEntryBytes + 1)
+        throw Error(file + ": " + pickle_name + " has " + std::to_string(entries) +
+                    " state dict entries in " + std::to_string(pickle_size) +
+                    " bytes, fewer than " + std::to_string(kMinEntryBytes) +
+                    " bytes each (torch.save writes about 100); refusing it");
     std::vector<PickledTensor> tensors;
+    tensors.reserve(entries);
+    std::unordered_set<std::string_view> names;
     for (size_t i = 0; i + 1 < root->items.size(); i += 2) {
         const Ref key = root->items[i];
         const Ref value = root->items[i + 1];
         if (key->kind != Kind::string) throw Error(file + ": a state dict key is not a string");
+        if (!names.insert(key->text).second)
+            throw Error(file + ": state dict entry " + std::string(key->text) + " appears twice");
         if (value->kind != Kind::tensor)
-            throw Error(file + ": state dict entry " + key->text + " is not a tensor");
-        PickledTensor tensor = value->tensor;
+            throw Error(file + ": state dict entry " + std::string(key->text) + " is not a tensor");
+        const Ref storage = value->items[0];
+        PickledTensor tensor;
         tensor.name = key->text;
+        tensor.storage_key = storage->text;
+        tensor.dtype = storage->dtype;
+        tensor.storage_numel = storage->integer;
+        tensor.storage_offset = value->items[1]->integer;
+        tensor.shape = sizes_of(value->items[2]);
+        tensor.stride = sizes_of(value->items[3]);
         tensors.push_back(std::move(tensor));
     }
     return tensors;
 }
 
-// The tensor as a view into its storage (`storage_size` bytes), which it must
-// lie inside, contiguously.
-TensorView view_in_storage(PickledTensor&& pickled, const uint8_t* storage, size_t storage_size,
-                           const std::string& file) {
+// The tensor a pickle describes, without its bytes: checked contiguous (HF
+// checkpoints save nothing else), its byte count computed without overflow.
+TensorView describe_tensor(PickledTensor&& pickled, const std::string& file) {
     const size_t element = dtype_size(pickled.dtype);
-    // Only contiguous tensors: HF checkpoints save nothing else.
     int64_t expected_stride = 1;
     size_t numel = 1;
     for (size_t d = pickled.shape.size(); d-- > 0;) {
@@ -584,20 +658,60 @@ TensorView view_in_storage(PickledTensor&& pickled, const uint8_t* storage, size
         numel *= static_cast<size_t>(pickled.shape[d]);
         expected_stride *= pickled.shape[d];
     }
-    const size_t storage_elements = storage_size / element;
-    if (static_cast<uint64_t>(pickled.storage_offset) > storage_elements ||
-        numel > storage_elements - static_cast<size_t>(pickled.storage_offset))
-        throw Error(file + ": tensor " + pickled.name + " " + shape_string(pickled.shape) +
-                    " at element " + std::to_string(pickled.storage_offset) +
-                    " runs past the end of its storage (" + std::to_string(storage_elements) +
-                    " elements)");
     TensorView view;
     view.name = std::move(pickled.name);
     view.dtype = pickled.dtype;
     view.shape = std::move(pickled.shape);
-    view.data = storage + static_cast<size_t>(pickled.storage_offset) * element;
     view.n_bytes = numel * element;
     view.file = file;
+    return view;
+}
+
+// The tensor as a view into its storage (`storage_size` bytes), which it must lie inside.
+TensorView view_in_storage(PickledTensor&& pickled, const uint8_t* storage, size_t storage_size,
+                           const std::string& file) {
+    const size_t element = dtype_size(pickled.dtype);
+    const int64_t offset = pickled.storage_offset;
+    TensorView view = describe_tensor(std::move(pickled), file);
+    const size_t storage_elements = storage_size / element;
+    if (static_cast<uint64_t>(offset) > storage_elements ||
+        view.n_bytes / element > storage_elements - static_cast<size_t>(offset))
+        throw Error(file + ": tensor " + view.name + " " + shape_string(view.shape) +
+                    " at element " + std::to_string(offset) +
+                    " runs past the end of its storage (" + std::to_string(storage_elements) +
+                    " elements)");
+    view.data = storage + static_cast<size_t>(offset) * element;
+    return view;
+}
+
+// Deflate expands at most 1032:1: a larger claimed size is a lie, not an allocation to try.
+void check_deflate_ratio(const ZipEntry& entry, const std::string& file) {
+    if (entry.size / 1032 > entry.compressed_size)
+        throw Error(file + ": entry " + entry.name + " claims " + std::to_string(entry.size) +
+                    " bytes from " + std::to_string(entry.compressed_size) + " compressed");
+}
+
+// The tensor as a deflated zip entry, inflated only when read (TensorView::read),
+// straight into the reader's buffer. Before anything is inflated the entry's
+// declared size must be exactly the tensor's bytes and the storage's size in
+// the pickle: a tensor is its whole storage (torch.save never deflates; a
+// re-zipped checkpoint keeps torch's one storage per tensor).
+TensorView deflated_view(PickledTensor&& pickled, const ZipEntry& entry, const std::string& file) {
+    const size_t element = dtype_size(pickled.dtype);
+    const int64_t offset = pickled.storage_offset;
+    const int64_t storage_numel = pickled.storage_numel;
+    TensorView view = describe_tensor(std::move(pickled), file);
+    if (offset != 0 || view.n_bytes != entry.size ||
+        static_cast<uint64_t>(storage_numel) != entry.size / element || entry.size % element)
+        throw Error(file + ": tensor " + view.name + " " + std::string(dtype_name(view.dtype)) +
+                    " " + shape_string(view.shape) + " at element " + std::to_string(offset) +
+                    " of a " + std::to_string(storage_numel) +
+                    "-element storage is not the whole of " + entry.name +
+                    ", which is deflated and declares " + std::to_string(entry.size) +
+                    " bytes; attnviz inflates a deflated storage only as one whole tensor");
+    check_deflate_ratio(entry, file);
+    view.deflated = entry.data;
+    view.deflated_size = entry.compressed_size;
     return view;
 }
 
@@ -605,67 +719,130 @@ TensorView view_in_storage(PickledTensor&& pickled, const uint8_t* storage, size
 constexpr std::string_view kLegacyMagic("\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 10);
 constexpr int64_t kLegacyProtocolVersion = 1001;
 
+// A zip entry's bytes in memory: viewed in place when stored, inflated into
+// `buffer` when deflated. The caller checks its size first.
+const uint8_t* entry_bytes(const ZipEntry& entry, std::vector<uint8_t>& buffer,
+                           const std::string& file) {
+    if (entry.method == 0) return entry.data;
+    if (entry.method != 8)
+        throw Error(file + ": entry " + entry.name + " uses zip compression method " +
+                    std::to_string(entry.method));
+    check_deflate_ratio(entry, file);
+    buffer.clear();
+    buffer.reserve(entry.size);
+    inflate_entry(entry.data, entry.compressed_size, entry.size, file + ": entry " + entry.name,
+                  [&](const uint8_t* bytes, size_t count) {
+                      buffer.insert(buffer.end(), bytes, bytes + count);
+                  });
+    return buffer.data();
+}
+
 }  // namespace
+
+void inflate_entry(const uint8_t* compressed, size_t compressed_size, size_t size,
+                   const std::string& what, const ByteConsumer& consume) {
+    z_stream stream{};
+    if (inflateInit2(&stream, -MAX_WBITS) != Z_OK) throw Error(what + ": zlib cannot start");
+    struct End {
+        z_stream& stream;
+        ~End() { inflateEnd(&stream); }
+    } end{stream};
+    size_t fed = 0;
+    bool ended = false;
+    // Inflates up to `count` bytes into `out`; fewer only where the stream ends.
+    const auto fill = [&](uint8_t* out, size_t count) {
+        stream.next_out = out;
+        stream.avail_out = static_cast<uInt>(count);
+        while (stream.avail_out > 0 && !ended) {
+            if (stream.avail_in == 0 && fed < compressed_size) {
+                const size_t piece = std::min<size_t>(compressed_size - fed, size_t{1} << 30);
+                stream.next_in = const_cast<Bytef*>(compressed + fed);
+                stream.avail_in = static_cast<uInt>(piece);
+                fed += piece;
+            }
+            const int result = inflate(&stream, Z_NO_FLUSH);
+            if (result == Z_STREAM_END)
+                ended = true;
+            else if (result == Z_BUF_ERROR && stream.avail_in == 0)  // no progress, no input
+                throw Error(what + " is cut short: its deflate stream does not end");
+            else if (result != Z_OK)
+                throw Error(what + " is not valid deflate data" +
+                            (stream.msg ? std::string(" (") + stream.msg + ")" : ""));
+        }
+        return count - stream.avail_out;
+    };
+    constexpr size_t kChunk = size_t{1} << 16;  // a multiple of every element size
+    std::vector<uint8_t> chunk(std::min(kChunk, std::max<size_t>(size, 1)));
+    size_t produced = 0;
+    while (produced < size) {
+        const size_t want = std::min(chunk.size(), size - produced);
+        const size_t got = fill(chunk.data(), want);
+        if (got < want)
+            throw Error(what + " inflates to " + std::to_string(produced + got) +
+                        " bytes, not the " + std::to_string(size) + " its header declares");
+        consume(chunk.data(), got);
+        produced += got;
+    }
+    uint8_t extra;
+    if (fill(&extra, 1) != 0)
+        throw Error(what + " inflates to more than the " + std::to_string(size) +
+                    " bytes its header declares");
+}
 
 std::vector<PickledTensor> unpickle_state_dict(const uint8_t* bytes, size_t size,
                                                const std::string& file) {
+    if (size > kMaxPickleBytes)
+        throw Error(file + ": data.pkl is " + std::to_string(size) +
+                    " bytes, more than any state dict needs (at most " +
+                    std::to_string(kMaxPickleBytes) + "); refusing it");
     Unpickler unpickler(bytes, size, file, Layout::zip);
-    return state_dict_tensors(unpickler.run(), file, "data.pkl");
+    return state_dict_tensors(unpickler.run(), size, file, "data.pkl");
 }
 
-std::vector<TensorView> read_torch_zip(const uint8_t* bytes, size_t size, const std::string& file,
-                                       std::vector<std::shared_ptr<const void>>& owned) {
+std::vector<TensorView> read_torch_zip(const uint8_t* bytes, size_t size, const std::string& file) {
     const std::vector<ZipEntry> entries = read_zip_directory(bytes, size, file);
     // Entries are "<archive>/data.pkl" and "<archive>/data/<key>"; the archive
-    // folder's name varies with the file name torch.save was given.
-    std::map<std::string, std::pair<const uint8_t*, size_t>> contents;  // name after the folder
-    const ZipEntry* pickle = nullptr;
+    // folder's name varies with the file name torch.save was given. Nothing is
+    // inflated here but data.pkl and byteorder: storages wait for TensorView::read.
+    std::map<std::string_view, const ZipEntry*, std::less<>> by_name;  // the name after the folder
     for (const ZipEntry& entry : entries) {
         const size_t slash = entry.name.find('/');
-        if (slash == std::string::npos) continue;
-        const std::string local = entry.name.substr(slash + 1);
-        if (local == "data.pkl") pickle = &entry;
-        if (local == "byteorder" && entry.method == 0 &&
-            std::string_view(reinterpret_cast<const char*>(entry.data), entry.size) != "little")
-            throw Error(file + ": big-endian checkpoints are not supported");
-        if (entry.method == 0) {
-            contents[local] = {entry.data, entry.size};
-        } else if (entry.method == 8) {
-            // Deflate expands at most 1032:1: a larger claimed size is a lie, not an allocation to
-            // try.
-            if (entry.size / 1032 > entry.compressed_size)
-                throw Error(file + ": entry " + entry.name + " claims " +
-                            std::to_string(entry.size) + " bytes from " +
-                            std::to_string(entry.compressed_size) + " compressed");
-            auto buffer = std::make_shared<std::vector<uint8_t>>(entry.size);
-            z_stream stream{};
-            if (inflateInit2(&stream, -MAX_WBITS) != Z_OK) throw Error("zlib inflateInit failed");
-            stream.next_in = const_cast<Bytef*>(entry.data);
-            stream.avail_in = static_cast<uInt>(entry.compressed_size);
-            stream.next_out = buffer->data();
-            stream.avail_out = static_cast<uInt>(entry.size);
-            const int result = inflate(&stream, Z_FINISH);
-            inflateEnd(&stream);
-            if (result != Z_STREAM_END || stream.total_out != entry.size)
-                throw Error(file + ": entry " + entry.name + " does not inflate to its size");
-            contents[local] = {buffer->data(), buffer->size()};
-            owned.push_back(buffer);
-        } else {
-            throw Error(file + ": entry " + entry.name + " uses zip compression method " +
-                        std::to_string(entry.method));
-        }
+        if (slash != std::string::npos)
+            by_name[std::string_view(entry.name).substr(slash + 1)] = &entry;
     }
-    if (!pickle) throw Error(file + ": no data.pkl in the archive; not a PyTorch checkpoint");
-    const auto& [pickle_bytes, pickle_size] = contents.at("data.pkl");
+    const auto pickle = by_name.find("data.pkl");
+    if (pickle == by_name.end())
+        throw Error(file + ": no data.pkl in the archive; not a PyTorch checkpoint");
+    std::vector<uint8_t> buffer;
+    if (const auto order = by_name.find("byteorder"); order != by_name.end()) {
+        const ZipEntry& entry = *order->second;
+        constexpr std::string_view kLittle = "little";
+        if (entry.size != kLittle.size() ||
+            std::string_view(reinterpret_cast<const char*>(entry_bytes(entry, buffer, file)),
+                             entry.size) != kLittle)
+            throw Error(file + ": big-endian checkpoints are not supported");
+    }
+    const ZipEntry& pickle_entry = *pickle->second;
+    if (pickle_entry.size > kMaxPickleBytes)
+        throw Error(file + ": data.pkl is " + std::to_string(pickle_entry.size) +
+                    " bytes, more than any state dict needs (at most " +
+                    std::to_string(kMaxPickleBytes) + "); refusing it");
+    const uint8_t* pickle_bytes = entry_bytes(pickle_entry, buffer, file);
 
     std::vector<TensorView> views;
-    for (PickledTensor& pickled : unpickle_state_dict(pickle_bytes, pickle_size, file)) {
-        const auto found = contents.find("data/" + pickled.storage_key);
-        if (found == contents.end())
+    for (PickledTensor& pickled : unpickle_state_dict(pickle_bytes, pickle_entry.size, file)) {
+        const auto found = by_name.find("data/" + pickled.storage_key);
+        if (found == by_name.end())
             throw Error(file + ": tensor " + pickled.name + " needs storage data/" +
                         pickled.storage_key + ", which is not in the archive");
-        const auto [storage, storage_size] = found->second;
-        views.push_back(view_in_storage(std::move(pickled), storage, storage_size, file));
+        const ZipEntry& storage = *found->second;
+        if (storage.method == 0)
+            views.push_back(view_in_storage(std::move(pickled), storage.data, storage.size, file));
+        else if (storage.method == 8)
+            views.push_back(deflated_view(std::move(pickled), storage, file));
+        else
+            throw Error(file + ": entry " + storage.name + " uses zip compression method " +
+                        std::to_string(storage.method));
     }
     return views;
 }
@@ -715,8 +892,9 @@ std::vector<TensorView> read_torch_legacy(const uint8_t* bytes, size_t size,
         pos = system.end();
     }
     Unpickler state_dict(bytes, size, file, Layout::legacy, pos);
+    const Ref root = state_dict.run();
     std::vector<PickledTensor> tensors =
-        state_dict_tensors(state_dict.run(), file, "the pickle" + at_byte(pos));
+        state_dict_tensors(root, state_dict.end() - pos, file, "the pickle" + at_byte(pos));
     pos = state_dict.end();
     Unpickler key_list(bytes, size, file, Layout::legacy, pos);
     const Ref keys = key_list.run();
@@ -736,7 +914,7 @@ std::vector<TensorView> read_torch_legacy(const uint8_t* bytes, size_t size,
         const uint8_t* data = nullptr;
         size_t n_bytes = 0;
     };
-    std::map<std::string, Storage> storages;
+    std::map<std::string, Storage, std::less<>> storages;
     for (const PickledTensor& tensor : tensors) {
         const auto [found, inserted] =
             storages.emplace(tensor.storage_key, Storage{tensor.dtype, tensor.storage_numel});
@@ -752,24 +930,25 @@ std::vector<TensorView> read_torch_legacy(const uint8_t* bytes, size_t size,
         if (key->kind != Kind::string) throw Error(file + ": a storage key is not a string");
         const auto found = storages.find(key->text);
         if (found == storages.end())
-            throw Error(file + ": storage " + key->text + at_byte(pos) +
+            throw Error(file + ": storage " + std::string(key->text) + at_byte(pos) +
                         " is used by no tensor of the state dict");
         Storage& storage = found->second;
-        if (storage.data) throw Error(file + ": storage " + key->text + " is listed twice");
+        if (storage.data)
+            throw Error(file + ": storage " + std::string(key->text) + " is listed twice");
         if (size - pos < 8)
-            throw Error(file + ": storage " + key->text + at_byte(pos) +
+            throw Error(file + ": storage " + std::string(key->text) + at_byte(pos) +
                         " is missing; the file is truncated");
         const uint64_t count = read_le(bytes + pos, 8);
         pos += 8;
         const size_t element = dtype_size(storage.dtype);
         if (count > (size - pos) / element)
-            throw Error(file + ": storage " + key->text + at_byte(pos - 8) + " claims " +
-                        std::to_string(count) + " " + std::string(dtype_name(storage.dtype)) +
-                        " elements, more than the " + std::to_string(size - pos) +
-                        " bytes left in the file");
+            throw Error(file + ": storage " + std::string(key->text) + at_byte(pos - 8) +
+                        " claims " + std::to_string(count) + " " +
+                        std::string(dtype_name(storage.dtype)) + " elements, more than the " +
+                        std::to_string(size - pos) + " bytes left in the file");
         if (count != static_cast<uint64_t>(storage.numel))
-            throw Error(file + ": storage " + key->text + at_byte(pos - 8) + " holds " +
-                        std::to_string(count) + " elements, but the pickle says " +
+            throw Error(file + ": storage " + std::string(key->text) + at_byte(pos - 8) +
+                        " holds " + std::to_string(count) + " elements, but the pickle says " +
                         std::to_string(storage.numel));
         storage.data = bytes + pos;
         storage.n_bytes = count * element;
@@ -788,12 +967,11 @@ std::vector<TensorView> read_torch_legacy(const uint8_t* bytes, size_t size,
 }
 
 std::vector<TensorView> read_torch_checkpoint(const uint8_t* bytes, size_t size,
-                                              const std::string& file,
-                                              std::vector<std::shared_ptr<const void>>& owned) {
+                                              const std::string& file) {
     // A legacy file opens with the magic number's pickle (PROTO); a zip with its first local
     // header. Anything else goes to the zip reader, which says what it lacks.
     if (size > 0 && bytes[0] == 0x80) return read_torch_legacy(bytes, size, file);
-    return read_torch_zip(bytes, size, file, owned);
+    return read_torch_zip(bytes, size, file);
 }
 
 }  // namespace attnviz::io

@@ -11,7 +11,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,15 +43,31 @@ struct PickledTensor {
     std::vector<int64_t> stride;
 };
 
+// The most bytes a pickle may take (data.pkl, or one pickle of a legacy file).
+// torch.save writes about 100 bytes per tensor, so this is room for 80,000
+// tensors, more than any checkpoint file holds; everything the unpickler builds
+// is bounded by the pickle's size, which bounds its memory too.
+constexpr size_t kMaxPickleBytes = size_t{8} << 20;
+
 // Unpickles a zip checkpoint's data.pkl, a state dict ({name: tensor}). Throws
-// Error naming `file` for any opcode or global outside the tensor-rebuilding subset.
+// Error naming `file` for any opcode or global outside the tensor-rebuilding
+// subset, and for any structure larger than the pickle's size justifies (see
+// torch_checkpoint.cpp): a small pickle cannot make it allocate much.
 std::vector<PickledTensor> unpickle_state_dict(const uint8_t* bytes, size_t size,
                                                const std::string& file);
 
 // The tensors of a torch zip checkpoint held in memory. Stored entries are
-// viewed in place; deflated ones are inflated into buffers added to `owned`.
-std::vector<TensorView> read_torch_zip(const uint8_t* bytes, size_t size, const std::string& file,
-                                       std::vector<std::shared_ptr<const void>>& owned);
+// viewed in place. A deflated entry is inflated only when its tensor is read
+// (TensorView::read), and only if it is exactly that tensor's bytes; entries no
+// tensor names are never inflated.
+std::vector<TensorView> read_torch_zip(const uint8_t* bytes, size_t size, const std::string& file);
+
+// Inflates a raw deflate stream (`compressed_size` bytes) that must yield
+// exactly `size` bytes, handing them to `consume` in order, in chunks that are
+// multiples of 64 KiB but the last; never more than `size` bytes are inflated.
+// Throws Error naming `what` when the stream is invalid, short or long.
+void inflate_entry(const uint8_t* compressed, size_t compressed_size, size_t size,
+                   const std::string& what, const ByteConsumer& consume);
 
 // The tensors of a legacy torch.save file held in memory, viewed in place.
 // Every size it states is checked against the bytes that follow it.
@@ -62,7 +77,6 @@ std::vector<TensorView> read_torch_legacy(const uint8_t* bytes, size_t size,
 // Either format, told apart by the first byte: a legacy file opens with a
 // pickle's PROTO opcode (0x80), a zip archive with "PK".
 std::vector<TensorView> read_torch_checkpoint(const uint8_t* bytes, size_t size,
-                                              const std::string& file,
-                                              std::vector<std::shared_ptr<const void>>& owned);
+                                              const std::string& file);
 
 }  // namespace attnviz::io

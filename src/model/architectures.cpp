@@ -64,6 +64,8 @@ LoadedNetwork load_network(const std::filesystem::path& folder) {
     const Architecture& architecture = read_architecture_config(reader, loaded.config);
     loaded.tensors = io::TensorSet::open_folder(folder);
     loaded.network = architecture.load(LoadContext{loaded.config, reader, loaded.tensors});
+    for (const std::string& warning : loaded.network->weights().extra_layer_warnings())
+        warn(warning);
     return loaded;
 }
 

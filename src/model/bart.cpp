@@ -91,6 +91,8 @@ public:
             sinusoids_ = sinusoidal_positions(config.max_positions, config.hidden_size);
     }
 
+    const WeightLoader& weights() const override { return loader_; }
+
     ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const override {
         const char* name = extras_.marian ? "Marian" : "BART";
         if (!input.decoder)

@@ -51,6 +51,8 @@ public:
         layers_.load(loader_, config, tensors.description());
     }
 
+    const WeightLoader& weights() const override { return loader_; }
+
     ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const override {
         const Encoding& tokens = *input.tokens;
         const int T = static_cast<int>(tokens.size());

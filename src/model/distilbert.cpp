@@ -106,6 +106,8 @@ public:
         }
     }
 
+    const WeightLoader& weights() const override { return loader_; }
+
     ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const override {
         const Encoding& tokens = *input.tokens;
         check_token_ids(tokens.ids, config_.vocab_size, config_.max_positions, "DistilBERT");

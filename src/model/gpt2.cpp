@@ -97,6 +97,8 @@ public:
         }
     }
 
+    const WeightLoader& weights() const override { return loader_; }
+
     ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const override {
         const std::vector<int32_t>& ids = input.tokens->ids;
         check_token_ids(ids, config_.vocab_size, config_.max_positions, "GPT-2");

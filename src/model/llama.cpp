@@ -190,6 +190,8 @@ public:
         }
     }
 
+    const WeightLoader& weights() const override { return loader_; }
+
     ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const override {
         const std::vector<int32_t>& ids = input.tokens->ids;
         check_token_ids(ids, config_.vocab_size, 0, config_.model_type);

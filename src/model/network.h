@@ -33,6 +33,9 @@ public:
     virtual ~Network() = default;
     // Runs on the calling thread's OpenMP pool (Model sets its size).
     virtual ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const = 0;
+    // The loader that bound the weights, which load_network asks about
+    // checkpoint layers config.json left out.
+    virtual const WeightLoader& weights() const = 0;
 };
 
 // What a factory gets: the config (common fields already read; an

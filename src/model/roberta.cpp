@@ -33,6 +33,8 @@ public:
         layers_.load(loader_, config, tensors.description(), position_rows());
     }
 
+    const WeightLoader& weights() const override { return loader_; }
+
     ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const override {
         const Encoding& tokens = *input.tokens;
         check_token_ids(tokens.ids, config_.vocab_size, config_.max_positions, "RoBERTa");

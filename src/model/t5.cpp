@@ -76,6 +76,8 @@ public:
         load_stack("decoder", extras.decoder_layers, true, decoder_);
     }
 
+    const WeightLoader& weights() const override { return loader_; }
+
     ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const override {
         if (!input.decoder)
             throw Error("T5 is an encoder-decoder model: give it a target text for the decoder");

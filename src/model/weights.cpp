@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "attnviz/error.h"
@@ -83,6 +84,10 @@ const io::TensorView* WeightLoader::find(const std::string& name, std::string& f
 const float* WeightLoader::get_optional(std::string_view pattern, std::string_view shape,
                                         int layer) {
     const std::string name = expand_name(pattern, layer);
+    if (const size_t at = pattern.find("{L}"); at != std::string_view::npos && layer >= 0) {
+        int& loaded = layers_loaded_[std::string(pattern.substr(0, at))];
+        loaded = std::max(loaded, layer + 1);
+    }
     std::string found_prefix;
     const io::TensorView* tensor = find(name, found_prefix);
     if (!tensor) return nullptr;
@@ -98,6 +103,37 @@ const float* WeightLoader::get_optional(std::string_view pattern, std::string_vi
     const float* data = as_f32(*tensor);
     sizes_[data] = tensor->numel() * sizeof(float);
     return data;
+}
+
+std::vector<std::string> WeightLoader::extra_layer_warnings() const {
+    std::vector<std::string> warnings;
+    for (const auto& [stack, loaded] : layers_loaded_) {
+        // "<prefix><stack><digits>.<rest>": a tensor of layer <digits>.
+        const std::string start = prefix_ + stack;
+        long long layers = loaded;
+        const io::TensorView* example = nullptr;
+        for (const io::TensorView& tensor : tensors_.tensors()) {
+            const std::string_view name = tensor.name;
+            if (name.size() <= start.size() || name.compare(0, start.size(), start) != 0) continue;
+            const size_t digits = name.find_first_not_of("0123456789", start.size());
+            if (digits == start.size() || digits == std::string_view::npos || name[digits] != '.' ||
+                digits - start.size() > 9)
+                continue;
+            const long long layer =
+                std::stoll(std::string(name.substr(start.size(), digits - start.size())));
+            if (layer + 1 > layers) {
+                layers = layer + 1;
+                example = &tensor;
+            }
+        }
+        if (example)
+            warnings.push_back(example->file + ": the checkpoint has " + std::to_string(layers) +
+                               " layers of " + start + "{L} (e.g. " + example->name +
+                               "), but config.json gives " + std::to_string(loaded) +
+                               "; the extra layers are ignored");
+    }
+    std::sort(warnings.begin(), warnings.end());
+    return warnings;
 }
 
 void WeightLoader::release(const float* data) {
@@ -157,42 +193,51 @@ float half_to_float(uint16_t h) {
 }  // namespace
 
 const float* WeightLoader::as_f32(const io::TensorView& tensor) {
-    const size_t n = tensor.numel();
-    if (tensor.dtype == io::DType::f32 &&
+    if (tensor.dtype == io::DType::f32 && tensor.data &&
         reinterpret_cast<uintptr_t>(tensor.data) % alignof(float) == 0)
         return reinterpret_cast<const float*>(tensor.data);  // the memory map itself
+    if (tensor.dtype != io::DType::f32 && tensor.dtype != io::DType::f16 &&
+        tensor.dtype != io::DType::bf16 && tensor.dtype != io::DType::f64)
+        throw Error(tensor.file + ": tensor " + tensor.name + " has dtype " +
+                    std::string(io::dtype_name(tensor.dtype)) +
+                    ", but a floating-point weight (F32, F16, BF16) is expected");
+    const size_t n = tensor.numel();
     auto values = std::make_unique<float[]>(n > 0 ? n : 1);
-    switch (tensor.dtype) {
-        case io::DType::f32:
-            std::memcpy(values.get(), tensor.data, n * sizeof(float));
-            break;
-        case io::DType::f16:
-            for (size_t i = 0; i < n; ++i) {
-                uint16_t h;
-                std::memcpy(&h, tensor.data + 2 * i, 2);
-                values[i] = half_to_float(h);
-            }
-            break;
-        case io::DType::bf16:
-            for (size_t i = 0; i < n; ++i) {
-                uint16_t h;
-                std::memcpy(&h, tensor.data + 2 * i, 2);
-                const uint32_t bits = static_cast<uint32_t>(h) << 16;
-                std::memcpy(&values[i], &bits, 4);
-            }
-            break;
-        case io::DType::f64:
-            for (size_t i = 0; i < n; ++i) {
-                double d;
-                std::memcpy(&d, tensor.data + 8 * i, 8);
-                values[i] = static_cast<float>(d);
-            }
-            break;
-        default:
-            throw Error(tensor.file + ": tensor " + tensor.name + " has dtype " +
-                        std::string(io::dtype_name(tensor.dtype)) +
-                        ", but a floating-point weight (F32, F16, BF16) is expected");
-    }
+    float* out = values.get();
+    // Converted as the bytes arrive: a deflated tensor inflates chunk by chunk
+    // straight into `values` (chunks hold whole elements).
+    tensor.read([&](const uint8_t* bytes, size_t count) {
+        switch (tensor.dtype) {
+            case io::DType::f32:
+                std::memcpy(out, bytes, count);
+                out += count / 4;
+                break;
+            case io::DType::f16:
+                for (size_t i = 0; i + 2 <= count; i += 2) {
+                    uint16_t h;
+                    std::memcpy(&h, bytes + i, 2);
+                    *out++ = half_to_float(h);
+                }
+                break;
+            case io::DType::bf16:
+                for (size_t i = 0; i + 2 <= count; i += 2) {
+                    uint16_t h;
+                    std::memcpy(&h, bytes + i, 2);
+                    const uint32_t bits = static_cast<uint32_t>(h) << 16;
+                    std::memcpy(out++, &bits, 4);
+                }
+                break;
+            case io::DType::f64:
+                for (size_t i = 0; i + 8 <= count; i += 8) {
+                    double d;
+                    std::memcpy(&d, bytes + i, 8);
+                    *out++ = static_cast<float>(d);
+                }
+                break;
+            default:
+                break;  // refused above
+        }
+    });
     converted_.push_back(std::move(values));
     return converted_.back().get();
 }

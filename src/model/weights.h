@@ -8,7 +8,8 @@
 // architecture allows ("" and "bert." for BERT: BertModel vs BertForMaskedLM),
 // and the legacy LayerNorm spellings gamma/beta for weight/bias. It checks the
 // shape against config.json and the dtype, and returns fp32: views into the
-// memory map when stored as aligned F32, converted copies for F16/BF16/F64.
+// memory map when stored as aligned F32, converted copies for F16/BF16/F64 (and
+// for a deflated zip entry, inflated into the copy only now, after the shape check).
 #pragma once
 
 #include <functional>
@@ -74,6 +75,11 @@ public:
     // The prefix the checkpoint's names use ("" or "bert."), once a tensor was found.
     const std::string& prefix() const { return prefix_; }
 
+    // One warning per layer stack ("encoder.layer.{L}") for which the checkpoint
+    // holds more layers than were loaded (config.json says fewer): those
+    // tensors are ignored, and the user should know. Names the file and both counts.
+    std::vector<std::string> extra_layer_warnings() const;
+
 private:
     const io::TensorView* find(const std::string& name, std::string& found_prefix) const;
     std::vector<int64_t> evaluate_shape(std::string_view shape, const std::string& tensor) const;
@@ -86,6 +92,8 @@ private:
     std::unordered_map<std::string, int64_t> dims_;
     std::vector<std::unique_ptr<float[]>> converted_;  // F16/BF16/F64 -> F32 copies
     std::unordered_map<const float*, size_t> sizes_;   // bytes of every weight handed out
+    // Per layer stack (the pattern's text before "{L}"), the layers loaded.
+    std::unordered_map<std::string, int> layers_loaded_;
 };
 
 // "encoder.layer.{L}.x" with layer 3 -> "encoder.layer.3.x"

@@ -2,6 +2,7 @@
 // Hugging Face cache holding a tiny random BERT under the id bert-base-uncased
 // with the real bert-base-uncased tokenizer files (tests/data/hf), and against
 // a fake hub on 127.0.0.1. Checks the seed workflow, exit codes and messages.
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -11,6 +12,9 @@
 
 #include <chrono>
 #include <csignal>
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -21,10 +25,13 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "hub/fake_hub.h"
+#include "io/checkpoint_builder.h"
 #include "io/files.h"
+#include "io/torch_checkpoint.h"
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
@@ -58,6 +65,13 @@ std::string shell_quote(const std::string& text) {
 struct CliRun {
     int code = -1;
     std::string out, err;
+};
+
+// A run of attnviz with the peak resident set of that process alone.
+struct MeasuredRun {
+    int code = -1;  // -1: killed by a signal
+    std::string err;
+    long peak_rss_mib = 0;
 };
 
 class Cli : public ::testing::Test {
@@ -146,6 +160,45 @@ protected:
             _exit(127);
         }
         return pid;
+    // Runs attnviz as this process's own child, offline, and measures its peak
+    // resident set (wait4's rusage: this child alone). The child may map at
+    // most 4 GiB, so that a regression fails here rather than taking the
+    // machine's memory, and SIGALRM ends it after 60 s, so that a hang fails
+    // rather than blocking the suite.
+    MeasuredRun measured_attnviz(const std::vector<std::string>& args) {
+        std::vector<std::string> arguments = {ATTNVIZ_CLI};
+        arguments.insert(arguments.end(), args.begin(), args.end());
+        std::vector<std::string> environment = {
+            "HF_HUB_CACHE=" + (root_ / "cache").string(), "HF_HOME=" + (root_ / "home").string(),
+            "HF_HUB_OFFLINE=1", "ATTNVIZ_NUM_THREADS=1", "PATH=/usr/bin:/bin"};
+        std::vector<char*> argv, envp;  // prepared before fork: the child only execs
+        for (std::string& argument : arguments) argv.push_back(argument.data());
+        for (std::string& variable : environment) envp.push_back(variable.data());
+        argv.push_back(nullptr);
+        envp.push_back(nullptr);
+        const std::string err_path = (work_ / "stderr.txt").string();
+        const int err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        const int out_fd =
+            ::open((work_ / "stdout.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        const pid_t pid = fork();
+        if (pid == 0) {
+            if (chdir(work_.c_str()) != 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0) _exit(126);
+            const rlimit address_space{rlim_t{4} << 30, rlim_t{4} << 30};
+            setrlimit(RLIMIT_AS, &address_space);
+            alarm(60);
+            execve(argv[0], argv.data(), envp.data());
+            _exit(127);
+        }
+        ::close(out_fd);
+        ::close(err_fd);
+        MeasuredRun run;
+        int status = 0;
+        rusage usage{};
+        if (pid < 0 || wait4(pid, &status, 0, &usage) != pid) return run;
+        run.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        run.err = attnviz::io::read_file(err_path);
+        run.peak_rss_mib = usage.ru_maxrss / 1024;
+        return run;
     }
 
     std::string python(const std::string& script) {
@@ -1243,3 +1296,140 @@ TEST_F(DocExamples, ConsoleSamplesMatchTheProgram) {
 }
 
 }  // namespace
+
+// --- issue 12: hostile checkpoint files -------------------------------------
+
+namespace {
+
+using attnviz::test::make_zip;
+using attnviz::test::ZipEntrySpec;
+
+// The tiny BERT's config and tokenizer in `folder`, without weights.
+void tiny_bin_without_weights(const fs::path& folder) {
+    const fs::path source = fs::path(ATTNVIZ_TEST_DATA) / "model" / "tiny-bin";
+    fs::create_directories(folder);
+    for (const char* name : {"config.json", "vocab.txt", "tokenizer_config.json"})
+        fs::copy_file(source / name, folder / name);
+}
+
+// The entries of the tiny BERT's pytorch_model.bin (all stored), to re-zip.
+std::vector<ZipEntrySpec> tiny_bin_entries() {
+    const std::string bytes = attnviz::io::read_file(fs::path(ATTNVIZ_TEST_DATA) / "model" /
+                                                     "tiny-bin" / "pytorch_model.bin");
+    std::vector<ZipEntrySpec> entries;
+    for (const auto& entry : attnviz::io::read_zip_directory(
+             reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "tiny-bin"))
+        entries.emplace_back(entry.name,
+                             std::string(reinterpret_cast<const char*>(entry.data), entry.size));
+    return entries;
+}
+
+std::string pseudo_random_bytes(size_t size) {
+    std::string bytes(size, '\0');
+    uint32_t state = 2026;
+    for (char& c : bytes) c = static_cast<char>((state = state * 1103515245 + 12345) >> 24);
+    return bytes;
+}
+
+}  // namespace
+
+// Each file was built to take gigabytes from a few kilobytes or megabytes.
+// attnviz must refuse it with one line naming the file, using well under 1 GiB.
+TEST_F(Cli, HostileCheckpointsAreRefusedInOneLineWithBoundedMemory) {
+    using attnviz::test::little_endian;
+    using attnviz::test::state_dict_pickle;
+    const std::string protocol("\x80\x02", 2);
+    // 15 KB of memo writes, each a million past the last (before: 16 GB, then bad_alloc).
+    std::string memo = protocol + "]";
+    for (uint32_t i = 1; i <= 3000; ++i) {  // LONG_BINPUT i million
+        memo += 'r';
+        memo += little_endian(i * 1000000u, 4);
+    }
+    // 10 MB of list appends (before: 1.2 GB).
+    std::string appends = protocol + "]";
+    appends.reserve(10000004);
+    for (int i = 0; i < 5000000; ++i) appends += "Na";
+    // A deflated storage declaring 3 GB for a [100, 32] tensor (before: 3 GB allocated).
+    const std::string lying_storage = pseudo_random_bytes(3000000000u / 1032 + 1);
+    const std::string word_embeddings = "embeddings.word_embeddings.weight";
+    const struct {
+        const char* name;
+        std::string zip;
+        std::string message;
+    } cases[] = {
+        {"memo", make_zip({{"archive/data.pkl", memo + "."}}),
+         "data.pkl byte 3: memo index 1000000 skips ahead of the 0 stored so far"},
+        {"appends", make_zip({{"archive/data.pkl", appends + "."}}),
+         "data.pkl is 10000004 bytes, more than any state dict needs"},
+        {"lying_storage",
+         make_zip({{"archive/data.pkl", state_dict_pickle({{word_embeddings, "0", {100, 32}}})},
+                   {"archive/data/0", lying_storage, true, 3000000000u}}),
+         "is not the whole of archive/data/0, which is deflated and declares 3000000000 bytes"},
+        // Its shape agrees with the claim, so the file opens; config.json's shapes
+        // are checked before any byte is inflated (before: 3 GB allocated at open).
+        {"matching_bomb",
+         make_zip({{"archive/data.pkl", state_dict_pickle({{word_embeddings, "0", {750000000}}})},
+                   {"archive/data/0", lying_storage, true, 3000000000u}}),
+         "tensor embeddings.word_embeddings.weight has shape [750000000], but config.json "
+         "implies [100, 32]"},
+    };
+    for (const auto& hostile : cases) {
+        SCOPED_TRACE(hostile.name);
+        const fs::path folder = work_ / hostile.name;
+        tiny_bin_without_weights(folder);
+        attnviz::io::write_file(folder / "pytorch_model.bin", hostile.zip);
+        const MeasuredRun run = measured_attnviz(
+            {"export", "--model", folder.string(), "--text", "hello world", "-o", "out.npz"});
+        EXPECT_EQ(run.code, 1);
+        EXPECT_THAT(run.err, StartsWith(std::string("attnviz: error: ") +
+                                        (folder / "pytorch_model.bin").string() + ": "));
+        EXPECT_THAT(run.err, HasSubstr(hostile.message));
+        EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+        EXPECT_LT(run.peak_rss_mib, 1024);
+    }
+}
+
+// A deflated entry that no tensor names, claiming 1.5 GB: never inflated
+// (before: inflated at open, 1.5 GB, and its garbage failed the checkpoint).
+TEST_F(Cli, ZipEntriesNoTensorNamesAreNeverInflated) {
+    const fs::path plain = work_ / "plain", bomb = work_ / "bomb";
+    tiny_bin_without_weights(plain);
+    tiny_bin_without_weights(bomb);
+    std::vector<ZipEntrySpec> entries = tiny_bin_entries();
+    attnviz::io::write_file(plain / "pytorch_model.bin", make_zip(entries));
+    entries.emplace_back("pytorch_model/data/unused", pseudo_random_bytes(1500000000u / 1032 + 1),
+                         true, 1500000000u);
+    attnviz::io::write_file(bomb / "pytorch_model.bin", make_zip(entries));
+    const MeasuredRun expected = measured_attnviz(
+        {"export", "--model", plain.string(), "--text", "hello world", "-o", "plain.npz"});
+    ASSERT_EQ(expected.code, 0) << expected.err;
+    const MeasuredRun run = measured_attnviz(
+        {"export", "--model", bomb.string(), "--text", "hello world", "-o", "bomb.npz"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_LT(run.peak_rss_mib, 1024);
+    EXPECT_EQ(attnviz::io::read_file(work_ / "bomb.npz"),
+              attnviz::io::read_file(work_ / "plain.npz"));
+}
+
+// A FIFO in place of the weights hung every command; a directory said "No such
+// device". `info` never opens the weights at all.
+TEST_F(Cli, WeightsThatAreNotRegularFilesAreRefusedAndInfoNeverOpensThem) {
+    const fs::path fifo_model = work_ / "fifo", folder_model = work_ / "folder";
+    tiny_bin_without_weights(fifo_model);
+    tiny_bin_without_weights(folder_model);
+    ASSERT_EQ(mkfifo((fifo_model / "pytorch_model.bin").c_str(), 0600), 0);
+    fs::create_directories(folder_model / "model.safetensors");
+
+    MeasuredRun run = measured_attnviz({"info", "--model", fifo_model.string(), "--json"});
+    EXPECT_EQ(run.code, 0) << run.err;
+    EXPECT_EQ(nlohmann::json::parse(attnviz::io::read_file(work_ / "stdout.txt"))["layers"], 2);
+    for (const auto& [folder, file, kind] :
+         {std::tuple{fifo_model, "pytorch_model.bin", "a FIFO"},
+          std::tuple{folder_model, "model.safetensors", "a directory"}}) {
+        run = measured_attnviz(
+            {"export", "--model", folder.string(), "--text", "hello world", "-o", "out.npz"});
+        EXPECT_EQ(run.code, 1);
+        EXPECT_EQ(run.err, std::string("attnviz: error: cannot open ") + (folder / file).string() +
+                               ": it is " + kind + ", not a regular file\n");
+    }
+}

@@ -168,3 +168,21 @@ TEST(Weights, Fp32WeightsAreTheMemoryMapItself) {
     EXPECT_EQ(reinterpret_cast<const uint8_t*>(word),
               tensors.find("embeddings.word_embeddings.weight")->data);
 }
+
+// Issue 12: layers the checkpoint has beyond config.json's count were ignored
+// without a word. Now one warning names the file and both counts.
+TEST(BadCheckpoint, MoreLayersThanConfigIsAWarning) {
+    ModelCopy copy("extra_layers");
+    ::testing::internal::CaptureStderr();
+    model::load_network(copy.folder());
+    EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");  // 2 layers, as config.json says
+    copy.edit_config("num_hidden_layers", 1);
+    ::testing::internal::CaptureStderr();
+    const model::LoadedNetwork loaded = model::load_network(copy.folder());
+    const std::string warnings = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(loaded.config.n_layers, 1);
+    EXPECT_EQ(warnings, "attnviz: warning: " + (copy.folder() / "model.safetensors").string() +
+                            ": the checkpoint has 2 layers of encoder.layer.{L} (e.g. "
+                            "encoder.layer.1.attention.output.LayerNorm.bias), but config.json "
+                            "gives 1; the extra layers are ignored\n");
+}

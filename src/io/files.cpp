@@ -199,16 +199,6 @@ void unregister_temporary(int slot) {
     if (slot >= 0) temporary_slots[slot].state.store(kFree);
 }
 
-// What a non-regular file is, for the refusal.
-const char* file_kind(mode_t mode) {
-    if (S_ISDIR(mode)) return "a directory";
-    if (S_ISCHR(mode)) return "a character device";
-    if (S_ISBLK(mode)) return "a block device";
-    if (S_ISFIFO(mode)) return "a FIFO";
-    if (S_ISSOCK(mode)) return "a socket";
-    return "not a regular file";
-}
-
 // A stream buffer over a file descriptor whose failed writes throw Error with
 // the real reason (an ostream's own failure state would lose errno).
 class DescriptorBuffer : public std::streambuf {

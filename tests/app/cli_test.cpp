@@ -160,6 +160,8 @@ protected:
             _exit(127);
         }
         return pid;
+    }
+
     // Runs attnviz as this process's own child, offline, and measures its peak
     // resident set (wait4's rusage: this child alone). The child may map at
     // most 4 GiB, so that a regression fails here rather than taking the

@@ -316,6 +316,8 @@ TEST(Text, TextFileIsItsBytesExactly) {
     EXPECT_THAT(error_of([&] { attnviz::read_text_file(folder, "--text-file"); }),
                 HasSubstr("is a directory"));
     fs::remove_all(folder);
+}
+
 // Issue 12: a FIFO in place of a model file hung every reader forever (open
 // waits for a writer), and a directory gave "No such device" (from mmap).
 // Every reader opens through InputFile, which refuses both and says which.

@@ -1394,7 +1394,8 @@ TEST_F(Cli, HostileCheckpointsAreRefusedInOneLineWithBoundedMemory) {
 // A deflated entry that no tensor names, claiming 1.5 GB: never inflated
 // (before: inflated at open, 1.5 GB, and its garbage failed the checkpoint).
 TEST_F(Cli, ZipEntriesNoTensorNamesAreNeverInflated) {
-    const fs::path plain = work_ / "plain", bomb = work_ / "bomb";
+    // The same folder name: the npz records it as the model id.
+    const fs::path plain = work_ / "plain" / "tiny", bomb = work_ / "bomb" / "tiny";
     tiny_bin_without_weights(plain);
     tiny_bin_without_weights(bomb);
     std::vector<ZipEntrySpec> entries = tiny_bin_entries();

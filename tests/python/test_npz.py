@@ -121,7 +121,7 @@ class AttentionFile(unittest.TestCase):
         self.assertIn("--text runs a model; --attention draws the file's attention", result.stderr)
         result = run_cli("view", check=False)
         self.assertEqual(result.returncode, 2)
-        self.assertIn("--text is required (or --attention FILE.npz)", result.stderr)
+        self.assertIn("give the text: --text TEXT, or --text-file FILE", result.stderr)
 
 
 if __name__ == "__main__":

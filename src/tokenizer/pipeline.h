@@ -155,5 +155,7 @@ std::string quote(std::string_view text);
 const Json& json_at(const Json& j, const char* key, const char* where);
 bool json_bool(const Json& j, const char* key, bool fallback);
 std::string json_string(const Json& j, const char* key, const std::string& fallback);
+// A key tokenizers reads as one char (Metaspace's replacement, Strip's content).
+std::string json_char(const Json& j, const char* key, const std::string& fallback);
 
 }  // namespace attnviz::tok

@@ -40,6 +40,16 @@ std::string json_string(const Json& j, const char* key, const std::string& fallb
     return j[key].get<std::string>();
 }
 
+std::string json_char(const Json& j, const char* key, const std::string& fallback) {
+    std::string s = json_string(j, key, fallback);
+    size_t i = 0;
+    if (!s.empty()) next_char(s, i);
+    if (s.empty() || i != s.size())
+        throw Error(std::string("tokenizer.json: \"") + key + "\" must be one character, not " +
+                    quote(s));
+    return s;
+}
+
 std::string quote(std::string_view text) {
     constexpr size_t kMax = 60;
     const bool cut = text.size() > kMax;

@@ -208,6 +208,55 @@ TEST_F(HostileTokenizerFile, LegacyExtraIdsBeyondTheModelAreRefused) {
                 HasSubstr("tokenizer_config.json: \"do_lower_case\" must be true or false"));
 }
 
+TEST_F(HostileTokenizerFile, OneCharacterKeysMustBeOneCharacter) {
+    // An empty Strip content made display_token loop `start` times: forever.
+    Json j = wordpiece({{"[UNK]", 0}});
+    j["decoder"] = {{"type", "Strip"}, {"content", ""}, {"start", 1e18}, {"stop", 0}};
+    EXPECT_THAT(error_of_json(j),
+                HasSubstr("tokenizer.json: \"content\" must be one character, not \"\""));
+    j["decoder"] = {{"type", "Metaspace"}, {"replacement", "ab"}};
+    EXPECT_THAT(error_of_json(j), HasSubstr("\"replacement\" must be one character, not \"ab\""));
+    j.erase("decoder");
+    j["pre_tokenizer"] = {{"type", "CharDelimiterSplit"}, {"delimiter", ""}};
+    EXPECT_THAT(error_of_json(j), HasSubstr("\"delimiter\" must be one character"));
+}
+
+// Chains that double a text at every step: 2^40 bytes from one "a" before.
+TEST_F(HostileTokenizerFile, ExponentialNormalizerPreTokenizerOrDecoderChainsAreAnError) {
+    Json replaces = Json::array(), byte_levels = Json::array();
+    for (int i = 0; i < 40; ++i) {
+        replaces.push_back(
+            {{"type", "Replace"}, {"pattern", {{"String", "a"}}}, {"content", "aa"}});
+        byte_levels.push_back(
+            {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}});
+    }
+    Json j = wordpiece({{"[UNK]", 0}, {"a", 1}});
+    j["normalizer"] = {{"type", "Sequence"}, {"normalizers", replaces}};
+    write("tokenizer.json", j.dump());
+    try {
+        Tokenizer::from_folder(dir_).encode("a");
+        ADD_FAILURE() << "expected an error";
+    } catch (const attnviz::Error& e) {
+        EXPECT_THAT(e.what(), HasSubstr("make a text of 1 bytes more than 64 times longer"));
+    }
+    j.erase("normalizer");
+    j["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", byte_levels}};
+    write("tokenizer.json", j.dump());
+    EXPECT_THROW(Tokenizer::from_folder(dir_).encode("\xC3\xA9"), attnviz::Error);
+    j["pre_tokenizer"] = {{"type", "WhitespaceSplit"}};
+    j["decoder"] = {{"type", "Sequence"}, {"decoders", replaces}};
+    write("tokenizer.json", j.dump());
+    Tokenizer t = Tokenizer::from_folder(dir_);
+    EXPECT_THAT(t.encode("a").ids, ElementsAre(1));
+    try {
+        t.display_token("a");
+        ADD_FAILURE() << "expected an error";
+    } catch (const attnviz::Error& e) {
+        EXPECT_THAT(e.what(),
+                    HasSubstr("decoders make a token of 1 bytes more than 64 times longer"));
+    }
+}
+
 // 100,000 added tokens "tok0".."tok99999" (ids 3.. after a 3-word vocabulary),
 // which took 47 s to load with a quadratic loader and a matcher that tried
 // every token at every byte. Expected ids worked out by hand from

@@ -298,7 +298,7 @@ std::unique_ptr<Decoder> decoder_from_json(const Json& j) {
             if (auto child = decoder_from_json(item)) d->steps.push_back(std::move(child));
         return d;
     }
-    throw Error("tokenizer.json: unknown decoder type \"" + type + "\"");
+    throw Error("tokenizer.json: unknown decoder type " + quote(type));
 }
 
 }  // namespace attnviz::tok

@@ -70,7 +70,7 @@ Json wordpiece_json_from_vocab_txt(const std::filesystem::path& vocab_txt, const
                 pad = config_string(config, "pad_token", "[PAD]"),
                 mask = config_string(config, "mask_token", "[MASK]");
     for (const std::string* name : {&unk, &cls, &sep})
-        if (!vocab.contains(*name)) throw Error("\"" + *name + "\" is not in the vocabulary");
+        if (!vocab.contains(*name)) throw Error(quote(*name) + " is not in the vocabulary");
 
     Json added = Json::array();
     std::vector<std::pair<uint32_t, std::string>> specials;
@@ -241,7 +241,7 @@ Json unigram_json_from_spiece(const std::filesystem::path& spiece_model, const J
                                     uint32_t(n + extra_ids - 1 - i), false));
     int eos_id = sp.PieceToId(eos);
     if (eos_id == sp.unk_id() && eos != unk)
-        throw Error("\"" + eos + "\" is not in the SentencePiece model");
+        throw Error(quote(eos) + " is not in the SentencePiece model");
 
     const std::string proto = sp.serialized_model_proto();
     ProtoReader model{proto};

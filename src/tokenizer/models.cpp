@@ -179,8 +179,8 @@ struct WordPiece final : VocabModel {
         pieces.build(continuation);
         auto unk = find(vocab, unk_token);
         if (!unk)
-            throw Error(std::string(where) + ": unk_token \"" + unk_token +
-                        "\" is not in the vocabulary");
+            throw Error(std::string(where) + ": unk_token " + quote(unk_token) +
+                        " is not in the vocabulary");
         unk_id = *unk;
     }
 
@@ -230,8 +230,8 @@ struct WordLevel final : VocabModel {
         } else if (auto unk = find(vocab, unk_token)) {
             out.push_back({*unk, unk_token, 0, text.size()});
         } else {
-            throw Error("WordLevel: \"" + std::string(text) +
-                        "\" is not in the vocabulary and there is no unk_token");
+            throw Error("WordLevel: " + quote(text) +
+                        " is not in the vocabulary and there is no unk_token");
         }
     }
 };
@@ -384,7 +384,8 @@ struct BPE final : VocabModel {
             if (unk_token) {
                 auto unk_id = find(vocab, *unk_token);
                 if (!unk_id)
-                    throw Error("BPE: unk_token \"" + *unk_token + "\" is not in the vocabulary");
+                    throw Error("BPE: unk_token " + quote(*unk_token) +
+                                " is not in the vocabulary");
                 if (has_unk && fuse_unk) {
                     unk.len += byte_len;
                 } else {
@@ -711,7 +712,7 @@ std::unique_ptr<Model> model_from_json(const Json& j, size_t added_tokens) {
         m->unk_token = json_string(j, "unk_token", "<unk>");
         return m;
     }
-    throw Error("tokenizer.json: unknown model type \"" + type + "\"");
+    throw Error("tokenizer.json: unknown model type " + quote(type));
 }
 
 }  // namespace attnviz::tok

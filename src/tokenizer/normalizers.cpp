@@ -339,7 +339,7 @@ std::unique_ptr<Normalizer> normalizer_from_json(const Json& j) {
             if (auto child = normalizer_from_json(item)) n->normalizers.push_back(std::move(child));
         return n;
     }
-    throw Error("tokenizer.json: unknown normalizer type \"" + type + "\"");
+    throw Error("tokenizer.json: unknown normalizer type " + quote(type));
 }
 
 // Used by the spiece.model loader, which finds the charsmap in the model proto.

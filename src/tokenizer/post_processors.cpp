@@ -285,15 +285,15 @@ std::unique_ptr<PostProcessor> post_processor_from_json(const Json& j, const IdS
                 s.ids.push_back(ids.id(id, "post_processor.special_tokens", it.key()));
             for (const Json& t : it.value().at("tokens")) s.tokens.push_back(t.get<std::string>());
             if (s.ids.size() != s.tokens.size())
-                throw Error("TemplateProcessing: special token \"" + it.key() +
-                            "\" has unequal ids and tokens");
+                throw Error("TemplateProcessing: special token " + quote(it.key()) +
+                            " has unequal ids and tokens");
             p->special_tokens[it.key()] = std::move(s);
         }
         for (const auto* t : {&p->single, &p->pair})
             for (const auto& piece : *t)
                 if (!piece.is_sequence && !p->special_tokens.count(piece.id))
-                    throw Error("TemplateProcessing: \"" + piece.id +
-                                "\" is missing from special_tokens");
+                    throw Error("TemplateProcessing: " + quote(piece.id) +
+                                " is missing from special_tokens");
         return p;
     }
     if (type == "Sequence") {
@@ -303,7 +303,7 @@ std::unique_ptr<PostProcessor> post_processor_from_json(const Json& j, const IdS
                 p->steps.push_back(std::move(child));
         return p;
     }
-    throw Error("tokenizer.json: unknown post_processor type \"" + type + "\"");
+    throw Error("tokenizer.json: unknown post_processor type " + quote(type));
 }
 
 }  // namespace attnviz::tok

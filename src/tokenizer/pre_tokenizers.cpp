@@ -184,7 +184,7 @@ SplitBehavior behavior_from_json(const Json& j, const char* where, SplitBehavior
     if (b == "MergedWithPrevious") return SplitBehavior::MergedWithPrevious;
     if (b == "MergedWithNext") return SplitBehavior::MergedWithNext;
     if (b == "Contiguous") return SplitBehavior::Contiguous;
-    throw Error(std::string(where) + ": unknown behavior \"" + b + "\"");
+    throw Error(std::string(where) + ": unknown behavior " + quote(b));
 }
 
 struct Punctuation final : PreTokenizer {
@@ -290,7 +290,7 @@ std::unique_ptr<PreTokenizer> pre_tokenizer_from_json(const Json& j) {
             if (auto child = pre_tokenizer_from_json(item)) p->steps.push_back(std::move(child));
         return p;
     }
-    throw Error("tokenizer.json: unknown pre_tokenizer type \"" + type + "\"");
+    throw Error("tokenizer.json: unknown pre_tokenizer type " + quote(type));
 }
 
 }  // namespace attnviz::tok

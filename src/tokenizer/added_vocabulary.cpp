@@ -4,10 +4,65 @@
 
 namespace attnviz::tok {
 
-void AddedVocabulary::Matcher::add(std::string text, size_t token) {
+uint32_t AddedVocabulary::Matcher::child(uint32_t node, uint8_t byte) const {
+    auto it = edges_.find(uint64_t(node) << 8 | byte);
+    return it == edges_.end() ? 0 : it->second;
+}
+
+void AddedVocabulary::Matcher::add(std::string_view text, size_t token) {
     if (text.empty()) return;
-    by_first_byte[static_cast<uint8_t>(text[0])].push_back(patterns.size());
-    patterns.emplace_back(std::move(text), token);
+    uint32_t node = 0;
+    for (size_t i = text.size(); i-- > 0;) {  // the trie of the reversed patterns
+        auto [it, added] = edges_.try_emplace(uint64_t(node) << 8 | static_cast<uint8_t>(text[i]),
+                                              uint32_t(nodes_.size()));
+        if (added) {
+            Node next;
+            next.depth = nodes_[node].depth + 1;
+            nodes_.push_back(next);
+        }
+        node = it->second;
+    }
+    if (nodes_[node].token < 0) nodes_[node].token = int64_t(token);
+}
+
+void AddedVocabulary::Matcher::build() {
+    // Children by node, for the breadth-first walk that sets the failure links.
+    std::vector<std::vector<std::pair<uint8_t, uint32_t>>> children(nodes_.size());
+    for (const auto& [key, target] : edges_)
+        children[size_t(key >> 8)].emplace_back(uint8_t(key & 0xFF), target);
+    std::vector<uint32_t> queue{0};
+    for (size_t head = 0; head < queue.size(); ++head) {
+        const uint32_t node = queue[head];
+        for (const auto& [byte, next] : children[node]) {
+            uint32_t fail = 0;
+            if (node != 0) {
+                uint32_t f = nodes_[node].fail;
+                while (f != 0 && child(f, byte) == 0) f = nodes_[f].fail;
+                fail = child(f, byte);
+            }
+            Node& n = nodes_[next];
+            n.fail = fail;
+            n.longest = n.token >= 0 ? next : nodes_[fail].longest;
+            queue.push_back(next);
+        }
+    }
+}
+
+void AddedVocabulary::Matcher::longest_at(std::string_view text, std::vector<Hit>& hits) const {
+    hits.assign(text.size(), Hit{0, 0});
+    uint32_t state = 0;
+    for (size_t i = text.size(); i-- > 0;) {
+        const uint8_t byte = static_cast<uint8_t>(text[i]);
+        uint32_t next = child(state, byte);
+        while (next == 0 && state != 0) {
+            state = nodes_[state].fail;
+            next = child(state, byte);
+        }
+        state = next;
+        // state spells text[i, i + depth) backwards; its longest pattern starts at i.
+        if (const uint32_t found = nodes_[state].longest; found != 0)
+            hits[i] = {nodes_[found].depth, uint32_t(nodes_[found].token)};
+    }
 }
 
 AddedVocabulary::AddedVocabulary(std::vector<AddedToken> tokens, const Normalizer* normalizer)
@@ -25,6 +80,8 @@ AddedVocabulary::AddedVocabulary(std::vector<AddedToken> tokens, const Normalize
                 normalized_.add(n.get(), i);
             }
         }
+    raw_.build();
+    normalized_.build();
 }
 
 static bool last_char_is_word(std::string_view s) {
@@ -47,25 +104,19 @@ std::vector<AddedVocabulary::Found> AddedVocabulary::find_matches(std::string_vi
         splits.push_back({-1, 0, 0});
         return splits;
     }
+    thread_local std::vector<Matcher::Hit> hits;  // reused: no allocation per text
+    matcher.longest_at(sentence, hits);
     size_t start_offset = 0;
     size_t at = 0;
     while (at < sentence.size()) {
-        // The longest pattern that starts here, if any.
-        const auto& candidates = matcher.by_first_byte[static_cast<uint8_t>(sentence[at])];
-        const std::pair<std::string, size_t>* best = nullptr;
-        for (size_t p : candidates) {
-            const auto& pattern = matcher.patterns[p];
-            if (sentence.substr(at).starts_with(pattern.first) &&
-                (!best || pattern.first.size() > best->first.size()))
-                best = &pattern;
-        }
-        if (!best) {
+        const Matcher::Hit best = hits[at];
+        if (best.length == 0) {
             ++at;
             continue;
         }
-        size_t start = at, stop = at + best->first.size();
+        size_t start = at, stop = at + best.length;
         at = stop;
-        const AddedToken& token = tokens_[best->second];
+        const AddedToken& token = tokens_[best.token];
         if (token.single_word) {
             bool start_space = start == 0 || !last_char_is_word(sentence.substr(0, start));
             bool stop_space = stop == sentence.size() || !first_char_is_word(sentence.substr(stop));
@@ -73,7 +124,7 @@ std::vector<AddedVocabulary::Found> AddedVocabulary::find_matches(std::string_vi
         }
         if (token.lstrip) {
             size_t new_start = start;
-            while (new_start > 0) {
+            while (new_start > start_offset) {  // no further: the split starts there at most
                 size_t i = new_start - 1;
                 while (i > 0 && (static_cast<uint8_t>(sentence[i]) & 0xC0) == 0x80) --i;
                 size_t j = i;
@@ -91,7 +142,7 @@ std::vector<AddedVocabulary::Found> AddedVocabulary::find_matches(std::string_vi
             at = stop;
         }
         if (start_offset < start) splits.push_back({-1, start_offset, start});
-        splits.push_back({int64_t(best->second), start, stop});
+        splits.push_back({int64_t(best.token), start, stop});
         start_offset = stop;
     }
     if (start_offset != sentence.size()) splits.push_back({-1, start_offset, sentence.size()});

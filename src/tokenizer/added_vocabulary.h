@@ -4,8 +4,10 @@
 // normalized text of what is left.
 #pragma once
 
-#include <array>
+#include <cstdint>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "tokenizer/pipeline.h"
@@ -28,12 +30,32 @@ public:
     const std::vector<AddedToken>& tokens() const { return tokens_; }
 
 private:
-    // Leftmost-longest matching of a few patterns, bucketed by first byte.
-    struct Matcher {
-        std::vector<std::pair<std::string, size_t>> patterns;  // text, index into tokens_
-        std::array<std::vector<size_t>, 256> by_first_byte;
-        void add(std::string text, size_t token);
-        bool empty() const { return patterns.empty(); }
+    // Leftmost-longest matching (tokenizers' aho-corasick, MatchKind::LeftmostLongest)
+    // in time linear in the text and the patterns: an Aho-Corasick automaton of
+    // the reversed patterns, run backwards over the text, gives at each byte
+    // the longest pattern that starts there. Of equal patterns the first added wins.
+    class Matcher {
+    public:
+        void add(std::string_view text, size_t token);
+        void build();  // after the last add
+        bool empty() const { return nodes_.size() <= 1; }
+        struct Hit {
+            uint32_t length;  // 0: no pattern starts here
+            uint32_t token;   // index into tokens_
+        };
+        // hits[i]: the longest pattern that starts at byte i of text.
+        void longest_at(std::string_view text, std::vector<Hit>& hits) const;
+
+    private:
+        struct Node {
+            uint32_t fail = 0;     // the longest proper suffix that is in the trie
+            uint32_t longest = 0;  // the longest pattern that is a suffix of this one, 0: none
+            uint32_t depth = 0;
+            int64_t token = -1;  // the pattern ending here
+        };
+        uint32_t child(uint32_t node, uint8_t byte) const;  // 0: none
+        std::vector<Node> nodes_ = std::vector<Node>(1);    // 0: the root
+        std::unordered_map<uint64_t, uint32_t> edges_;      // node << 8 | byte -> child
     };
     struct Found {
         int64_t token;  // index into tokens_, -1 for plain text

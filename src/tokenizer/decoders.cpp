@@ -21,6 +21,15 @@ std::string Decoder::display(const std::string& token) const {
 
 namespace {
 
+// A chain of Replace decoders could grow a token exponentially: past
+// NormalizedString's bound on normalizers, it is an Error.
+void check_growth(size_t before, size_t after) {
+    if (after > NormalizedString::kMaxGrowth * before + 4096)
+        throw Error("tokenizer.json: its decoders make a token of " + std::to_string(before) +
+                    " bytes more than " + std::to_string(NormalizedString::kMaxGrowth) +
+                    " times longer");
+}
+
 // Bytes to text, each invalid byte shown as U+FFFD (as from_utf8_lossy).
 std::string lossy_utf8(std::string_view bytes) {
     std::string out;
@@ -145,6 +154,7 @@ struct ReplaceDecoder final : Decoder {
             std::string out;
             for (const Piece& p : pattern->find_matches(t))
                 out += p.is_match ? content : t.substr(p.start, p.end - p.start);
+            check_growth(t.size(), out.size());
             t = out;
         }
         return tokens;
@@ -194,7 +204,8 @@ struct StripDecoder final : Decoder {
     size_t start = 0, stop = 0;
     std::vector<std::string> decode_chain(std::vector<std::string> tokens) const override {
         for (std::string& t : tokens) {
-            for (size_t k = 0; k < start && t.starts_with(content); ++k) t.erase(0, content.size());
+            for (size_t k = 0; k < start && t.starts_with(content); ++k)  // content is one char
+                t.erase(0, content.size());
             for (size_t k = 0; k < stop && t.ends_with(content); ++k)
                 t.resize(t.size() - content.size());
         }
@@ -214,7 +225,16 @@ struct BPEDecoder final : Decoder {
 struct SequenceDecoder final : Decoder {
     std::vector<std::unique_ptr<Decoder>> steps;
     std::vector<std::string> decode_chain(std::vector<std::string> tokens) const override {
-        for (auto& d : steps) tokens = d->decode_chain(std::move(tokens));
+        auto total = [&tokens] {
+            size_t n = 0;
+            for (const std::string& t : tokens) n += t.size();
+            return n;
+        };
+        const size_t before = total();
+        for (auto& d : steps) {
+            tokens = d->decode_chain(std::move(tokens));
+            check_growth(before, total());
+        }
         return tokens;
     }
     std::string display(const std::string& token) const override {
@@ -225,6 +245,7 @@ struct SequenceDecoder final : Decoder {
             std::string joined;
             for (auto& t : tokens) joined += t;
             tokens = {steps[i]->display(joined)};
+            check_growth(token.size(), tokens[0].size());
         }
         return tokens.empty() ? std::string() : tokens[0];
     }
@@ -244,7 +265,7 @@ std::unique_ptr<Decoder> decoder_from_json(const Json& j) {
     if (type == "ByteLevel") return std::make_unique<ByteLevelDecoder>();
     if (type == "Metaspace") {
         auto d = std::make_unique<MetaspaceDecoder>();
-        d->replacement = json_string(j, "replacement", "\xE2\x96\x81");
+        d->replacement = json_char(j, "replacement", "\xE2\x96\x81");
         if (j.contains("prepend_scheme"))
             d->strip_first = j["prepend_scheme"].get<std::string>() != "never";
         else
@@ -261,7 +282,7 @@ std::unique_ptr<Decoder> decoder_from_json(const Json& j) {
     if (type == "Fuse") return std::make_unique<FuseDecoder>();
     if (type == "Strip") {
         auto d = std::make_unique<StripDecoder>();
-        d->content = json_string(j, "content", " ");
+        d->content = json_char(j, "content", " ");
         d->start = j.value("start", size_t(0));
         d->stop = j.value("stop", size_t(0));
         return d;
@@ -277,7 +298,7 @@ std::unique_ptr<Decoder> decoder_from_json(const Json& j) {
             if (auto child = decoder_from_json(item)) d->steps.push_back(std::move(child));
         return d;
     }
-    throw Error("tokenizer.json: unknown decoder type \"" + type + "\"");
+    throw Error("tokenizer.json: unknown decoder type " + quote(type));
 }
 
 }  // namespace attnviz::tok

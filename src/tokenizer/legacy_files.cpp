@@ -18,9 +18,16 @@ std::string config_string(const Json& config, const char* key, const std::string
     if (!config.is_object() || !config.contains(key)) return fallback;
     const Json& v = config[key];
     if (v.is_string()) return v.get<std::string>();
-    if (v.is_object() && v.contains("content"))
+    if (v.is_object() && v.contains("content") && v["content"].is_string())
         return v["content"].get<std::string>();  // AddedToken form
     return fallback;
+}
+
+bool config_bool(const Json& config, const char* key, bool fallback) {
+    if (!config.is_object() || !config.contains(key) || config[key].is_null()) return fallback;
+    if (!config[key].is_boolean())
+        throw Error(std::string("tokenizer_config.json: \"") + key + "\" must be true or false");
+    return config[key].get<bool>();
 }
 
 Json special_template(const std::string& name, uint32_t id) {
@@ -47,25 +54,23 @@ std::vector<std::string> split_lines(const std::string& text) {
 
 }  // namespace
 
-Json wordpiece_json_from_vocab_txt(const std::filesystem::path& vocab_txt, const Json& config) {
+Json wordpiece_json_from_vocab_txt(const std::filesystem::path& vocab_txt, const Json& config,
+                                   size_t& unused_ids) {
     Json vocab = Json::object();
     uint32_t index = 0;
     for (const std::string& line : split_lines(io::read_file(vocab_txt))) vocab[line] = index++;
-    bool lower = config.is_object() && config.contains("do_lower_case")
-                     ? config["do_lower_case"].get<bool>()
-                     : true;
+    unused_ids = index - vocab.size();
+    bool lower = config_bool(config, "do_lower_case", true);
     Json strip_accents =
         config.is_object() && config.contains("strip_accents") ? config["strip_accents"] : Json();
-    bool chinese = config.is_object() && config.contains("tokenize_chinese_chars")
-                       ? config["tokenize_chinese_chars"].get<bool>()
-                       : true;
+    bool chinese = config_bool(config, "tokenize_chinese_chars", true);
     std::string unk = config_string(config, "unk_token", "[UNK]"),
                 cls = config_string(config, "cls_token", "[CLS]"),
                 sep = config_string(config, "sep_token", "[SEP]"),
                 pad = config_string(config, "pad_token", "[PAD]"),
                 mask = config_string(config, "mask_token", "[MASK]");
     for (const std::string* name : {&unk, &cls, &sep})
-        if (!vocab.contains(*name)) throw Error("\"" + *name + "\" is not in the vocabulary");
+        if (!vocab.contains(*name)) throw Error(quote(*name) + " is not in the vocabulary");
 
     Json added = Json::array();
     std::vector<std::pair<uint32_t, std::string>> specials;
@@ -108,6 +113,10 @@ Json bpe_json_from_vocab_and_merges(const std::filesystem::path& vocab_json,
     Json vocab = io::read_json(vocab_json);
     if (!vocab.is_object())
         throw Error(vocab_json.string() + ": expected a JSON object of token -> id");
+    // The ids the BPE model and the special tokens below take from the file.
+    const IdSpace ids{vocab.size(), 0};
+    for (auto it = vocab.begin(); it != vocab.end(); ++it)
+        ids.id(it.value(), "vocab.json", it.key());
     Json merges = Json::array();
     for (const std::string& line : split_lines(io::read_file(merges_txt))) {
         if (line.empty() || line.starts_with("#version")) continue;
@@ -208,8 +217,15 @@ Json unigram_json_from_spiece(const std::filesystem::path& spiece_model, const J
     const int n = sp.GetPieceSize();
     for (int id = 0; id < n; ++id) vocab.push_back({sp.IdToPiece(id), double(sp.GetScore(id))});
     // T5 appends its sentinel tokens after the pieces, <extra_id_0> last.
-    int extra_ids =
-        config.is_object() && config.contains("extra_ids") ? config["extra_ids"].get<int>() : 100;
+    int extra_ids = 100;
+    if (config.is_object() && config.contains("extra_ids")) {
+        // A sentinel token per extra id: no more than the model has pieces.
+        const Json& v = config["extra_ids"];
+        if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > n)
+            throw Error("tokenizer_config.json: extra_ids " + v.dump() +
+                        " is not a count from 0 to the model's " + std::to_string(n) + " pieces");
+        extra_ids = v.get<int>();
+    }
     for (int i = extra_ids - 1; i >= 0; --i)
         vocab.push_back({"<extra_id_" + std::to_string(i) + ">", 0.0});
 
@@ -225,7 +241,7 @@ Json unigram_json_from_spiece(const std::filesystem::path& spiece_model, const J
                                     uint32_t(n + extra_ids - 1 - i), false));
     int eos_id = sp.PieceToId(eos);
     if (eos_id == sp.unk_id() && eos != unk)
-        throw Error("\"" + eos + "\" is not in the SentencePiece model");
+        throw Error(quote(eos) + " is not in the SentencePiece model");
 
     const std::string proto = sp.serialized_model_proto();
     ProtoReader model{proto};

@@ -11,7 +11,10 @@
 namespace attnviz::tok {
 
 // BERT: vocab.txt, one token per line; do_lower_case from tokenizer_config.json.
-Json wordpiece_json_from_vocab_txt(const std::filesystem::path& vocab_txt, const Json& config);
+// unused_ids: the ids (line numbers) that a repeated token leaves without a
+// token (the last line of a token gives its id, as in transformers' load_vocab).
+Json wordpiece_json_from_vocab_txt(const std::filesystem::path& vocab_txt, const Json& config,
+                                   size_t& unused_ids);
 // GPT-2 / RoBERTa byte-level BPE; RoBERTa's processing when the vocab has <s> and </s>.
 Json bpe_json_from_vocab_and_merges(const std::filesystem::path& vocab_json,
                                     const std::filesystem::path& merges_txt, const Json& config);

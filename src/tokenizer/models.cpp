@@ -76,13 +76,15 @@ private:
     size_t max_length_ = 0;
 };
 
-VocabMap vocab_from_json(const Json& j, const char* where) {
+// model.vocab, token -> id, each id inside the file's IdSpace.
+VocabMap vocab_from_json(const Json& j, const char* where, size_t added_tokens) {
     const Json& vocab = json_at(j, "vocab", where);
-    if (!vocab.is_object()) throw Error(std::string(where) + ": \"vocab\" must be an object");
+    if (!vocab.is_object()) throw Error("model.vocab must be an object of token -> id");
+    const IdSpace ids{vocab.size(), added_tokens};
     VocabMap map;
     map.reserve(vocab.size());
     for (auto it = vocab.begin(); it != vocab.end(); ++it)
-        map[it.key()] = it.value().get<uint32_t>();
+        map[it.key()] = ids.id(it.value(), "model.vocab", it.key());
     return map;
 }
 
@@ -177,8 +179,8 @@ struct WordPiece final : VocabModel {
         pieces.build(continuation);
         auto unk = find(vocab, unk_token);
         if (!unk)
-            throw Error(std::string(where) + ": unk_token \"" + unk_token +
-                        "\" is not in the vocabulary");
+            throw Error(std::string(where) + ": unk_token " + quote(unk_token) +
+                        " is not in the vocabulary");
         unk_id = *unk;
     }
 
@@ -228,8 +230,8 @@ struct WordLevel final : VocabModel {
         } else if (auto unk = find(vocab, unk_token)) {
             out.push_back({*unk, unk_token, 0, text.size()});
         } else {
-            throw Error("WordLevel: \"" + std::string(text) +
-                        "\" is not in the vocabulary and there is no unk_token");
+            throw Error("WordLevel: " + quote(text) +
+                        " is not in the vocabulary and there is no unk_token");
         }
     }
 };
@@ -291,28 +293,28 @@ struct BPE final : VocabModel {
         uint32_t rank = 0;
         for (const Json& m : list) {
             std::string a, b;
+            const std::string where = "model.merges: entry " + std::to_string(rank);
             if (m.is_string()) {
                 std::string s = m.get<std::string>();
                 size_t space = s.find(' ', 1);
                 if (space == std::string::npos)
-                    throw Error("BPE merges: \"" + s + "\" is not two tokens");
+                    throw Error(where + ": " + quote(s) + " is not two tokens");
                 a = s.substr(0, space);
                 b = s.substr(space + 1);
-            } else if (m.is_array() && m.size() == 2) {
+            } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
                 a = m[0].get<std::string>();
                 b = m[1].get<std::string>();
             } else {
-                throw Error("BPE merges: entry " + std::to_string(rank) +
-                            " is neither \"a b\" nor [a, b]");
+                throw Error(where + " is neither \"a b\" nor [\"a\", \"b\"]");
             }
             auto ia = find(vocab, a), ib = find(vocab, b);
-            if (!ia) throw Error("BPE merges: \"" + a + "\" is not in the vocabulary");
-            if (!ib) throw Error("BPE merges: \"" + b + "\" is not in the vocabulary");
+            if (!ia) throw Error(where + ": " + quote(a) + " is not in the vocabulary");
+            if (!ib) throw Error(where + ": " + quote(b) + " is not in the vocabulary");
             std::string merged = a;
             size_t skip = prefix && b.starts_with(*prefix) ? prefix->size() : 0;
             merged.append(b, skip);
             auto id = find(vocab, merged);
-            if (!id) throw Error("BPE merges: \"" + merged + "\" is not in the vocabulary");
+            if (!id) throw Error(where + ": " + quote(merged) + " is not in the vocabulary");
             merges.insert(pair_key(*ia, *ib), MergeInfo{rank, *id});
             ++rank;
         }
@@ -382,7 +384,8 @@ struct BPE final : VocabModel {
             if (unk_token) {
                 auto unk_id = find(vocab, *unk_token);
                 if (!unk_id)
-                    throw Error("BPE: unk_token \"" + *unk_token + "\" is not in the vocabulary");
+                    throw Error("BPE: unk_token " + quote(*unk_token) +
+                                " is not in the vocabulary");
                 if (has_unk && fuse_unk) {
                     unk.len += byte_len;
                 } else {
@@ -641,7 +644,8 @@ std::optional<std::string> optional_string(const Json& j, const char* key) {
 
 }  // namespace
 
-std::unique_ptr<Model> model_from_json(const Json& j) {
+std::unique_ptr<Model> model_from_json(const Json& j, size_t added_tokens) {
+    if (!j.is_object()) throw Error("\"model\" must be an object");
     std::string type = json_string(j, "type", "");
     if (type.empty()) {  // older files leave the type out; the fields tell
         if (j.contains("merges"))
@@ -655,7 +659,7 @@ std::unique_ptr<Model> model_from_json(const Json& j) {
     }
     if (type == "WordPiece") {
         auto m = std::make_unique<WordPiece>();
-        m->vocab = vocab_from_json(j, "model WordPiece");
+        m->vocab = vocab_from_json(j, "model WordPiece", added_tokens);
         m->unk_token = json_string(j, "unk_token", "[UNK]");
         m->prefix = json_string(j, "continuing_subword_prefix", "##");
         if (j.contains("max_input_chars_per_word"))
@@ -665,7 +669,7 @@ std::unique_ptr<Model> model_from_json(const Json& j) {
     }
     if (type == "BPE") {
         auto m = std::make_unique<BPE>();
-        m->vocab = vocab_from_json(j, "model BPE");
+        m->vocab = vocab_from_json(j, "model BPE", added_tokens);
         m->vocab_r = reverse_vocab(m->vocab);
         m->unk_token = optional_string(j, "unk_token");
         m->prefix = optional_string(j, "continuing_subword_prefix");
@@ -681,13 +685,21 @@ std::unique_ptr<Model> model_from_json(const Json& j) {
     if (type == "Unigram") {
         auto m = std::make_unique<Unigram>();
         const Json& vocab = json_at(j, "vocab", "model Unigram");
+        if (!vocab.is_array()) throw Error("model.vocab must be an array of [piece, score]");
         m->pieces.reserve(vocab.size());
-        for (const Json& p : vocab)
-            m->pieces.emplace_back(p.at(0).get<std::string>(), p.at(1).get<double>());
+        for (const Json& p : vocab) {
+            if (!p.is_array() || p.size() != 2 || !p[0].is_string() || !p[1].is_number())
+                throw Error("model.vocab: entry " + std::to_string(m->pieces.size()) +
+                            " is not [piece, score]");
+            m->pieces.emplace_back(p[0].get<std::string>(), p[1].get<double>());
+        }
         if (j.contains("unk_id") && !j["unk_id"].is_null()) {
-            m->unk_id = j["unk_id"].get<uint32_t>();
-            if (*m->unk_id >= m->pieces.size())
-                throw Error("model Unigram: unk_id is outside the vocabulary");
+            const Json& unk = j["unk_id"];
+            if (!unk.is_number_integer() || unk.get<int64_t>() < 0 ||
+                unk.get<uint64_t>() >= m->pieces.size())
+                throw Error("model.unk_id: " + unk.dump() + " is not a piece of the vocabulary (" +
+                            std::to_string(m->pieces.size()) + " pieces)");
+            m->unk_id = uint32_t(unk.get<uint64_t>());
         }
         m->byte_fallback = json_bool(j, "byte_fallback", false);
         m->finish();
@@ -695,12 +707,12 @@ std::unique_ptr<Model> model_from_json(const Json& j) {
     }
     if (type == "WordLevel") {
         auto m = std::make_unique<WordLevel>();
-        m->vocab = vocab_from_json(j, "model WordLevel");
+        m->vocab = vocab_from_json(j, "model WordLevel", added_tokens);
         m->vocab_r = reverse_vocab(m->vocab);
         m->unk_token = json_string(j, "unk_token", "<unk>");
         return m;
     }
-    throw Error("tokenizer.json: unknown model type \"" + type + "\"");
+    throw Error("tokenizer.json: unknown model type " + quote(type));
 }
 
 }  // namespace attnviz::tok

@@ -4,6 +4,8 @@
 
 #include <utf8proc.h>
 
+#include "attnviz/error.h"
+
 #include "tokenizer/unicode.h"
 
 namespace attnviz::tok {
@@ -138,6 +140,17 @@ void NormalizedString::transform_range(size_t start, size_t end,
                       alignments_.begin() + static_cast<ptrdiff_t>(end));
     alignments_.insert(alignments_.begin() + static_cast<ptrdiff_t>(start), spans.begin(),
                        spans.end());
+    check_growth();
+}
+
+void NormalizedString::check_growth() const {
+    // NFKC, the charsmap and ByteLevel grow a text at most 18 times; a chain of
+    // Replace normalizers or ByteLevel pre-tokenizers in a file could grow it
+    // exponentially.
+    if (normalized_.size() > kMaxGrowth * original_.size() + 4096)
+        throw Error("tokenizer.json: its normalizers and pre-tokenizers make a text of " +
+                    std::to_string(original_.size()) + " bytes more than " +
+                    std::to_string(kMaxGrowth) + " times longer");
 }
 
 static bool is_ascii(std::string_view s) {
@@ -394,6 +407,7 @@ void NormalizedString::map_bytes(const std::array<char32_t, 256>& table) {
     }
     normalized_ = std::move(text);
     alignments_ = std::move(spans);
+    check_growth();
 }
 
 }  // namespace attnviz::tok

@@ -83,7 +83,11 @@ public:
     // the transform of pre_tokenizers/byte_level.rs, built directly.
     void map_bytes(const std::array<char32_t, 256>& table);
 
+    // How much longer than its original a normalized text may become: more is an Error.
+    static constexpr size_t kMaxGrowth = 64;
+
 private:
+    void check_growth() const;
     void decompose(bool compat);
     void compose(bool compat);
 

@@ -176,6 +176,11 @@ struct Precompiled final : Normalizer {
         }
         replacements = blob.substr(4 + trie_size);
         if (trie.empty()) throw Error("precompiled_charsmap: empty trie");
+        try {  // they go into the normalized text, which must stay UTF-8
+            check_utf8(replacements);
+        } catch (const Error&) {
+            throw Error("precompiled_charsmap: its replacement strings are not valid UTF-8");
+        }
     }
 
     static uint32_t label(uint32_t u) { return u & ((1u << 31) | 0xFF); }
@@ -199,6 +204,8 @@ struct Precompiled final : Normalizer {
             if (has_leaf(unit)) {
                 size_t at = value(trie[node]);
                 if (at > replacements.size()) return std::nullopt;
+                if (at < replacements.size() && (uint8_t(replacements[at]) & 0xC0) == 0x80)
+                    return std::nullopt;  // inside a character: no valid charsmap points there
                 size_t end = replacements.find('\0', at);
                 if (end == std::string::npos) end = replacements.size();
                 return std::string_view(replacements).substr(at, end - at);
@@ -332,7 +339,7 @@ std::unique_ptr<Normalizer> normalizer_from_json(const Json& j) {
             if (auto child = normalizer_from_json(item)) n->normalizers.push_back(std::move(child));
         return n;
     }
-    throw Error("tokenizer.json: unknown normalizer type \"" + type + "\"");
+    throw Error("tokenizer.json: unknown normalizer type " + quote(type));
 }
 
 // Used by the spiece.model loader, which finds the charsmap in the model proto.

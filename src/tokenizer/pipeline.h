@@ -120,10 +120,23 @@ public:
     virtual std::string display(const std::string& token) const;
 };
 
+// The ids a tokenizer file may use. tokenizers numbers the vocabulary and then
+// the added tokens after it, so no id of a valid file reaches vocabulary
+// entries + added tokens; refusing the others bounds every table sized by an
+// id by the size of the file itself.
+struct IdSpace {
+    size_t vocab_entries = 0, added_tokens = 0;
+    // value as an id, or an Error naming the key (`where`) and the token:
+    // 'model.vocab: id 134217728 for "x" is out of range (...)'.
+    uint32_t id(const Json& value, const std::string& where, std::string_view token) const;
+};
+
 std::unique_ptr<Normalizer> normalizer_from_json(const Json& j);
 std::unique_ptr<PreTokenizer> pre_tokenizer_from_json(const Json& j);
-std::unique_ptr<Model> model_from_json(const Json& j);
-std::unique_ptr<PostProcessor> post_processor_from_json(const Json& j);
+// added_tokens: the ids past the vocabulary entries the file may use (see IdSpace).
+std::unique_ptr<Model> model_from_json(const Json& j, size_t added_tokens);
+// ids: the tokenizer's id space, which its special token ids must be inside.
+std::unique_ptr<PostProcessor> post_processor_from_json(const Json& j, const IdSpace& ids);
 std::unique_ptr<Decoder> decoder_from_json(const Json& j);
 
 // tokenizers' default_process: one encoding stays; two are joined, each
@@ -134,9 +147,15 @@ void append_encoding(Enc& a, const Enc& b);
 // ByteLevel offset trimming (processors/byte_level.rs process_offsets).
 void trim_byte_level_offsets(Enc& e, bool add_prefix_space);
 
+// A token or other text of a file for an error message: JSON-quoted, control
+// characters escaped (the message stays one line), cut to at most 60 bytes.
+std::string quote(std::string_view text);
+
 // JSON helpers that name the key at fault.
 const Json& json_at(const Json& j, const char* key, const char* where);
 bool json_bool(const Json& j, const char* key, bool fallback);
 std::string json_string(const Json& j, const char* key, const std::string& fallback);
+// A key tokenizers reads as one char (Metaspace's replacement, Strip's content).
+std::string json_char(const Json& j, const char* key, const std::string& fallback);
 
 }  // namespace attnviz::tok

@@ -1,5 +1,6 @@
 // Post-processors (tokenizers/src/processors/*.rs): join the encodings of
 // text A and text B and add the model's special tokens and type ids.
+#include <charconv>
 #include <map>
 
 #include "attnviz/error.h"
@@ -183,7 +184,12 @@ struct TemplateProcessing final : PostProcessor {
                 int32_t type_id = 0;
                 size_t colon = item.rfind(':');
                 if (colon != std::string::npos && colon > 0) {
-                    type_id = std::stoi(item.substr(colon + 1));
+                    const char* first = item.data() + colon + 1;
+                    const char* last = item.data() + item.size();
+                    auto [end, error] = std::from_chars(first, last, type_id);
+                    if (error != std::errc() || end != last || type_id < 0)
+                        throw Error(std::string(where) + ": " + quote(item) +
+                                    " does not end in a type id \":<n>\"");
                     item.resize(colon);
                 }
                 if (item == "$" || item == "$A" || item == "$0")
@@ -211,10 +217,15 @@ struct TemplateProcessing final : PostProcessor {
     }
 };
 
-std::pair<std::string, uint32_t> token_pair(const Json& j, const char* key,
+std::pair<std::string, uint32_t> token_pair(const Json& j, const char* key, const IdSpace& ids,
                                             std::pair<std::string, uint32_t> fallback) {
     if (!j.contains(key)) return fallback;
-    return {j[key].at(0).get<std::string>(), j[key].at(1).get<uint32_t>()};
+    const Json& pair = j[key];
+    const std::string where = std::string("post_processor.") + key;
+    if (!pair.is_array() || pair.size() != 2 || !pair[0].is_string())
+        throw Error(where + " must be [token, id]");
+    std::string token = pair[0].get<std::string>();
+    return {token, ids.id(pair[1], where, token)};
 }
 
 struct SequenceProcessing final : PostProcessor {
@@ -235,19 +246,20 @@ struct SequenceProcessing final : PostProcessor {
 
 }  // namespace
 
-std::unique_ptr<PostProcessor> post_processor_from_json(const Json& j) {
+std::unique_ptr<PostProcessor> post_processor_from_json(const Json& j, const IdSpace& ids) {
     if (j.is_null()) return nullptr;
+    if (!j.is_object()) throw Error("post_processor must be an object");
     const std::string type = json_string(j, "type", "");
     if (type == "BertProcessing") {
         auto p = std::make_unique<BertProcessing>();
-        p->sep = token_pair(j, "sep", p->sep);
-        p->cls = token_pair(j, "cls", p->cls);
+        p->sep = token_pair(j, "sep", ids, p->sep);
+        p->cls = token_pair(j, "cls", ids, p->cls);
         return p;
     }
     if (type == "RobertaProcessing") {
         auto p = std::make_unique<RobertaProcessing>();
-        p->sep = token_pair(j, "sep", p->sep);
-        p->cls = token_pair(j, "cls", p->cls);
+        p->sep = token_pair(j, "sep", ids, p->sep);
+        p->cls = token_pair(j, "cls", ids, p->cls);
         p->trim_offsets = json_bool(j, "trim_offsets", true);
         p->add_prefix_space = json_bool(j, "add_prefix_space", true);
         return p;
@@ -264,29 +276,34 @@ std::unique_ptr<PostProcessor> post_processor_from_json(const Json& j) {
                                               "TemplateProcessing");
         p->pair = TemplateProcessing::parse(json_at(j, "pair", "TemplateProcessing"),
                                             "TemplateProcessing");
-        for (auto it = j.at("special_tokens").begin(); it != j.at("special_tokens").end(); ++it) {
+        const Json& specials = json_at(j, "special_tokens", "TemplateProcessing");
+        if (!specials.is_object())
+            throw Error("post_processor.special_tokens must be an object of name -> token");
+        for (auto it = specials.begin(); it != specials.end(); ++it) {
             TemplateProcessing::Special s;
-            for (const Json& id : it.value().at("ids")) s.ids.push_back(id.get<uint32_t>());
+            for (const Json& id : it.value().at("ids"))
+                s.ids.push_back(ids.id(id, "post_processor.special_tokens", it.key()));
             for (const Json& t : it.value().at("tokens")) s.tokens.push_back(t.get<std::string>());
             if (s.ids.size() != s.tokens.size())
-                throw Error("TemplateProcessing: special token \"" + it.key() +
-                            "\" has unequal ids and tokens");
+                throw Error("TemplateProcessing: special token " + quote(it.key()) +
+                            " has unequal ids and tokens");
             p->special_tokens[it.key()] = std::move(s);
         }
         for (const auto* t : {&p->single, &p->pair})
             for (const auto& piece : *t)
                 if (!piece.is_sequence && !p->special_tokens.count(piece.id))
-                    throw Error("TemplateProcessing: \"" + piece.id +
-                                "\" is missing from special_tokens");
+                    throw Error("TemplateProcessing: " + quote(piece.id) +
+                                " is missing from special_tokens");
         return p;
     }
     if (type == "Sequence") {
         auto p = std::make_unique<SequenceProcessing>();
         for (const Json& item : json_at(j, "processors", "post_processor Sequence"))
-            if (auto child = post_processor_from_json(item)) p->steps.push_back(std::move(child));
+            if (auto child = post_processor_from_json(item, ids))
+                p->steps.push_back(std::move(child));
         return p;
     }
-    throw Error("tokenizer.json: unknown post_processor type \"" + type + "\"");
+    throw Error("tokenizer.json: unknown post_processor type " + quote(type));
 }
 
 }  // namespace attnviz::tok

@@ -184,7 +184,7 @@ SplitBehavior behavior_from_json(const Json& j, const char* where, SplitBehavior
     if (b == "MergedWithPrevious") return SplitBehavior::MergedWithPrevious;
     if (b == "MergedWithNext") return SplitBehavior::MergedWithNext;
     if (b == "Contiguous") return SplitBehavior::Contiguous;
-    throw Error(std::string(where) + ": unknown behavior \"" + b + "\"");
+    throw Error(std::string(where) + ": unknown behavior " + quote(b));
 }
 
 struct Punctuation final : PreTokenizer {
@@ -245,17 +245,15 @@ std::unique_ptr<PreTokenizer> pre_tokenizer_from_json(const Json& j) {
     if (type == "WhitespaceSplit") return std::make_unique<WhitespaceSplit>();
     if (type == "CharDelimiterSplit") {
         auto p = std::make_unique<CharDelimiterSplit>();
-        std::string d = json_string(j, "delimiter", " ");
+        std::string d = json_char(j, "delimiter", " ");
         size_t i = 0;
-        p->delimiter = d.empty() ? U' ' : next_char(d, i);
+        p->delimiter = next_char(d, i);
         return p;
     }
     if (type == "Metaspace") {
         auto p = std::make_unique<Metaspace>();
-        p->replacement_utf8 = json_string(j, "replacement", "\xE2\x96\x81");
+        p->replacement_utf8 = json_char(j, "replacement", "\xE2\x96\x81");
         size_t i = 0;
-        if (p->replacement_utf8.empty())
-            throw Error("tokenizer.json: Metaspace replacement is empty");
         p->replacement = next_char(p->replacement_utf8, i);
         p->split = json_bool(j, "split", true);
         if (j.contains("prepend_scheme")) {
@@ -292,7 +290,7 @@ std::unique_ptr<PreTokenizer> pre_tokenizer_from_json(const Json& j) {
             if (auto child = pre_tokenizer_from_json(item)) p->steps.push_back(std::move(child));
         return p;
     }
-    throw Error("tokenizer.json: unknown pre_tokenizer type \"" + type + "\"");
+    throw Error("tokenizer.json: unknown pre_tokenizer type " + quote(type));
 }
 
 }  // namespace attnviz::tok

@@ -4,6 +4,7 @@
 #include <pcre2.h>
 
 #include "attnviz/error.h"
+#include "tokenizer/pipeline.h"
 #include "tokenizer/unicode.h"
 
 namespace attnviz::tok {
@@ -65,7 +66,7 @@ Regex::Regex(const std::string& pattern) : code_(std::make_unique<Code>()) {
     if (!code_->code) {
         PCRE2_UCHAR message[256];
         pcre2_get_error_message(error, message, sizeof message);
-        throw Error("bad regex '" + pattern + "' at " + std::to_string(error_offset) + ": " +
+        throw Error("bad regex " + quote(pattern) + " at " + std::to_string(error_offset) + ": " +
                     reinterpret_cast<const char*>(message));
     }
     pcre2_jit_compile(code_->code, PCRE2_JIT_COMPLETE);  // falls back to the interpreter

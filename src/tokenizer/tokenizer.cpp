@@ -3,7 +3,9 @@
 // added tokens -> normalizer -> pre-tokenizer -> model -> post-processor.
 #include "attnviz/tokenizer.h"
 
+#include <climits>
 #include <map>
+#include <unordered_map>
 
 #include "attnviz/error.h"
 #include "io/files.h"
@@ -38,6 +40,43 @@ std::string json_string(const Json& j, const char* key, const std::string& fallb
     return j[key].get<std::string>();
 }
 
+std::string json_char(const Json& j, const char* key, const std::string& fallback) {
+    std::string s = json_string(j, key, fallback);
+    size_t i = 0;
+    if (!s.empty()) next_char(s, i);
+    if (s.empty() || i != s.size())
+        throw Error(std::string("tokenizer.json: \"") + key + "\" must be one character, not " +
+                    quote(s));
+    return s;
+}
+
+std::string quote(std::string_view text) {
+    constexpr size_t kMax = 60;
+    const bool cut = text.size() > kMax;
+    // A cut inside a character, or bytes that are not UTF-8 (vocab.txt), print as U+FFFD.
+    std::string out = Json(std::string(text.substr(0, kMax)))
+                          .dump(-1, ' ', false, Json::error_handler_t::replace);
+    if (cut) out.insert(out.size() - 1, "...");
+    return out;
+}
+
+uint32_t IdSpace::id(const Json& value, const std::string& where, std::string_view token) const {
+    const uint64_t limit = uint64_t(vocab_entries) + added_tokens;
+    if (!value.is_number_integer()) {
+        std::string shown = value.dump(-1, ' ', false, Json::error_handler_t::replace);
+        if (shown.size() > 40) shown = shown.substr(0, 40) + "...";
+        throw Error(where + ": id " + shown + " for " + quote(token) +
+                    " is not a non-negative integer");
+    }
+    const bool negative = !value.is_number_unsigned() && value.get<int64_t>() < 0;
+    if (negative || value.get<uint64_t>() >= std::min<uint64_t>(limit, INT32_MAX))
+        throw Error(where + ": id " + value.dump() + " for " + quote(token) +
+                    " is out of range: the file has " + std::to_string(vocab_entries) +
+                    " vocabulary entries and " + std::to_string(added_tokens) +
+                    " added tokens, so ids must be below " + std::to_string(limit));
+    return uint32_t(value.get<uint64_t>());
+}
+
 }  // namespace tok
 
 struct Tokenizer::Impl {
@@ -49,48 +88,90 @@ struct Tokenizer::Impl {
     tok::AddedVocabulary added;
     std::optional<size_t> model_max_length;
 
-    static std::shared_ptr<Impl> from_json(const Json& j, const Json& config) {
-        auto impl = std::make_shared<Impl>();
-        impl->normalizer = tok::normalizer_from_json(j.value("normalizer", Json()));
-        impl->pre_tokenizer = tok::pre_tokenizer_from_json(j.value("pre_tokenizer", Json()));
-        impl->model = tok::model_from_json(tok::json_at(j, "model", "tokenizer.json"));
-        impl->post_processor = tok::post_processor_from_json(j.value("post_processor", Json()));
-        impl->decoder = tok::decoder_from_json(j.value("decoder", Json()));
-        // Ids as tokenizers' AddedVocabulary::add_tokens gives them on load: the
-        // content's id if it has one (added earlier or in the model), else the
-        // next free id past the vocabulary. The file's "id" is only a hint there too.
+    // Ids as tokenizers' AddedVocabulary::add_tokens gives them on load: the
+    // content's id if it has one (added earlier or in the model), else the
+    // next free id past the vocabulary. The file's "id" is only a hint there
+    // too, but one outside the id space is refused, not dropped.
+    std::vector<tok::AddedToken> read_added_tokens(const Json& list,
+                                                   const tok::IdSpace& id_space) const {
         std::vector<tok::AddedToken> tokens;
-        std::map<std::string, uint32_t> ids;
-        const uint32_t vocab_size = uint32_t(impl->model->vocab_size());
-        for (const Json& t : j.value("added_tokens", Json::array())) {
+        std::unordered_map<std::string, size_t> index;  // content -> position in tokens
+        const uint32_t vocab_size = uint32_t(model->vocab_size());
+        std::optional<uint32_t> max_id;  // the largest id given so far
+        for (const Json& t : list) {
             tok::AddedToken a;
-            a.content = tok::json_at(t, "content", "added_tokens").get<std::string>();
+            const Json& content = tok::json_at(t, "content", "added_tokens");
+            if (!content.is_string())
+                throw Error("added_tokens: \"content\" must be a string, not " +
+                            std::string(content.type_name()));
+            a.content = content.get<std::string>();
+            if (t.contains("id") && !t["id"].is_null())
+                id_space.id(t["id"], "added_tokens", a.content);
             a.special = tok::json_bool(t, "special", false);
             a.single_word = tok::json_bool(t, "single_word", false);
             a.lstrip = tok::json_bool(t, "lstrip", false);
             a.rstrip = tok::json_bool(t, "rstrip", false);
             a.normalized = tok::json_bool(t, "normalized", !a.special);
             if (a.content.empty()) continue;
-            if (auto it = ids.find(a.content); it != ids.end()) {
-                a.id = it->second;
-            } else if (auto id = impl->model->token_to_id(a.content)) {
+            auto known = index.find(a.content);
+            if (known != index.end()) {
+                a.id = tokens[known->second].id;
+            } else if (auto id = model->token_to_id(a.content)) {
                 a.id = *id;
             } else {
-                uint32_t max_id = 0;
-                for (auto& [content, id] : ids) max_id = std::max(max_id, id);
-                a.id = ids.empty()                                 ? vocab_size
-                       : (max_id >= vocab_size || vocab_size == 0) ? max_id + 1
-                                                                   : vocab_size;
+                a.id = !max_id                                      ? vocab_size
+                       : (*max_id >= vocab_size || vocab_size == 0) ? *max_id + 1
+                                                                    : vocab_size;
             }
-            ids[a.content] = a.id;
-            bool replaced = false;  // a later entry with the same content wins
-            for (tok::AddedToken& old : tokens)
-                if (old.content == a.content) {
-                    old = a;
-                    replaced = true;
-                }
-            if (!replaced) tokens.push_back(std::move(a));
+            max_id = std::max(max_id.value_or(0), a.id);
+            if (known != index.end()) {
+                tokens[known->second] = std::move(a);  // a later entry with the same content wins
+            } else {
+                index.emplace(a.content, tokens.size());
+                tokens.push_back(std::move(a));
+            }
         }
+        return tokens;
+    }
+
+    // Builds one part of the pipeline from tokenizer.json's `key`; a JSON value
+    // of the wrong type there is an Error naming the key.
+    template <typename Build>
+    static auto section(const char* key, Build&& build) {
+        try {
+            return build();
+        } catch (const nlohmann::json::exception& e) {
+            throw Error(std::string(key) + ": unexpected JSON layout: " + e.what());
+        }
+    }
+
+    // unused_ids: ids the vocabulary may leave without a token beyond those
+    // the added tokens take (see IdSpace).
+    static std::shared_ptr<Impl> from_json(const Json& j, const Json& config, size_t unused_ids) {
+        if (!j.is_object()) throw Error("expected a JSON object");
+        auto impl = std::make_shared<Impl>();
+        const Json no_added = Json::array();
+        const Json& added_json = j.contains("added_tokens") && !j["added_tokens"].is_null()
+                                     ? j["added_tokens"]
+                                     : no_added;
+        if (!added_json.is_array()) throw Error("added_tokens must be an array");
+        impl->normalizer = section(
+            "normalizer", [&] { return tok::normalizer_from_json(j.value("normalizer", Json())); });
+        impl->pre_tokenizer = section("pre_tokenizer", [&] {
+            return tok::pre_tokenizer_from_json(j.value("pre_tokenizer", Json()));
+        });
+        impl->model = section("model", [&] {
+            return tok::model_from_json(tok::json_at(j, "model", "tokenizer.json"),
+                                        added_json.size() + unused_ids);
+        });
+        const tok::IdSpace id_space{impl->model->vocab_size(), added_json.size() + unused_ids};
+        impl->post_processor = section("post_processor", [&] {
+            return tok::post_processor_from_json(j.value("post_processor", Json()), id_space);
+        });
+        impl->decoder =
+            section("decoder", [&] { return tok::decoder_from_json(j.value("decoder", Json())); });
+        std::vector<tok::AddedToken> tokens =
+            section("added_tokens", [&] { return impl->read_added_tokens(added_json, id_space); });
         impl->added = tok::AddedVocabulary(std::move(tokens), impl->normalizer.get());
         if (config.is_object() && config.contains("model_max_length") &&
             config["model_max_length"].is_number()) {
@@ -240,38 +321,51 @@ struct Tokenizer::Impl {
 
 Tokenizer::Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 
+// The tokenizer.json that the older files of a folder stand for; source is
+// set to what an error about them names, unused_ids to the ids their
+// vocabulary leaves without a token.
+static Json legacy_description(const std::filesystem::path& folder, const Json& config,
+                               std::string& source, size_t& unused_ids) {
+    namespace fs = std::filesystem;
+    if (fs::exists(folder / "vocab.txt")) {
+        source = (folder / "vocab.txt").string();
+        return tok::wordpiece_json_from_vocab_txt(folder / "vocab.txt", config, unused_ids);
+    }
+    if (fs::exists(folder / "vocab.json") && fs::exists(folder / "merges.txt")) {
+        source = (folder / "vocab.json").string() + " and merges.txt";
+        return tok::bpe_json_from_vocab_and_merges(folder / "vocab.json", folder / "merges.txt",
+                                                   config);
+    }
+    if (fs::exists(folder / "spiece.model")) {
+        source = (folder / "spiece.model").string();
+        return tok::unigram_json_from_spiece(folder / "spiece.model", config);
+    }
+    throw Error("no tokenizer in " + folder.string() +
+                ": expected tokenizer.json, vocab.txt, vocab.json + merges.txt, or spiece.model");
+}
+
 Tokenizer Tokenizer::from_folder(const std::filesystem::path& folder) {
     namespace fs = std::filesystem;
     if (!fs::is_directory(folder)) throw Error("tokenizer folder not found: " + folder.string());
     Json config;
     if (fs::exists(folder / "tokenizer_config.json"))
         config = io::read_json(folder / "tokenizer_config.json");
+    std::string source;  // the file(s) an error names
     Json description;
-    fs::path source;
-    if (fs::exists(folder / "tokenizer.json")) {
-        source = folder / "tokenizer.json";
-        description = io::read_json(source);
-    } else if (fs::exists(folder / "vocab.txt")) {
-        source = folder / "vocab.txt";
-        description = tok::wordpiece_json_from_vocab_txt(source, config);
-    } else if (fs::exists(folder / "vocab.json") && fs::exists(folder / "merges.txt")) {
-        source = folder / "vocab.json";
-        description = tok::bpe_json_from_vocab_and_merges(folder / "vocab.json",
-                                                          folder / "merges.txt", config);
-    } else if (fs::exists(folder / "spiece.model")) {
-        source = folder / "spiece.model";
-        description = tok::unigram_json_from_spiece(source, config);
-    } else {
-        throw Error(
-            "no tokenizer in " + folder.string() +
-            ": expected tokenizer.json, vocab.txt, vocab.json + merges.txt, or spiece.model");
+    if (fs::exists(folder / "tokenizer.json")) {  // read_json's own errors name the file
+        description = io::read_json(folder / "tokenizer.json");
+        source = (folder / "tokenizer.json").string();
     }
     try {
-        return Tokenizer(Impl::from_json(description, config));
+        size_t unused_ids = 0;
+        if (source.empty()) description = legacy_description(folder, config, source, unused_ids);
+        return Tokenizer(Impl::from_json(description, config, unused_ids));
     } catch (const Error& e) {
-        throw Error(source.string() + ": " + e.what());
+        if (source.empty()) throw;
+        throw Error(source + ": " + e.what());
     } catch (const nlohmann::json::exception& e) {
-        throw Error(source.string() + ": unexpected JSON layout: " + e.what());
+        if (source.empty()) throw Error(folder.string() + ": unexpected JSON layout: " + e.what());
+        throw Error(source + ": unexpected JSON layout: " + e.what());
     }
 }
 

@@ -259,7 +259,7 @@ TEST(Npz, FailedWriteLeavesNoFile) {
 }
 
 // Traces the model code never makes, but the writer must refuse rather than
-// write a wrong file or read out of bounds (what fuzz/npz_roundtrip_fuzz.cpp
+// write a wrong file or read out of bounds (what fuzz/viz_npz_roundtrip_fuzz.cpp
 // checks for): a negative dimension whose product with a zero wraps to the
 // values' count, fewer layer scales than layers, two arrays of one name.
 TEST(Npz, InconsistentTraceIsRefused) {

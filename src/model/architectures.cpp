@@ -44,19 +44,15 @@ const Architecture& find_architecture(const std::string& model_type,
                 "\" (supported: " + supported + ")");
 }
 
-namespace {
-
-// The common fields refined by the architecture, whose entry it returns.
 const Architecture& read_architecture_config(const ConfigReader& reader, ModelConfig& config) {
     config = read_common_config(reader);
     const Architecture& architecture = find_architecture(config.model_type, reader.file());
     // refused keys stop here; unknown ones are worth a word (config_keys.h)
     for (const std::string& warning : check_config_keys(reader, config.model_type)) warn(warning);
     if (architecture.read_config) architecture.read_config(reader, config);
+    check_config_sizes(reader, config);  // before any weight or activation is allocated
     return architecture;
 }
-
-}  // namespace
 
 LoadedNetwork load_network(const std::filesystem::path& folder) {
     const ConfigReader reader = read_config_file(folder);

@@ -56,6 +56,11 @@ struct Architecture {
 const Architecture& find_architecture(const std::string& model_type,
                                       const std::string& config_file);
 
+// config.json -> ModelConfig: the common fields refined by the architecture,
+// the key table's checks and the size checks, before anything is allocated.
+// Returns the architecture's entry.
+const Architecture& read_architecture_config(const ConfigReader& reader, ModelConfig& config);
+
 // Everything Model::open reads except the tokenizer: config.json and weights.
 struct LoadedNetwork {
     ModelConfig config;

@@ -647,6 +647,9 @@ TEST_F(Cli, NumberFlagsSayTheirRange) {
         {{"view", "--text", "a", "--threads", "1025"},
          "--threads: must be between 1 and 1024 (not '1025')"},
         {{"bench", "--threads", "two"}, "--threads: must be between 1 and 1024 (not 'two')"},
+        // issue 12: 100000 threads segfaulted inside libgomp
+        {{"view", "--text", "a", "--threads", "100000"},
+         "--threads: must be between 1 and 1024 (not '100000')"},
         {{"bench", "--runs", "0"}, "--runs: must be a whole number, at least 1 (not '0')"},
         {{"bench", "--seq", "-5"}, "--seq: must be a whole number, at least 1 (not '-5')"},
         {{"bench", "--warmup", "-1"}, "--warmup: must be a whole number, at least 0 (not '-1')"},

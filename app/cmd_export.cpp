@@ -49,7 +49,7 @@ std::function<int()> setup(CLI::App& command) {
             write_npz(trace, flags->output);
         }
         print_written(flags->output);
-        return 0;
+        return result_code(trace);
     };
 }
 

@@ -26,6 +26,7 @@ struct ForwardOutput {
     // query_sequence / key_sequence: 0 = ForwardInput::tokens, 1 = ForwardInput::decoder.
     std::vector<AttentionBlock> blocks;
     std::vector<HiddenStates> hidden_states;  // only when RunOptions::keep_hidden_states
+    std::string non_finite;  // AttentionTrace::non_finite: empty when all is finite
 };
 
 class Network {
@@ -69,7 +70,12 @@ struct LoadedNetwork {
 };
 LoadedNetwork load_network(const std::filesystem::path& folder);
 
-// Runs network.forward with RunOptions::threads applied (OpenMP, oneDNN, OpenBLAS).
+// Where the output first holds a NaN or inf (AttentionTrace::non_finite), or "".
+// Reads every number once, on the calling thread's OpenMP pool.
+std::string find_non_finite(const ForwardOutput& output);
+
+// Runs network.forward with RunOptions::threads applied (OpenMP, oneDNN,
+// OpenBLAS), then find_non_finite.
 ForwardOutput run_network(const Network& network, const ForwardInput& input,
                           const RunOptions& options);
 

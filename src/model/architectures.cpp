@@ -2,6 +2,7 @@
 // architecture, write src/model/<name>.cpp and add one line to each list below
 // (see docs/add-an-architecture.md).
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <tuple>
 
@@ -79,20 +80,29 @@ ForwardOutput run_network(const Network& network, const ForwardInput& input,
 
 namespace {
 
-// The first of `rows` rows of `cols` floats that holds a NaN or inf, or rows.
-// Every row is read (no early exit), so that the all-finite case, the common
-// one, runs as a plain vectorized pass over the numbers.
+// The first of `rows` rows of `cols` floats that holds a NaN or inf, or rows:
+// a vectorized pass (hidden states, queries and keys are small beside the
+// attention maps).
 size_t first_non_finite_row(const float* x, size_t rows, size_t cols) {
-    size_t first = rows;
-#pragma omp parallel for schedule(static) reduction(min : first)
     for (size_t row = 0; row < rows; ++row) {
         const float* v = x + row * cols;
         int non_finite = 0;
 #pragma omp simd reduction(+ : non_finite)
         for (size_t i = 0; i < cols; ++i) non_finite += (v[i] - v[i]) != 0.0f;  // NaN for inf
-        if (non_finite > 0) first = std::min(first, row);
+        if (non_finite > 0) return row;
     }
-    return first;
+    return rows;
+}
+
+// The first row of attention probabilities that is NaN. runtime::attention
+// writes each row finite or NaN throughout, so the first entry of a row tells:
+// one read per row, not a pass over every probability.
+size_t first_nan_probability_row(const AttentionBlock& block) {
+    const size_t rows = static_cast<size_t>(block.n_layers) * block.n_heads * block.n_queries;
+    const size_t cols = static_cast<size_t>(block.n_keys);
+    for (size_t row = 0; row < rows; ++row)
+        if (std::isnan(block.probs[row * cols])) return row;
+    return rows;
 }
 
 }  // namespace
@@ -111,7 +121,7 @@ std::string find_non_finite(const ForwardOutput& output) {
         const AttentionBlock& block = output.blocks[b];
         const size_t rows = static_cast<size_t>(block.n_layers) * block.n_heads * block.n_queries;
         if (block.n_keys <= 0 || block.probs.size() != rows * block.n_keys) continue;
-        const size_t row = first_non_finite_row(block.probs.data(), rows, block.n_keys);
+        const size_t row = first_nan_probability_row(block);
         if (row == rows) continue;
         const Found found{block.query_sequence == 0 && block.key_sequence == 0 ? 0 : 1,
                           static_cast<int>(row / block.n_queries / block.n_heads), b,

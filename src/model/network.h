@@ -71,7 +71,8 @@ struct LoadedNetwork {
 LoadedNetwork load_network(const std::filesystem::path& folder);
 
 // Where the output first holds a NaN or inf (AttentionTrace::non_finite), or "".
-// Reads every number once, on the calling thread's OpenMP pool.
+// Reads one probability per attention row (a row is finite or NaN throughout)
+// and every kept hidden state, query and key.
 std::string find_non_finite(const ForwardOutput& output);
 
 // Runs network.forward with RunOptions::threads applied (OpenMP, oneDNN,

@@ -54,6 +54,7 @@ const Architecture& read_architecture_config(const ConfigReader& reader, ModelCo
     const Architecture& architecture = find_architecture(config.model_type, reader.file());
     // refused keys stop here; unknown ones are worth a word (config_keys.h)
     for (const std::string& warning : check_config_keys(reader, config.model_type)) warn(warning);
+    check_config_size_keys(reader);
     if (architecture.read_config) architecture.read_config(reader, config);
     check_config_sizes(reader, config);  // before any weight or activation is allocated
     return architecture;

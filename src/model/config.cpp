@@ -147,15 +147,27 @@ const SizeKey kSizeKeys[] = {
 
 }  // namespace
 
-void check_config_sizes(const ConfigReader& reader, const ModelConfig& config) {
-    const auto refuse = [&](const std::string& key, int64_t value, int max) {
-        throw Error(reader.file() + ": \"" + key + "\" is " + std::to_string(value) +
-                    ", more than attnviz supports (" + std::to_string(max) + ")");
-    };
+namespace {
+
+[[noreturn]] void refuse_size(const ConfigReader& reader, const std::string& key, int64_t value,
+                              int max) {
+    throw Error(reader.file() + ": \"" + key + "\" is " + std::to_string(value) +
+                ", more than attnviz supports (" + std::to_string(max) + ")");
+}
+
+}  // namespace
+
+void check_config_size_keys(const ConfigReader& reader) {
     for (const SizeKey& size : kSizeKeys) {
         const int value = reader.integer(size.keys, 0);
-        if (value > size.max) refuse(reader.key_name(size.keys), value, size.max);
+        if (value > size.max) refuse_size(reader, reader.key_name(size.keys), value, size.max);
     }
+}
+
+void check_config_sizes(const ConfigReader& reader, const ModelConfig& config) {
+    const auto refuse = [&](const std::string& key, int64_t value, int max) {
+        refuse_size(reader, key, value, max);
+    };
     // The values the architecture derived (head_dim = hidden / heads, GPT-2's 4 * n_embd)
     const struct {
         std::initializer_list<const char*> keys;

@@ -67,10 +67,13 @@ inline constexpr int64_t kMaxConfigSize = INT32_MAX;
 int64_t checked_size(const std::string& file, std::initializer_list<SizeFactor> factors,
                      int64_t limit = kMaxConfigSize);
 
-// After an architecture has read its config: refuses, naming the key, sizes
-// no real model has (more than 65536 layers or heads, widths over 2^20, a
-// vocabulary over 2^26) and products the forward pass could not index
-// (3 * heads * head_dim over 2^31), before anything is allocated.
+// Before an architecture reads its config (which may size per-layer tables):
+// refuses, naming the key, sizes no real model has: more than 65536 layers or
+// heads, widths over 2^20, a vocabulary over 2^26.
+void check_config_size_keys(const ConfigReader& reader);
+// After it: the values it derived, and the products the forward pass indexes
+// with int (3 * heads * head_dim, 2 * intermediate, layers * heads) within
+// 2^31, before any weight or activation is allocated.
 void check_config_sizes(const ConfigReader& reader, const ModelConfig& config);
 
 ConfigReader read_config_file(const std::filesystem::path& folder);

@@ -81,16 +81,14 @@ ForwardOutput run_network(const Network& network, const ForwardInput& input,
 
 namespace {
 
-// The first of `rows` rows of `cols` floats that holds a NaN or inf, or rows:
-// a vectorized pass (hidden states, queries and keys are small beside the
-// attention maps).
+// The first of `rows` rows of `cols` floats that holds a NaN or inf, or rows
+// (hidden states, queries and keys: small beside the attention maps).
 size_t first_non_finite_row(const float* x, size_t rows, size_t cols) {
     for (size_t row = 0; row < rows; ++row) {
         const float* v = x + row * cols;
-        int non_finite = 0;
-#pragma omp simd reduction(+ : non_finite)
-        for (size_t i = 0; i < cols; ++i) non_finite += (v[i] - v[i]) != 0.0f;  // NaN for inf
-        if (non_finite > 0) return row;
+        bool non_finite = false;
+        for (size_t i = 0; i < cols; ++i) non_finite |= !std::isfinite(v[i]);
+        if (non_finite) return row;
     }
     return rows;
 }

@@ -27,6 +27,14 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// Exit code 3: the command ran and wrote its outputs, but the result holds NaN
+// or inf (AttentionTrace::non_finite; Model::trace has warned where).
+constexpr int kNonFiniteResult = 3;
+// 0, or kNonFiniteResult when the trace holds NaN or inf.
+inline int result_code(const AttentionTrace& trace) {
+    return trace.non_finite.empty() ? 0 : kNonFiniteResult;
+}
+
 // A subcommand: `setup` adds its flags to `command` and returns what runs it
 // (the exit code), called only when the user chose this subcommand.
 struct Command {

@@ -48,7 +48,7 @@ std::function<int()> setup(CLI::App& command) {
         write_npz(trace, output.stream());
         output.commit();
         print_written(flags->output);
-        return 0;
+        return result_code(trace);
     };
 }
 

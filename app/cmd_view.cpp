@@ -217,7 +217,7 @@ std::function<int()> setup(CLI::App& command) {
         }
         print_written(output);
         if (flags->open) open_in_browser(std::filesystem::absolute(output));
-        return 0;
+        return result_code(trace);
     };
 }
 

@@ -1,6 +1,7 @@
 // attnviz command line: parses flags and calls the library. Nothing else.
-// Exit codes: 0 ok, 1 runtime error, 2 usage error. Errors go to stderr as one
-// line, "attnviz: error: ...".
+// Exit codes: 0 ok, 1 runtime error, 2 usage error, 3 ran and wrote its outputs
+// but the result holds NaN or inf (view, export: cli.h's kNonFiniteResult).
+// Errors go to stderr as one line, "attnviz: error: ...".
 #include <CLI/CLI.hpp>
 
 #include <unistd.h>

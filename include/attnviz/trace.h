@@ -113,6 +113,11 @@ struct AttentionTrace {
     std::vector<TokenSequence> sequences;
     std::vector<AttentionBlock> blocks;
     std::vector<HiddenStates> hidden_states;  // only when the run kept them
+    // Empty when every number the run produced is finite. Otherwise where the
+    // first NaN or inf appeared ("layer 1, head 0, row 3 of the attention"):
+    // the weights or the config make the model compute non-finite values, as
+    // PyTorch would too. Model::trace warns; the CLI exits with code 3.
+    std::string non_finite;
 };
 
 }  // namespace attnviz

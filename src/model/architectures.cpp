@@ -1,6 +1,11 @@
 // The architecture registry: config.json's model_type -> its recipe. To add an
 // architecture, write src/model/<name>.cpp and add one line to each list below
 // (see docs/add-an-architecture.md).
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <tuple>
+
 #include "attnviz/error.h"
 #include "model/config_keys.h"
 #include "model/more_architectures.h"
@@ -44,19 +49,16 @@ const Architecture& find_architecture(const std::string& model_type,
                 "\" (supported: " + supported + ")");
 }
 
-namespace {
-
-// The common fields refined by the architecture, whose entry it returns.
 const Architecture& read_architecture_config(const ConfigReader& reader, ModelConfig& config) {
     config = read_common_config(reader);
     const Architecture& architecture = find_architecture(config.model_type, reader.file());
     // refused keys stop here; unknown ones are worth a word (config_keys.h)
     for (const std::string& warning : check_config_keys(reader, config.model_type)) warn(warning);
+    check_config_size_keys(reader);
     if (architecture.read_config) architecture.read_config(reader, config);
+    check_config_sizes(reader, config);  // before any weight or activation is allocated
     return architecture;
 }
-
-}  // namespace
 
 LoadedNetwork load_network(const std::filesystem::path& folder) {
     const ConfigReader reader = read_config_file(folder);
@@ -74,7 +76,86 @@ ForwardOutput run_network(const Network& network, const ForwardInput& input,
     runtime::ThreadScope threads(runtime::resolve_thread_count(options.threads));
     runtime::PrecisionScope precision(
         options.precision == Precision::bf16 ? runtime::Precision::bf16 : runtime::Precision::fp32);
-    return network.forward(input, options);
+    ForwardOutput output = network.forward(input, options);
+    output.non_finite = find_non_finite(output);
+    return output;
+}
+
+namespace {
+
+// The first of `rows` rows of `cols` floats that holds a NaN or inf, or rows
+// (hidden states, queries and keys: small beside the attention maps).
+size_t first_non_finite_row(const float* x, size_t rows, size_t cols) {
+    for (size_t row = 0; row < rows; ++row) {
+        const float* v = x + row * cols;
+        bool non_finite = false;
+        for (size_t i = 0; i < cols; ++i) non_finite |= !std::isfinite(v[i]);
+        if (non_finite) return row;
+    }
+    return rows;
+}
+
+// The first row of attention probabilities that is NaN. runtime::attention
+// writes each row finite or NaN throughout, so the first entry of a row tells:
+// one read per row, not a pass over every probability.
+size_t first_nan_probability_row(const AttentionBlock& block) {
+    const size_t rows = static_cast<size_t>(block.n_layers) * block.n_heads * block.n_queries;
+    const size_t cols = static_cast<size_t>(block.n_keys);
+    for (size_t row = 0; row < rows; ++row)
+        if (std::isnan(block.probs[row * cols])) return row;
+    return rows;
+}
+
+}  // namespace
+
+std::string find_non_finite(const ForwardOutput& output) {
+    // Blocks in the order the forward computes them: a stack over its own tokens
+    // (the encoder, or the only one) first, then the decoder's self- and
+    // cross-attention layer by layer.
+    struct Found {
+        int stage, layer;
+        size_t block;
+        int head, row;
+    };
+    std::optional<Found> first;
+    for (size_t b = 0; b < output.blocks.size(); ++b) {
+        const AttentionBlock& block = output.blocks[b];
+        const size_t rows = static_cast<size_t>(block.n_layers) * block.n_heads * block.n_queries;
+        if (block.n_keys <= 0 || block.probs.size() != rows * block.n_keys) continue;
+        const size_t row = first_nan_probability_row(block);
+        if (row == rows) continue;
+        const Found found{block.query_sequence == 0 && block.key_sequence == 0 ? 0 : 1,
+                          static_cast<int>(row / block.n_queries / block.n_heads), b,
+                          static_cast<int>(row / block.n_queries % block.n_heads),
+                          static_cast<int>(row % block.n_queries)};
+        if (!first || std::tie(found.stage, found.layer) < std::tie(first->stage, first->layer))
+            first = found;
+    }
+    if (first) {
+        const AttentionBlock& block = output.blocks[first->block];
+        return "layer " + std::to_string(first->layer) + ", head " + std::to_string(first->head) +
+               ", row " + std::to_string(first->row) + " of the " +
+               (output.blocks.size() > 1 ? "\"" + block.name + "\" " : "") + "attention";
+    }
+    for (const HiddenStates& states : output.hidden_states) {
+        const size_t rows = static_cast<size_t>(states.n_states) * states.n_tokens;
+        if (states.hidden_size <= 0 || states.values.size() != rows * states.hidden_size) continue;
+        const size_t row = first_non_finite_row(states.values.data(), rows, states.hidden_size);
+        if (row == rows) continue;
+        const size_t state = row / states.n_tokens;
+        return "token " + std::to_string(row % states.n_tokens) + " of hidden state " +
+               std::to_string(state) +
+               (state == 0 ? " (the embeddings)"
+                           : " (after layer " + std::to_string(state - 1) + ")") +
+               (output.hidden_states.size() > 1 ? " of sequence " + std::to_string(states.sequence)
+                                                : "");
+    }
+    for (const AttentionBlock& block : output.blocks)
+        for (const std::vector<float>* kept : {&block.queries, &block.keys})
+            if (first_non_finite_row(kept->data(), 1, kept->size()) == 0)
+                return std::string("the kept ") + (kept == &block.queries ? "queries" : "keys") +
+                       (output.blocks.size() > 1 ? " of \"" + block.name + "\"" : "");
+    return "";
 }
 
 }  // namespace attnviz::model

@@ -87,8 +87,6 @@ public:
         encoder_.heads = extras.encoder_heads, decoder_.heads = extras.decoder_heads;
         load_stack("encoder", config.n_layers, extras.encoder_ffn, false, encoder_);
         load_stack("decoder", extras.decoder_layers, extras.decoder_ffn, true, decoder_);
-        if (extras.marian)
-            sinusoids_ = sinusoidal_positions(config.max_positions, config.hidden_size);
     }
 
     const WeightLoader& weights() const override { return loader_; }
@@ -214,8 +212,13 @@ private:
     // x [T, D] = shared[id] * embed_scale + position(t) (then BART's layernorm_embedding)
     void embed(const BartStack& stack, const std::vector<int32_t>& ids, float* x) const {
         const int D = config_.hidden_size, T = static_cast<int>(ids.size());
+        // Marian's sinusoids for the T positions run: a row depends on its
+        // position alone, and a table of max_position_embeddings rows could be
+        // far larger than the model (issue 12)
+        const std::vector<float> sinusoids =
+            extras_.marian ? sinusoidal_positions(T, D) : std::vector<float>();
         const float* positions = extras_.marian
-                                     ? sinusoids_.data()
+                                     ? sinusoids.data()
                                      : stack.position_embedding + 2 * static_cast<size_t>(D);
         for (int t = 0; t < T; ++t) {
             const float* token = stack.token_embedding + static_cast<size_t>(ids[t]) * D;
@@ -269,7 +272,6 @@ private:
     BartExtras extras_;
     WeightLoader loader_;  // owns converted (fp16/bf16) weights
     BartStack encoder_, decoder_;
-    std::vector<float> sinusoids_;  // Marian: [positions, d_model]
 };
 
 BartExtras read_extras(const ConfigReader& reader, const ModelConfig& config) {

@@ -178,7 +178,9 @@ void read_gpt2_config(const ConfigReader& reader, ModelConfig& config) {
         throw Error(reader.file() + ": n_embd " + std::to_string(config.hidden_size) +
                     " is not a multiple of n_head " + std::to_string(config.n_heads));
     config.head_dim = config.hidden_size / config.n_heads;
-    config.intermediate_size = reader.integer({"n_inner"}, 4 * config.hidden_size);
+    config.intermediate_size = reader.integer(
+        {"n_inner"}, static_cast<int>(checked_size(
+                         reader.file(), {{"n_embd", config.hidden_size}, {nullptr, 4}})));
     check_activation(config.hidden_act, reader.file(), "activation_function");
 }
 

@@ -134,8 +134,7 @@ std::vector<bool> qwen2_sliding_layers(const ConfigReader& reader, const ModelCo
 LlamaExtras read_extras(const ConfigReader& reader, const ModelConfig& config) {
     LlamaExtras extras;
     const int rope_positions = reader.integer({"max_position_embeddings"}, 2048);
-    extras.rope =
-        rope_config_from_json(reader.json(), config.head_dim, rope_positions, reader.file());
+    extras.rope = read_rope_config(reader, config.head_dim, rope_positions);
     // Qwen2 always has q/k/v biases; only LlamaConfig has attention_bias and mlp_bias
     const bool qwen2 = config.model_type == "qwen2", llama = config.model_type == "llama";
     extras.out_bias = llama && reader.boolean({"attention_bias"}, false);
@@ -314,9 +313,7 @@ void read_llama_config(const ConfigReader& reader, ModelConfig& config) {
         throw Error(reader.file() + ": head_dim " + std::to_string(config.head_dim) +
                     " must be even for rotary embeddings");
     check_activation(config.hidden_act, reader.file(), "hidden_act");
-    rope_config_from_json(reader.json(), config.head_dim, 0,
-                          reader.file());  // validates rope_scaling
-    (void)read_extras(reader, config);     // validates Qwen2's layer_types
+    (void)read_extras(reader, config);  // validates rope_scaling and Qwen2's layer_types
 }
 
 std::unique_ptr<Network> load_llama(const LoadContext& context) {

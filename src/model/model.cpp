@@ -95,6 +95,11 @@ AttentionTrace Model::trace(const TraceRequest& request, const RunOptions& optio
     model::ForwardOutput output = model::run_network(*impl_->loaded.network, forward, options);
     trace.blocks = std::move(output.blocks);
     trace.hidden_states = std::move(output.hidden_states);
+    trace.non_finite = std::move(output.non_finite);
+    if (!trace.non_finite.empty())
+        warn("the result holds NaN or inf values, first at " + trace.non_finite +
+             " (as PyTorch would compute them: the weights or config.json hold NaN, inf or "
+             "values too large for float32)");
     return trace;
 }
 

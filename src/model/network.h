@@ -26,6 +26,7 @@ struct ForwardOutput {
     // query_sequence / key_sequence: 0 = ForwardInput::tokens, 1 = ForwardInput::decoder.
     std::vector<AttentionBlock> blocks;
     std::vector<HiddenStates> hidden_states;  // only when RunOptions::keep_hidden_states
+    std::string non_finite;  // AttentionTrace::non_finite: empty when all is finite
 };
 
 class Network {
@@ -59,6 +60,11 @@ struct Architecture {
 const Architecture& find_architecture(const std::string& model_type,
                                       const std::string& config_file);
 
+// config.json -> ModelConfig: the common fields refined by the architecture,
+// the key table's checks and the size checks, before anything is allocated.
+// Returns the architecture's entry.
+const Architecture& read_architecture_config(const ConfigReader& reader, ModelConfig& config);
+
 // Everything Model::open reads except the tokenizer: config.json and weights.
 struct LoadedNetwork {
     ModelConfig config;
@@ -67,7 +73,13 @@ struct LoadedNetwork {
 };
 LoadedNetwork load_network(const std::filesystem::path& folder);
 
-// Runs network.forward with RunOptions::threads applied (OpenMP, oneDNN, OpenBLAS).
+// Where the output first holds a NaN or inf (AttentionTrace::non_finite), or "".
+// Reads one probability per attention row (a row is finite or NaN throughout)
+// and every kept hidden state, query and key.
+std::string find_non_finite(const ForwardOutput& output);
+
+// Runs network.forward with RunOptions::threads applied (OpenMP, oneDNN,
+// OpenBLAS), then find_non_finite.
 ForwardOutput run_network(const Network& network, const ForwardInput& input,
                           const RunOptions& options);
 

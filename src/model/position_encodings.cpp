@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <numbers>
+#include <optional>
 
 #include "attnviz/error.h"
 
@@ -10,42 +11,53 @@ namespace attnviz {
 
 namespace {
 
-double number_or(const nlohmann::json& object, const char* key, double fallback) {
-    auto it = object.find(key);
-    return it != object.end() && it->is_number() ? it->get<double>() : fallback;
+// A setting outside (0, inf) would make some angle infinite or NaN.
+double positive(const model::ConfigReader& reader, const char* key,
+                std::optional<double> fallback = {}) {
+    const double value = reader.number({key}, fallback);
+    if (!(value > 0) || !std::isfinite(value))
+        throw Error(reader.file() + ": \"" + reader.key_name({key}) + "\" is " +
+                    nlohmann::json(value).dump() + "; rotary embeddings need a positive number");
+    return value;
 }
 
 }  // namespace
 
-RopeConfig rope_config_from_json(const nlohmann::json& config, int head_dim, int max_positions,
-                                 const std::string& file_name) {
+RopeConfig read_rope_config(const model::ConfigReader& reader, int head_dim, int max_positions) {
     RopeConfig rope;
     rope.rotary_dim = head_dim;
-    rope.theta = number_or(config, "rope_theta", 10000.0);
+    rope.theta = positive(reader, "rope_theta", 10000.0);
     rope.max_positions = max_positions;
-    auto scaling = config.find("rope_scaling");
-    if (scaling == config.end() || scaling->is_null()) return rope;
-    if (!scaling->is_object()) throw Error(file_name + ": rope_scaling is not an object");
+    const std::optional<model::ConfigReader> scaling = reader.object("rope_scaling");
+    if (!scaling) return rope;
     // "type" is the older spelling of "rope_type"
-    const char* type_key = scaling->contains("rope_type") ? "rope_type" : "type";
-    if (!scaling->contains(type_key) || !(*scaling)[type_key].is_string())
-        throw Error(file_name + ": rope_scaling has no rope_type");
-    rope.type = (*scaling)[type_key].get<std::string>();
+    rope.type = scaling->string({"rope_type", "type"});
     if (rope.type == "default") return rope;
     if (rope.type != "linear" && rope.type != "dynamic" && rope.type != "llama3")
-        throw Error(file_name + ": rope_scaling type \"" + rope.type +
+        throw Error(reader.file() + ": rope_scaling type \"" + rope.type +
                     "\" is not supported (supported: default, linear, dynamic, llama3)");
-    if (!scaling->contains("factor") || !(*scaling)["factor"].is_number())
-        throw Error(file_name + ": rope_scaling." + rope.type + " needs a numeric \"factor\"");
-    rope.factor = (*scaling)["factor"].get<double>();
+    rope.factor = positive(*scaling, "factor");
+    if (rope.type == "dynamic") {
+        if (max_positions < 1)
+            throw Error(reader.file() + ": \"max_position_embeddings\" is " +
+                        std::to_string(max_positions) +
+                        "; dynamic rope_scaling needs a positive one");
+        if (head_dim <= 2)
+            throw Error(reader.file() + ": head_dim " + std::to_string(head_dim) +
+                        " is too small for dynamic rope_scaling (it divides by head_dim - 2)");
+    }
     if (rope.type == "llama3") {
-        for (const char* key :
-             {"low_freq_factor", "high_freq_factor", "original_max_position_embeddings"})
-            if (!scaling->contains(key) || !(*scaling)[key].is_number())
-                throw Error(file_name + ": rope_scaling.llama3 needs a numeric \"" + key + "\"");
-        rope.low_freq_factor = (*scaling)["low_freq_factor"].get<double>();
-        rope.high_freq_factor = (*scaling)["high_freq_factor"].get<double>();
-        rope.original_max_positions = (*scaling)["original_max_position_embeddings"].get<int>();
+        rope.low_freq_factor = positive(*scaling, "low_freq_factor");
+        rope.high_freq_factor = positive(*scaling, "high_freq_factor");
+        if (!(rope.low_freq_factor < rope.high_freq_factor))
+            throw Error(reader.file() + ": \"rope_scaling.low_freq_factor\" (" +
+                        nlohmann::json(rope.low_freq_factor).dump() +
+                        ") must be less than \"rope_scaling.high_freq_factor\" (" +
+                        nlohmann::json(rope.high_freq_factor).dump() + ")");
+        rope.original_max_positions = scaling->integer({"original_max_position_embeddings"});
+        if (rope.original_max_positions < 1)
+            throw Error(reader.file() + ": \"rope_scaling.original_max_position_embeddings\" is " +
+                        std::to_string(rope.original_max_positions) + ", not a positive length");
     }
     return rope;
 }

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include "attnviz/model.h"
+#include "model/config.h"
 
 namespace attnviz {
 
@@ -25,10 +25,13 @@ struct RopeConfig {
     int original_max_positions = 0;  // llama3's original_max_position_embeddings
 };
 
-// Reads rope_theta and rope_scaling from config.json; an unsupported rope type is an
-// Error naming it and the supported ones.
-RopeConfig rope_config_from_json(const nlohmann::json& config, int head_dim, int max_positions,
-                                 const std::string& file_name);
+// Reads rope_theta and rope_scaling from config.json. An unsupported rope type
+// is an Error naming it and the supported ones; a setting that would make the
+// angles infinite or NaN (rope_theta <= 0, a factor <= 0,
+// original_max_position_embeddings <= 0, low_freq_factor >= high_freq_factor,
+// dynamic scaling without max_position_embeddings or with head_dim 2) is an
+// Error naming the key.
+RopeConfig read_rope_config(const model::ConfigReader& reader, int head_dim, int max_positions);
 
 // The inverse frequencies [rotary_dim / 2] for a sequence of seq_len tokens
 // ("dynamic" scaling depends on the length).

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "attnviz/error.h"
+#include "model/config.h"
 
 namespace attnviz::model {
 
@@ -44,13 +45,15 @@ std::vector<int64_t> WeightLoader::evaluate_shape(std::string_view shape,
             term.erase(0, term.find_first_not_of(' '));
             term.erase(term.find_last_not_of(' ') + 1);
             if (!term.empty() && std::isdigit(static_cast<unsigned char>(term[0]))) {
-                value *= std::stoll(term);
+                value = checked_size(tensor, {{nullptr, value}, {nullptr, std::stoll(term)}},
+                                     INT64_MAX);
             } else {
                 const auto it = dims_.find(term);
                 if (it == dims_.end())
                     throw Error("weight table for " + tensor + " uses unknown dimension \"" + term +
                                 "\"");
-                value *= it->second;
+                value =
+                    checked_size(tensor, {{nullptr, value}, {term.c_str(), it->second}}, INT64_MAX);
             }
             term_start = star + 1;
         }

@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <limits>
@@ -37,6 +38,21 @@ void mask_scores(const AttentionShape& shape, const uint8_t* key_mask, float* sc
     }
 }
 
+// The first key the mask lets any query see: n_keys when the key mask hides every key.
+int first_visible_key(const AttentionShape& shape, const uint8_t* key_mask) {
+    int key = 0;
+    while (key_mask && key < shape.n_keys && !key_mask[key]) ++key;
+    return key;
+}
+
+// Whether the mask lets `query` see any key. A query that sees keys but whose
+// scores are all -inf comes from the numbers, not the mask: torch.softmax gives
+// NaN there, and so does attnviz (a query that sees no key gets zeros).
+bool sees_a_key(const AttentionShape& shape, int first_visible, int query) {
+    const int last = shape.causal ? query + shape.n_keys - shape.n_queries : shape.n_keys - 1;
+    return first_visible <= std::min(last, shape.n_keys - 1);
+}
+
 }  // namespace
 
 void attention(const AttentionShape& shape, const AttentionInputs& in, float* probs, float* context,
@@ -44,6 +60,7 @@ void attention(const AttentionShape& shape, const AttentionInputs& in, float* pr
     check_shape(shape);
     const int Q = shape.n_queries, K = shape.n_keys, D = shape.head_dim;
     const int group = shape.n_heads / shape.n_kv_heads;
+    const int first_visible = first_visible_key(shape, in.key_mask);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int head = 0; head < shape.n_heads; ++head) {
         const int kv_head = head / group;
@@ -62,8 +79,11 @@ void attention(const AttentionShape& shape, const AttentionInputs& in, float* pr
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Q, K, D, shape.score_scale, q,
                     in.query_stride, k, in.key_stride, beta, scores, K);
         if (in.key_mask || shape.causal) mask_scores(shape, in.key_mask, scores);
-        for (int query = 0; query < Q; ++query)
-            softmax_row(scores + static_cast<size_t>(query) * K, K);
+        for (int query = 0; query < Q; ++query) {
+            float* row = scores + static_cast<size_t>(query) * K;
+            if (!softmax_row(row, K) && sees_a_key(shape, first_visible, query))
+                std::fill(row, row + K, std::numeric_limits<float>::quiet_NaN());
+        }
         // context [Q, D] = probs [Q, K] v [K, D]
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Q, D, K, 1.0f, scores, K, v,
                     in.value_stride, 0.0f, context + static_cast<size_t>(head) * D, context_stride);
@@ -75,12 +95,15 @@ void attention_reference(const AttentionShape& shape, const AttentionInputs& in,
     check_shape(shape);
     const int Q = shape.n_queries, K = shape.n_keys, D = shape.head_dim;
     const int group = shape.n_heads / shape.n_kv_heads;
+    const int first_visible = first_visible_key(shape, in.key_mask);
+    constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
     std::vector<double> row(static_cast<size_t>(K));
     for (int head = 0; head < shape.n_heads; ++head) {
         const int kv_head = head / group;
         for (int query = 0; query < Q; ++query) {
             const float* q = in.queries + static_cast<size_t>(query) * in.query_stride + head * D;
             double max = -std::numeric_limits<double>::infinity();
+            bool nan = false;
             for (int key = 0; key < K; ++key) {
                 const float* k = in.keys + static_cast<size_t>(key) * in.key_stride + kv_head * D;
                 double dot = 0;
@@ -91,22 +114,30 @@ void attention_reference(const AttentionShape& shape, const AttentionInputs& in,
                     (in.key_mask && !in.key_mask[key]) || (shape.causal && key > query + (K - Q));
                 row[key] =
                     masked ? -std::numeric_limits<double>::infinity() : shape.score_scale * dot;
+                // float32 scores, as attention() computes them: overflow is inf there too
+                row[key] = static_cast<float>(row[key]);
+                nan = nan || std::isnan(row[key]);
                 max = std::max(max, row[key]);
             }
+            // torch.softmax: NaN or +inf anywhere -> NaN; all -inf -> zeros when the
+            // mask hides every key, else NaN
+            const bool all_masked = std::isinf(max) && max < 0;
+            const bool nan_row = nan || (std::isinf(max) && max > 0) ||
+                                 (all_masked && sees_a_key(shape, first_visible, query));
             double sum = 0;
             for (int key = 0; key < K; ++key) {
-                row[key] = std::isinf(max) ? 0.0 : std::exp(row[key] - max);
+                row[key] = nan_row ? kNaN : all_masked ? 0.0 : std::exp(row[key] - max);
                 sum += row[key];
             }
             float* p = probs + (static_cast<size_t>(head) * Q + query) * K;
             for (int key = 0; key < K; ++key)
-                p[key] = sum > 0 ? static_cast<float>(row[key] / sum) : 0.0f;
+                p[key] = nan_row || sum > 0 ? static_cast<float>(row[key] / sum) : 0.0f;
             float* out = context + static_cast<size_t>(query) * context_stride + head * D;
             for (int d = 0; d < D; ++d) {
                 double value = 0;
                 for (int key = 0; key < K; ++key)
                     value +=
-                        row[key] / (sum > 0 ? sum : 1.0) *
+                        row[key] / (nan_row || sum > 0 ? sum : 1.0) *
                         in.values[static_cast<size_t>(key) * in.value_stride + kv_head * D + d];
                 out[d] = static_cast<float>(value);
             }

@@ -3,6 +3,10 @@
 //
 //   score[h][q][k] = score_scale * (dot(query[q, h], key[k, h']) + score_bias[h][q][k])
 //   probs[h][q]    = softmax over keys, masked keys (padding, or k > q when causal) = 0
+//
+// Non-finite scores propagate as torch.softmax propagates them: a row with a NaN
+// or +inf score, or whose visible keys all score -inf, is NaN throughout. A
+// query the mask lets see no key at all gets a row of zeros.
 //   context[q, h]  = sum_k probs[h][q][k] * value[k, h']
 //
 // h' = h / (n_heads / n_kv_heads): grouped-query heads share keys and values.

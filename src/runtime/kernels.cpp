@@ -108,13 +108,22 @@ inline float exp_approx(float x) {
 
 }  // namespace
 
-void softmax_row(float* v, int cols) {
-    float max = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : max)
-    for (int i = 0; i < cols; ++i) max = std::max(max, v[i]);
-    if (max == -std::numeric_limits<float>::infinity()) {
+bool softmax_row(float* v, int cols) {
+    constexpr float kInfinity = std::numeric_limits<float>::infinity();
+    float max = -kInfinity;
+    int unordered = 0;  // NaN entries, which std::max would skip
+#pragma omp simd reduction(max : max) reduction(+ : unordered)
+    for (int i = 0; i < cols; ++i) {
+        max = std::max(max, v[i]);
+        unordered += v[i] != v[i];
+    }
+    if (unordered > 0 || max == kInfinity) {  // torch: NaN, and inf - inf = NaN
+        std::fill(v, v + cols, std::numeric_limits<float>::quiet_NaN());
+        return true;
+    }
+    if (max == -kInfinity) {
         std::fill(v, v + cols, 0.0f);
-        return;
+        return false;
     }
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
@@ -125,6 +134,7 @@ void softmax_row(float* v, int cols) {
     const float inverse = 1.0f / sum;
 #pragma omp simd
     for (int i = 0; i < cols; ++i) v[i] *= inverse;
+    return true;
 }
 
 void softmax_rows(float* x, int rows, int cols) {
@@ -135,9 +145,15 @@ void softmax_rows(float* x, int rows, int cols) {
 void softmax_rows_reference(float* x, int rows, int cols) {
     for (int row = 0; row < rows; ++row) {
         float* v = x + static_cast<size_t>(row) * cols;
-        const float max = *std::max_element(v, v + cols);
-        if (max == -std::numeric_limits<float>::infinity()) {
-            std::fill(v, v + cols, 0.0f);
+        double max = -std::numeric_limits<double>::infinity();
+        bool nan = false;
+        for (int i = 0; i < cols; ++i) {
+            nan = nan || std::isnan(v[i]);
+            max = std::max(max, static_cast<double>(v[i]));
+        }
+        if (nan || std::isinf(max)) {
+            std::fill(v, v + cols,
+                      max < 0 && !nan ? 0.0f : std::numeric_limits<float>::quiet_NaN());
             continue;
         }
         double sum = 0;

@@ -21,10 +21,13 @@ void rms_norm(const float* x, const float* weight, float* out, int rows, int col
 void rms_norm_reference(const float* x, const float* weight, float* out, int rows, int cols,
                         float eps);
 
-// In place, per row. -inf entries (masked keys) come out exactly 0; a row that
-// is all -inf comes out all 0.
+// In place, per row, as torch.softmax: a NaN or +inf anywhere in a row makes the
+// whole row NaN, and -inf entries (masked keys) come out exactly 0. One
+// convention of attnviz's: a row that is all -inf (a query that sees no key)
+// comes out all 0, where torch gives NaN.
 void softmax_rows(float* x, int rows, int cols);
-void softmax_row(float* x, int cols);  // one row, on the calling thread
+// One row, on the calling thread; false when the row was all -inf (and is now all 0).
+bool softmax_row(float* x, int cols);
 void softmax_rows_reference(float* x, int rows, int cols);
 
 // Hugging Face's activations (activations.py ACT2FN) by config name.

@@ -752,6 +752,50 @@ TEST_F(Cli, BenchLengthErrorNamesItsOwnFlag) {
               "attnviz: error: --seq 100 is more than the 64 tokens bert-base-uncased takes\n");
 }
 
+// Weights that make the model compute NaN (issue 12: the rows came out as zeros
+// and the exit code was 0): the outputs are written with the NaN rows PyTorch
+// would give, a warning names the first layer, head and row, and the exit code
+// is 3. Layer 1's query weight [0, 0] is NaN, so every query of layer 1, head 0
+// is NaN and every row of that head is NaN.
+TEST_F(Cli, NonFiniteResultIsWrittenWarnedAndExitsThree) {
+    const fs::path folder = work_ / "nan-model";
+    fs::create_directories(folder);
+    for (const auto& [name, source] : model_files()) fs::copy_file(source, folder / name);
+    ASSERT_EQ(python(R"(
+import json, struct, numpy as np
+path = ")" + (folder / "model.safetensors").string() +
+                     R"("
+data = bytearray(open(path, "rb").read())
+size = struct.unpack("<Q", data[:8])[0]
+entry = json.loads(data[8:8 + size])["encoder.layer.1.attention.self.query.weight"]
+assert entry["dtype"] == "F16"
+start = 8 + size + entry["data_offsets"][0]
+data[start:start + 2] = np.array([np.nan], dtype=np.float16).tobytes()
+open(path, "wb").write(data)
+)"),
+              "");
+    const std::string warning =
+        "attnviz: warning: the result holds NaN or inf values, first at layer 1, head 0, row 0 "
+        "of the attention";
+    CliRun run = attnviz({"export", "--model", folder.string(), "--text", kTextA, "-o", "nan.npz"});
+    EXPECT_EQ(run.code, 3) << run.err;
+    EXPECT_THAT(run.err, HasSubstr(warning));
+    EXPECT_EQ(python(R"(
+import numpy as np
+a = np.load("nan.npz")["attentions"]
+print(np.isnan(a).any(axis=-1).sum(axis=-1).tolist(), np.isfinite(a[0]).all())
+)"),
+              "[[0, 0], [9, 0]] True\n");  // 9 tokens: [CLS] the cat sat on the mat . [SEP]
+    run = attnviz({"view", "--model", folder.string(), "--text", kTextA, "-o", "nan.html"});
+    EXPECT_EQ(run.code, 3) << run.err;
+    EXPECT_THAT(run.err, HasSubstr(warning));
+    EXPECT_TRUE(fs::is_regular_file(work_ / "nan.html"));
+    // the same model without the NaN: exit 0, no warning
+    run = attnviz({"export", "--text", kTextA, "--model", "bert-base-uncased", "-o", "ok.npz"});
+    EXPECT_EQ(run.code, 0) << run.err;
+    EXPECT_THAT(run.err, ::testing::Not(HasSubstr("NaN")));
+}
+
 // Number flags say their range in words, not as [2.22507e-308 - 1.79769e+308].
 TEST_F(Cli, NumberFlagsSayTheirRange) {
     const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
@@ -760,6 +804,9 @@ TEST_F(Cli, NumberFlagsSayTheirRange) {
         {{"view", "--text", "a", "--threads", "1025"},
          "--threads: must be between 1 and 1024 (not '1025')"},
         {{"bench", "--threads", "two"}, "--threads: must be between 1 and 1024 (not 'two')"},
+        // issue 12: 100000 threads segfaulted inside libgomp
+        {{"view", "--text", "a", "--threads", "100000"},
+         "--threads: must be between 1 and 1024 (not '100000')"},
         {{"bench", "--runs", "0"}, "--runs: must be a whole number, at least 1 (not '0')"},
         {{"bench", "--seq", "-5"}, "--seq: must be a whole number, at least 1 (not '-5')"},
         {{"bench", "--warmup", "-1"}, "--warmup: must be a whole number, at least 0 (not '-1')"},

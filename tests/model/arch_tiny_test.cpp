@@ -4,6 +4,7 @@
 // key must match within 1e-5.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <string>
 
@@ -16,15 +17,18 @@ namespace {
 
 using testing::encoding_of;
 using testing::expect_block_matches;
+using testing::expect_hidden_states_match;
 using testing::reference_ids;
 
 std::filesystem::path fixture(const std::string& name) {
     return std::filesystem::path(ATTNVIZ_TEST_DATA) / "arch" / name;
 }
 
-// Runs the fixture with queries and keys kept and compares every block.
-void expect_fixture_matches(const std::string& name, const std::string& model_type,
-                            int threads = 1) {
+// Runs the fixture with queries and keys kept and compares every block (and,
+// with hidden_states, the single stack's hidden states). Returns where
+// run_network found the first non-finite value ("" when none).
+std::string expect_fixture_matches(const std::string& name, const std::string& model_type,
+                                   int threads = 1, bool hidden_states = false) {
     SCOPED_TRACE(name);
     LoadedNetwork loaded = load_network(fixture(name));
     EXPECT_EQ(loaded.config.model_type, model_type);
@@ -38,12 +42,14 @@ void expect_fixture_matches(const std::string& name, const std::string& model_ty
     }
     RunOptions options;
     options.keep_queries_keys = true;
+    options.keep_hidden_states = hidden_states;
     options.threads = threads;
     ForwardOutput out = run_network(*loaded.network, input, options);
     AttentionTrace trace;
     trace.blocks = std::move(out.blocks);
+    trace.hidden_states = std::move(out.hidden_states);
     if (input.decoder) {
-        ASSERT_EQ(trace.blocks.size(), 3u);
+        EXPECT_EQ(trace.blocks.size(), 3u);
         expect_block_matches(trace, "encoder", ref, "encoder");
         expect_block_matches(trace, "decoder", ref, "decoder");
         expect_block_matches(trace, "cross", ref, "cross");
@@ -53,9 +59,45 @@ void expect_fixture_matches(const std::string& name, const std::string& model_ty
             EXPECT_EQ(b.key_sequence, b.name == "decoder" ? 1 : 0) << b.name;
         }
     } else {
-        ASSERT_EQ(trace.blocks.size(), 1u);
+        EXPECT_EQ(trace.blocks.size(), 1u);
         expect_block_matches(trace, "self", ref, "self");
+        if (hidden_states) expect_hidden_states_match(trace, 0, ref, "hidden_states");
     }
+    return out.non_finite;
+}
+
+// The first [layer][head][row] of the reference's attentions with a NaN, as
+// run_network names it.
+std::string first_nan_row_of_reference(const std::string& name) {
+    io::TensorSet ref = io::TensorSet::open_safetensors(fixture(name) / "reference.safetensors");
+    const std::vector<int64_t> shape = testing::reference_shape(ref, "self.attentions");
+    const std::span<const float> probs = testing::reference_floats(ref, "self.attentions");
+    for (size_t i = 0; i < probs.size(); ++i)
+        if (std::isnan(probs[i])) {
+            const size_t row = i / shape[3];
+            return "layer " + std::to_string(row / shape[2] / shape[1]) + ", head " +
+                   std::to_string(row / shape[2] % shape[1]) + ", row " +
+                   std::to_string(row % shape[2]) + " of the attention";
+        }
+    return "";
+}
+
+// Non-finite weights (issue 12): NaN, inf and float32 overflow propagate row by
+// row exactly where PyTorch has them (NaN rows, and finite rows beside them), and
+// the first one is named. Before, an all-NaN row came out as zeros.
+TEST(NonFinite, NanWeightGivesNanRowsWherePyTorchDoes) {
+    const std::string where = expect_fixture_matches("gpt2_nan_weight", "gpt2", 2, true);
+    EXPECT_EQ(where, "layer 1, head 1, row 0 of the attention");
+    EXPECT_EQ(where, first_nan_row_of_reference("gpt2_nan_weight"));
+}
+TEST(NonFinite, HugeWeightOverflowsWherePyTorchDoes) {
+    const std::string where = expect_fixture_matches("llama_huge_weight", "llama", 2, true);
+    EXPECT_FALSE(where.empty());
+    EXPECT_EQ(where, first_nan_row_of_reference("llama_huge_weight"));
+}
+TEST(NonFinite, FiniteWeightsReportNothing) {
+    EXPECT_EQ(expect_fixture_matches("gpt2_tiny", "gpt2"), "");
+    EXPECT_EQ(expect_fixture_matches("t5_tiny", "t5"), "");
 }
 
 TEST(Gpt2, TinyHeadModelMatchesReference) { expect_fixture_matches("gpt2_tiny", "gpt2"); }

@@ -124,6 +124,93 @@ TEST(BadCheckpoint, ConfigValuesOfTheWrongKind) {
     EXPECT_CONTAINS(copy.load_error(), "hidden_act: unsupported activation \"cubic\"");
 }
 
+// Issue 12: a value of the wrong JSON type fell back to the default
+// (rope_theta "10000" ran with 10000.0). Every key read is type-checked.
+TEST(BadCheckpoint, ConfigValueOfTheWrongJsonTypeNamesTheKey) {
+    const fs::path llama = fs::path(ATTNVIZ_TEST_DATA) / "arch" / "llama_gqa_llama3_rope";
+    const struct {
+        fs::path source;
+        const char* key;
+        nlohmann::json value;
+        const char* message;
+    } cases[] = {
+        {llama, "rope_theta", "10000", "config.json: \"rope_theta\" is \"10000\", not a number"},
+        {llama, "rope_theta", nlohmann::json::array({10000}),
+         "\"rope_theta\" is [10000], not a number"},
+        {llama,
+         "rope_scaling",
+         {{"rope_type", "linear"}, {"factor", "2"}},
+         "config.json: \"rope_scaling.factor\" is \"2\", not a number"},
+        {llama, "attention_bias", "false", "\"attention_bias\" is \"false\", not true or false"},
+        {llama, "num_hidden_layers", 2.0, "\"num_hidden_layers\" is 2.0, not a size"},
+        {kTiny, "layer_norm_eps", "1e-12", "\"layer_norm_eps\" is \"1e-12\", not a number"},
+        {kTiny, "hidden_act", 1, "\"hidden_act\" is 1, not a string"},
+    };
+    for (const auto& c : cases) {
+        ModelCopy copy("json_type", c.source);
+        copy.edit_config(c.key, c.value);
+        EXPECT_CONTAINS(copy.load_error(), c.message);
+    }
+}
+
+// Issue 12: rotary settings that make angles infinite or NaN gave rows of zeros.
+TEST(BadCheckpoint, ImpossibleRotarySettingsAreRefusedAtLoad) {
+    const fs::path llama = fs::path(ATTNVIZ_TEST_DATA) / "arch" / "llama_gqa_llama3_rope";
+    ModelCopy copy("rope", llama);
+    copy.edit_config("rope_theta", 0);
+    EXPECT_CONTAINS(copy.load_error(),
+                    "config.json: \"rope_theta\" is 0.0; rotary embeddings need a positive number");
+    copy.edit_config("rope_theta", 10000.0);
+    copy.edit_config("rope_scaling", {{"rope_type", "llama3"},
+                                      {"factor", 0},
+                                      {"low_freq_factor", 0},
+                                      {"high_freq_factor", 0},
+                                      {"original_max_position_embeddings", 0}});
+    EXPECT_CONTAINS(copy.load_error(), "config.json: \"rope_scaling.factor\" is 0.0");
+}
+
+// Issue 12: sizes from config.json overflowed int (UBSan: gpt2.cpp, llama.cpp)
+// or asked for absurd allocations. They are refused naming the key, before
+// any weight is read.
+TEST(BadCheckpoint, AbsurdSizesAreRefusedNamingTheKey) {
+    const fs::path arch = fs::path(ATTNVIZ_TEST_DATA) / "arch";
+    const struct {
+        fs::path source;
+        nlohmann::json edits;
+        const char* message;
+    } cases[] = {
+        {kTiny,
+         {{"hidden_size", int64_t{1} << 40}},
+         "\"hidden_size\" is 1099511627776, not a size"},
+        {kTiny,
+         {{"vocab_size", int64_t{1} << 62}},
+         "\"vocab_size\" is 4611686018427387904, not a size"},
+        {kTiny,
+         {{"num_hidden_layers", 1000000000}},
+         "config.json: \"num_hidden_layers\" is 1000000000, more than attnviz supports (65536)"},
+        {kTiny,
+         {{"vocab_size", 1 << 30}},
+         "\"vocab_size\" is 1073741824, more than attnviz supports"},
+        {arch / "gpt2_tiny",
+         {{"n_embd", 1 << 30}},
+         "config.json: \"n_embd\" is 1073741824, more than attnviz supports (1048576)"},
+        {arch / "llama_gqa_llama3_rope",
+         {{"num_attention_heads", 65536}, {"num_key_value_heads", 65536}, {"head_dim", 1 << 20}},
+         "config.json: 3 * num_attention_heads 65536 * head_dim 1048576 is too large"},
+        {arch / "albert_tiny",
+         {{"inner_group_num", 65536}, {"num_hidden_layers", 65536}},
+         "num_hidden_layers 65536 * inner_group_num 65536 * num_attention_heads 4 is too large"},
+        {arch / "bart_tiny",
+         {{"decoder_ffn_dim", 1 << 29}},
+         "\"decoder_ffn_dim\" is 536870912, more than attnviz supports (1048576)"},
+    };
+    for (const auto& c : cases) {
+        ModelCopy copy("sizes", c.source);
+        for (const auto& [key, value] : c.edits.items()) copy.edit_config(key, value);
+        EXPECT_CONTAINS(copy.load_error(), c.message);
+    }
+}
+
 TEST(BadCheckpoint, TruncatedLegacyBinNamesTheFile) {
     // A legacy torch.save file (before torch 1.6) cut short, as an interrupted download leaves it.
     ModelCopy copy("legacy_truncated", fs::path(ATTNVIZ_TEST_DATA) / "model" / "tiny-bin-legacy");

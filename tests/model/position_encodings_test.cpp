@@ -50,12 +50,88 @@ TEST(SinusoidalPositions, FirstHalfSinSecondHalfCos) {
 TEST(Rope, UnsupportedTypeNamesSupportedOnes) {
     nlohmann::json config = {{"rope_scaling", {{"rope_type", "yarn"}, {"factor", 4.0}}}};
     try {
-        rope_config_from_json(config, 64, 2048, "config.json");
+        read_rope_config(model::ConfigReader(config, "config.json"), 64, 2048);
         FAIL();
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("yarn"), std::string::npos);
         EXPECT_NE(std::string(e.what()).find("llama3"), std::string::npos);
     }
+}
+
+// Settings that make some rotary angle infinite or NaN (issue 12: they gave
+// attention rows of zeros) are refused at load, naming the key.
+TEST(Rope, ImpossibleSettingsAreRefusedNamingTheKey) {
+    const nlohmann::json llama3 = {{"rope_type", "llama3"},
+                                   {"factor", 8.0},
+                                   {"low_freq_factor", 1.0},
+                                   {"high_freq_factor", 4.0},
+                                   {"original_max_position_embeddings", 8192}};
+    const auto with = [&](const char* key, const nlohmann::json& value) {
+        nlohmann::json scaling = llama3;
+        scaling[key] = value;
+        return nlohmann::json{{"rope_scaling", scaling}};
+    };
+    const struct {
+        nlohmann::json config;
+        int head_dim, max_positions;
+        const char* message;
+    } cases[] = {
+        {{{"rope_theta", 0}}, 64, 2048, "\"rope_theta\" is 0.0; rotary embeddings need a positive"},
+        {{{"rope_theta", -10000.0}}, 64, 2048, "\"rope_theta\" is -10000.0"},
+        {{{"rope_scaling", {{"type", "linear"}, {"factor", 0}}}},
+         64,
+         2048,
+         "\"rope_scaling.factor\" is 0.0"},
+        {{{"rope_scaling", {{"type", "linear"}, {"factor", -2}}}},
+         64,
+         2048,
+         "\"rope_scaling.factor\" is -2.0"},
+        {{{"rope_scaling", {{"type", "dynamic"}, {"factor", 2}}}},
+         64,
+         0,
+         "\"max_position_embeddings\" is 0"},
+        {{{"rope_scaling", {{"type", "dynamic"}, {"factor", 2}}}},
+         2,
+         2048,
+         "head_dim 2 is too small"},
+        {with("factor", 0), 64, 2048, "\"rope_scaling.factor\" is 0.0"},
+        {with("low_freq_factor", 0), 64, 2048, "\"rope_scaling.low_freq_factor\" is 0.0"},
+        {with("high_freq_factor", 0), 64, 2048, "\"rope_scaling.high_freq_factor\" is 0.0"},
+        {with("high_freq_factor", 1.0), 64, 2048,
+         "\"rope_scaling.low_freq_factor\" (1.0) must be less than"},
+        {with("original_max_position_embeddings", 0), 64, 2048,
+         "\"rope_scaling.original_max_position_embeddings\" is 0, not a positive length"},
+        {with("original_max_position_embeddings", 8192.5), 64, 2048,
+         "\"rope_scaling.original_max_position_embeddings\" is 8192.5, not a size"},
+        {with("factor", "8"), 64, 2048, "\"rope_scaling.factor\" is \"8\", not a number"},
+        {{{"rope_theta", "10000"}}, 64, 2048, "\"rope_theta\" is \"10000\", not a number"},
+        {{{"rope_theta", true}}, 64, 2048, "\"rope_theta\" is true, not a number"},
+        {{{"rope_scaling", "linear"}}, 64, 2048, "\"rope_scaling\" is \"linear\", not an object"},
+        {{{"rope_scaling", {{"factor", 2}}}},
+         64,
+         2048,
+         "missing \"rope_scaling.rope_type\" or \"rope_scaling.type\""},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.config.dump());
+        try {
+            read_rope_config(model::ConfigReader(c.config, "config.json"), c.head_dim,
+                             c.max_positions);
+            ADD_FAILURE() << "accepted";
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(std::string("config.json: ")), std::string::npos);
+            EXPECT_NE(std::string(e.what()).find(c.message), std::string::npos) << e.what();
+        }
+    }
+    // what stays allowed: null counts as absent, and a linear factor below 1
+    // (transformers only warns) still gives finite angles
+    const RopeConfig rope = read_rope_config(
+        model::ConfigReader(
+            {{"rope_theta", nullptr}, {"rope_scaling", {{"type", "linear"}, {"factor", 0.5}}}},
+            "config.json"),
+        64, 2048);
+    EXPECT_EQ(rope.theta, 10000.0);
+    for (float f : rope_inverse_frequencies(rope, 16)) EXPECT_TRUE(std::isfinite(f));
 }
 
 TEST(Rope, Llama3KeepsShortWavelengthsAndDividesLongOnes) {

@@ -122,6 +122,43 @@ TEST(Softmax, MatchesReferenceWithMaskedAndAllMaskedRows) {
     EXPECT_EQ(x[2 * cols + 5], 1.0f);
 }
 
+// torch.softmax's results (torch 1.13, checked by hand): a NaN or +inf anywhere
+// makes the whole row NaN; -inf entries give 0. A row that is all -inf is NaN in
+// torch and all 0 here (a query the mask lets see no key). Before issue 12 a
+// row of NaN came out as zeros.
+TEST(Softmax, NonFiniteScoresPropagateAsInTorch) {
+    const float inf = std::numeric_limits<float>::infinity();
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> long_row(18);
+    for (int i = 0; i < 18; ++i) long_row[i] = static_cast<float>(i + 1);
+    long_row[10] = nan;  // past the first vector of 16 lanes
+    const struct {
+        std::vector<float> row, want;
+    } cases[] = {
+        {{1, inf}, {nan, nan}},        {{1, nan}, {nan, nan}},
+        {{nan, nan}, {nan, nan}},      {{inf, inf}, {nan, nan}},
+        {{nan, -inf}, {nan, nan}},     {{-inf, 1}, {0, 1}},
+        {{-inf, -inf}, {0, 0}},        {long_row, std::vector<float>(18, nan)},
+        {{1e30f, 1, -inf}, {1, 0, 0}},
+    };
+    for (const auto& c : cases) {
+        for (bool reference : {false, true}) {
+            std::vector<float> row = c.row;
+            const int cols = static_cast<int>(row.size());
+            if (reference)
+                softmax_rows_reference(row.data(), 1, cols);
+            else
+                softmax_row(row.data(), cols);
+            for (int i = 0; i < cols; ++i) {
+                if (std::isnan(c.want[i]))
+                    EXPECT_TRUE(std::isnan(row[i])) << "entry " << i << " of row " << cols;
+                else
+                    EXPECT_EQ(row[i], c.want[i]) << "entry " << i << " of row " << cols;
+            }
+        }
+    }
+}
+
 TEST(Norms, LayerNormAndRmsNormMatchReference) {
     const int rows = 33, cols = 768;
     const auto x = random_values(rows * cols, 4.0f, 30);
@@ -190,6 +227,40 @@ TEST(Attention, MatchesReferenceAcrossMasksCausalGroupsAndBias) {
                                     threads);  // GQA, cached prefix
                 }
     check_attention({12, 12, 128, 128, 64, 0.125f, false}, false, false, 2);
+}
+
+// A query whose visible keys all score -inf (an overflowed key, not the mask)
+// gets NaN, as torch.softmax gives; one that the mask lets see no key gets
+// zeros, as before; a NaN key poisons every row that sees it.
+TEST(Attention, NonFiniteScoresGiveNanRowsMaskedRowsStayZero) {
+    const float inf = std::numeric_limits<float>::infinity();
+    const std::vector<float> queries = {1, 1, 1}, values = {1, 2, 3};
+    for (bool reference : {false, true}) {
+        SCOPED_TRACE(reference ? "attention_reference" : "attention");
+        const auto run = [&](std::vector<float> keys, const uint8_t* mask, bool causal) {
+            AttentionShape shape{1, 1, 3, 3, 1, 1.0f, causal};
+            AttentionInputs in{queries.data(), 1, keys.data(), 1, values.data(), 1, mask, nullptr};
+            std::vector<float> probs(9), context(3);
+            (reference ? attention_reference : attention)(shape, in, probs.data(), context.data(),
+                                                          1);
+            return probs;
+        };
+        // causal, key 0 scores -inf: row 0 sees only it -> NaN; rows 1, 2 skip it
+        std::vector<float> probs = run({-inf, 0, 0}, nullptr, true);
+        for (int key = 0; key < 3; ++key) EXPECT_TRUE(std::isnan(probs[key])) << key;
+        EXPECT_EQ(probs[3 + 0], 0.0f);
+        EXPECT_EQ(probs[3 + 1], 1.0f);
+        EXPECT_EQ(probs[6 + 0], 0.0f);
+        EXPECT_FLOAT_EQ(probs[6 + 1], 0.5f);
+        // key 1 is NaN: rows 1 and 2 see it, row 0 does not
+        probs = run({0, std::numeric_limits<float>::quiet_NaN(), 0}, nullptr, true);
+        EXPECT_EQ(probs[0], 1.0f);
+        for (int i = 3; i < 9; ++i) EXPECT_TRUE(std::isnan(probs[i])) << i;
+        // every key masked: zeros, not NaN
+        const uint8_t none[3] = {0, 0, 0};
+        probs = run({0, 0, 0}, none, false);
+        for (float p : probs) EXPECT_EQ(p, 0.0f);
+    }
 }
 
 TEST(Activations, NamesAndUnknownNameListsSupported) {

@@ -1175,17 +1175,21 @@ def forward_float64(forward, sd, c, ids, target, type_ids):
 
 
 def generate(arch, out, ids, target=None, size="tiny", seed=0, head=False, overrides=None, type_ids=None,
-             omit=(), float64_check=False):
+             omit=(), float64_check=False, poison=None):
     """Writes config.json, model.safetensors and reference.safetensors to out.
 
     omit: keys config.json leaves out; the reference runs with their values in
     the config (set them to the config class's defaults to test those).
-    float64_check adds "<tensor>.float64": the forward in float64, rounded to float32."""
+    float64_check adds "<tensor>.float64": the forward in float64, rounded to float32.
+    poison: {weight name: [index, value]} sets single weights (NaN, inf, 3e38)
+    before the forward, whose outputs then hold what torch makes of them."""
     make_config, init_weights, forward, head_layout = ARCHS[arch]
     c = make_config(size, overrides or {})
     if c.get("is_encoder_decoder") and target is None:
         sys.exit("--target-ids is required for encoder-decoder models")
     sd = init_weights(c, Init(seed))
+    for name, (index, value) in (poison or {}).items():
+        sd[name][tuple(index)] = float(value)
     outputs = forward(sd, c, ids, target, type_ids)
     if float64_check:
         exact = forward_float64(forward, sd, c, ids, target, type_ids)

@@ -91,6 +91,20 @@ CASES.update({
                                   dict(VOCAB, position_embedding_type="relative_key_query", inner_group_num=2)),
 })
 
+# Weights set to NaN, inf or a float32 value too large for the products it
+# enters (issue 12): torch propagates them, and so must attnviz.
+POISON = {
+    # layer 1's query weight of head 1 (columns 8..15 of c_attn): that head's
+    # rows are NaN, and everything after them
+    "gpt2_nan_weight": {"h.1.attn.c_attn.weight": [[0, 8], "nan"]},
+    # layer 0's first key row: scores overflow to +-inf in some rows only
+    "llama_huge_weight": {"layers.0.self_attn.k_proj.weight": [[0, 0], 3e38]},
+}
+CASES.update({
+    "gpt2_nan_weight": ("gpt2", ids(9, 37), None, False, dict(VOCAB)),
+    "llama_huge_weight": ("llama", ids(10, 38), None, False, dict(VOCAB)),
+})
+
 # The keys each case's config.json leaves out, so attnviz must apply the
 # config class's default (the reference runs with the value set above).
 OMIT = {
@@ -108,7 +122,8 @@ def main():
         if only and name not in only:
             continue
         arch_reference.generate(arch, os.path.join(out_root, name), src, target, "tiny", seed=seed,
-                                head=head, overrides=overrides, omit=OMIT.get(name, ()))
+                                head=head, overrides=overrides, omit=OMIT.get(name, ()),
+                                poison=POISON.get(name))
         print("wrote", name)
 
 

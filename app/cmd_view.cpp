@@ -72,6 +72,7 @@ std::function<int()> setup(CLI::App& command) {
         bool open = false;
         bool fragment = false;
         int threads = 0;
+        std::optional<uint64_t> max_memory;
     };
     auto flags = std::make_shared<Flags>();
     add_model_flags(command, flags->model);
@@ -93,6 +94,7 @@ std::function<int()> setup(CLI::App& command) {
                      "write an HTML fragment to embed in another page (a notebook cell)");
     command.add_flag("--open", flags->open, "open the page in the default browser");
     add_threads_flag(command, flags->threads);
+    add_max_memory_flag(command, flags->max_memory);
     command.footer(
         "Example: attnviz view --model bert-base-uncased --text \"The cat sat on the mat\" "
         "--text-b \"The cat lay on the rug\"\nWrites the page (or picture) and prints its path. "
@@ -123,14 +125,19 @@ std::function<int()> setup(CLI::App& command) {
             throw UsageError("--open needs a file to open, not -o -");
 
         const std::filesystem::path folder = model_folder(flags->model);
+        std::optional<Step> step(std::in_place, "loading the model");
         const Model model = Model::open(folder);
         RunOptions run;
         run.threads = flags->threads;
+        run.max_memory = flags->max_memory;
+        if (format == "html") run.output_fraction = 0.3;  // the page's quantized attention
         run.keep_queries_keys = std::find(options.views.begin(), options.views.end(),
                                           View::neuron) != options.views.end();
+        step.emplace("running the model");
         AttentionTrace trace = trace_text(model, flags->text, run);
         trace.model_id = model_label(flags->model);
 
+        step.emplace("writing the view");
         if (format == "html") {
             write_output(output, flags->fragment ? render_html_fragment(trace, options)
                                                  : render_html(trace, options));

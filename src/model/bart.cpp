@@ -148,6 +148,8 @@ public:
         return output;
     }
 
+    uint64_t weight_bytes() const override { return loader_.resident_bytes(); }
+
 private:
     // Self-attention packs [q | k | v] into one matmul; cross-attention reads
     // q from the decoder and [k | v] from the encoder's output.

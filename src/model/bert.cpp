@@ -71,6 +71,8 @@ public:
         return output;
     }
 
+    uint64_t weight_bytes() const override { return loader_.resident_bytes(); }
+
 private:
     void check_input(const Encoding& tokens) const {
         const size_t T = tokens.size();

@@ -149,6 +149,8 @@ public:
         return output;
     }
 
+    uint64_t weight_bytes() const override { return loader_.resident_bytes(); }
+
 private:
     ModelConfig config_;
     WeightLoader loader_;  // owns converted (fp16/bf16) weights

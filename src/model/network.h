@@ -3,6 +3,7 @@
 // Model (model.cpp) does the rest: tokenizing, threads, tokens in the trace.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,9 @@ public:
     virtual ~Network() = default;
     // Runs on the calling thread's OpenMP pool (Model sets its size).
     virtual ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const = 0;
+    // The bytes its weights occupy once the forward has read them all
+    // (WeightLoader::resident_bytes), for the memory estimate.
+    virtual uint64_t weight_bytes() const = 0;
 };
 
 // What a factory gets: the config (common fields already read; an

@@ -56,6 +56,8 @@ public:
         return output;
     }
 
+    uint64_t weight_bytes() const override { return loader_.resident_bytes(); }
+
 private:
     std::vector<int> position_ids(const std::vector<int32_t>& ids) const {
         const int pad = config_.pad_token_id;

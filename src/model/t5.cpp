@@ -136,6 +136,8 @@ public:
         return output;
     }
 
+    uint64_t weight_bytes() const override { return loader_.resident_bytes(); }
+
 private:
     void load_stack(const std::string& stack, int n_layers, bool is_decoder, T5Stack& out) {
         const int D = config_.hidden_size, inner = config_.n_heads * config_.head_dim;

@@ -146,6 +146,8 @@ Error explain_memory_error(const MemoryBudgetError& error, const std::string& fe
                    std::to_string(error.fitting_tokens()) + " (the most that fit)";
     else
         message += " (the weights alone do not fit)";
+    if (error.budget().source.find("threads") != std::string::npos)
+        message += ", or use fewer --threads";
     return Error(message);
 }
 

@@ -110,8 +110,10 @@ std::function<int()> setup(CLI::App& command) {
         // Models without a position table take any --seq: the memory bounds it,
         // checked before the sample text is made.
         try {
-            model.check_memory({flags->seq, model.config().is_encoder_decoder ? flags->seq : 0},
-                               run);
+            MemoryShape shape;
+            shape.tokens = flags->seq;
+            if (model.config().is_encoder_decoder) shape.decoder_tokens = flags->seq;
+            model.check_memory(shape, run);
         } catch (const MemoryBudgetError& e) {
             throw explain_memory_error(e, "--seq");
         }

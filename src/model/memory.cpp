@@ -30,12 +30,39 @@ constexpr uint64_t kFloat = sizeof(float);
 
 uint64_t u(long long value) { return value > 0 ? static_cast<uint64_t>(value) : 0; }
 
+// Each term saturates at 2 EiB, so that their sum (MemoryEstimate::total) cannot
+// wrap however absurd the request (bench --seq 1000000000: 28 EiB of attention).
+constexpr uint64_t kMostBytes = uint64_t{1} << 61;
+
+uint64_t product(std::initializer_list<uint64_t> factors) {
+    uint64_t result = 1;
+    for (const uint64_t factor : factors) {
+        if (factor != 0 && result > kMostBytes / factor) return kMostBytes;
+        result *= factor;
+    }
+    return result;
+}
+
+uint64_t sum(std::initializer_list<uint64_t> terms) {
+    uint64_t result = 0;
+    for (const uint64_t term : terms)
+        result = std::min(kMostBytes, result + std::min(term, kMostBytes));
+    return result;
+}
+
 // One stack of `layers` attention layers over `queries` x `keys` tokens.
 struct StackSizes {
     uint64_t layers, heads, head_dim, queries, keys;
-    uint64_t probs() const { return layers * heads * queries * keys * kFloat; }
-    uint64_t queries_keys() const { return layers * heads * (queries + keys) * head_dim * kFloat; }
+    uint64_t probs() const { return product({layers, heads, queries, keys, kFloat}); }
+    uint64_t queries_keys() const {
+        return product({layers, heads, sum({queries, keys}), head_dim, kFloat});
+    }
 };
+
+uint64_t output_bytes(const MemoryShape& shape, uint64_t attention) {
+    return static_cast<uint64_t>(std::min(static_cast<double>(kMostBytes),
+                                          shape.output_fraction * static_cast<double>(attention)));
+}
 
 bool is_family(const std::string& model_type, std::initializer_list<const char*> family) {
     for (const char* name : family)
@@ -59,33 +86,37 @@ MemoryEstimate estimate_forward_memory(const ModelConfig& config, const MemorySh
         const uint64_t inner = H * Dh;
         const StackSizes encoder{L, H, Dh, S, S}, decoder{Ld, H, Dh, Tt, Tt},
             cross{Ld, H, Dh, Tt, S};
-        estimate.attention = encoder.probs() + decoder.probs() + cross.probs();
+        estimate.attention = sum({encoder.probs(), decoder.probs(), cross.probs()});
         const bool t5 = config.model_type == "t5";
+        // T5's position biases, one [heads, Q, K] per stack
+        const uint64_t biases = sum({product({H, S, S, kFloat}), product({H, Tt, Tt, kFloat})});
         if (shape.keep_queries_keys) {
             estimate.queries_keys =
-                encoder.queries_keys() + decoder.queries_keys() + cross.queries_keys();
+                sum({encoder.queries_keys(), decoder.queries_keys(), cross.queries_keys()});
             // T5 keeps its shared position bias per block, and builds each layer's copy
-            if (t5) estimate.queries_keys += 2 * H * (S * S + Tt * Tt) * kFloat;
+            if (t5) estimate.queries_keys = sum({estimate.queries_keys, biases, biases});
         }
         if (shape.keep_hidden_states)
-            estimate.hidden_states = ((L + 1) * S + (Ld + 1) * Tt) * D * kFloat;
+            estimate.hidden_states =
+                product({sum({product({L + 1, S}), product({Ld + 1, Tt})}), D, kFloat});
         // encoder memory and decoder stream, the per-layer buffers of the longer
         // sequence (norm, q|k|v, context, feed-forward in and gate), the cross
         // attention's keys and values of the source, and T5's position biases
         // (the decoder's is built while the encoder's is still held)
         const uint64_t n = std::max(S, Tt);
         const uint64_t per_token = D + 3 * inner + inner + 2 * I;
-        estimate.activations +=
-            (S + Tt) * D * kFloat + n * per_token * kFloat + S * 2 * inner * kFloat;
-        if (t5) estimate.activations += H * (S * S + Tt * Tt) * kFloat;
-        estimate.output = static_cast<uint64_t>(shape.output_fraction * estimate.attention);
+        estimate.activations =
+            sum({estimate.activations, product({sum({S, Tt}), D, kFloat}),
+                 product({n, per_token, kFloat}), product({S, 2 * inner, kFloat}),
+                 t5 ? biases : 0});
+        estimate.output = output_bytes(shape, estimate.attention);
         return estimate;
     }
 
     const StackSizes stack{L, H, Dh, T, T};
     estimate.attention = stack.probs();
     if (shape.keep_queries_keys) estimate.queries_keys = stack.queries_keys();
-    if (shape.keep_hidden_states) estimate.hidden_states = (L + 1) * T * D * kFloat;
+    if (shape.keep_hidden_states) estimate.hidden_states = product({L + 1, T, D, kFloat});
     uint64_t per_token = 0;  // floats per token of the forward's buffers
     uint64_t squares = 0;    // [heads, T, T] workspaces
     if (is_family(config.model_type, {"llama", "mistral", "qwen2"})) {
@@ -102,8 +133,9 @@ MemoryEstimate estimate_forward_memory(const ModelConfig& config, const MemorySh
             config.position_embedding_type == "relative_key_query")
             squares = 1;  // the relative position scores
     }
-    estimate.activations += T * per_token * kFloat + squares * H * T * T * kFloat;
-    estimate.output = static_cast<uint64_t>(shape.output_fraction * estimate.attention);
+    estimate.activations = sum({estimate.activations, product({T, per_token, kFloat}),
+                                product({squares, H, T, T, kFloat})});
+    estimate.output = output_bytes(shape, estimate.attention);
     return estimate;
 }
 

@@ -2,11 +2,14 @@
 // AttentionTrace out. The forward pass itself is the architecture's.
 #include "attnviz/model.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cstdint>
 
 #include "attnviz/error.h"
 #include "model/network.h"
+#include "runtime/threads.h"
 
 namespace attnviz {
 
@@ -105,6 +108,14 @@ Encoded encode_request(const ModelConfig& config, const Tokenizer& tokenizer,
     return encoded;
 }
 
+// The stack each OpenMP thread maps: OMP_STACKSIZE is not used by attnviz, so
+// glibc's default, RLIMIT_STACK (8 MiB when unlimited).
+uint64_t thread_stack_bytes() {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_STACK, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 8ull << 20;
+    return static_cast<uint64_t>(limit.rlim_cur);
+}
+
 MemoryShape shape_of(const Encoded& encoded, const RunOptions& options) {
     return {encoded.input.size(), encoded.target.size(), options.keep_queries_keys,
             options.keep_hidden_states, options.output_fraction};
@@ -136,6 +147,20 @@ void Model::check_memory(const MemoryShape& shape, const RunOptions& options) co
         budget = available_memory();
         const uint64_t held = estimate.weights + kProcessBaselineBytes;
         budget.bytes = budget.bytes > UINT64_MAX - held ? UINT64_MAX : budget.bytes + held;
+        if (budget.source == "ulimit -v") {
+            // Address space, not memory, is what runs out: each thread maps
+            // its stack and a malloc arena, and oneDNN its JIT code, none of
+            // which is resident. A failure there is not catchable (it happens
+            // on a worker thread, inside oneDNN), so it is kept out of reach.
+            const int threads = runtime::resolve_thread_count(options.threads);
+            const uint64_t reserved =
+                static_cast<uint64_t>(threads) * (thread_stack_bytes() + (64ull << 20)) +
+                (128ull << 20);
+            budget.bytes = budget.bytes > reserved ? budget.bytes - reserved : 0;
+            budget.source = "ulimit -v, less " + format_memory_size(reserved) +
+                            " of address space for " + std::to_string(threads) +
+                            (threads == 1 ? " thread" : " threads");
+        }
     }
     if (estimate.total() <= budget.bytes) return;
     // The most tokens that fit: the estimate grows with the tokens, so bisect.

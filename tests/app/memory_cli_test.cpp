@@ -211,7 +211,7 @@ TEST_F(MemoryCli, MaxMemoryRefusesUpFrontWithTheEstimate) {
                                      work_);
     EXPECT_EQ(run.code, 1) << run.err;
     EXPECT_TRUE(one_line(run.err)) << run.err;
-    EXPECT_THAT(run.err, StartsWith("attnviz: error: gpt2 on 3 tokens needs about "));
+    EXPECT_THAT(run.err, StartsWith("attnviz: error: gpt2 on 2 tokens needs about "));
     EXPECT_THAT(run.err, HasSubstr("more than the 10.0 MiB it may use (the limit given)"));
     EXPECT_THAT(run.err, HasSubstr("allow more with --max-memory SIZE"));
     EXPECT_FALSE(fs::exists(work_ / "out.npz"));
@@ -223,7 +223,7 @@ TEST_F(MemoryCli, RefusalNamesTheTokensThatFitAndTruncateRunsThem) {
     const fs::path model = llama();
     const std::vector<std::string> args = {"export", "--model",   model.string(),
                                            "--text", words(3000), "--max-memory",
-                                           "200M",   "-o",        "out.npz"};
+                                           "100M",   "-o",        "out.npz"};
     ChildRun run = run_attnviz(args, work_);
     ASSERT_EQ(run.code, 1) << run.err;
     EXPECT_TRUE(one_line(run.err)) << run.err;
@@ -305,6 +305,33 @@ TEST_F(MemoryCli, FailedAllocationIsOutOfMemory) {
     EXPECT_THAT(run.err, StartsWith("attnviz: error: out of memory while running the model; "));
     EXPECT_THAT(run.err, HasSubstr("--max-memory"));
     EXPECT_FALSE(fs::exists(work_ / "out.npz"));
+}
+
+// Under any address-space limit (`ulimit -v`) from where the program can start
+// to where the run fits, it either runs or exits 1 with one line naming
+// --max-memory: never a hang (OpenBLAS's allocator retried a failed 128 MiB
+// mapping forever), never an abort (an allocation failing on a worker thread).
+TEST_F(MemoryCli, UnderAnyAddressSpaceLimitItRunsOrSaysWhy) {
+    const fs::path model = llama();
+    int ran = 0;
+    for (const uint64_t mib : {100, 150, 200, 250, 300, 400, 500, 700, 1000, 1500}) {
+        const ChildRun run =
+            run_attnviz({"export", "--model", model.string(), "--text", words(1500), "--threads",
+                         "2", "-o", "out.npz"},
+                        work_, mib << 20);
+        SCOPED_TRACE("RLIMIT_AS " + std::to_string(mib) + " MiB: " + run.err);
+        EXPECT_FALSE(run.timed_out) << "hung";
+        EXPECT_EQ(run.signal, 0);
+        if (run.code == 0) {
+            ++ran;
+            continue;
+        }
+        EXPECT_EQ(run.code, 1);
+        EXPECT_TRUE(one_line(run.err));
+        EXPECT_THAT(run.err, StartsWith("attnviz: error: "));
+        EXPECT_THAT(run.err, HasSubstr("--max-memory"));
+    }
+    EXPECT_GT(ran, 0) << "not even 1.5 GiB of address space was enough";
 }
 
 }  // namespace

@@ -15,6 +15,12 @@ namespace {
 
 const fs::path kModels = fs::path(ATTNVIZ_TEST_DATA) / "model";
 
+MemoryShape tokens(size_t n) {
+    MemoryShape shape;
+    shape.tokens = n;
+    return shape;
+}
+
 TEST(MemorySize, ParsesWhatUsersWrite) {
     EXPECT_EQ(parse_memory_size("3G"), 3ull << 30);
     EXPECT_EQ(parse_memory_size("500M"), 500ull << 20);
@@ -41,7 +47,9 @@ TEST(MemoryEstimate, KeptTensorsAreExact) {
     gpt2.model_type = "gpt2";
     gpt2.n_layers = 12, gpt2.n_heads = 12, gpt2.n_kv_heads = 12, gpt2.head_dim = 64;
     gpt2.hidden_size = 768, gpt2.intermediate_size = 3072, gpt2.max_positions = 1024;
-    const MemoryEstimate estimate = estimate_forward_memory(gpt2, {1024, 0, true, true});
+    MemoryShape shape = tokens(1024);
+    shape.keep_queries_keys = shape.keep_hidden_states = true;
+    const MemoryEstimate estimate = estimate_forward_memory(gpt2, shape);
     EXPECT_EQ(estimate.attention, 12ull * 12 * 1024 * 1024 * 4);  // 576 MiB
     EXPECT_EQ(estimate.queries_keys, 2ull * 12 * 12 * 1024 * 64 * 4);
     EXPECT_EQ(estimate.hidden_states, 13ull * 1024 * 768 * 4);
@@ -53,7 +61,9 @@ TEST(MemoryEstimate, KeptTensorsAreExact) {
     ModelConfig t5 = gpt2;
     t5.model_type = "t5", t5.is_encoder_decoder = true, t5.n_decoder_layers = 6, t5.n_layers = 6;
     t5.n_heads = 8;
-    const MemoryEstimate t5_estimate = estimate_forward_memory(t5, {100, 50, false, false});
+    MemoryShape pair = tokens(100);
+    pair.decoder_tokens = 50;
+    const MemoryEstimate t5_estimate = estimate_forward_memory(t5, pair);
     EXPECT_EQ(t5_estimate.attention, 6ull * 8 * (100 * 100 + 50 * 50 + 50 * 100) * 4);
     EXPECT_EQ(t5_estimate.queries_keys, 0u);
 }
@@ -65,9 +75,9 @@ TEST(MemoryEstimate, KeptTensorsAreExact) {
 // copies, plus the file's pages they were read from.
 TEST(MemoryEstimate, WeightsAreWhatTheCheckpointLoads) {
     const Model fp32 = Model::open(kModels / "tiny-safetensors");
-    EXPECT_EQ(fp32.estimate_memory(MemoryShape{8}).weights, (22464u - 3200) * 4);
+    EXPECT_EQ(fp32.estimate_memory(tokens(8)).weights, (22464u - 3200) * 4);
     const Model fp16 = Model::open(kModels / "tiny-fp16");
-    EXPECT_EQ(fp16.estimate_memory(MemoryShape{8}).weights, 22464u * (4 + 2));
+    EXPECT_EQ(fp16.estimate_memory(tokens(8)).weights, 22464u * (4 + 2));
 }
 
 // Over the budget, trace throws before running, naming the estimate and the
@@ -91,8 +101,8 @@ TEST(MemoryEstimate, TraceRefusesARunOverItsBudget) {
             << e.what();
         const size_t fitting = e.fitting_tokens();
         ASSERT_GT(fitting, 0u);
-        EXPECT_LE(model.estimate_memory(MemoryShape{fitting}).total(), *options.max_memory);
-        EXPECT_GT(model.estimate_memory(MemoryShape{fitting + 1}).total(), *options.max_memory);
+        EXPECT_LE(model.estimate_memory(tokens(fitting)).total(), *options.max_memory);
+        EXPECT_GT(model.estimate_memory(tokens(fitting + 1)).total(), *options.max_memory);
         // and truncating to them runs within the same budget
         request.truncate = true;
         request.max_tokens = fitting;

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <iostream>
 
@@ -156,7 +157,10 @@ thread_local const char* current_step = nullptr;
 }  // namespace
 
 Step::Step(const char* doing) : previous_(current_step) { current_step = doing; }
-Step::~Step() { current_step = previous_; }
+// While an exception unwinds, the step stays named, for main's report.
+Step::~Step() {
+    if (std::uncaught_exceptions() == 0) current_step = previous_;
+}
 const char* Step::current() { return current_step; }
 
 CLI::Validator whole_number(int min, int max) {

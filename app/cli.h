@@ -80,7 +80,8 @@ void add_max_memory_flag(CLI::App& command, std::optional<uint64_t>& max_memory)
 // and `fewer` ("--truncate", "--seq") with the token count that would fit.
 Error explain_memory_error(const MemoryBudgetError& error, const std::string& fewer);
 
-// What the command is doing now, for "out of memory while <doing>" (main.cpp).
+// What the command is doing now, for "out of memory while <doing>" (main.cpp);
+// an exception leaving the step leaves it named.
 class Step {
 public:
     explicit Step(const char* doing);

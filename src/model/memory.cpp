@@ -105,10 +105,9 @@ MemoryEstimate estimate_forward_memory(const ModelConfig& config, const MemorySh
         // (the decoder's is built while the encoder's is still held)
         const uint64_t n = std::max(S, Tt);
         const uint64_t per_token = D + 3 * inner + inner + 2 * I;
-        estimate.activations =
-            sum({estimate.activations, product({sum({S, Tt}), D, kFloat}),
-                 product({n, per_token, kFloat}), product({S, 2 * inner, kFloat}),
-                 t5 ? biases : 0});
+        estimate.activations = sum({estimate.activations, product({sum({S, Tt}), D, kFloat}),
+                                    product({n, per_token, kFloat}),
+                                    product({S, 2 * inner, kFloat}), t5 ? biases : 0});
         estimate.output = output_bytes(shape, estimate.attention);
         return estimate;
     }

@@ -184,8 +184,11 @@ void Model::check_memory(const MemoryShape& shape, const RunOptions& options) co
         std::to_string(shape.tokens) +
         (shape.decoder_tokens > 0 ? " + " + std::to_string(shape.decoder_tokens) : "") + " tokens";
     throw MemoryBudgetError(
-        impl_->model_id + " on " + tokens + " needs about " + format_memory_size(estimate.total()) +
-            " (weights " + format_memory_size(estimate.weights) + ", attention " +
+        impl_->model_id + " on " + tokens + " needs " +
+            // each term of the estimate saturates at 2 EiB (memory.cpp)
+            (estimate.attention >= (uint64_t{1} << 61) ? "more than " : "about ") +
+            format_memory_size(estimate.total()) + " (weights " +
+            format_memory_size(estimate.weights) + ", attention " +
             format_memory_size(estimate.attention) + ", the rest " + format_memory_size(other) +
             "), more than the " + format_memory_size(budget.bytes) + " it may use (" +
             budget.source + ")",

@@ -289,7 +289,7 @@ TEST_F(MemoryCli, BenchSeqIsBoundedByMemory) {
         run_attnviz({"bench", "--model", model.string(), "--seq", "1000000000"}, work_);
     EXPECT_EQ(run.code, 1) << run.err;
     EXPECT_TRUE(one_line(run.err)) << run.err;
-    EXPECT_THAT(run.err, HasSubstr("on 1000000000 tokens needs about"));
+    EXPECT_THAT(run.err, HasSubstr("on 1000000000 tokens needs more than 2.00 EiB"));
     EXPECT_THAT(run.err, HasSubstr("allow more with --max-memory SIZE, or run fewer tokens with "
                                    "--seq "));
     EXPECT_EQ(run.out, "");

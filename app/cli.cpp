@@ -1,5 +1,9 @@
 #include "cli.h"
 
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <fstream>
 #include <iostream>
 
 #include "attnviz/error.h"
@@ -93,8 +97,22 @@ void add_text_flags(CLI::App& command, TextFlags& flags, bool model_run) {
     if (!model_run) return;
     add_text("--target", flags.target, flags.target_file, "the decoder's text",
              ", for encoder-decoder models (BART, T5, Marian)");
-    command.add_flag("--truncate", flags.truncate,
-                     "cut text longer than the model's maximum length instead of failing");
+    command
+        .add_option("--truncate", flags.truncate,
+                    "cut each text to N tokens, or without N to the model's maximum length "
+                    "(its positions, else its context length, else the tokenizer's), instead "
+                    "of failing")
+        ->expected(0, 1)
+        ->default_str("max")
+        ->type_name("[N]")
+        ->check(CLI::Validator(
+            [](const std::string& value) -> std::string {
+                if (value == "max") return "";
+                return whole_number(1)(value).empty()
+                           ? ""
+                           : "must be a number of tokens, at least 1 (not '" + value + "')";
+            },
+            "[N]"));
 }
 
 void read_text_files(TextFlags& flags, bool text_required) {
@@ -122,13 +140,58 @@ AttentionTrace trace_text(const Model& model, const TextFlags& flags, const RunO
     request.text = flags.text.value_or("");
     request.text_pair = flags.text_b;
     request.target = flags.target;
-    request.truncate = flags.truncate;
+    request.truncate = !flags.truncate.empty();
+    if (request.truncate && flags.truncate != "max")
+        request.max_tokens = static_cast<size_t>(std::stoull(flags.truncate));
     try {
         return model.trace(request, run);
     } catch (const TooLongError& e) {
         throw Error(std::string(e.what()) + "; add --truncate to cut it");
+    } catch (const MemoryBudgetError& e) {
+        throw explain_memory_error(e, "--truncate");
     }
 }
+
+void add_max_memory_flag(CLI::App& command, std::optional<uint64_t>& max_memory) {
+    command
+        .add_option_function<std::string>(
+            "--max-memory",
+            [&max_memory](const std::string& value) {
+                max_memory = parse_memory_size(value);
+                if (!max_memory)
+                    throw CLI::ValidationError("--max-memory", "'" + value +
+                                                                   "' is not a size (expected "
+                                                                   "e.g. 3G, 500M, 1.5GiB)");
+            },
+            "the most memory the run may take, e.g. 3G or 500M (default: the memory "
+            "available, and the address space left under ulimit -v); a bigger run is "
+            "refused up front with its estimate")
+        ->type_name("SIZE");
+}
+
+Error explain_memory_error(const MemoryBudgetError& error, const std::string& fewer) {
+    std::string message = error.what();
+    message += "; allow more with --max-memory SIZE";
+    if (error.fitting_tokens() > 0)
+        message += ", or run fewer tokens with " + fewer + " " +
+                   std::to_string(error.fitting_tokens()) + " (the most that fit)";
+    else
+        message += " (the weights alone do not fit)";
+    if (error.budget().source.find("threads") != std::string::npos)
+        message += ", or use fewer --threads";
+    return Error(message);
+}
+
+namespace {
+thread_local const char* current_step = nullptr;
+}  // namespace
+
+Step::Step(const char* doing) : previous_(current_step) { current_step = doing; }
+// While an exception unwinds, the step stays named, for main's report.
+Step::~Step() {
+    if (std::uncaught_exceptions() == 0) current_step = previous_;
+}
+const char* Step::current() { return current_step; }
 
 CLI::Validator whole_number(int min, int max) {
     const bool bounded = max != std::numeric_limits<int>::max();

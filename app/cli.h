@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -16,7 +17,9 @@
 #include <vector>
 
 #include "attnviz/files.h"
+#include "attnviz/error.h"
 #include "attnviz/hub.h"
+#include "attnviz/memory.h"
 #include "attnviz/model.h"
 
 namespace attnviz::cli {
@@ -69,7 +72,7 @@ std::string model_label(const ModelFlags& flags);
 // refused from its config.json, before any weights are downloaded.
 HubOptions hub_options(const ModelFlags& flags);
 
-// --text A [--text-b B] [--target T] [--truncate]: what the model runs on.
+// --text A [--text-b B] [--target T] [--truncate [N]]: what the model runs on.
 // Each text may come from a file instead (--text-file, --text-b-file,
 // --target-file; - for standard input), for texts too long for a command line.
 struct TextFlags {
@@ -77,7 +80,7 @@ struct TextFlags {
     std::optional<std::string> text_b;
     std::optional<std::string> target;
     std::optional<std::string> text_file, text_b_file, target_file;
-    bool truncate = false;
+    std::string truncate;  // empty: not given; "max": the model's limit; else N tokens
 };
 // model_run: also --target, --target-file and --truncate (view and export, not tokenize).
 void add_text_flags(CLI::App& command, TextFlags& flags, bool model_run = true);
@@ -86,8 +89,30 @@ void add_text_flags(CLI::App& command, TextFlags& flags, bool model_run = true);
 // than one reads standard input, and Error naming the flag and the file when
 // one cannot be read or is not UTF-8.
 void read_text_files(TextFlags& flags, bool text_required = true);
-// model.trace on the flags' text; a text too long for the model names --truncate.
+// model.trace on the flags' text; a text too long for the model names
+// --truncate, and one too big for the memory --max-memory and --truncate N.
 AttentionTrace trace_text(const Model& model, const TextFlags& flags, const RunOptions& run);
+
+// --max-memory SIZE (3G, 500M): the most memory a run may take
+// (RunOptions::max_memory); not given: what is available (attnviz/memory.h).
+void add_max_memory_flag(CLI::App& command, std::optional<uint64_t>& max_memory);
+// A MemoryBudgetError as the user answers it: its numbers, then --max-memory,
+// and `fewer` ("--truncate", "--seq") with the token count that would fit.
+Error explain_memory_error(const MemoryBudgetError& error, const std::string& fewer);
+
+// What the command is doing now, for "out of memory while <doing>" (main.cpp);
+// an exception leaving the step leaves it named.
+class Step {
+public:
+    explicit Step(const char* doing);
+    ~Step();
+    Step(const Step&) = delete;
+    Step& operator=(const Step&) = delete;
+    static const char* current();  // null: nothing named
+
+private:
+    const char* previous_;
+};
 
 // A whole-number flag from min to max: "--threads: must be between 1 and 1024".
 CLI::Validator whole_number(int min, int max = std::numeric_limits<int>::max());

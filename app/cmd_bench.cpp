@@ -71,6 +71,7 @@ std::function<int()> setup(CLI::App& command) {
         int threads = 0;
         int runs = 10;
         int warmup = 1;
+        std::optional<uint64_t> max_memory;
     };
     auto flags = std::make_shared<Flags>();
     add_model_flags(command, flags->model);
@@ -84,6 +85,7 @@ std::function<int()> setup(CLI::App& command) {
     command.add_option("--warmup", flags->warmup, "untimed runs first")
         ->capture_default_str()
         ->check(whole_number(0));
+    add_max_memory_flag(command, flags->max_memory);
     command.footer(
         "Prints JSON: median_ms and min_ms of the forward pass with every attention "
         "probability kept (tokenization included, a few microseconds), load_ms of "
@@ -92,6 +94,7 @@ std::function<int()> setup(CLI::App& command) {
         using Clock = std::chrono::steady_clock;
         const std::filesystem::path folder = model_folder(flags->model);
         const auto load_start = Clock::now();
+        std::optional<Step> step(std::in_place, "loading the model");
         const Model model = Model::open(folder);
         const double load_ms =
             std::chrono::duration<double, std::milli>(Clock::now() - load_start).count();
@@ -101,11 +104,24 @@ std::function<int()> setup(CLI::App& command) {
             throw UsageError("--seq " + std::to_string(flags->seq) + " is more than the " +
                              std::to_string(max_positions) + " tokens " +
                              model_label(flags->model) + " takes");
+        RunOptions run;
+        run.threads = flags->threads;
+        run.max_memory = flags->max_memory;
+        // Models without a position table take any --seq: the memory bounds it,
+        // checked before the sample text is made.
+        try {
+            MemoryShape shape;
+            shape.tokens = flags->seq;
+            if (model.config().is_encoder_decoder) shape.decoder_tokens = flags->seq;
+            model.check_memory(shape, run);
+        } catch (const MemoryBudgetError& e) {
+            throw explain_memory_error(e, "--seq");
+        }
+        step.emplace("making the sample text");
         TraceRequest request;
         request.text = text_of_length(model.tokenizer(), flags->seq);
         if (model.config().is_encoder_decoder) request.target = request.text;
-        RunOptions run;
-        run.threads = flags->threads;
+        step.emplace("running the model");
         for (int i = 0; i < flags->warmup; ++i) model.trace(request, run);
         std::vector<double> times;
         size_t tokens = 0;

@@ -16,6 +16,7 @@ std::function<int()> setup(CLI::App& command) {
         bool queries_keys = false;
         bool hidden_states = false;
         int threads = 0;
+        std::optional<uint64_t> max_memory;
     };
     auto flags = std::make_shared<Flags>();
     add_model_flags(command, flags->model);
@@ -28,6 +29,7 @@ std::function<int()> setup(CLI::App& command) {
     command.add_flag("--hidden-states", flags->hidden_states,
                      "also write hidden_states [layers + 1, tokens, hidden]");
     add_threads_flag(command, flags->threads);
+    add_max_memory_flag(command, flags->max_memory);
     command.footer(
         "Arrays: input_ids, token_type_ids (int64), tokens (unicode), attentions (float32, "
         "[layers, heads, tokens, tokens]). Encoder-decoder models write encoder_/decoder_ "
@@ -37,13 +39,17 @@ std::function<int()> setup(CLI::App& command) {
     return [flags] {
         read_text_files(flags->text);
         const std::filesystem::path folder = model_folder(flags->model);
+        std::optional<Step> step(std::in_place, "loading the model");
         const Model model = Model::open(folder);
         RunOptions run;
         run.threads = flags->threads;
+        run.max_memory = flags->max_memory;
         run.keep_queries_keys = flags->queries_keys;
         run.keep_hidden_states = flags->hidden_states;
+        step.emplace("running the model");
         AttentionTrace trace = trace_text(model, flags->text, run);
         trace.model_id = model_label(flags->model);
+        step.emplace("writing the .npz");
         OutputFile output(flags->output, "-o");
         write_npz(trace, output.stream());
         output.commit();

@@ -100,6 +100,7 @@ std::function<int()> setup(CLI::App& command) {
         bool fragment = false;
         int threads = 0;
         std::string attention;
+        std::optional<uint64_t> max_memory;
     };
     auto flags = std::make_shared<Flags>();
     add_model_flags(command, flags->model);
@@ -126,6 +127,7 @@ std::function<int()> setup(CLI::App& command) {
     command.add_flag("--open", flags->open, "open the page in the default browser");
     add_threads_flag(command, flags->threads);
     add_attention_flag(command, flags->attention);
+    add_max_memory_flag(command, flags->max_memory);
     command.footer(
         "Example: attnviz view --model bert-base-uncased --text \"The cat sat on the mat\" "
         "--text-b \"The cat lay on the rug\"\nWrites the page (or picture) and prints its path. "
@@ -178,15 +180,21 @@ std::function<int()> setup(CLI::App& command) {
             throw UsageError("--open needs a file to open, not -o -");
 
         AttentionTrace trace;
+        std::optional<Step> step;
         if (!flags->attention.empty()) {
+            step.emplace("reading the attention file");
             trace = trace_from_attention_file(command, flags->attention);
         } else {
             const std::filesystem::path folder = model_folder(flags->model);
+            step.emplace("loading the model");
             const Model model = Model::open(folder);
             RunOptions run;
             run.threads = flags->threads;
+            run.max_memory = flags->max_memory;
+            if (format == "html") run.output_fraction = 0.3;  // the page's quantized attention
             run.keep_queries_keys = std::find(options.views.begin(), options.views.end(),
                                               View::neuron) != options.views.end();
+            step.emplace("running the model");
             trace = trace_text(model, flags->text, run);
             trace.model_id = model_label(flags->model);
         }
@@ -202,6 +210,7 @@ std::function<int()> setup(CLI::App& command) {
                                  " is out of range: the model has " +
                                  std::to_string(shown.n_heads) + " heads");
 
+        step.emplace("writing the view");
         if (format == "html") {
             write_output(output,
                          flags->fragment ? render_html_fragment(trace, options)

@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <new>
 
 #include "attnviz/error.h"
 #include "attnviz/files.h"
@@ -25,6 +27,22 @@ int report(std::string message, int code) {
     std::replace(message.begin(), message.end(), '\n', ' ');
     std::cerr << "attnviz: error: " << attnviz::printable(message) << "\n";
     return code;
+}
+
+// A failed allocation: said without allocating (the heap may be exhausted),
+// with what the command was doing and the flags that bound a run's memory.
+int report_out_of_memory() {
+    const char* doing = attnviz::cli::Step::current();
+    std::fputs("attnviz: error: out of memory", stderr);
+    if (doing) {
+        std::fputs(" while ", stderr);
+        std::fputs(doing, stderr);
+    }
+    std::fputs(
+        "; run fewer tokens (--truncate N), or set --max-memory SIZE to what this machine "
+        "can spare, to be refused up front with an estimate\n",
+        stderr);
+    return kRuntimeError;
 }
 
 // libgomp reads OMP_WAIT_POLICY once, as the program starts. Its default lets
@@ -97,6 +115,8 @@ int main(int argc, char** argv) {
         return report(e.what(), kRuntimeError);
     } catch (const std::filesystem::filesystem_error& e) {
         return report(e.what(), kRuntimeError);
+    } catch (const std::bad_alloc&) {
+        return report_out_of_memory();
     } catch (const std::exception& e) {
         return report(std::string("unexpected failure: ") + e.what(), kRuntimeError);
     }

@@ -2,6 +2,7 @@
 // keeps every attention probability. Owner: src/model (over src/io and src/runtime).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "attnviz/encoding.h"
+#include "attnviz/memory.h"
 #include "attnviz/tokenizer.h"
 #include "attnviz/trace.h"
 
@@ -28,6 +30,10 @@ struct ModelConfig {
     int intermediate_size = 0;
     int vocab_size = 0;
     int max_positions = 0;  // 0: no learned limit (relative or rotary positions)
+    // The longest input the model was made for, where it has no hard limit:
+    // a rotary model's max_position_embeddings (0: none given). --truncate's
+    // default; longer inputs still run.
+    int context_length = 0;
     int type_vocab_size = 0;
     float norm_eps = 1e-12f;  // layer_norm_eps, layer_norm_epsilon, rms_norm_eps
     std::string hidden_act;   // hidden_act, activation_function, ...: "gelu", "gelu_new"
@@ -50,6 +56,14 @@ struct RunOptions {
     bool keep_hidden_states = false;
     int threads = 0;  // 1 to kMaxThreads; 0: ATTNVIZ_NUM_THREADS, else the number of cores
     Precision precision = Precision::fp32;
+    // The most memory the run may take, in bytes (Model::estimate_memory's
+    // total); not set: what available_memory() finds. Over it, Model::trace
+    // throws MemoryBudgetError before allocating.
+    std::optional<uint64_t> max_memory;
+    // Memory the caller needs beside the trace once it returns, as a fraction
+    // of the attention's bytes, for the estimate: an HTML page of the views
+    // takes about 0.3 (quantized to a byte, deflated, base64).
+    double output_fraction = 0;
 };
 
 // What to run: text A and optional text B for encoders and decoders; for
@@ -58,7 +72,12 @@ struct TraceRequest {
     std::string text;
     std::optional<std::string> text_pair;
     std::optional<std::string> target;
+    // Cut each text to max_tokens tokens (special tokens included, at most
+    // max_positions); 0: to the model's limit (max_positions, else
+    // context_length, else the tokenizer's model_max_length). Without
+    // truncate, only max_positions is enforced.
     bool truncate = false;
+    size_t max_tokens = 0;
 };
 
 class Model {
@@ -71,7 +90,18 @@ public:
     const Tokenizer& tokenizer() const;
 
     // Tokenizes, runs the forward pass, and returns every attention map.
+    // Throws MemoryBudgetError, before the forward allocates, when the
+    // estimate exceeds the budget (RunOptions::max_memory).
     AttentionTrace trace(const TraceRequest& request, const RunOptions& options = {}) const;
+
+    // What trace would take: the weights as loaded plus the forward's estimate.
+    MemoryEstimate estimate_memory(const TraceRequest& request,
+                                   const RunOptions& options = {}) const;
+    MemoryEstimate estimate_memory(const MemoryShape& shape) const;
+    // Throws MemoryBudgetError when `shape` does not fit options.max_memory (or
+    // the available memory), naming the estimate, the budget and how many
+    // tokens would fit; for callers that size a run before making its text.
+    void check_memory(const MemoryShape& shape, const RunOptions& options) const;
 
     struct Impl;
 

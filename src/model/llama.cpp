@@ -297,6 +297,7 @@ void read_llama_config(const ConfigReader& reader, ModelConfig& config) {
     config.norm_eps = static_cast<float>(reader.number({"rms_norm_eps"}, 1e-6));
     config.hidden_act = reader.string({"hidden_act"}, "silu");
     config.max_positions = 0;  // rotary: no learned table
+    config.context_length = reader.integer({"max_position_embeddings"}, 2048);
     config.type_vocab_size = 0;
     config.is_causal = true;
     if (config.n_layers < 1 || config.n_heads < 1 || config.n_kv_heads < 1 ||

@@ -3,6 +3,7 @@
 // Model (model.cpp) does the rest: tokenizing, threads, tokens in the trace.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,9 @@ public:
     // The loader that bound the weights, which load_network asks about
     // checkpoint layers config.json left out.
     virtual const WeightLoader& weights() const = 0;
+    // The bytes its weights occupy once the forward has read them all, for the
+    // memory estimate.
+    uint64_t weight_bytes() const { return weights().resident_bytes(); }
 };
 
 // What a factory gets: the config (common fields already read; an

@@ -105,6 +105,10 @@ const float* WeightLoader::get_optional(std::string_view pattern, std::string_vi
                     io::shape_string(expected) + " (" + std::string(shape) + ")");
     const float* data = as_f32(*tensor);
     sizes_[data] = tensor->numel() * sizeof(float);
+    // A token embedding read in place from the map: the forward touches only
+    // the rows of the tokens it runs, not the whole [vocab, hidden] table.
+    if (shape.starts_with("vocab") && reinterpret_cast<const uint8_t*>(data) == tensor->data)
+        mapped_lookup_tables_.insert(data);
     return data;
 }
 
@@ -151,6 +155,13 @@ void WeightLoader::release(const float* data) {
     const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
     const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + size->second) / page * page;
     if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+uint64_t WeightLoader::resident_bytes() const {
+    uint64_t bytes = converted_source_bytes_;
+    for (const auto& [data, size] : sizes_)
+        if (!mapped_lookup_tables_.contains(data)) bytes += size;
+    return bytes;
 }
 
 const float* WeightLoader::get(std::string_view pattern, std::string_view shape, int layer) {
@@ -242,6 +253,7 @@ const float* WeightLoader::as_f32(const io::TensorView& tensor) {
         }
     });
     converted_.push_back(std::move(values));
+    converted_source_bytes_ += tensor.n_bytes;
     return converted_.back().get();
 }
 

@@ -12,12 +12,14 @@
 // for a deflated zip entry, inflated into the copy only now, after the shape check).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "attnviz/model.h"
@@ -72,6 +74,12 @@ public:
         };
     }
 
+    // What the weights handed out occupy once read: float32 bytes, plus the
+    // checkpoint's own pages that converted copies were read from. Token
+    // embeddings read in place from the memory map count nothing: only the
+    // rows of the tokens run are ever read.
+    uint64_t resident_bytes() const;
+
     // The prefix the checkpoint's names use ("" or "bert."), once a tensor was found.
     const std::string& prefix() const { return prefix_; }
 
@@ -90,8 +98,10 @@ private:
     std::string prefix_;
     bool prefix_known_ = false;
     std::unordered_map<std::string, int64_t> dims_;
-    std::vector<std::unique_ptr<float[]>> converted_;  // F16/BF16/F64 -> F32 copies
-    std::unordered_map<const float*, size_t> sizes_;   // bytes of every weight handed out
+    std::vector<std::unique_ptr<float[]>> converted_;        // F16/BF16/F64 -> F32 copies
+    std::unordered_map<const float*, size_t> sizes_;         // bytes of every weight handed out
+    uint64_t converted_source_bytes_ = 0;                    // what converted_ was read from
+    std::unordered_set<const float*> mapped_lookup_tables_;  // "vocab, ..." views into the map
     // Per layer stack (the pattern's text before "{L}"), the layers loaded.
     std::unordered_map<std::string, int> layers_loaded_;
 };

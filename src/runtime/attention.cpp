@@ -1,11 +1,13 @@
 #include "runtime/attention.h"
 
-#include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <new>
 #include <vector>
 
 #include "attnviz/error.h"
@@ -55,14 +57,20 @@ bool sees_a_key(const AttentionShape& shape, int first_visible, int query) {
 
 }  // namespace
 
+// The GEMMs are oneDNN's (row-major dnnl_sgemm), not OpenBLAS's: OpenBLAS
+// maps a 128 MiB buffer for each thread that calls it, and when that mapping
+// fails (under ulimit -v) its allocator retries forever. oneDNN's returns
+// dnnl_out_of_memory instead, which becomes std::bad_alloc here.
 void attention(const AttentionShape& shape, const AttentionInputs& in, float* probs, float* context,
                int context_stride) {
     check_shape(shape);
     const int Q = shape.n_queries, K = shape.n_keys, D = shape.head_dim;
     const int group = shape.n_heads / shape.n_kv_heads;
     const int first_visible = first_visible_key(shape, in.key_mask);
+    std::atomic<int> failure{dnnl_success};  // exceptions may not leave the parallel loop
 #pragma omp parallel for schedule(dynamic, 1)
     for (int head = 0; head < shape.n_heads; ++head) {
+        if (failure.load(std::memory_order_relaxed) != dnnl_success) continue;
         const int kv_head = head / group;
         float* scores = probs + static_cast<size_t>(head) * Q * K;  // [Q, K]
         const float* q = in.queries + static_cast<size_t>(head) * D;
@@ -76,18 +84,25 @@ void attention(const AttentionShape& shape, const AttentionInputs& in, float* pr
             beta = 1.0f;
         }
         // scores [Q, K] = scale * q [Q, D] k^T [D, K]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Q, K, D, shape.score_scale, q,
-                    in.query_stride, k, in.key_stride, beta, scores, K);
-        if (in.key_mask || shape.causal) mask_scores(shape, in.key_mask, scores);
-        for (int query = 0; query < Q; ++query) {
-            float* row = scores + static_cast<size_t>(query) * K;
-            if (!softmax_row(row, K) && sees_a_key(shape, first_visible, query))
-                std::fill(row, row + K, std::numeric_limits<float>::quiet_NaN());
+        dnnl_status_t status = dnnl_sgemm('N', 'T', Q, K, D, shape.score_scale, q, in.query_stride,
+                                          k, in.key_stride, beta, scores, K);
+        if (status == dnnl_success) {
+            if (in.key_mask || shape.causal) mask_scores(shape, in.key_mask, scores);
+            for (int query = 0; query < Q; ++query) {
+                float* row = scores + static_cast<size_t>(query) * K;
+                if (!softmax_row(row, K) && sees_a_key(shape, first_visible, query))
+                    std::fill(row, row + K, std::numeric_limits<float>::quiet_NaN());
+            }
+            // context [Q, D] = probs [Q, K] v [K, D]
+            status = dnnl_sgemm('N', 'N', Q, D, K, 1.0f, scores, K, v, in.value_stride, 0.0f,
+                                context + static_cast<size_t>(head) * D, context_stride);
         }
-        // context [Q, D] = probs [Q, K] v [K, D]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Q, D, K, 1.0f, scores, K, v,
-                    in.value_stride, 0.0f, context + static_cast<size_t>(head) * D, context_stride);
+        if (status != dnnl_success) failure.store(status, std::memory_order_relaxed);
     }
+    if (failure == dnnl_out_of_memory) throw std::bad_alloc();
+    if (failure != dnnl_success)
+        throw Error("attention: oneDNN's sgemm failed (status " + std::to_string(failure.load()) +
+                    ")");
 }
 
 void attention_reference(const AttentionShape& shape, const AttentionInputs& in, float* probs,

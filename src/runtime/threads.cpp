@@ -4,14 +4,11 @@
 #include <sched.h>
 
 #include <cstdlib>
-#include <mutex>
 #include <string>
 #include <thread>
 
 #include "attnviz/error.h"
 #include "attnviz/model.h"  // kMaxThreads
-
-extern "C" void openblas_set_num_threads(int num_threads);
 
 namespace attnviz::runtime {
 
@@ -34,9 +31,6 @@ int resolve_thread_count(int requested) {
 }
 
 ThreadScope::ThreadScope(int threads) : threads_(threads), previous_(omp_get_max_threads()) {
-    // OpenBLAS runs only inside our OpenMP loops: a pool of its own would fight them.
-    static std::once_flag openblas_single;
-    std::call_once(openblas_single, [] { openblas_set_num_threads(1); });
     omp_set_num_threads(threads_);
 }
 

@@ -1,6 +1,5 @@
-// How many threads a run uses, and the scope that applies it to every pool
-// involved: attnviz's OpenMP loops and oneDNN share one libgomp pool, and
-// OpenBLAS (its pthread build) is kept to one thread, called inside that pool.
+// How many threads a run uses, and the scope that applies it to the one pool
+// involved: attnviz's OpenMP loops and oneDNN share one libgomp pool.
 #pragma once
 
 namespace attnviz::runtime {

@@ -1,0 +1,248 @@
+// The memory a forward pass takes, per architecture family, and the memory the
+// process may use (include/attnviz/memory.h).
+//
+// The estimate counts the buffers each family's forward allocates (see its
+// forward() in src/model/<name>.cpp) in float32, at the point where most of
+// them are alive at once, plus the process's own start-up memory. It leaves
+// out what is small next to them (token lists, oneDNN's primitives); the
+// terms that grow with the sequence are exact, so the estimate tightens as the
+// request grows, which is where it matters.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <string>
+
+#include "attnviz/memory.h"
+#include "attnviz/model.h"
+
+namespace attnviz {
+
+namespace {
+
+constexpr uint64_t kFloat = sizeof(float);
+
+uint64_t u(long long value) { return value > 0 ? static_cast<uint64_t>(value) : 0; }
+
+// Each term saturates at 2 EiB, so that their sum (MemoryEstimate::total) cannot
+// wrap however absurd the request (bench --seq 1000000000: 28 EiB of attention).
+constexpr uint64_t kMostBytes = uint64_t{1} << 61;
+
+uint64_t product(std::initializer_list<uint64_t> factors) {
+    uint64_t result = 1;
+    for (const uint64_t factor : factors) {
+        if (factor != 0 && result > kMostBytes / factor) return kMostBytes;
+        result *= factor;
+    }
+    return result;
+}
+
+uint64_t sum(std::initializer_list<uint64_t> terms) {
+    uint64_t result = 0;
+    for (const uint64_t term : terms)
+        result = std::min(kMostBytes, result + std::min(term, kMostBytes));
+    return result;
+}
+
+// One stack of `layers` attention layers over `queries` x `keys` tokens.
+struct StackSizes {
+    uint64_t layers, heads, head_dim, queries, keys;
+    uint64_t probs() const { return product({layers, heads, queries, keys, kFloat}); }
+    uint64_t queries_keys() const {
+        return product({layers, heads, sum({queries, keys}), head_dim, kFloat});
+    }
+};
+
+uint64_t output_bytes(const MemoryShape& shape, uint64_t attention) {
+    return static_cast<uint64_t>(std::min(static_cast<double>(kMostBytes),
+                                          shape.output_fraction * static_cast<double>(attention)));
+}
+
+bool is_family(const std::string& model_type, std::initializer_list<const char*> family) {
+    for (const char* name : family)
+        if (model_type == name) return true;
+    return false;
+}
+
+}  // namespace
+
+MemoryEstimate estimate_forward_memory(const ModelConfig& config, const MemoryShape& shape) {
+    MemoryEstimate estimate;
+    const uint64_t D = u(config.hidden_size), H = u(config.n_heads), Dh = u(config.head_dim);
+    const uint64_t I = u(config.intermediate_size), L = u(config.n_layers);
+    const uint64_t T = shape.tokens;
+    estimate.activations = kProcessBaselineBytes;
+
+    if (config.is_encoder_decoder) {
+        // T5, BART, Marian: encoder, decoder and cross blocks (t5.cpp, bart.cpp).
+        const uint64_t S = shape.tokens, Tt = shape.decoder_tokens;
+        const uint64_t Ld = u(config.n_decoder_layers > 0 ? config.n_decoder_layers : L);
+        const uint64_t inner = H * Dh;
+        const StackSizes encoder{L, H, Dh, S, S}, decoder{Ld, H, Dh, Tt, Tt},
+            cross{Ld, H, Dh, Tt, S};
+        estimate.attention = sum({encoder.probs(), decoder.probs(), cross.probs()});
+        const bool t5 = config.model_type == "t5";
+        // T5's position biases, one [heads, Q, K] per stack
+        const uint64_t biases = sum({product({H, S, S, kFloat}), product({H, Tt, Tt, kFloat})});
+        if (shape.keep_queries_keys) {
+            estimate.queries_keys =
+                sum({encoder.queries_keys(), decoder.queries_keys(), cross.queries_keys()});
+            // T5 keeps its shared position bias per block, and builds each layer's copy
+            if (t5) estimate.queries_keys = sum({estimate.queries_keys, biases, biases});
+        }
+        if (shape.keep_hidden_states)
+            estimate.hidden_states =
+                product({sum({product({L + 1, S}), product({Ld + 1, Tt})}), D, kFloat});
+        // encoder memory and decoder stream, the per-layer buffers of the longer
+        // sequence (norm, q|k|v, context, feed-forward in and gate), the cross
+        // attention's keys and values of the source, and T5's position biases
+        // (the decoder's is built while the encoder's is still held)
+        const uint64_t n = std::max(S, Tt);
+        const uint64_t per_token = D + 3 * inner + inner + 2 * I;
+        estimate.activations = sum({estimate.activations, product({sum({S, Tt}), D, kFloat}),
+                                    product({n, per_token, kFloat}),
+                                    product({S, 2 * inner, kFloat}), t5 ? biases : 0});
+        estimate.output = output_bytes(shape, estimate.attention);
+        return estimate;
+    }
+
+    const StackSizes stack{L, H, Dh, T, T};
+    estimate.attention = stack.probs();
+    if (shape.keep_queries_keys) estimate.queries_keys = stack.queries_keys();
+    if (shape.keep_hidden_states) estimate.hidden_states = product({L + 1, T, D, kFloat});
+    uint64_t per_token = 0;  // floats per token of the forward's buffers
+    uint64_t squares = 0;    // [heads, T, T] workspaces
+    if (is_family(config.model_type, {"llama", "mistral", "qwen2"})) {
+        // x, h, q|k|v (grouped), context, gate and up, the rotary tables (llama.cpp)
+        const uint64_t Dq = H * Dh, Dkv = u(config.n_kv_heads) * Dh;
+        per_token = 2 * D + (Dq + 2 * Dkv) + Dq + 2 * I + Dh;
+    } else if (config.model_type == "gpt2") {
+        per_token = 2 * D + 3 * D + D + I;  // x, h, q|k|v, context, feed-forward (gpt2.cpp)
+    } else {
+        // BERT, RoBERTa, ELECTRA, DistilBERT, ALBERT: x, the embeddings' input,
+        // q|k|v, context, feed-forward (bert_layers.cpp, albert.cpp, ...)
+        per_token = D + D + 3 * D + D + I;
+        if (config.position_embedding_type == "relative_key" ||
+            config.position_embedding_type == "relative_key_query")
+            squares = 1;  // the relative position scores
+    }
+    estimate.activations = sum({estimate.activations, product({T, per_token, kFloat}),
+                                product({squares, H, T, T, kFloat})});
+    estimate.output = output_bytes(shape, estimate.attention);
+    return estimate;
+}
+
+namespace {
+
+// /proc/meminfo's MemAvailable, in bytes.
+std::optional<uint64_t> mem_available() {
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    uint64_t kib = 0;
+    std::string unit;
+    while (meminfo >> key >> kib >> unit)
+        if (key == "MemAvailable:") return kib * 1024;
+    return std::nullopt;
+}
+
+std::optional<uint64_t> read_number_file(const std::string& path) {
+    std::ifstream file(path);
+    std::string text;
+    if (!(file >> text) || text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])))
+        return std::nullopt;  // "max": no limit
+    try {
+        return std::stoull(text);
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+// The cgroup (v2) this process is in: its memory.max less memory.current.
+std::optional<uint64_t> cgroup_room() {
+    std::ifstream cgroup("/proc/self/cgroup");
+    std::string line;
+    while (std::getline(cgroup, line)) {
+        if (!line.starts_with("0::")) continue;
+        const std::string folder = "/sys/fs/cgroup" + line.substr(3);
+        const std::optional<uint64_t> max = read_number_file(folder + "/memory.max");
+        if (!max) return std::nullopt;
+        const uint64_t current = read_number_file(folder + "/memory.current").value_or(0);
+        return *max > current ? *max - current : 0;
+    }
+    return std::nullopt;
+}
+
+// The address space mapped now (VmSize), in bytes.
+uint64_t mapped_now() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.starts_with("VmSize:")) return std::stoull(line.substr(7)) * 1024;
+    return 0;
+}
+
+}  // namespace
+
+MemoryBudget available_memory() {
+    MemoryBudget budget{std::numeric_limits<uint64_t>::max(), "no limit found"};
+    if (const std::optional<uint64_t> available = mem_available())
+        budget = {*available, "available memory"};
+    if (const std::optional<uint64_t> room = cgroup_room(); room && *room < budget.bytes)
+        budget = {*room, "cgroup memory.max"};
+    rlimit limit{};
+    if (getrlimit(RLIMIT_AS, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+        const uint64_t mapped = mapped_now();
+        const uint64_t room = limit.rlim_cur > mapped ? limit.rlim_cur - mapped : 0;
+        if (room < budget.bytes) budget = {room, "ulimit -v"};
+    }
+    return budget;
+}
+
+std::optional<uint64_t> parse_memory_size(std::string_view text) {
+    size_t digits = 0;
+    while (digits < text.size() &&
+           (std::isdigit(static_cast<unsigned char>(text[digits])) || text[digits] == '.'))
+        ++digits;
+    if (digits == 0 || std::count(text.begin(), text.begin() + digits, '.') > 1)
+        return std::nullopt;
+    std::string unit(text.substr(digits));
+    for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (unit.ends_with("IB"))
+        unit.resize(unit.size() - 2);
+    else if (unit.ends_with("B"))
+        unit.resize(unit.size() - 1);
+    static constexpr std::pair<const char*, double> kUnits[] = {{"", 1.0},
+                                                                {"K", 1024.0},
+                                                                {"M", 1024.0 * 1024},
+                                                                {"G", 1024.0 * 1024 * 1024},
+                                                                {"T", 1024.0 * 1024 * 1024 * 1024}};
+    for (const auto& [name, scale] : kUnits) {
+        if (unit != name) continue;
+        const double value = std::stod(std::string(text.substr(0, digits))) * scale;
+        if (!std::isfinite(value) || value < 1 || value >= 1.8e19) return std::nullopt;
+        return static_cast<uint64_t>(value);
+    }
+    return std::nullopt;
+}
+
+std::string format_memory_size(uint64_t bytes) {
+    static constexpr const char* kUnits[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double value = static_cast<double>(bytes);
+    size_t unit = 0;
+    while (value >= 1024 && unit + 1 < std::size(kUnits)) value /= 1024, ++unit;
+    char text[32];
+    // three significant digits: "812 MiB", "1.23 GiB"
+    const char* format = unit == 0 || value >= 100 ? "%.0f %s"
+                         : value >= 10             ? "%.1f %s"
+                                                   : "%.2f %s";
+    std::snprintf(text, sizeof text, format, value, kUnits[unit]);
+    return text;
+}
+
+}  // namespace attnviz

@@ -1,0 +1,124 @@
+// The memory estimate and budget (attnviz/memory.h): sizes parsed as a user
+// writes them, the estimate's terms against hand-counted sizes, and
+// Model::trace refusing a run over its budget before the forward.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "attnviz/memory.h"
+#include "attnviz/model.h"
+
+namespace fs = std::filesystem;
+using namespace attnviz;
+
+namespace {
+
+const fs::path kModels = fs::path(ATTNVIZ_TEST_DATA) / "model";
+
+MemoryShape tokens(size_t n) {
+    MemoryShape shape;
+    shape.tokens = n;
+    return shape;
+}
+
+TEST(MemorySize, ParsesWhatUsersWrite) {
+    EXPECT_EQ(parse_memory_size("3G"), 3ull << 30);
+    EXPECT_EQ(parse_memory_size("500M"), 500ull << 20);
+    EXPECT_EQ(parse_memory_size("500m"), 500ull << 20);
+    EXPECT_EQ(parse_memory_size("1.5GiB"), 3ull << 29);
+    EXPECT_EQ(parse_memory_size("2GB"), 2ull << 30);
+    EXPECT_EQ(parse_memory_size("800000K"), 800000ull << 10);
+    EXPECT_EQ(parse_memory_size("1T"), 1ull << 40);
+    EXPECT_EQ(parse_memory_size("1073741824"), 1073741824ull);
+    for (const char* bad : {"", "G", "-1G", "3X", "1.2.3G", "0", "0.1", "1e3", " 3G", "3 G", "inf"})
+        EXPECT_EQ(parse_memory_size(bad), std::nullopt) << bad;
+}
+
+TEST(MemorySize, FormatsThreeDigits) {
+    EXPECT_EQ(format_memory_size(512), "512 bytes");
+    EXPECT_EQ(format_memory_size(10ull << 20), "10.0 MiB");
+    EXPECT_EQ(format_memory_size(812ull << 20), "812 MiB");
+    EXPECT_EQ(format_memory_size(1288490189), "1.20 GiB");
+}
+
+// GPT-2 base on 1024 tokens: the kept tensors are exactly their sizes.
+TEST(MemoryEstimate, KeptTensorsAreExact) {
+    ModelConfig gpt2;
+    gpt2.model_type = "gpt2";
+    gpt2.n_layers = 12, gpt2.n_heads = 12, gpt2.n_kv_heads = 12, gpt2.head_dim = 64;
+    gpt2.hidden_size = 768, gpt2.intermediate_size = 3072, gpt2.max_positions = 1024;
+    MemoryShape shape = tokens(1024);
+    shape.keep_queries_keys = shape.keep_hidden_states = true;
+    const MemoryEstimate estimate = estimate_forward_memory(gpt2, shape);
+    EXPECT_EQ(estimate.attention, 12ull * 12 * 1024 * 1024 * 4);  // 576 MiB
+    EXPECT_EQ(estimate.queries_keys, 2ull * 12 * 12 * 1024 * 64 * 4);
+    EXPECT_EQ(estimate.hidden_states, 13ull * 1024 * 768 * 4);
+    // x, h, q|k|v, context (6 x 768) and the feed-forward (3072) per token, and the process
+    EXPECT_EQ(estimate.activations, 1024ull * (6 * 768 + 3072) * 4 + kProcessBaselineBytes);
+    EXPECT_EQ(estimate.weights, 0u);  // the checkpoint's, added by Model
+
+    // T5: three blocks, and the position biases of both stacks
+    ModelConfig t5 = gpt2;
+    t5.model_type = "t5", t5.is_encoder_decoder = true, t5.n_decoder_layers = 6, t5.n_layers = 6;
+    t5.n_heads = 8;
+    MemoryShape pair = tokens(100);
+    pair.decoder_tokens = 50;
+    const MemoryEstimate t5_estimate = estimate_forward_memory(t5, pair);
+    EXPECT_EQ(t5_estimate.attention, 6ull * 8 * (100 * 100 + 50 * 50 + 50 * 100) * 4);
+    EXPECT_EQ(t5_estimate.queries_keys, 0u);
+}
+
+// The weights as the forward holds them: the tiny BERT has 22464 parameters
+// that attnviz reads (embeddings 5376, two layers of 8544; no pooler). From a
+// float32 file they are read in place, and of the word embeddings (100 x 32)
+// only the rows of the tokens run; from a float16 file all are float32
+// copies, plus the file's pages they were read from.
+TEST(MemoryEstimate, WeightsAreWhatTheCheckpointLoads) {
+    const Model fp32 = Model::open(kModels / "tiny-safetensors");
+    EXPECT_EQ(fp32.estimate_memory(tokens(8)).weights, (22464u - 3200) * 4);
+    const Model fp16 = Model::open(kModels / "tiny-fp16");
+    EXPECT_EQ(fp16.estimate_memory(tokens(8)).weights, 22464u * (4 + 2));
+}
+
+// Over the budget, trace throws before running, naming the estimate and the
+// budget, and the tokens it names as fitting do fit (one more does not).
+TEST(MemoryEstimate, TraceRefusesARunOverItsBudget) {
+    const Model model = Model::open(kModels / "tiny-safetensors");
+    TraceRequest request;
+    request.text = "the cat sat on the mat the cat sat on the mat the cat sat";
+    const MemoryEstimate estimate = model.estimate_memory(request);
+    RunOptions options;
+    options.max_memory = estimate.total() - 1;
+    try {
+        model.trace(request, options);
+        FAIL() << "no MemoryBudgetError";
+    } catch (const MemoryBudgetError& e) {
+        EXPECT_EQ(e.estimate().total(), estimate.total());
+        EXPECT_EQ(e.budget().bytes, estimate.total() - 1);
+        EXPECT_EQ(e.budget().source, "the limit given");
+        EXPECT_NE(std::string(e.what()).find("needs about " + format_memory_size(estimate.total())),
+                  std::string::npos)
+            << e.what();
+        const size_t fitting = e.fitting_tokens();
+        ASSERT_GT(fitting, 0u);
+        EXPECT_LE(model.estimate_memory(tokens(fitting)).total(), *options.max_memory);
+        EXPECT_GT(model.estimate_memory(tokens(fitting + 1)).total(), *options.max_memory);
+        // and truncating to them runs within the same budget
+        request.truncate = true;
+        request.max_tokens = fitting;
+        const AttentionTrace trace = model.trace(request, options);
+        EXPECT_EQ(trace.sequences.front().tokens.size(), fitting);
+    }
+    options.max_memory = estimate.total();
+    EXPECT_NO_THROW(model.trace(request, options));
+}
+
+// The default budget is what the machine has: finite, and at most the address
+// space left when ulimit -v is set.
+TEST(MemoryBudgetTest, AvailableMemoryIsBounded) {
+    const MemoryBudget budget = available_memory();
+    EXPECT_GT(budget.bytes, 0u);
+    EXPECT_FALSE(budget.source.empty());
+}
+
+}  // namespace

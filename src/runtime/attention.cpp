@@ -77,19 +77,22 @@ void attention(const AttentionShape& shape, const AttentionInputs& in, float* pr
         const float* k = in.keys + static_cast<size_t>(kv_head) * D;
         const float* v = in.values + static_cast<size_t>(kv_head) * D;
         float beta = 0.0f;
-        if (in.score_bias) {  // scores = scale * bias, then += scale * q k^T
+        if (in.score_bias) {  // scores = bias, then += q k^T
             const float* bias = in.score_bias + static_cast<size_t>(head) * Q * K;
-            for (size_t i = 0; i < static_cast<size_t>(Q) * K; ++i)
-                scores[i] = shape.score_scale * bias[i];
+            std::copy(bias, bias + static_cast<size_t>(Q) * K, scores);
             beta = 1.0f;
         }
-        // scores [Q, K] = scale * q [Q, D] k^T [D, K]
-        dnnl_status_t status = dnnl_sgemm('N', 'T', Q, K, D, shape.score_scale, q, in.query_stride,
-                                          k, in.key_stride, beta, scores, K);
+        // scores [Q, K] = q [Q, D] k^T [D, K] (+ bias), then x scale row by row: the
+        // product is formed before the scale, as transformers computes it, so a
+        // q.k past float32's range overflows to inf here exactly where it does there.
+        dnnl_status_t status =
+            dnnl_sgemm('N', 'T', Q, K, D, 1.0f, q, in.query_stride, k, in.key_stride, beta, scores, K);
         if (status == dnnl_success) {
             if (in.key_mask || shape.causal) mask_scores(shape, in.key_mask, scores);
             for (int query = 0; query < Q; ++query) {
                 float* row = scores + static_cast<size_t>(query) * K;
+                if (shape.score_scale != 1.0f)
+                    for (int key = 0; key < K; ++key) row[key] *= shape.score_scale;
                 if (!softmax_row(row, K) && sees_a_key(shape, first_visible, query))
                     std::fill(row, row + K, std::numeric_limits<float>::quiet_NaN());
             }

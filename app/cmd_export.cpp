@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "attnviz/export.h"
+#include "attnviz/hub.h"
 #include "cli.h"
 
 namespace attnviz::cli {
@@ -43,6 +44,7 @@ std::function<int()> setup(CLI::App& command) {
         run.keep_hidden_states = flags->hidden_states;
         AttentionTrace trace = trace_text(model, flags->text, run);
         trace.model_id = model_label(flags->model);
+        trace.model_revision = snapshot_commit(folder);
         if (is_standard_output(flags->output)) {
             write_npz(trace, std::cout);
         } else {

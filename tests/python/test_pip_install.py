@@ -2,7 +2,12 @@
 using Debian's setuptools (pip install --no-build-isolation .), and the
 installed package runs the demo model, draws a head view and executes the seed
 notebook. Slow (a whole build of the library): label "slow". Needs
-ATTNVIZ_SOURCE_DIR (a git checkout; its HEAD is cloned)."""
+ATTNVIZ_SOURCE_DIR (a git checkout; its HEAD is cloned).
+
+The clone's CMake build goes to <clone>/build, where a checkout's own build
+is, and ccache's base_dir is the clone's parent: compile lines then name
+"../src/...", as in a tree built with base_dir above it, so a CI run that has
+built the tree finds most objects in ccache."""
 
 import os
 import subprocess
@@ -36,7 +41,8 @@ class PipInstall(unittest.TestCase):
             subprocess.run(["git", "clone", "--quiet", SOURCE, clone], check=True)
             venv = os.path.join(folder, "v")
             subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", venv], check=True)
-            env = dict(os.environ, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+            env = dict(os.environ, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
+                       ATTNVIZ_BUILD_DIR=os.path.join(clone, "build"), CCACHE_BASEDIR=folder)
             env.pop("PYTHONPATH", None)  # only what the venv holds
             subprocess.run([os.path.join(venv, "bin", "pip"), "install", "--quiet", "--no-build-isolation", "."],
                            cwd=clone, env=env, check=True)

@@ -47,9 +47,13 @@ class PipInstall(unittest.TestCase):
             subprocess.run([os.path.join(venv, "bin", "pip"), "install", "--quiet", "--no-build-isolation", "."],
                            cwd=clone, env=env, check=True)
             # The kernel the notebook starts is the venv's python (nbclient's default kernel spec).
+            # It runs in an empty folder: in `folder`, the clone's directory "attnviz" would be
+            # imported as a namespace package instead of the installed one.
+            elsewhere = os.path.join(folder, "elsewhere")
+            os.mkdir(elsewhere)
             result = subprocess.run([os.path.join(venv, "bin", "python"), "-c", CHECK,
                                      os.path.join(clone, "docs", "examples", "seed.ipynb")],
-                                    cwd=folder, env=env, capture_output=True, text=True)
+                                    cwd=elsewhere, env=env, capture_output=True, text=True)
             self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
             self.assertIn("installed ok", result.stdout)
 

@@ -46,7 +46,10 @@ class PipInstall(unittest.TestCase):
             env.pop("PYTHONPATH", None)  # only what the venv holds
             subprocess.run([os.path.join(venv, "bin", "pip"), "install", "--quiet", "--no-build-isolation", "."],
                            cwd=clone, env=env, check=True)
-            # The kernel the notebook starts is the venv's python (nbclient's default kernel spec).
+            # The notebook's "python3" kernel is the venv's python: Debian's kernel spec in
+            # /usr/share/jupyter names /usr/bin/python3, and one in the venv comes first.
+            subprocess.run([os.path.join(venv, "bin", "python"), "-m", "ipykernel", "install", "--sys-prefix"],
+                           env=env, check=True, stdout=subprocess.DEVNULL)
             # It runs in an empty folder: in `folder`, the clone's directory "attnviz" would be
             # imported as a namespace package instead of the installed one.
             elsewhere = os.path.join(folder, "elsewhere")

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "attnviz/export.h"
+#include "attnviz/hub.h"
 #include "cli.h"
 
 namespace attnviz::cli {
@@ -49,6 +50,7 @@ std::function<int()> setup(CLI::App& command) {
         step.emplace("running the model");
         AttentionTrace trace = trace_text(model, flags->text, run);
         trace.model_id = model_label(flags->model);
+        trace.model_revision = snapshot_commit(folder);
         step.emplace("writing the .npz");
         OutputFile output(flags->output, "-o");
         write_npz(trace, output.stream());

@@ -11,6 +11,7 @@
 
 #include "attnviz/error.h"
 #include "attnviz/export.h"
+#include "attnviz/hub.h"
 #include "attnviz/views.h"
 #include "cli.h"
 
@@ -197,6 +198,7 @@ std::function<int()> setup(CLI::App& command) {
             step.emplace("running the model");
             trace = trace_text(model, flags->text, run);
             trace.model_id = model_label(flags->model);
+            trace.model_revision = snapshot_commit(folder);
         }
         // Without --layers / --heads the page includes all: check against the model.
         const AttentionBlock& shown = trace.blocks.front();

@@ -1,12 +1,14 @@
 """attnviz from Python, side by side with the CLI and with bertviz's figure.
 
     PYTHONPATH=build/python /usr/bin/python3 bench/python_bench.py [BUILD_DIR]
-        (RUNS=10 ROUNDS=3 SEQ=128 THREADS=1)
+        (RUNS=10 ROUNDS=6 SEQ=128 THREADS=1)
 
 1. Model.trace from Python against `attnviz bench` (the same forward pass in
    the CLI, tokenization included in both) on a bert-base-sized random BERT
    (made by tools/reference/bert_reference.py, as bench/model_bench.sh does),
-   alternating ROUNDS times; the best round's median of each.
+   interleaved: ROUNDS rounds, each a CLI run and a Python run of RUNS forwards
+   (their order alternating), so both see the same machine; the median over
+   rounds of each side's per-round median, and the median per-round ratio.
 2. head_view of a 512-token, 12-layer, 12-head numpy attention: the time to
    write its HTML (head_view(..., html_action="return") and the file write),
    and the page's size. bertviz is not installed here (no PyPI); its published
@@ -28,7 +30,7 @@ BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT,
 sys.path.insert(0, os.path.join(BUILD, "python"))
 import attnviz  # noqa: E402
 
-RUNS, ROUNDS = int(os.environ.get("RUNS", 10)), int(os.environ.get("ROUNDS", 3))
+RUNS, ROUNDS = int(os.environ.get("RUNS", 10)), int(os.environ.get("ROUNDS", 6))
 SEQ, THREADS = int(os.environ.get("SEQ", 128)), int(os.environ.get("THREADS", 1))
 CLI = os.path.join(BUILD, "attnviz")
 SAMPLE = ("Call me Ishmael. Some years ago, never mind how long precisely, having little or no money in my purse, "
@@ -80,14 +82,22 @@ def trace_bench():
     folder = bert_base()
     model = attnviz.Model(folder)
     text, tokens = text_of_length(model, SEQ)
-    python_best, cli_best = float("inf"), float("inf")
-    for _ in range(ROUNDS):
-        cli_best = min(cli_best, cli_median_ms(folder, tokens))
-        python_best = min(python_best, python_median_ms(model, text))
-    print(f"forward, bert-base random, {tokens} tokens, {THREADS} thread(s), best of {ROUNDS} rounds' medians "
-          f"of {RUNS} runs:")
-    print(f"  CLI (attnviz bench)     {cli_best:9.2f} ms")
-    print(f"  Python (Model.trace)    {python_best:9.2f} ms   ({(python_best / cli_best - 1) * 100:+.1f}%)")
+    cli, python = [], []
+    for round_index in range(ROUNDS):
+        if round_index % 2 == 0:
+            cli.append(cli_median_ms(folder, tokens))
+            python.append(python_median_ms(model, text))
+        else:
+            python.append(python_median_ms(model, text))
+            cli.append(cli_median_ms(folder, tokens))
+    ratio = statistics.median(p / c for p, c in zip(python, cli))
+    print(f"forward, bert-base random, {tokens} tokens, {THREADS} thread(s), {ROUNDS} interleaved rounds of "
+          f"{RUNS} runs, median of the rounds' medians:")
+    print(f"  CLI (attnviz bench)     {statistics.median(cli):9.2f} ms   rounds: "
+          + " ".join(f"{t:.1f}" for t in cli))
+    print(f"  Python (Model.trace)    {statistics.median(python):9.2f} ms   rounds: "
+          + " ".join(f"{t:.1f}" for t in python))
+    print(f"  Python / CLI, median of the rounds: {(ratio - 1) * 100:+.1f}%")
 
 
 def head_view_bench():

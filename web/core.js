@@ -143,6 +143,11 @@ function bytePieceText(raw, markers) {
   return out === "" ? "␣" : out;
 }
 
+// Tokens given as plain strings (Python's head_view, an npz without ids) have id -1: no id to show.
+function hasTokenId(token) {
+  return token.id >= 0;
+}
+
 // The shared "show subword markers" setting; views rebuild token text when
 // tokenTextVersion changes (makeTokenPane compares it).
 let tokenTextVersion = 0;
@@ -504,7 +509,12 @@ function startApp(root, app, trace) {
   const long = Math.max(...trace.blocks.map((b) => Math.max(b.nq, b.nk))) > LONG_INPUT_TOKENS;
   // Long inputs start with per-row scaling: with one scale for all rows, most
   // rows of a 512-token input are too faint to see.
-  const controls = { scale: "linear", scaling: long ? "row" : "global", hideSpecial: false, dark: false, markers: false };
+  // meta.theme and meta.markers: how the page opens (bertviz's display_mode and prettify_tokens).
+  const controls = {
+    scale: "linear", scaling: long ? "row" : "global", hideSpecial: false,
+    dark: trace.meta.theme === "dark", markers: trace.meta.markers === true,
+  };
+  if (controls.markers) setTokenMarkers(trace, true);
   const views = [];  // { name, view, dirty }
   const panels = {};
   const context = {
@@ -522,6 +532,7 @@ function startApp(root, app, trace) {
   const header = h("div", "av-header", app);
   const title = h("div", "av-title", header);
   title.textContent = (trace.meta.model || "attention") + (trace.meta.architecture ? " · " + trace.meta.architecture : "");
+  if (trace.meta.revision) title.title = "revision " + trace.meta.revision;
   const tabs = h("div", "av-tabs", header);
   const bar = h("div", "av-toolbar", header);
   const scale = labeled(bar, "Colour", selectOf(["linear", "log"]));
@@ -535,18 +546,23 @@ function startApp(root, app, trace) {
   const markers = labeled(bar, "Subword markers", h("input", "av-markers"));
   markers.type = "checkbox";
   markers.parentNode.title = "Show tokens as the tokenizer spells them (##ing, Ġthe, ▁the)";
+  markers.checked = controls.markers;
   const theme = h("button", "av-theme", bar, "Dark");
   theme.type = "button";
+  const showTheme = () => {
+    app.dataset.theme = controls.dark ? "dark" : "light";
+    theme.textContent = controls.dark ? "Light" : "Dark";
+    const page = app.closest("body.attnviz-page");  // a whole page, not a fragment in someone's page
+    if (page) page.classList.toggle("av-dark-page", controls.dark);
+  };
+  showTheme();
   scale.onchange = () => { controls.scale = scale.value; context.refreshAll(); };
   scaling.onchange = () => { controls.scaling = scaling.value; context.refreshAll(); };
   hide.onchange = () => { controls.hideSpecial = hide.checked; context.refreshAll(); };
   markers.onchange = () => { controls.markers = markers.checked; setTokenMarkers(trace, controls.markers); context.refreshAll(); };
   theme.onclick = () => {
     controls.dark = !controls.dark;
-    app.dataset.theme = controls.dark ? "dark" : "light";
-    theme.textContent = controls.dark ? "Light" : "Dark";
-    const page = app.closest("body.attnviz-page");  // a whole page, not a fragment in someone's page
-    if (page) page.classList.toggle("av-dark-page", controls.dark);
+    showTheme();
     context.refreshAll();
   };
   describeInput(app, trace);

@@ -420,7 +420,7 @@ function createHeadView(context, panel, options) {
       const tokens = focus.side === "q" ? block.queryTokens : block.keyTokens;
       const what = [n > 1 ? "numbers: " + meanLabel(n) : "", controls.hideSpecial ? "renormalized without special tokens" : ""].filter(Boolean).join(", ");
       readout.textContent = (focus.side === "q" ? "Query " : "Key ") + name(tokens, focus.index) +
-        ", id " + tokens[focus.index].id + (what ? " · " + what : "") +
+        (hasTokenId(tokens[focus.index]) ? ", id " + tokens[focus.index].id : "") + (what ? " · " + what : "") +
         (state.pinned ? "  (pinned: hover the other side for per-head weights)" : "");
     } else {
       readout.textContent = "Hover a token, or tab to one and use the arrow keys; click or Enter pins it.";

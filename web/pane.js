@@ -123,7 +123,8 @@ function fill(column, side, tokens, shown, nodes) {
     node.style.top = row * ROW_HEIGHT + "px";
     node.dataset.side = side;
     node.dataset.index = index;
-    node.title = token.raw + "  (id " + token.id + ", position " + index + (bStart ? ", sentence B starts here" : "") + ")";
+    node.title = token.raw + "  (" + (hasTokenId(token) ? "id " + token.id + ", " : "") + "position " + index +
+      (bStart ? ", sentence B starts here" : "") + ")";
     node.number = h("span", "av-w", null);
     const text = h("span", "av-text", null, token.shown);
     if (side === "q") node.append(node.number, text);

@@ -72,6 +72,11 @@ struct CachedModel {
 };
 std::vector<CachedModel> list_cached_models(const std::filesystem::path& cache_dir);
 
+// The commit a cache snapshot folder holds (the <commit> of
+// .../models--org--name/snapshots/<commit>, as resolve_model returns it), or ""
+// for any other folder: provenance for what a trace was computed with.
+std::string snapshot_commit(const std::filesystem::path& folder);
+
 // A size as the hub shows it: "570 B", "231.5 kB", "440.5 MB", "1.3 GB".
 std::string format_size(uint64_t bytes);
 

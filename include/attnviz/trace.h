@@ -108,8 +108,9 @@ struct HiddenStates {
 };
 
 struct AttentionTrace {
-    std::string model_id;      // "bert-base-uncased", or the folder's name
-    std::string architecture;  // "bert", "gpt2", "t5", ...
+    std::string model_id;        // "bert-base-uncased", or the folder's name
+    std::string model_revision;  // the commit, when the model came from the HF cache; else empty
+    std::string architecture;    // "bert", "gpt2", "t5", ...
     std::vector<TokenSequence> sequences;
     std::vector<AttentionBlock> blocks;
     std::vector<HiddenStates> hidden_states;  // only when the run kept them

@@ -22,6 +22,11 @@ struct ViewOptions {
     // among `heads` (empty: all included). Applies to the block shown first.
     int open_layer = -1;
     std::vector<int> open_heads;
+    // The page's look at first, like bertviz's display_mode="dark" and
+    // prettify_tokens=False: the dark theme, and tokens as the tokenizer spells
+    // them ("Subword markers" ticked). The page's controls switch both.
+    bool open_dark = false;
+    bool open_subword_markers = false;
     std::string title;  // page title; empty: "<model_id> attention"
     std::string
         block;  // block shown first ("self", "encoder", "decoder", "cross"); empty: the first

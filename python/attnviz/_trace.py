@@ -103,6 +103,12 @@ class Trace:
         return self._native.model_id
 
     @property
+    def model_revision(self):
+        """The model's commit when it came from the Hugging Face cache (a
+        snapshot folder), as the npz's model_revision; "" otherwise."""
+        return self._native.model_revision
+
+    @property
     def architecture(self):
         return self._native.architecture
 

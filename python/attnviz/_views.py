@@ -37,12 +37,18 @@ def show(html, html_action):
     return None
 
 
-def render(native_trace, views, include_layers=None, include_heads=None, block=None):
-    layers, heads = _inputs.view_indices(native_trace, include_layers, include_heads)
+def render(native_trace, views, include_layers=None, include_heads=None, block=None, layer=None, heads=None,
+           dark=False, subword_markers=False):
+    """The page fragment; layer and heads (model numbering) are what it opens on,
+    dark and subword_markers its initial theme and token spelling."""
+    layers, included_heads = _inputs.view_indices(native_trace, include_layers, include_heads)
     names = [b["name"] for b in native_trace.blocks]
     if block is not None and block not in names:
         raise ValueError(f"block {block!r} is not in this trace (it has {', '.join(names)})")
-    return HTML(native_trace.render(list(views), layers, heads, block or "", "", True))
+    return HTML(native_trace.render(list(views), layers, included_heads, block or "", "", True,
+                                    open_layer=-1 if layer is None else int(layer),
+                                    open_heads=[int(h) for h in heads or []], open_dark=dark,
+                                    open_subword_markers=subword_markers))
 
 
 def _check_layer_choice(layer, include_layers, n_layers):
@@ -64,8 +70,9 @@ def head_view(attention=None, tokens=None, sentence_b_start=None, prettify_token
     n_layers = max(b["shape"][0] for b in trace.blocks)
     n_heads = max(b["shape"][1] for b in trace.blocks)
     _check_layer_choice(layer, include_layers, n_layers)
-    _inputs._check_index_list(heads, "heads", n_heads, "head")
-    return show(render(trace, ["head"], include_layers), html_action)
+    heads = _inputs._check_index_list(heads, "heads", n_heads, "head")
+    return show(render(trace, ["head"], include_layers, layer=layer, heads=heads,
+                       subword_markers=not prettify_tokens), html_action)
 
 
 def model_view(attention=None, tokens=None, sentence_b_start=None, prettify_tokens=True, display_mode="dark",
@@ -76,4 +83,5 @@ def model_view(attention=None, tokens=None, sentence_b_start=None, prettify_toke
         raise ValueError(f"display_mode must be 'dark' or 'light', not {display_mode!r}")
     trace = _inputs.build_trace(attention, tokens, sentence_b_start, prettify_tokens, encoder_attention,
                                 decoder_attention, cross_attention, encoder_tokens, decoder_tokens)
-    return show(render(trace, ["model"], include_layers, include_heads), html_action)
+    return show(render(trace, ["model"], include_layers, include_heads, dark=display_mode == "dark",
+                       subword_markers=not prettify_tokens), html_action)

@@ -166,6 +166,7 @@ ViewOptions view_options(const std::vector<std::string>& views, const std::vecto
 struct LoadedModel {
     std::filesystem::path folder;
     std::string model_id;
+    std::string model_revision;  // the commit, when the folder is a cache snapshot
     std::optional<Model> model;
 };
 
@@ -185,6 +186,7 @@ std::shared_ptr<LoadedModel> open_model(const std::string& name, bool offline) {
     } else {
         loaded->model_id = name;
     }
+    loaded->model_revision = snapshot_commit(loaded->folder);
     loaded->model.emplace(Model::open(loaded->folder));
     return loaded;
 }
@@ -211,6 +213,7 @@ TracePtr run_model(const LoadedModel& loaded, const std::string& text,
         }
     }
     trace->model_id = loaded.model_id;
+    trace->model_revision = loaded.model_revision;
     return trace;
 }
 
@@ -231,6 +234,7 @@ PYBIND11_MODULE(_native, m) {
 
     py::class_<AttentionTrace, TracePtr>(m, "Trace")
         .def_readwrite("model_id", &AttentionTrace::model_id)
+        .def_readwrite("model_revision", &AttentionTrace::model_revision)
         .def_readonly("architecture", &AttentionTrace::architecture)
         .def_property_readonly("sequences",
                                [](const AttentionTrace& trace) {
@@ -286,8 +290,13 @@ PYBIND11_MODULE(_native, m) {
             "render",
             [](const AttentionTrace& trace, const std::vector<std::string>& views,
                const std::vector<int>& layers, const std::vector<int>& heads,
-               const std::string& block, const std::string& title, bool fragment) {
-                const ViewOptions options = view_options(views, layers, heads, block, title);
+               const std::string& block, const std::string& title, bool fragment, int open_layer,
+               const std::vector<int>& open_heads, bool open_dark, bool open_subword_markers) {
+                ViewOptions options = view_options(views, layers, heads, block, title);
+                options.open_layer = open_layer;
+                options.open_heads = open_heads;
+                options.open_dark = open_dark;
+                options.open_subword_markers = open_subword_markers;
                 std::string html;
                 {
                     py::gil_scoped_release released;
@@ -297,7 +306,9 @@ PYBIND11_MODULE(_native, m) {
                 return html;
             },
             py::arg("views"), py::arg("layers"), py::arg("heads"), py::arg("block") = "",
-            py::arg("title") = "", py::arg("fragment") = false)
+            py::arg("title") = "", py::arg("fragment") = false, py::arg("open_layer") = -1,
+            py::arg("open_heads") = std::vector<int>{}, py::arg("open_dark") = false,
+            py::arg("open_subword_markers") = false)
         .def(
             "save_npz",
             [](const AttentionTrace& trace, const std::filesystem::path& path) {

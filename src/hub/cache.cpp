@@ -223,6 +223,16 @@ std::string file_sha256(const fs::path& file) {
 
 namespace attnviz {
 
+std::string snapshot_commit(const fs::path& folder) {
+    fs::path path = folder.lexically_normal();
+    if (!path.has_filename()) path = path.parent_path();  // ".../<commit>/"
+    const fs::path snapshots = path.parent_path();
+    if (snapshots.filename() != "snapshots" ||
+        !snapshots.parent_path().filename().string().starts_with("models--"))
+        return "";
+    return path.filename().string();
+}
+
 std::vector<CachedModel> list_cached_models(const fs::path& cache_dir) {
     std::vector<CachedModel> models;
     std::error_code error;

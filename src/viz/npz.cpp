@@ -154,10 +154,12 @@ NpyArray string_array(std::string name, const std::vector<std::string>& values, 
 }
 
 // Where the arrays came from, for `attnviz view --attention` and for people
-// reading the file later: model_id, architecture, attnviz_version, the input texts, and
-// sentence_b_start for a pair.
+// reading the file later: model_id, model_revision (the commit, when the model came from
+// the HF cache), architecture, attnviz_version, the input texts, and sentence_b_start for a pair.
 void append_provenance(const AttentionTrace& trace, std::vector<NpyArray>& arrays) {
     arrays.push_back(string_array("model_id", {trace.model_id}, true));
+    if (!trace.model_revision.empty())
+        arrays.push_back(string_array("model_revision", {trace.model_revision}, true));
     arrays.push_back(string_array("architecture", {trace.architecture}, true));
     arrays.push_back(string_array("attnviz_version", {ATTNVIZ_VIZ_VERSION}, true));
     const bool single_stack = trace.sequences.size() == 1;

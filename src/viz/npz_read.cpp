@@ -7,7 +7,7 @@
 //                   encoder_attentions, decoder_attentions, cross_attentions
 //                   (or their _0..N forms);
 // plus, when present, input_ids, token_type_ids, queries/keys/score_scale,
-// score_bias, and write_npz's provenance (model_id, architecture, texts).
+// score_bias, and write_npz's provenance (model_id, model_revision, architecture, texts).
 // Every failure is one Error naming the file and the array.
 #include <zlib.h>
 
@@ -435,6 +435,7 @@ AttentionTrace read_npz(const std::filesystem::path& path) {
     const NpzFile npz(path);
     AttentionTrace trace;
     trace.model_id = npz.string_or("model_id", path.stem().string());
+    trace.model_revision = npz.string_or("model_revision", "");
     trace.architecture = npz.string_or("architecture", "");
     if (npz.has("tokens")) {  // one stack
         trace.sequences.push_back(read_sequence(npz, "", "input"));

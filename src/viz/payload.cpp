@@ -263,12 +263,15 @@ std::string build_payload(const AttentionTrace& trace, const ViewOptions& option
     nlohmann::json meta;
     meta["format"] = 2;  // 2: with the exact streams and "open"
     meta["model"] = trace.model_id;
+    if (!trace.model_revision.empty()) meta["revision"] = trace.model_revision;
     meta["architecture"] = trace.architecture;
     meta["views"] = nlohmann::json::array();
     for (View view : options.views) meta["views"].push_back(view_name(view));
     const int first_block = find_block(trace, options.block);
     meta["firstBlock"] = first_block;
     meta["open"] = open_selection(trace, trace.blocks[static_cast<size_t>(first_block)], options);
+    meta["theme"] = options.open_dark ? "dark" : "light";
+    meta["markers"] = options.open_subword_markers;
     meta["sequences"] = nlohmann::json::array();
     for (const TokenSequence& sequence : trace.sequences)
         meta["sequences"].push_back({{"name", sequence.name},

@@ -309,6 +309,30 @@ TEST_F(Cli, SeedWorkflowIsOneCommand) {
     // tests/app/seed_page.test.mjs opens this page in Chromium and reads the filters.
 }
 
+// Provenance: a model from the HF cache is named with the snapshot's commit, in
+// the npz and in the trace `view --attention` reads back from it (its page's
+// meta.revision); a plain folder has no revision.
+TEST_F(Cli, ExportNamesTheCachedCommit) {
+    CliRun run =
+        attnviz({"export", "--model", "bert-base-uncased", "--text", "a test", "-o", "cached.npz"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    run = attnviz({"export", "--text", "a test", "-o", "folder.npz"});  // the demo model's folder
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_EQ(python(R"(
+import numpy as np
+cached, folder = np.load("cached.npz"), np.load("folder.npz")
+assert str(cached["model_revision"]) == ")" +
+                     kCommit + R"(", cached["model_revision"]
+assert str(cached["model_id"]) == "bert-base-uncased"
+assert "model_revision" not in folder.files, folder.files
+print("ok")
+)"),
+              "ok\n");
+    run = attnviz({"view", "--attention", "cached.npz", "-o", "cached.html"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_EQ(page_payload(attnviz::io::read_file(work_ / "cached.html"))["revision"], kCommit);
+}
+
 // The exported attentions are the PyTorch reference's (tools/reference/bert_reference.py
 // ran the same checkpoint on [CLS] this is a test [SEP]).
 TEST_F(Cli, ExportMatchesThePytorchReference) {

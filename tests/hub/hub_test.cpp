@@ -532,6 +532,19 @@ TEST_F(Hub, FoldersAreUsedAsTheyAre) {
     EXPECT_EQ(server.request_count(), 0u);
 }
 
+// A trace's provenance: the commit of the snapshot a model resolves to, and
+// nothing for a folder outside the cache.
+TEST_F(Hub, SnapshotCommitNamesTheResolvedRevision) {
+    server.add_repo("org/tiny-bert", tiny_bert());
+    const fs::path folder = attnviz::resolve_model("org/tiny-bert", options);
+    EXPECT_EQ(attnviz::snapshot_commit(folder), kCommit);
+    EXPECT_EQ(attnviz::snapshot_commit(folder.string() + "/"), kCommit);
+    EXPECT_EQ(attnviz::snapshot_commit(folder / "." / ""), kCommit);
+    EXPECT_EQ(attnviz::snapshot_commit(root / "my-model"), "");
+    EXPECT_EQ(attnviz::snapshot_commit(root / "snapshots" / kCommit), "");  // not a models-- repo
+    EXPECT_EQ(attnviz::snapshot_commit(repo_dir("org/tiny-bert")), "");
+}
+
 TEST(RepoId, ParsesAsHuggingfaceHubDoes) {
     EXPECT_EQ(attnviz::parse_repo_id("bert-base-uncased").repo, "bert-base-uncased");
     EXPECT_EQ(attnviz::parse_repo_id("bert-base-uncased").revision, "main");

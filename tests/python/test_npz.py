@@ -37,6 +37,41 @@ class AttentionFile(unittest.TestCase):
             self.assertTrue(np.all(np.abs(values - attentions[layer]) <= row_max[:, :, None] / 510 * (1 + 1e-5)))
         return payload
 
+    def test_a_cached_model_names_its_commit(self):
+        """A model resolved from the Hugging Face cache (the demo model laid out as
+        huggingface_hub leaves it) carries its snapshot's commit: Trace.model_revision,
+        the npz's model_revision, and back through load_npz and `view --attention`."""
+        commit = "86b5e0934494bd15c9632b12f734a8a67f723594"
+        repo = self.path(os.path.join("cache", "models--org--demo"))
+        snapshot = os.path.join(repo, "snapshots", commit)
+        os.makedirs(snapshot)
+        os.makedirs(os.path.join(repo, "refs"))
+        with open(os.path.join(repo, "refs", "main"), "w") as ref:
+            ref.write(commit)
+        for name in os.listdir(DEMO):
+            os.symlink(os.path.join(DEMO, name), os.path.join(snapshot, name))
+        saved = {name: os.environ.get(name) for name in ("HF_HUB_CACHE", "HF_HUB_OFFLINE")}
+        os.environ.update(HF_HUB_CACHE=self.path("cache"), HF_HUB_OFFLINE="1")
+        try:
+            trace = attnviz.Model("org/demo").trace("The cat sat")
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name)
+                else:
+                    os.environ[name] = value
+        self.assertEqual((trace.model_id, trace.model_revision), ("org/demo", commit))
+        self.assertEqual(attnviz.Model(DEMO).trace("The cat sat").model_revision, "")
+        exported = self.path("cached.npz")
+        trace.save_npz(exported)
+        with np.load(exported) as npz:
+            self.assertEqual(str(npz["model_revision"]), commit)
+        self.assertEqual(attnviz.load_npz(exported).model_revision, commit)
+        page = self.path("cached.html")
+        run_cli("view", "--attention", exported, "-o", page)
+        with open(page, encoding="utf-8") as html:
+            self.assertEqual(payloads(html.read())[0]["meta"]["revision"], commit)
+
     def test_export_round_trips_with_provenance(self):
         exported = self.path("pair.npz")
         run_cli("export", "--model", DEMO, "--text", "The cat sat", "--text-b", "It slept", "--queries-keys",

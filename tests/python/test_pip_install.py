@@ -2,7 +2,12 @@
 using Debian's setuptools (pip install --no-build-isolation .), and the
 installed package runs the demo model, draws a head view and executes the seed
 notebook. Slow (a whole build of the library): label "slow". Needs
-ATTNVIZ_SOURCE_DIR (a git checkout; its HEAD is cloned)."""
+ATTNVIZ_SOURCE_DIR (a git checkout; its HEAD is cloned).
+
+The clone's CMake build goes to <clone>/build, where a checkout's own build
+is, and ccache's base_dir is the clone's parent: compile lines then name
+"../src/...", as in a tree built with base_dir above it, so a CI run that has
+built the tree finds most objects in ccache."""
 
 import os
 import subprocess
@@ -36,14 +41,22 @@ class PipInstall(unittest.TestCase):
             subprocess.run(["git", "clone", "--quiet", SOURCE, clone], check=True)
             venv = os.path.join(folder, "v")
             subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", venv], check=True)
-            env = dict(os.environ, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+            env = dict(os.environ, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
+                       ATTNVIZ_BUILD_DIR=os.path.join(clone, "build"), CCACHE_BASEDIR=folder)
             env.pop("PYTHONPATH", None)  # only what the venv holds
             subprocess.run([os.path.join(venv, "bin", "pip"), "install", "--quiet", "--no-build-isolation", "."],
                            cwd=clone, env=env, check=True)
-            # The kernel the notebook starts is the venv's python (nbclient's default kernel spec).
+            # The notebook's "python3" kernel is the venv's python: Debian's kernel spec in
+            # /usr/share/jupyter names /usr/bin/python3, and one in the venv comes first.
+            subprocess.run([os.path.join(venv, "bin", "python"), "-m", "ipykernel", "install", "--sys-prefix"],
+                           env=env, check=True, stdout=subprocess.DEVNULL)
+            # It runs in an empty folder: in `folder`, the clone's directory "attnviz" would be
+            # imported as a namespace package instead of the installed one.
+            elsewhere = os.path.join(folder, "elsewhere")
+            os.mkdir(elsewhere)
             result = subprocess.run([os.path.join(venv, "bin", "python"), "-c", CHECK,
                                      os.path.join(clone, "docs", "examples", "seed.ipynb")],
-                                    cwd=folder, env=env, capture_output=True, text=True)
+                                    cwd=elsewhere, env=env, capture_output=True, text=True)
             self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
             self.assertIn("installed ok", result.stdout)
 

@@ -46,6 +46,20 @@ attnviz::AttentionTrace pair_trace() {
     return trace;
 }
 
+// model_revision is written only when known, and read back as written.
+TEST(NpzRead, ModelRevisionComesBack) {
+    const fs::path path = fs::temp_directory_path() / "attnviz_npz_read_revision.npz";
+    attnviz::AttentionTrace written = pair_trace();
+    attnviz::write_npz(written, path);
+    EXPECT_EQ(attnviz::read_npz(path).model_revision, "");
+    written.model_revision = "86b5e0934494bd15c9632b12f734a8a67f723594";
+    attnviz::write_npz(written, path);
+    const attnviz::AttentionTrace read = attnviz::read_npz(path);
+    fs::remove(path);
+    EXPECT_EQ(read.model_revision, "86b5e0934494bd15c9632b12f734a8a67f723594");
+    EXPECT_EQ(read.model_id, "tiny");
+}
+
 TEST(NpzRead, WhatWriteNpzWritesComesBack) {
     const fs::path path = fs::temp_directory_path() / "attnviz_npz_read_round_trip.npz";
     const attnviz::AttentionTrace written = pair_trace();

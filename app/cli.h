@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "attnviz/files.h"
 #include "attnviz/error.h"
+#include "attnviz/files.h"
 #include "attnviz/hub.h"
 #include "attnviz/memory.h"
 #include "attnviz/model.h"

@@ -77,9 +77,8 @@ void add_attention_flag(CLI::App& command, std::string& attention) {
 }
 
 AttentionTrace trace_from_attention_file(const CLI::App& command, const std::string& attention) {
-    for (const char* flag :
-         {"--model", "--text", "--text-b", "--target", "--text-file", "--text-b-file",
-          "--target-file", "--truncate", "--threads"})
+    for (const char* flag : {"--model", "--text", "--text-b", "--target", "--text-file",
+                             "--text-b-file", "--target-file", "--truncate", "--threads"})
         if (command.get_option(flag)->count() > 0)
             throw UsageError(
                 std::string(flag) +

@@ -85,8 +85,8 @@ void attention(const AttentionShape& shape, const AttentionInputs& in, float* pr
         // scores [Q, K] = q [Q, D] k^T [D, K] (+ bias), then x scale row by row: the
         // product is formed before the scale, as transformers computes it, so a
         // q.k past float32's range overflows to inf here exactly where it does there.
-        dnnl_status_t status =
-            dnnl_sgemm('N', 'T', Q, K, D, 1.0f, q, in.query_stride, k, in.key_stride, beta, scores, K);
+        dnnl_status_t status = dnnl_sgemm('N', 'T', Q, K, D, 1.0f, q, in.query_stride, k,
+                                          in.key_stride, beta, scores, K);
         if (status == dnnl_success) {
             if (in.key_mask || shape.causal) mask_scores(shape, in.key_mask, scores);
             for (int query = 0; query < Q; ++query) {

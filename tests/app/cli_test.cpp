@@ -10,9 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
 #include <chrono>
 #include <csignal>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdlib>

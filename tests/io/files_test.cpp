@@ -13,8 +13,8 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
-#include <thread>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "attnviz/error.h"

@@ -221,6 +221,9 @@ double power_of_ten(int k) { return powers_of_ten()[static_cast<size_t>(k + 60)]
 uint16_t decimal3_code(float value) {
     if (value == 0.0f) return 0;  // +0 and -0
     if (!(value > 0.0f) || !std::isfinite(value)) return kNotAProbabilityCode;
+    // Most weights of a long input are here, well below what rounds to 0.00100
+    // (0.000995): skip the logarithm.
+    if (value < 0.00099f) return kBelowThousandthCode;
     const double exact = value;                                       // every float is a double
     int scale = static_cast<int>(std::floor(std::log10(exact))) - 2;  // m = exact / 10^scale
     double scaled = exact / power_of_ten(scale);

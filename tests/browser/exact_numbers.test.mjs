@@ -19,6 +19,7 @@ import { pathToFileURL } from "node:url";
 import { launchChromium } from "./chromium.mjs";
 import { readNpz } from "./npz.mjs";
 import { checkPrinted, printedRange } from "./printed.mjs";
+import { makeTests } from "./harness.mjs";
 
 const [cli, modelDir, shotsDir] = process.argv.slice(2);
 if (!shotsDir) {
@@ -72,17 +73,7 @@ function checkWeight(text, exact, where) {
 }
 
 const { context, problems, close } = await launchChromium();
-const results = [];
-async function test(name, body) {
-  const started = Date.now();
-  try {
-    await body();
-    results.push([name, "ok", Date.now() - started]);
-  } catch (error) {
-    results.push([name, "FAILED", Date.now() - started]);
-    console.error("FAILED " + name + "\n" + (error.stack || error));
-  }
-}
+const { results, test } = makeTests();
 async function open() {
   const page = await context.newPage();
   page.on("pageerror", (error) => problems.push("page error: " + error.message));

@@ -5,18 +5,12 @@
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
-export function makeHarness(context, problems, pagesDir) {
+// Named checks that report instead of stopping at the first failure:
+// test(name, body) runs one; results holds [name, "ok" | "FAILED", ms] each.
+export function makeTests() {
   const results = [];
   return {
     results,
-    async open(name) {
-      const page = await context.newPage();
-      page.on("dialog", (dialog) => { problems.push(name + ": a dialog opened: " + dialog.message()); dialog.dismiss(); });
-      page.on("pageerror", (error) => problems.push(name + ": page error: " + error.message));
-      page.on("console", (message) => { if (message.type() === "error") problems.push(name + ": console error: " + message.text()); });
-      await page.goto(pathToFileURL(path.join(pagesDir, name + ".html")).href, { timeout: 60000 });
-      return page;
-    },
     async test(name, body) {
       const started = Date.now();
       try {
@@ -26,6 +20,22 @@ export function makeHarness(context, problems, pagesDir) {
         results.push([name, "FAILED", Date.now() - started]);
         console.error("FAILED " + name + "\n" + (error.stack || error));
       }
+    },
+  };
+}
+
+export function makeHarness(context, problems, pagesDir) {
+  const { results, test } = makeTests();
+  return {
+    results,
+    test,
+    async open(name) {
+      const page = await context.newPage();
+      page.on("dialog", (dialog) => { problems.push(name + ": a dialog opened: " + dialog.message()); dialog.dismiss(); });
+      page.on("pageerror", (error) => problems.push(name + ": page error: " + error.message));
+      page.on("console", (message) => { if (message.type() === "error") problems.push(name + ": console error: " + message.text()); });
+      await page.goto(pathToFileURL(path.join(pagesDir, name + ".html")).href, { timeout: 60000 });
+      return page;
     },
   };
 }

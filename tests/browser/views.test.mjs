@@ -14,6 +14,7 @@ import { pathToFileURL } from "node:url";
 
 import { launchChromium } from "./chromium.mjs";
 import { checkPrinted } from "./printed.mjs";
+import { makeTests } from "./harness.mjs";
 
 const [pagesDir, shotsDir] = process.argv.slice(2);
 if (!pagesDir || !shotsDir) {
@@ -108,17 +109,7 @@ async function boxAlpha(scope, side, index) {
   }, [side, index]);
 }
 
-const results = [];
-async function test(name, body) {
-  const started = Date.now();
-  try {
-    await body();
-    results.push([name, "ok", Date.now() - started]);
-  } catch (error) {
-    results.push([name, "FAILED", Date.now() - started]);
-    console.error("FAILED " + name + "\n" + (error.stack || error));
-  }
-}
+const { results, test } = makeTests();
 
 // ---- head view -----------------------------------------------------------------
 

@@ -10,6 +10,7 @@
 #include <fuzzer/FuzzedDataProvider.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -346,6 +347,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
              {static_cast<size_t>(states.n_states), static_cast<size_t>(states.n_tokens),
               static_cast<size_t>(states.hidden_size)},
              bytes_of(states.values)});
+    }
+
+    // Provenance, last (names only: their contents are strings the trace holds).
+    expected.push_back({"model_id", "", {}, ""});
+    if (!trace.model_revision.empty()) expected.push_back({"model_revision", "", {}, ""});
+    expected.push_back({"architecture", "", {}, ""});
+    expected.push_back({"attnviz_version", "", {}, ""});
+    for (const attnviz::TokenSequence& sequence : trace.sequences) {
+        const std::string prefix = single_stack ? "" : sequence.name + "_";
+        if (!sequence.texts.empty()) expected.push_back({prefix + "texts", "", {}, ""});
+        const auto second =
+            std::find_if(sequence.tokens.begin(), sequence.tokens.end(),
+                         [](const attnviz::TraceToken& token) { return token.segment == 1; });
+        if (second != sequence.tokens.end() && second != sequence.tokens.begin())
+            expected.push_back({prefix + "sentence_b_start", "", {}, ""});
     }
 
     check(entries.size() == expected.size(), "wrote " + std::to_string(entries.size()) +

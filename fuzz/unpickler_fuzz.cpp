@@ -9,6 +9,7 @@
 
 #include "attnviz/error.h"
 #include "io/torch_checkpoint.h"
+#include "tensor_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size == 0) return 0;
@@ -18,17 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (pickle_only) {
             attnviz::io::unpickle_state_dict(data, size, "fuzz.pkl");
         } else {
-            for (const auto& tensor : attnviz::io::read_torch_checkpoint(data, size, "fuzz.bin")) {
-                size_t total = 0;
-                tensor.read([&](const uint8_t* bytes, size_t count) {
-                    if (!tensor.deflated && (bytes < data || bytes + count > data + size))
-                        std::abort();
-                    volatile uint8_t sink = 0;
-                    for (size_t i = 0; i < count; i += 4096) sink = sink + bytes[i];
-                    total += count;
-                });
-                if (total != tensor.n_bytes) std::abort();
-            }
+            for (const auto& tensor : attnviz::io::read_torch_checkpoint(data, size, "fuzz.bin"))
+                read_tensor_within(tensor, data, size);
         }
     } catch (const attnviz::Error&) {
     }

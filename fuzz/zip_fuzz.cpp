@@ -11,6 +11,7 @@
 
 #include "attnviz/error.h"
 #include "io/torch_checkpoint.h"
+#include "tensor_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
@@ -24,14 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         std::set<const uint8_t*> inflated;  // tied tensors share a storage: inflate it once
         for (const auto& tensor : attnviz::io::read_torch_zip(data, size, "fuzz.bin")) {
             if (tensor.deflated && !inflated.insert(tensor.deflated).second) continue;
-            size_t total = 0;
-            tensor.read([&](const uint8_t* bytes, size_t count) {
-                if (!tensor.deflated && (bytes < data || bytes + count > data + size)) std::abort();
-                volatile uint8_t sink = 0;
-                for (size_t i = 0; i < count; i += 4096) sink = sink + bytes[i];
-                total += count;
-            });
-            if (total != tensor.n_bytes) std::abort();
+            read_tensor_within(tensor, data, size);
         }
     } catch (const attnviz::Error&) {
     }

@@ -1,5 +1,8 @@
 // Decoders (tokenizers/src/decoders/*.rs), used to show tokens as text.
 #include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
 
 #include <utf8proc.h>
 
@@ -162,6 +165,21 @@ struct ReplaceDecoder final : Decoder {
 };
 
 struct ByteFallbackDecoder final : Decoder {
+    // "<0xHH>" -> the byte, as HF's u8::from_str_radix(&token[3..5], 16) reads it
+    // (which also takes "+H"); anything else, "<0xZZ>" included, is plain text.
+    static std::optional<uint8_t> byte_token(const std::string& t) {
+        if (t.size() != 6 || !t.starts_with("<0x") || t.back() != '>') return std::nullopt;
+        auto digit = [](char c) -> int {
+            if (c >= '0' && c <= '9') return c - '0';
+            if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+            if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+            return -1;
+        };
+        const int high = t[3] == '+' ? 0 : digit(t[3]), low = digit(t[4]);
+        if (high < 0 || low < 0) return std::nullopt;
+        return static_cast<uint8_t>(high * 16 + low);
+    }
+
     std::vector<std::string> decode_chain(std::vector<std::string> tokens) const override {
         std::vector<std::string> out;
         std::string pending;
@@ -178,8 +196,8 @@ struct ByteFallbackDecoder final : Decoder {
             pending_count = 0;
         };
         for (const std::string& t : tokens) {
-            if (t.size() == 6 && t.starts_with("<0x") && t.back() == '>') {
-                pending.push_back(static_cast<char>(std::stoi(t.substr(3, 2), nullptr, 16)));
+            if (const std::optional<uint8_t> byte = byte_token(t)) {
+                pending.push_back(static_cast<char>(*byte));
                 ++pending_count;
             } else {
                 flush();

@@ -323,3 +323,18 @@ TEST_F(HostileTokenizerFile, OverlappingAddedTokensMatchLeftmostLongest) {
 }
 
 }  // namespace
+
+// ByteFallback reads "<0xHH>" as HF's u8::from_str_radix does; other six-byte
+// "<0x..>" tokens are plain text. std::stoi threw on "<0xZZ>" (found by the
+// tokenizer_json fuzzer) and read "<0x4z>" as byte 4.
+TEST_F(HostileTokenizerFile, ByteFallbackTakesOnlyHexBytes) {
+    Json j = wordpiece({{"[UNK]", 0}});
+    j["decoder"] = {{"type", "ByteFallback"}};
+    write("tokenizer.json", j.dump());
+    const Tokenizer t = Tokenizer::from_folder(dir_);
+    EXPECT_EQ(t.display_token("<0x41>"), "A");
+    EXPECT_EQ(t.display_token("<0x+F>"), "\x0f");
+    EXPECT_EQ(t.display_token("<0xZZ>"), "<0xZZ>");
+    EXPECT_EQ(t.display_token("<0x4z>"), "<0x4z>");
+    EXPECT_EQ(t.display_token("<0x-1>"), "<0x-1>");
+}

@@ -16,6 +16,8 @@ constexpr const char* kBertFamily = "bert roberta electra albert";
 constexpr const char* kBertDecoders = "bert roberta electra";  // BertModel's is_decoder path
 constexpr const char* kLlamaFamily = "llama mistral qwen2";
 constexpr const char* kBartFamily = "bart marian";
+constexpr const char* kGemmaFamily = "gemma gemma2";
+constexpr const char* kPhiFamily = "phi phi3";
 
 constexpr const char* kDropout = "dropout: off at inference";
 constexpr const char* kGeneration = "generation only: one forward pass does not read it";
@@ -264,11 +266,128 @@ constexpr ConfigKey kKeys[] = {
     {"t5", "dense_act_fn", implemented, "when present, overrides feed_forward_proj's activation"},
     {"t5", "is_gated_act", implemented, "when present, overrides feed_forward_proj's gating"},
     {"t5", "n_positions", no_effect, "old field modeling_t5 does not read"},
+
+    // --- issue 18, stream arch2: Gemma, Gemma 2, Phi, Phi-3, MPNet, DeBERTa-v2 --
+    {kGemmaFamily, "vocab_size", implemented, "rows of embed_tokens"},
+    {kGemmaFamily, "hidden_size", implemented,
+     "width of the residual stream; the embeddings are scaled by its square root"},
+    {kGemmaFamily, "intermediate_size", implemented, "feed-forward width"},
+    {kGemmaFamily, "num_hidden_layers", implemented, "layers"},
+    {kGemmaFamily, "num_attention_heads", implemented, "query heads per layer"},
+    {kGemmaFamily, "num_key_value_heads", implemented, "key/value heads (grouped-query)"},
+    {kGemmaFamily, "head_dim", implemented, "per-head width (256 if absent)"},
+    {kGemmaFamily, "hidden_activation", implemented,
+     "gate activation (gelu_pytorch_tanh if null or absent)"},
+    {"gemma", "hidden_act", no_effect,
+     "legacy: GemmaMLP reads hidden_activation (gelu_pytorch_tanh when null) instead"},
+    {kGemmaFamily, "max_position_embeddings", implemented,
+     "rotary positions have no table: --truncate's default"},
+    {kGemmaFamily, "rms_norm_eps", implemented, "RMSNorm epsilon (the norms scale by 1 + w)"},
+    {kGemmaFamily, "rope_theta", implemented, "rotary base"},
+    {kGemmaFamily, "rope_scaling", refused,
+     "not a Gemma config field: GemmaRotaryEmbedding does not scale", R"({"rope_type": "default"})",
+     R"({"rope_type": "linear", "factor": 2.0})"},
+    {kGemmaFamily, "attention_bias", implemented, "biases on q/k/v/o"},
+    {"gemma", "use_adarms", refused,
+     "adaptive RMSNorm conditioned on an extra input, which attnviz does not take", "false",
+     "true"},
+    {"gemma", "adarms_cond_dim", no_effect, "read only with use_adarms, which is refused"},
+    {"gemma2", "query_pre_attn_scalar", implemented, "scores scaled by its -1/2 power"},
+    {"gemma2", "attn_logit_softcapping", implemented,
+     "scores become cap * tanh(score / cap) before the masks (null: off); the neuron view "
+     "says such scores are not scale * q.k + bias"},
+    {"gemma2", "final_logit_softcapping", no_effect,
+     "caps the LM head's logits, which attnviz does not compute"},
+    {"gemma2", "sliding_window", implemented,
+     "keys older than the window are masked on the sliding layers"},
+    {"gemma2", "layer_types", implemented,
+     "full_attention or sliding_attention per layer (sliding on the even layers if absent)"},
+    {"gemma2", "cache_implementation", no_effect, kGeneration},
+    {"gemma gemma2", "use_bidirectional_attention", refused,
+     "drops the causal mask (embedding variants); attnviz runs Gemma causal", "false", "true"},
+
+    {kPhiFamily, "vocab_size", implemented, "rows of embed_tokens"},
+    {kPhiFamily, "hidden_size", implemented, "width of the residual stream"},
+    {kPhiFamily, "intermediate_size", implemented, "feed-forward width"},
+    {kPhiFamily, "num_hidden_layers", implemented, "layers"},
+    {kPhiFamily, "num_attention_heads", implemented, "query heads per layer"},
+    {kPhiFamily, "num_key_value_heads", implemented, "key/value heads (grouped-query)"},
+    {kPhiFamily, "hidden_act", implemented, "feed-forward activation (Phi-3: the gate's)"},
+    {kPhiFamily, "max_position_embeddings", implemented,
+     "Phi: dynamic rope's reference length; Phi-3: with original_max_position_embeddings, "
+     "longrope's factor"},
+    {kPhiFamily, "rope_theta", implemented, "rotary base"},
+    {kPhiFamily, "partial_rotary_factor", implemented,
+     "the first int(head_dim * it) dims of each head rotate (Phi: 0.5, Phi-3: 1.0 if absent)"},
+    {"phi", "layer_norm_eps", implemented, "LayerNorm epsilon (the q/k norms too)"},
+    {"phi", "rope_scaling", implemented,
+     "default, linear, dynamic, llama3 over the rotary dims; other rope types are refused"},
+    {"phi", "qk_layernorm", implemented, "LayerNorm over each head's query and key"},
+    {"phi3", "rms_norm_eps", implemented, "RMSNorm epsilon"},
+    {"phi3", "rope_scaling", implemented,
+     "longrope (or its old names su and yarn): short_factor, long_factor past "
+     "original_max_position_embeddings, attention factor; other types are refused"},
+    {"phi3", "original_max_position_embeddings", implemented,
+     "longrope switches to long_factor past it"},
+    {"phi3", "sliding_window", implemented, "keys older than the window are masked (null: none)"},
+    {"phi3", "head_dim", implemented, "per-head width (hidden_size / heads if absent)"},
+
+    {"mpnet", "vocab_size", implemented, "rows of the word embeddings"},
+    {"mpnet", "hidden_size", implemented, "width of the residual stream"},
+    {"mpnet", "num_hidden_layers", implemented, "layers"},
+    {"mpnet", "num_attention_heads", implemented, "heads per layer"},
+    {"mpnet", "intermediate_size", implemented, "feed-forward width"},
+    {"mpnet", "hidden_act", implemented, "feed-forward activation"},
+    {"mpnet", "max_position_embeddings", implemented,
+     "rows of the position table; positions start at 2, so it holds 2 fewer tokens"},
+    {"mpnet", "layer_norm_eps", implemented, "LayerNorm epsilon"},
+    {"mpnet", "relative_attention_num_buckets", implemented,
+     "rows of the relative bias table (MPNet looks up 32 buckets whatever it says; fewer "
+     "rows are refused)"},
+
+    {"deberta-v2", "vocab_size", implemented, "rows of the word embeddings"},
+    {"deberta-v2", "hidden_size", implemented, "width of the residual stream"},
+    {"deberta-v2", "num_hidden_layers", implemented, "layers"},
+    {"deberta-v2", "num_attention_heads", implemented, "heads per layer"},
+    {"deberta-v2", "intermediate_size", implemented, "feed-forward width"},
+    {"deberta-v2", "hidden_act", implemented, "feed-forward activation"},
+    {"deberta-v2", "max_position_embeddings", implemented,
+     "rows of the position table; the longest input; max_relative_positions if that is < 1"},
+    {"deberta-v2", "type_vocab_size", implemented, "rows of the token type table (0: none)"},
+    {"deberta-v2", "layer_norm_eps", implemented, "LayerNorm epsilon"},
+    {"deberta-v2", "relative_attention", implemented,
+     "disentangled attention over relative positions (false: content only)"},
+    {"deberta-v2", "max_relative_positions", implemented,
+     "relative positions kept apart (max_position_embeddings if < 1)"},
+    {"deberta-v2", "position_biased_input", implemented,
+     "adds absolute position embeddings to the input"},
+    {"deberta-v2", "pos_att_type", implemented,
+     "c2p and/or p2c terms (a list or \"c2p|p2c\"); each also widens the 1/sqrt scale"},
+    {"deberta-v2", "position_buckets", implemented,
+     "log-bucketed relative positions when > 0 (DeBERTa-v3: 256)"},
+    {"deberta-v2", "share_att_key", implemented,
+     "the c2p/p2c terms project positions with the content key/query projections"},
+    {"deberta-v2", "norm_rel_ebd", implemented,
+     "layer_norm: the relative embeddings pass encoder.LayerNorm"},
+    {"deberta-v2", "embedding_size", implemented,
+     "embedding width, projected to hidden_size when it differs"},
+    {"deberta-v2", "attention_head_size", implemented,
+     "per-head width (hidden_size / heads if absent)"},
+    {"deberta-v2", "conv_kernel_size", refused,
+     "a convolution after the first layer (DeBERTa-v2 xlarge), which attnviz does not run", "0",
+     "3"},
+    {"deberta-v2", "conv_act", no_effect, "read only with conv_kernel_size, which is refused"},
+    {"deberta-v2", "conv_groups", no_effect, "read only with conv_kernel_size, which is refused"},
+    {"deberta-v2", "pooler_hidden_size", no_effect, kHead},
+    {"deberta-v2", "pooler_dropout", no_effect, kDropout},
+    {"deberta-v2", "pooler_hidden_act", no_effect, kHead},
 };
 
-const std::vector<std::string> kModelTypes = {"bert",       "roberta", "electra", "albert",
-                                              "distilbert", "gpt2",    "llama",   "mistral",
-                                              "qwen2",      "bart",    "marian",  "t5"};
+const std::vector<std::string> kModelTypes = {
+    "bert", "roberta", "electra", "albert", "distilbert", "gpt2", "llama", "mistral", "qwen2",
+    "bart", "marian", "t5",
+    // issue 18, stream arch2
+    "gemma", "gemma2", "phi", "phi3", "mpnet", "deberta-v2"};
 
 bool applies_to(const ConfigKey& key, const std::string& model_type) {
     std::istringstream types(key.model_types);

@@ -187,5 +187,48 @@ TEST(ConfigSemantics, AlbertRelativeKeyQueryAddedAfterScale) {
     expect_fixture_matches("albert_relative_key_query", "albert", 2);
 }
 
+// issue 18, stream arch2
+TEST(Gemma, ScaledEmbeddingsAndOnePlusNormsMatchReference) {
+    expect_fixture_matches("gemma_tiny", "gemma", 1, true);
+}
+TEST(Gemma, AttentionBiasAndHiddenActIgnoredMatchReference) {
+    // hidden_activation null: gelu_pytorch_tanh, whatever hidden_act says
+    expect_fixture_matches("gemma_bias_hidden_act_ignored", "gemma", 2, true);
+}
+TEST(Gemma2, SoftCapSlidingWindowAndFourNormsMatchReference) {
+    expect_fixture_matches("gemma2_tiny", "gemma2", 1, true);
+}
+TEST(Gemma2, LayerTypesWithoutSoftCapMatchReference) {
+    expect_fixture_matches("gemma2_layer_types_no_softcap", "gemma2", 2, true);
+}
+TEST(Phi, PartialRotaryParallelBlockMatchesReference) {
+    expect_fixture_matches("phi_tiny", "phi", 1, true);
+}
+TEST(Phi, QkLayerNormGroupedQueryMatchesReference) {
+    expect_fixture_matches("phi_qk_layernorm_gqa", "phi", 2, true);
+}
+TEST(Phi3, FusedQkvGateUpMatchesReference) { expect_fixture_matches("phi3_tiny", "phi3", 1, true); }
+TEST(Phi3, LongRopePastOriginalLengthUsesLongFactors) {
+    expect_fixture_matches("phi3_longrope_long", "phi3", 1, true);
+}
+TEST(Phi3, SuShortFactorsPartialRotarySlidingWindowMatchReference) {
+    expect_fixture_matches("phi3_su_short_sliding", "phi3", 2, true);
+}
+TEST(Mpnet, RelativeBiasSharedAcrossLayersMatchesReference) {
+    expect_fixture_matches("mpnet_tiny", "mpnet", 1, true);
+}
+TEST(Mpnet, LogBucketsPastMaxExactMatchReference) {
+    expect_fixture_matches("mpnet_long_distances", "mpnet", 2, true);
+}
+TEST(DebertaV2, V3SharedKeysLogBucketsMatchReference) {
+    expect_fixture_matches("deberta_v3_tiny", "deberta-v2", 1, true);
+}
+TEST(DebertaV2, SeparateProjectionsClampedSpanMatchReference) {
+    expect_fixture_matches("deberta_v2_separate_projections", "deberta-v2", 2, true);
+}
+TEST(DebertaV2, ContentToPositionOnlyMatchesReference) {
+    expect_fixture_matches("deberta_v2_c2p_only", "deberta-v2", 1, true);
+}
+
 }  // namespace
 }  // namespace attnviz::model

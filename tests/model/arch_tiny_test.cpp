@@ -229,6 +229,19 @@ TEST(DebertaV2, SeparateProjectionsClampedSpanMatchReference) {
 TEST(DebertaV2, ContentToPositionOnlyMatchesReference) {
     expect_fixture_matches("deberta_v2_c2p_only", "deberta-v2", 1, true);
 }
+// XSoftmax zeroes a padding query's row, which attnviz's attention does not: a
+// padded DeBERTa-v2 input is refused, never shown with different rows.
+TEST(DebertaV2, PaddedInputIsRefusedNamingThePadding) {
+    LoadedNetwork loaded = load_network(fixture("deberta_v3_tiny"));
+    Encoding tokens = encoding_of({1, 20, 30, 2, 0});
+    tokens.attention_mask.back() = 0;
+    try {
+        run_network(*loaded.network, ForwardInput{&tokens, nullptr}, {});
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("padding"), std::string::npos) << e.what();
+    }
+}
 
 }  // namespace
 }  // namespace attnviz::model

@@ -102,6 +102,7 @@ void attend(AttentionBlock& block, int layer, const AttentionCall& call, float* 
     shape.head_dim = call.head_dim;
     shape.score_scale = block.layer_score_scale(layer);
     shape.causal = block.causal;
+    shape.softcap = call.softcap;
     runtime::AttentionInputs in;
     in.queries = call.queries, in.query_stride = call.query_stride;
     in.keys = call.keys, in.key_stride = call.key_stride;

@@ -54,6 +54,7 @@ struct AttentionCall {
     int n_kv_heads = 0;                 // 0: the block's n_heads
     const uint8_t* key_mask = nullptr;  // [n_keys] 0 = padding
     const float* score_bias = nullptr;  // [heads, queries, keys] added before the scale
+    float softcap = 0;                  // runtime::AttentionShape::softcap (Gemma 2)
 };
 void attend(AttentionBlock& block, int layer, const AttentionCall& call, float* context,
             int context_stride);

@@ -34,6 +34,13 @@ const Architecture kArchitectures[] = {
     {"marian", read_bart_config, load_bart},
     {"distilbert", read_distilbert_config, load_distilbert},
     {"albert", read_albert_config, load_albert},
+    // issue 18, stream arch2
+    {"gemma", read_gemma_config, load_gemma},
+    {"gemma2", read_gemma_config, load_gemma},
+    {"phi", read_phi_config, load_phi},
+    {"phi3", read_phi3_config, load_phi3},
+    {"mpnet", read_mpnet_config, load_mpnet},
+    {"deberta-v2", read_deberta_v2_config, load_deberta_v2},
 };
 
 }  // namespace

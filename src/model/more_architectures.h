@@ -34,4 +34,21 @@ std::unique_ptr<Network> load_distilbert(const LoadContext& context);
 void read_albert_config(const ConfigReader& reader, ModelConfig& config);
 std::unique_ptr<Network> load_albert(const LoadContext& context);
 
+// --- issue 18, stream arch2 ---
+// Gemma and Gemma 2 (gemma.cpp)
+void read_gemma_config(const ConfigReader& reader, ModelConfig& config);
+std::unique_ptr<Network> load_gemma(const LoadContext& context);
+
+void read_phi_config(const ConfigReader& reader, ModelConfig& config);
+std::unique_ptr<Network> load_phi(const LoadContext& context);
+
+void read_phi3_config(const ConfigReader& reader, ModelConfig& config);
+std::unique_ptr<Network> load_phi3(const LoadContext& context);
+
+void read_mpnet_config(const ConfigReader& reader, ModelConfig& config);
+std::unique_ptr<Network> load_mpnet(const LoadContext& context);
+
+void read_deberta_v2_config(const ConfigReader& reader, ModelConfig& config);
+std::unique_ptr<Network> load_deberta_v2(const LoadContext& context);
+
 }  // namespace attnviz::model

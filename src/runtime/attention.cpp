@@ -55,6 +55,17 @@ bool sees_a_key(const AttentionShape& shape, int first_visible, int query) {
     return first_visible <= std::min(last, shape.n_keys - 1);
 }
 
+// Soft-capped scores of one head, as Gemma 2 forms them: the product scaled, then
+// (x / cap), tanh, (x * cap) in float32, then the scaled bias added.
+void soft_cap(const AttentionShape& shape, const float* score_bias, int head, float* scores) {
+    const size_t n = static_cast<size_t>(shape.n_queries) * shape.n_keys;
+    const float* bias = score_bias ? score_bias + static_cast<size_t>(head) * n : nullptr;
+    for (size_t i = 0; i < n; ++i) {
+        scores[i] = std::tanh(scores[i] * shape.score_scale / shape.softcap) * shape.softcap;
+        if (bias) scores[i] += shape.score_scale * bias[i];
+    }
+}
+
 }  // namespace
 
 // The GEMMs are oneDNN's (row-major dnnl_sgemm), not OpenBLAS's: OpenBLAS
@@ -77,7 +88,8 @@ void attention(const AttentionShape& shape, const AttentionInputs& in, float* pr
         const float* k = in.keys + static_cast<size_t>(kv_head) * D;
         const float* v = in.values + static_cast<size_t>(kv_head) * D;
         float beta = 0.0f;
-        if (in.score_bias) {  // scores = bias, then += q k^T
+        const bool capped = shape.softcap > 0.0f;
+        if (in.score_bias && !capped) {  // scores = bias, then += q k^T
             const float* bias = in.score_bias + static_cast<size_t>(head) * Q * K;
             std::copy(bias, bias + static_cast<size_t>(Q) * K, scores);
             beta = 1.0f;
@@ -88,10 +100,11 @@ void attention(const AttentionShape& shape, const AttentionInputs& in, float* pr
         dnnl_status_t status = dnnl_sgemm('N', 'T', Q, K, D, 1.0f, q, in.query_stride, k,
                                           in.key_stride, beta, scores, K);
         if (status == dnnl_success) {
+            if (capped) soft_cap(shape, in.score_bias, head, scores);
             if (in.key_mask || shape.causal) mask_scores(shape, in.key_mask, scores);
             for (int query = 0; query < Q; ++query) {
                 float* row = scores + static_cast<size_t>(query) * K;
-                if (shape.score_scale != 1.0f)
+                if (shape.score_scale != 1.0f && !capped)
                     for (int key = 0; key < K; ++key) row[key] *= shape.score_scale;
                 if (!softmax_row(row, K) && sees_a_key(shape, first_visible, query))
                     std::fill(row, row + K, std::numeric_limits<float>::quiet_NaN());
@@ -126,12 +139,17 @@ void attention_reference(const AttentionShape& shape, const AttentionInputs& in,
                 const float* k = in.keys + static_cast<size_t>(key) * in.key_stride + kv_head * D;
                 double dot = 0;
                 for (int d = 0; d < D; ++d) dot += static_cast<double>(q[d]) * k[d];
-                if (in.score_bias)
-                    dot += in.score_bias[(static_cast<size_t>(head) * Q + query) * K + key];
+                const double bias =
+                    in.score_bias ? in.score_bias[(static_cast<size_t>(head) * Q + query) * K + key]
+                                  : 0.0;
                 const bool masked =
                     (in.key_mask && !in.key_mask[key]) || (shape.causal && key > query + (K - Q));
-                row[key] =
-                    masked ? -std::numeric_limits<double>::infinity() : shape.score_scale * dot;
+                const double score =
+                    shape.softcap > 0
+                        ? shape.softcap * std::tanh(shape.score_scale * dot / shape.softcap) +
+                              shape.score_scale * bias
+                        : shape.score_scale * (dot + bias);
+                row[key] = masked ? -std::numeric_limits<double>::infinity() : score;
                 // float32 scores, as attention() computes them: overflow is inf there too
                 row[key] = static_cast<float>(row[key]);
                 nan = nan || std::isnan(row[key]);

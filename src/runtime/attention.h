@@ -25,6 +25,10 @@ struct AttentionShape {
     float score_scale = 1.0f;  // 1/sqrt(head_dim) for most models; T5 uses 1
     // Query q sees keys k <= q + (n_keys - n_queries): decoders, incl. cached prefixes.
     bool causal = false;
+    // Gemma 2's attn_logit_softcapping: when > 0 the score is
+    // softcap * tanh(score_scale * q.k / softcap) + score_scale * score_bias: the cap
+    // applies to the scaled product, before the bias and the masks. 0: off.
+    float softcap = 0.0f;
 };
 
 struct AttentionInputs {

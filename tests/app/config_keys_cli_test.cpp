@@ -28,7 +28,7 @@ fs::path config_of(const std::string& model_type) {
     for (const std::string& name :
          {model_type + "_tiny", std::string("bert_is_decoder"),
           std::string("mistral_sliding_window"), std::string("qwen2_head_dim"),
-          std::string("llama_linear_rope_mha")}) {
+          std::string("llama_linear_rope_mha"), std::string("deberta_v3_tiny")}) {
         const fs::path file = kArch / name / "config.json";
         if (fs::exists(file) && attnviz::io::read_json(file).value("model_type", "") == model_type)
             return file;

@@ -187,5 +187,61 @@ TEST(ConfigSemantics, AlbertRelativeKeyQueryAddedAfterScale) {
     expect_fixture_matches("albert_relative_key_query", "albert", 2);
 }
 
+// issue 18, stream arch2
+TEST(Gemma, ScaledEmbeddingsAndOnePlusNormsMatchReference) {
+    expect_fixture_matches("gemma_tiny", "gemma", 1, true);
+}
+TEST(Gemma, AttentionBiasAndHiddenActIgnoredMatchReference) {
+    // hidden_activation null: gelu_pytorch_tanh, whatever hidden_act says
+    expect_fixture_matches("gemma_bias_hidden_act_ignored", "gemma", 2, true);
+}
+TEST(Gemma2, SoftCapSlidingWindowAndFourNormsMatchReference) {
+    expect_fixture_matches("gemma2_tiny", "gemma2", 1, true);
+}
+TEST(Gemma2, LayerTypesWithoutSoftCapMatchReference) {
+    expect_fixture_matches("gemma2_layer_types_no_softcap", "gemma2", 2, true);
+}
+TEST(Phi, PartialRotaryParallelBlockMatchesReference) {
+    expect_fixture_matches("phi_tiny", "phi", 1, true);
+}
+TEST(Phi, QkLayerNormGroupedQueryMatchesReference) {
+    expect_fixture_matches("phi_qk_layernorm_gqa", "phi", 2, true);
+}
+TEST(Phi3, FusedQkvGateUpMatchesReference) { expect_fixture_matches("phi3_tiny", "phi3", 1, true); }
+TEST(Phi3, LongRopePastOriginalLengthUsesLongFactors) {
+    expect_fixture_matches("phi3_longrope_long", "phi3", 1, true);
+}
+TEST(Phi3, SuShortFactorsPartialRotarySlidingWindowMatchReference) {
+    expect_fixture_matches("phi3_su_short_sliding", "phi3", 2, true);
+}
+TEST(Mpnet, RelativeBiasSharedAcrossLayersMatchesReference) {
+    expect_fixture_matches("mpnet_tiny", "mpnet", 1, true);
+}
+TEST(Mpnet, LogBucketsPastMaxExactMatchReference) {
+    expect_fixture_matches("mpnet_long_distances", "mpnet", 2, true);
+}
+TEST(DebertaV2, V3SharedKeysLogBucketsMatchReference) {
+    expect_fixture_matches("deberta_v3_tiny", "deberta-v2", 1, true);
+}
+TEST(DebertaV2, SeparateProjectionsClampedSpanMatchReference) {
+    expect_fixture_matches("deberta_v2_separate_projections", "deberta-v2", 2, true);
+}
+TEST(DebertaV2, ContentToPositionOnlyMatchesReference) {
+    expect_fixture_matches("deberta_v2_c2p_only", "deberta-v2", 1, true);
+}
+// XSoftmax zeroes a padding query's row, which attnviz's attention does not: a
+// padded DeBERTa-v2 input is refused, never shown with different rows.
+TEST(DebertaV2, PaddedInputIsRefusedNamingThePadding) {
+    LoadedNetwork loaded = load_network(fixture("deberta_v3_tiny"));
+    Encoding tokens = encoding_of({1, 20, 30, 2, 0});
+    tokens.attention_mask.back() = 0;
+    try {
+        run_network(*loaded.network, ForwardInput{&tokens, nullptr}, {});
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("padding"), std::string::npos) << e.what();
+    }
+}
+
 }  // namespace
 }  // namespace attnviz::model

@@ -1155,6 +1155,17 @@ def bert_head(sd, c):
 
 ARCHS["bert"] = (bert_config, bert_init, bert_forward, bert_head)
 
+# Architectures with a reference file of their own (tools/reference/ref_<arch>.py),
+# each registering its ARCHS entries with this module's helpers.
+# issue 18, stream arch2:
+import ref_deberta_v2  # noqa: E402
+import ref_gemma  # noqa: E402
+import ref_mpnet  # noqa: E402
+import ref_phi  # noqa: E402
+
+for _ref in (ref_gemma, ref_phi, ref_mpnet, ref_deberta_v2):
+    _ref.register(sys.modules[__name__])
+
 
 def parse_ids(text):
     if text.startswith("@"):

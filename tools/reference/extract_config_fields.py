@@ -46,6 +46,15 @@ SOURCES = {
     "marian": ("src/transformers/models/marian/configuration_marian.py",
                "4aa4342b720ef79340412180d41ad22b01d4942f"),
     "t5": ("src/transformers/models/t5/configuration_t5.py", "038869d4d54db478c18dbe58a02aefc67f62beb0"),
+    # issue 18, stream arch2
+    "gemma": ("src/transformers/models/gemma/configuration_gemma.py", "3676fc805228e63d9ae97b622d715af847c276c6"),
+    "gemma2": ("src/transformers/models/gemma2/configuration_gemma2.py",
+               "19f5346140749359823ef26c4183bd8f1aed3db7"),
+    "phi": ("src/transformers/models/phi/configuration_phi.py", "90f2781aaf6cb2ba75e33a485edec50cbdcbdef5"),
+    "phi3": ("src/transformers/models/phi3/configuration_phi3.py", "d7991107f1114ec9fd32a4fdfed4c2dd8a76e0e4"),
+    "mpnet": ("src/transformers/models/mpnet/configuration_mpnet.py", "fe70f22d5e5206a4890993abb916bc9c220c2790"),
+    "deberta-v2": ("src/transformers/models/deberta_v2/configuration_deberta_v2.py",
+                   "cb6679c8fe2783c91681ebf08ef15db969f5d645"),
 }
 
 # configuration class name -> model_type, for "inherits"

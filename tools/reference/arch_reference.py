@@ -34,6 +34,7 @@ Usage:
 """
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -1154,6 +1155,13 @@ def bert_head(sd, c):
 
 
 ARCHS["bert"] = (bert_config, bert_init, bert_forward, bert_head)
+
+# Architectures in files of their own (tools/reference/ref_<arch>.py) import this
+# module as arch_reference (the same module when it runs as a script) and list
+# their entries in their own ARCHS.
+sys.modules.setdefault("arch_reference", sys.modules[__name__])
+for _module in ("ref_gpt_neox", "ref_opt", "ref_bloom", "ref_falcon", "ref_xlm_roberta"):
+    ARCHS.update(importlib.import_module(_module).ARCHS)
 
 
 def parse_ids(text):

@@ -173,8 +173,9 @@ void read_bloom_config(const ConfigReader& reader, ModelConfig& config) {
     config.hidden_size = reader.integer({"hidden_size", "n_embed"});
     config.vocab_size = reader.integer({"vocab_size"});
     config.norm_eps = static_cast<float>(reader.number({"layer_norm_epsilon"}, 1e-5));
-    config.hidden_act = "gelu_new";  // modeling_bloom's own tanh gelu
-    config.max_positions = 0;        // ALiBi: no position table
+    config.hidden_act = "gelu_new";            // modeling_bloom's own tanh gelu
+    config.max_positions = 0;                  // ALiBi: no position table
+    config.position_embedding_type = "alibi";  // for the memory estimate: an [H, T, T] bias
     config.type_vocab_size = 0;
     config.is_causal = true;
     if (config.n_layers < 1 || config.n_heads < 1 || config.hidden_size < 1 ||

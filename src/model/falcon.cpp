@@ -290,6 +290,7 @@ void read_falcon_config(const ConfigReader& reader, ModelConfig& config) {
                        static_cast<int>(checked_size(
                            reader.file(), {{"hidden_size", config.hidden_size}, {nullptr, 4}})));
     const FalconLayout layout = read_layout(reader);
+    if (layout.alibi) config.position_embedding_type = "alibi";  // the memory estimate's [H, T, T]
     // FalconAttention: num_kv_heads counts only with the new architecture or without
     // multi_query; multi_query alone has one key/value head
     const int kv_heads = reader.integer({"num_kv_heads"}, config.n_heads);

@@ -57,7 +57,10 @@ def forward(sd, c, ids, _target, type_ids=None):
     rot = rotary_ndims(c)
     # GPTNeoXRotaryEmbedding over rotary_ndims dims, base rotary_emb_base (rope_scaling as Llama's)
     rope_c = dict(c, rope_theta=c["rotary_emb_base"], head_dim=rot)
-    inv_freq = R.rope_inv_freq(rope_c, S)
+    if rot == 2 and (c.get("rope_scaling") or {}).get("rope_type", (c.get("rope_scaling") or {}).get("type")) \
+            == "dynamic":
+        raise SystemExit("dynamic rope_scaling divides by rotary_ndims - 2 = 0 (ZeroDivisionError in transformers)")
+    inv_freq = R.rope_inv_freq(rope_c, S) if rot > 0 else torch.zeros(0)  # rotary_pct 0: nothing rotates
     freqs = torch.arange(S, dtype=torch.int64).float()[:, None] * inv_freq[None, :]
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos().to(R.FLOAT), emb.sin().to(R.FLOAT)

@@ -96,7 +96,8 @@ int rotary_dims(const ConfigReader& reader, int head_dim) {
 
 RopeConfig read_neox_rope(const ConfigReader& reader, const ModelConfig& config) {
     const int dims = rotary_dims(reader, config.head_dim);
-    RopeConfig rope = read_rope_config(reader, dims, config.context_length);
+    // rotary_pct 0 rotates nothing, whatever rope_scaling says (its keys are still checked)
+    RopeConfig rope = read_rope_config(reader, dims > 0 ? dims : 4, config.context_length);
     rope.rotary_dim = dims;
     // GPT-NeoX spells the rotary base rotary_emb_base
     const double base = reader.number({"rotary_emb_base"}, 10000.0);

@@ -214,7 +214,7 @@ TEST(Falcon, NewArchitectureGroupedKeysMatchesReference) {
     expect_fixture_matches("falcon_new_architecture", "falcon", 1, true);
 }
 TEST(XlmRoberta, PaddingInsideSkipsPositionsMatchesReference) {
-    expect_fixture_matches("xlm_roberta_tiny", "xlm-roberta", 1, true);
+    expect_fixture_matches("xlm-roberta_tiny", "xlm-roberta", 1, true);
 }
 
 }  // namespace

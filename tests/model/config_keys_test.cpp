@@ -50,8 +50,7 @@ fs::path fixture_of(const std::string& model_type) {
     if (fs::exists(arch / name / "config.json")) return arch / name;
     for (const auto& [type, folder] :
          {std::pair{"mistral", "mistral_sliding_window"}, std::pair{"qwen2", "qwen2_head_dim"},
-          std::pair{"llama", "llama_linear_rope_mha"},
-          std::pair{"xlm-roberta", "xlm_roberta_tiny"}})
+          std::pair{"llama", "llama_linear_rope_mha"}})
         if (model_type == type) return arch / folder;
     throw std::runtime_error("no fixture for " + model_type);
 }

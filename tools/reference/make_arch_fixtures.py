@@ -125,7 +125,7 @@ CASES.update({
     "falcon_new_architecture": ("falcon", ids(12, 48), None, True,
                                 dict(VOCAB, new_decoder_architecture=True, num_attention_heads=8,
                                      num_kv_heads=2, ffn_hidden_size=48, rope_theta=1000.0)),
-    "xlm_roberta_tiny": ("xlm-roberta", [0] + ids(6, 49) + [1] + ids(3, 50) + [2], None, True, dict(VOCAB)),
+    "xlm-roberta_tiny": ("xlm-roberta", [0] + ids(6, 49) + [1] + ids(3, 50) + [2], None, True, dict(VOCAB)),
 })
 
 # The keys each case's config.json leaves out, so attnviz must apply the

@@ -34,6 +34,12 @@ const Architecture kArchitectures[] = {
     {"marian", read_bart_config, load_bart},
     {"distilbert", read_distilbert_config, load_distilbert},
     {"albert", read_albert_config, load_albert},
+    // issue 18 (arch1)
+    {"gpt_neox", read_gpt_neox_config, load_gpt_neox},
+    {"opt", read_opt_config, load_opt},
+    {"bloom", read_bloom_config, load_bloom},
+    {"falcon", read_falcon_config, load_falcon},
+    {"xlm-roberta", read_roberta_config, load_roberta},
     // issue 18, stream arch2
     {"gemma", read_gemma_config, load_gemma},
     {"gemma2", read_gemma_config, load_gemma},

@@ -12,8 +12,8 @@ namespace {
 using enum KeyUse;
 
 // Groups of architectures that read a key the same way.
-constexpr const char* kBertFamily = "bert roberta electra albert";
-constexpr const char* kBertDecoders = "bert roberta electra";  // BertModel's is_decoder path
+constexpr const char* kBertFamily = "bert roberta electra albert xlm-roberta";
+constexpr const char* kBertDecoders = "bert roberta electra xlm-roberta";  // BertModel's is_decoder
 constexpr const char* kLlamaFamily = "llama mistral qwen2";
 constexpr const char* kBartFamily = "bart marian";
 constexpr const char* kGemmaFamily = "gemma gemma2";
@@ -51,7 +51,7 @@ constexpr ConfigKey kKeys[] = {
      "true: causal self-attention (BertLMHeadModel, RobertaForCausalLM, ElectraForCausalLM)"},
     {"*", "is_decoder", no_effect,
      "not read by this architecture's forward pass (encoder-decoder models set it per stack)"},
-    {"bert roberta electra gpt2", "add_cross_attention", refused,
+    {"bert roberta electra xlm-roberta gpt2", "add_cross_attention", refused,
      "cross-attention layers fed by an encoder's output, which attnviz does not run", "false",
      "true"},
     {"*", "add_cross_attention", no_effect, "not read by this architecture"},
@@ -89,7 +89,8 @@ constexpr ConfigKey kKeys[] = {
     {"*", "sep_token_id", no_effect, "generation; the tokenizer's files place special tokens"},
     {"*", "decoder_start_token_id", no_effect,
      "generation; attnviz's decoder reads the target text's own tokens"},
-    {"roberta", "pad_token_id", implemented, "position ids start after it and skip padding"},
+    {"roberta xlm-roberta", "pad_token_id", implemented,
+     "position ids start after it and skip padding"},
     {"*", "pad_token_id", no_effect, "padding_idx only zeroes the embedding's gradient"},
     {"*", "finetuning_task", no_effect, kHead},
     {"*", "id2label", no_effect, kHead},
@@ -267,6 +268,96 @@ constexpr ConfigKey kKeys[] = {
     {"t5", "is_gated_act", implemented, "when present, overrides feed_forward_proj's gating"},
     {"t5", "n_positions", no_effect, "old field modeling_t5 does not read"},
 
+    // --- GPT-NeoX (Pythia) ------------------------------------------------------
+    {"gpt_neox", "vocab_size", implemented, "rows of embed_in"},
+    {"gpt_neox", "hidden_size", implemented, "width of the residual stream"},
+    {"gpt_neox", "num_hidden_layers", implemented, "layers"},
+    {"gpt_neox", "num_attention_heads", implemented, "heads per layer"},
+    {"gpt_neox", "intermediate_size", implemented, "feed-forward width"},
+    {"gpt_neox", "hidden_act", implemented, "feed-forward activation"},
+    {"gpt_neox", "layer_norm_eps", implemented, "LayerNorm epsilon"},
+    {"gpt_neox", "rotary_pct", implemented,
+     "share of each head's dimensions that rotate: int(head_dim * rotary_pct)"},
+    {"gpt_neox", "rotary_emb_base", implemented, "rotary base"},
+    {"gpt_neox", "rope_scaling", implemented, "linear or dynamic, over the rotary dimensions"},
+    {"gpt_neox", "max_position_embeddings", implemented, "dynamic rope's reference length"},
+    {"gpt_neox", "use_parallel_residual", implemented,
+     "true: x + attention(ln1(x)) + mlp(ln2(x)); false: the MLP reads x + attention"},
+    {"gpt_neox", "attention_bias", implemented, "biases on query_key_value and dense"},
+    {"gpt_neox", "hidden_dropout", no_effect, kDropout},
+
+    // --- OPT --------------------------------------------------------------------
+    {"opt", "vocab_size", implemented, "rows of embed_tokens"},
+    {"opt", "hidden_size", implemented, "width of the residual stream"},
+    {"opt", "num_hidden_layers", implemented, "layers"},
+    {"opt", "num_attention_heads", implemented, "heads per layer"},
+    {"opt", "ffn_dim", implemented, "feed-forward width"},
+    {"opt", "activation_function", implemented, "feed-forward activation"},
+    {"opt", "max_position_embeddings", implemented,
+     "learned positions (the table has 2 more rows: OPT's offset)"},
+    {"opt", "do_layer_norm_before", implemented,
+     "true: pre-norm layers and a final LayerNorm; false: post-norm (OPT-350m)"},
+    {"opt", "_remove_final_layer_norm", implemented, "true: no final LayerNorm"},
+    {"opt", "word_embed_proj_dim", implemented,
+     "must equal hidden_size: OPT-350m's narrower embeddings (project_in/project_out) are "
+     "refused when read"},
+    {"opt", "enable_bias", implemented, "biases on the attention and feed-forward projections"},
+    {"opt", "layer_norm_elementwise_affine", implemented,
+     "false: LayerNorms without weight and bias"},
+    {"opt", "layerdrop", no_effect, "LayerDrop: training only"},
+
+    // --- BLOOM ------------------------------------------------------------------
+    {"bloom", "vocab_size", implemented, "rows of word_embeddings"},
+    {"bloom", "hidden_size", implemented, "width of the residual stream"},
+    {"bloom", "n_embed", implemented, "old name of hidden_size"},
+    {"bloom", "n_layer", implemented, "layers"},
+    {"bloom", "n_head", implemented, "heads per layer; ALiBi slopes follow their number"},
+    {"bloom", "num_hidden_layers", implemented, "n_layer's other name"},
+    {"bloom", "num_attention_heads", implemented, "n_head's other name"},
+    {"bloom", "layer_norm_epsilon", implemented, "LayerNorm epsilon"},
+    {"bloom", "apply_residual_connection_post_layernorm", implemented,
+     "true: the residual is the LayerNorm's output, not its input"},
+    {"bloom", "pretraining_tp", no_effect,
+     "with slow_but_exact, splits the output projections' matmuls: the same sums"},
+    {"bloom", "slow_but_exact", no_effect, "splits the output projections' matmuls: the same sums"},
+    {"bloom", "attention_softmax_in_fp32", no_effect,
+     "Megatron setting modeling_bloom never reads"},
+    {"bloom", "bias_dropout_fusion", no_effect, "Megatron setting modeling_bloom never reads"},
+    {"bloom", "masked_softmax_fusion", no_effect, "Megatron setting modeling_bloom never reads"},
+    {"bloom", "skip_bias_add", no_effect, "Megatron setting modeling_bloom never reads"},
+    {"bloom", "skip_bias_add_qkv", no_effect, "Megatron setting modeling_bloom never reads"},
+    {"bloom", "offset_alibi", no_effect, "Megatron setting modeling_bloom never reads"},
+    {"bloom", "n_inner", no_effect, "modeling_bloom's MLP is 4 * hidden_size wide"},
+    {"bloom", "unk_token_id", no_effect, "the tokenizer's files place special tokens"},
+    {"bloom", "seq_length", no_effect, "Megatron setting modeling_bloom never reads"},
+    {"bloom", "hidden_dropout", no_effect, kDropout},
+
+    // --- Falcon -----------------------------------------------------------------
+    {"falcon", "vocab_size", implemented, "rows of word_embeddings"},
+    {"falcon", "hidden_size", implemented, "width of the residual stream"},
+    {"falcon", "n_embed", implemented, "old name of hidden_size"},
+    {"falcon", "num_hidden_layers", implemented, "layers"},
+    {"falcon", "num_attention_heads", implemented, "query heads per layer"},
+    {"falcon", "num_kv_heads", implemented,
+     "key/value heads with new_decoder_architecture (or without multi_query)"},
+    {"falcon", "layer_norm_epsilon", implemented, "LayerNorm epsilon"},
+    {"falcon", "alibi", implemented, "true: ALiBi biases instead of rotary positions"},
+    {"falcon", "new_decoder_architecture", implemented,
+     "grouped key/value heads in query_key_value, ln_attn and ln_mlp (Falcon-40B/180B)"},
+    {"falcon", "multi_query", implemented, "one key/value head (without new_decoder_architecture)"},
+    {"falcon", "parallel_attn", implemented, "attention and MLP read the same normalized input"},
+    {"falcon", "num_ln_in_parallel_attn", implemented,
+     "2 (the new architecture's default): ln_attn and ln_mlp; 1: one input_layernorm"},
+    {"falcon", "bias", implemented, "biases on every linear layer"},
+    {"falcon", "max_position_embeddings", implemented, "dynamic rope's reference length"},
+    {"falcon", "rope_theta", implemented, "rotary base"},
+    {"falcon", "rope_scaling", implemented, "linear or dynamic"},
+    {"falcon", "ffn_hidden_size", implemented, "feed-forward width (4 * hidden_size if null)"},
+    {"falcon", "activation", implemented, "feed-forward activation"},
+    {"falcon", "hidden_dropout", no_effect, kDropout},
+    {"falcon", "apply_residual_connection_post_layernorm", no_effect,
+     "old RWConfig field that modeling_falcon never reads"},
+
     // --- issue 18, stream arch2: Gemma, Gemma 2, Phi, Phi-3, MPNet, DeBERTa-v2 --
     {kGemmaFamily, "vocab_size", implemented, "rows of embed_tokens"},
     {kGemmaFamily, "hidden_size", implemented,
@@ -391,8 +482,9 @@ constexpr ConfigKey kKeys[] = {
 const std::vector<std::string> kModelTypes = {
     "bert", "roberta", "electra", "albert", "distilbert", "gpt2", "llama", "mistral", "qwen2",
     "bart", "marian", "t5",
-    // issue 18, stream arch2
-    "gemma", "gemma2", "phi", "phi3", "mpnet", "deberta-v2"};
+    // issue 18
+    "xlm-roberta", "gpt_neox", "opt", "bloom", "falcon", "gemma", "gemma2", "phi", "phi3",
+    "mpnet", "deberta-v2"};
 
 bool applies_to(const ConfigKey& key, const std::string& model_type) {
     std::istringstream types(key.model_types);

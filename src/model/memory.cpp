@@ -122,8 +122,13 @@ MemoryEstimate estimate_forward_memory(const ModelConfig& config, const MemorySh
         // x, h, q|k|v (grouped), context, gate and up, the rotary tables (llama.cpp)
         const uint64_t Dq = H * Dh, Dkv = u(config.n_kv_heads) * Dh;
         per_token = 2 * D + (Dq + 2 * Dkv) + Dq + 2 * I + Dh;
-    } else if (config.model_type == "gpt2") {
-        per_token = 2 * D + 3 * D + D + I;  // x, h, q|k|v, context, feed-forward (gpt2.cpp)
+    } else if (is_family(config.model_type, {"gpt2", "gpt_neox", "opt", "bloom"})) {
+        // x, h, q|k|v, context, feed-forward (gpt2.cpp, gpt_neox.cpp, opt.cpp, bloom.cpp)
+        per_token = 2 * D + 3 * D + D + I;
+    } else if (config.model_type == "falcon") {
+        // x, the attention's and the MLP's inputs, q|k|v (grouped), context, feed-forward,
+        // the rotary tables (falcon.cpp)
+        per_token = 3 * D + (D + 2 * u(config.n_kv_heads) * Dh) + D + I + Dh;
     } else {
         // BERT, RoBERTa, ELECTRA, DistilBERT, ALBERT: x, the embeddings' input,
         // q|k|v, context, feed-forward (bert_layers.cpp, albert.cpp, ...)
@@ -131,6 +136,12 @@ MemoryEstimate estimate_forward_memory(const ModelConfig& config, const MemorySh
         if (config.position_embedding_type == "relative_key" ||
             config.position_embedding_type == "relative_key_query")
             squares = 1;  // the relative position scores
+    }
+    if (config.position_embedding_type == "alibi") {  // BLOOM, Falcon: the ALiBi bias [H, T, T]
+        squares = 1;
+        // kept once for every layer with the queries and keys (the neuron view's bias)
+        if (shape.keep_queries_keys)
+            estimate.queries_keys = sum({estimate.queries_keys, product({H, T, T, kFloat})});
     }
     estimate.activations = sum({estimate.activations, product({T, per_token, kFloat}),
                                 product({squares, H, T, T, kFloat})});

@@ -34,6 +34,18 @@ std::unique_ptr<Network> load_distilbert(const LoadContext& context);
 void read_albert_config(const ConfigReader& reader, ModelConfig& config);
 std::unique_ptr<Network> load_albert(const LoadContext& context);
 
+// issue 18 (arch1); XLM-RoBERTa runs roberta.cpp
+void read_gpt_neox_config(const ConfigReader& reader, ModelConfig& config);
+std::unique_ptr<Network> load_gpt_neox(const LoadContext& context);
+
+void read_opt_config(const ConfigReader& reader, ModelConfig& config);
+std::unique_ptr<Network> load_opt(const LoadContext& context);
+
+void read_bloom_config(const ConfigReader& reader, ModelConfig& config);
+std::unique_ptr<Network> load_bloom(const LoadContext& context);
+
+void read_falcon_config(const ConfigReader& reader, ModelConfig& config);
+std::unique_ptr<Network> load_falcon(const LoadContext& context);
 // --- issue 18, stream arch2 ---
 // Gemma and Gemma 2 (gemma.cpp)
 void read_gemma_config(const ConfigReader& reader, ModelConfig& config);

@@ -30,7 +30,7 @@ using testing::reference_ids;
 
 struct TextCase {
     std::string arch;
-    std::string tokenizer;  // a folder of tests/data/hf
+    std::string tokenizer;  // a folder of tests/data/hf (or a path relative to it)
     std::string text;
     std::optional<std::string> text_pair = {};
     std::optional<std::string> target = {};  // encoder-decoder models
@@ -104,6 +104,43 @@ const std::map<std::string, TextCase>& cases() {
           .text = "The house is wonderful.",
           .target = "Das Haus ist wunderbar.",
           .head = false}},
+        // issue 18 (arch1)
+        {"gpt_neox",
+         {.arch = "gpt_neox",
+          .tokenizer = "gpt2",
+          .text = "Pythia models rotate a quarter of each head and add both branches at once."}},
+        {"opt",
+         {.arch = "opt",
+          .tokenizer = "gpt2",
+          .text = "OPT learns its positions and offsets them by two."}},
+        {"bloom",
+         {.arch = "bloom",
+          .tokenizer = "gpt2",
+          .text = "ALiBi penalises distant keys with a slope per head.",
+          .overrides = {{"vocab_size", 50257}}}},
+        {"falcon",
+         {.arch = "falcon",
+          .tokenizer = "gpt2",
+          .text = "Falcon shares one key and value head between all of its query heads.",
+          .overrides = {{"vocab_size", 50257}}}},
+        {"falcon_alibi",
+         {.arch = "falcon",
+          .tokenizer = "gpt2",
+          .text = "Falcon-RW uses ALiBi and sequential blocks.",
+          .overrides = {{"vocab_size", 50257},
+                        {"alibi", true},
+                        {"multi_query", false},
+                        {"parallel_attn", false},
+                        {"bias", true}},
+          .head = false}},
+        // XLM-RoBERTa's tokenizer pipeline on tests/data/tokenizer (not hf/: it is built
+        // here, see tests/data/PROVENANCE.md)
+        {"xlm-roberta",
+         {.arch = "xlm-roberta",
+          .tokenizer = "../tokenizer/xlm-roberta-unigram",
+          .text = "Le chat s'est assis sur le tapis.",
+          .text_pair = "Die Katze war müde.",
+          .overrides = {{"vocab_size", 32002}}}},
         // issue 18, stream arch2
         {"gemma",
          {.arch = "gemma",
@@ -265,7 +302,8 @@ TEST(ArchErrors, UnsupportedModelTypeListsEveryArchitecture) {
         const std::string message = e.what();
         EXPECT_NE(message.find("gptj"), std::string::npos) << message;
         for (const char* type : {"bert", "gpt2", "llama", "mistral", "qwen2", "roberta",
-                                 "distilbert", "albert", "electra", "bart", "marian", "t5"})
+                                 "distilbert", "albert", "electra", "bart", "marian", "t5",
+                                 "xlm-roberta", "gpt_neox", "opt", "bloom", "falcon"})
             EXPECT_NE(message.find(type), std::string::npos)
                 << type << " missing from: " << message;
     }

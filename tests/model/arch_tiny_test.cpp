@@ -243,5 +243,35 @@ TEST(DebertaV2, PaddedInputIsRefusedNamingThePadding) {
     }
 }
 
+// Issue 18 (arch1): GPT-NeoX, OPT, BLOOM, Falcon, XLM-RoBERTa, hidden states included.
+TEST(GptNeox, ParallelResidualHalfRotaryMatchesReference) {
+    expect_fixture_matches("gpt_neox_tiny", "gpt_neox", 1, true);
+}
+TEST(GptNeox, SequentialResidualFullRotaryNoBiasMatchesReference) {
+    expect_fixture_matches("gpt_neox_sequential_full_rotary", "gpt_neox", 2, true);
+}
+TEST(Opt, PreNormOffsetPositionsMatchesReference) {
+    expect_fixture_matches("opt_tiny", "opt", 1, true);
+}
+TEST(Opt, PostNormWithoutBiasOrAffineMatchesReference) {
+    expect_fixture_matches("opt_post_norm_no_bias", "opt", 2, true);
+}
+TEST(Bloom, AlibiMatchesReference) { expect_fixture_matches("bloom_tiny", "bloom", 1, true); }
+TEST(Bloom, SixHeadAlibiSlopesAndPostLayerNormResidualMatchReference) {
+    expect_fixture_matches("bloom_six_heads_post_layernorm_residual", "bloom", 2, true);
+}
+TEST(Falcon, MultiQueryRotaryParallelMatchesReference) {
+    expect_fixture_matches("falcon_tiny", "falcon", 1, true);
+}
+TEST(Falcon, AlibiSequentialWithBiasesMatchesReference) {
+    expect_fixture_matches("falcon_alibi_sequential", "falcon", 2, true);
+}
+TEST(Falcon, NewArchitectureGroupedKeysMatchesReference) {
+    expect_fixture_matches("falcon_new_architecture", "falcon", 1, true);
+}
+TEST(XlmRoberta, PaddingInsideSkipsPositionsMatchesReference) {
+    expect_fixture_matches("xlm-roberta_tiny", "xlm-roberta", 1, true);
+}
+
 }  // namespace
 }  // namespace attnviz::model

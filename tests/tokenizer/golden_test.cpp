@@ -163,3 +163,19 @@ TEST(Tokenizer, SyntheticPipelinesMatchHuggingFace) {
 }
 
 }  // namespace
+
+namespace {
+
+// XLM-RoBERTa's pipeline (Precompiled nmt_nfkc normalizer, Metaspace, Unigram
+// with fairseq's ids, <mask> with lstrip, "<s> A </s> </s> B </s>") on a
+// tokenizer.json built where the real one could not be had
+// (tools/golden/make_xlm_roberta_unigram.py, tests/data/PROVENANCE.md), against
+// goldens from tokenizers@0.23.2 on the 147 shared cases and the extra ones.
+TEST(Tokenizer, XlmRobertaUnigramPipelineMatchesHuggingFace) {
+    const attnviz::Tokenizer tokenizer =
+        attnviz::Tokenizer::from_folder(kData / "xlm-roberta-unigram");
+    expect_golden(tokenizer, kData / "xlm-roberta-unigram.tokens.json");
+    expect_golden(tokenizer, kData / "xlm-roberta-unigram.extra.tokens.json");
+}
+
+}  // namespace

@@ -34,6 +34,7 @@ Usage:
 """
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -1155,16 +1156,13 @@ def bert_head(sd, c):
 
 ARCHS["bert"] = (bert_config, bert_init, bert_forward, bert_head)
 
-# Architectures with a reference file of their own (tools/reference/ref_<arch>.py),
-# each registering its ARCHS entries with this module's helpers.
-# issue 18, stream arch2:
-import ref_deberta_v2  # noqa: E402
-import ref_gemma  # noqa: E402
-import ref_mpnet  # noqa: E402
-import ref_phi  # noqa: E402
-
-for _ref in (ref_gemma, ref_phi, ref_mpnet, ref_deberta_v2):
-    _ref.register(sys.modules[__name__])
+# Architectures in files of their own (tools/reference/ref_<arch>.py) import this
+# module as arch_reference (the same module when it runs as a script) and list
+# their entries in their own ARCHS.
+sys.modules.setdefault("arch_reference", sys.modules[__name__])
+for _module in ("ref_gpt_neox", "ref_opt", "ref_bloom", "ref_falcon", "ref_xlm_roberta", "ref_gemma",
+                "ref_phi", "ref_mpnet", "ref_deberta_v2"):
+    ARCHS.update(importlib.import_module(_module).ARCHS)
 
 
 def parse_ids(text):

@@ -46,6 +46,15 @@ SOURCES = {
     "marian": ("src/transformers/models/marian/configuration_marian.py",
                "4aa4342b720ef79340412180d41ad22b01d4942f"),
     "t5": ("src/transformers/models/t5/configuration_t5.py", "038869d4d54db478c18dbe58a02aefc67f62beb0"),
+    # issue 18 (arch1): one transformers commit for all five
+    "gpt_neox": ("src/transformers/models/gpt_neox/configuration_gpt_neox.py",
+                 "f91c16d270e5e3ff32fdb32ccf286d05c03dfa66"),
+    "opt": ("src/transformers/models/opt/configuration_opt.py", "f91c16d270e5e3ff32fdb32ccf286d05c03dfa66"),
+    "bloom": ("src/transformers/models/bloom/configuration_bloom.py", "f91c16d270e5e3ff32fdb32ccf286d05c03dfa66"),
+    "falcon": ("src/transformers/models/falcon/configuration_falcon.py",
+               "f91c16d270e5e3ff32fdb32ccf286d05c03dfa66"),
+    "xlm-roberta": ("src/transformers/models/xlm_roberta/configuration_xlm_roberta.py",
+                    "f91c16d270e5e3ff32fdb32ccf286d05c03dfa66"),
     # issue 18, stream arch2
     "gemma": ("src/transformers/models/gemma/configuration_gemma.py", "3676fc805228e63d9ae97b622d715af847c276c6"),
     "gemma2": ("src/transformers/models/gemma2/configuration_gemma2.py",
@@ -129,11 +138,12 @@ def extract(source_dir, model_type):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source", required=True, help="folder with the SOURCES files under their paths")
+    ap.add_argument("--only", nargs="*", help="model types to extract (default: every one in SOURCES)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                                   "tests", "data", "config_fields"))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    for model_type in SOURCES:
+    for model_type in args.only or SOURCES:
         data = extract(args.source, model_type)
         with open(os.path.join(args.out, f"{model_type}.json"), "w") as f:
             json.dump(data, f, indent=2)

@@ -105,6 +105,29 @@ CASES.update({
     "llama_huge_weight": ("llama", ids(10, 38), None, False, dict(VOCAB)),
 })
 
+# Issue 18 (arch1): GPT-NeoX, OPT, BLOOM, Falcon, XLM-RoBERTa, with their config branches.
+CASES.update({
+    "gpt_neox_tiny": ("gpt_neox", ids(12, 40), None, True, dict(VOCAB, rotary_pct=0.5)),
+    "gpt_neox_sequential_full_rotary": ("gpt_neox", ids(10, 41), None, False,
+                                        dict(VOCAB, use_parallel_residual=False, rotary_pct=1.0,
+                                             attention_bias=False, rotary_emb_base=500)),
+    "opt_tiny": ("opt", [2] + ids(10, 42), None, True, dict(VOCAB)),
+    "opt_post_norm_no_bias": ("opt", [2] + ids(9, 43), None, False,
+                              dict(VOCAB, do_layer_norm_before=False, enable_bias=False,
+                                   layer_norm_elementwise_affine=False, activation_function="gelu")),
+    "bloom_tiny": ("bloom", ids(12, 44), None, True, dict(VOCAB)),
+    "bloom_six_heads_post_layernorm_residual": ("bloom", ids(11, 45), None, False,
+                                                dict(VOCAB, hidden_size=48, n_head=6,
+                                                     apply_residual_connection_post_layernorm=True)),
+    "falcon_tiny": ("falcon", ids(12, 46), None, True, dict(VOCAB)),
+    "falcon_alibi_sequential": ("falcon", ids(11, 47), None, False,
+                                dict(VOCAB, alibi=True, multi_query=False, parallel_attn=False, bias=True)),
+    "falcon_new_architecture": ("falcon", ids(12, 48), None, True,
+                                dict(VOCAB, new_decoder_architecture=True, num_attention_heads=8,
+                                     num_kv_heads=2, ffn_hidden_size=48, rope_theta=1000.0)),
+    "xlm-roberta_tiny": ("xlm-roberta", [0] + ids(6, 49) + [1] + ids(3, 50) + [2], None, True, dict(VOCAB)),
+})
+
 # The keys each case's config.json leaves out, so attnviz must apply the
 # config class's default (the reference runs with the value set above).
 OMIT = {

@@ -1,7 +1,7 @@
 """DeBERTa-v2 reference (modeling_deberta_v2.py, eager path).
 
 Plain torch, float32, written from the transformers source; registered into
-arch_reference.ARCHS by register(). Embeddings (word [+ position] [+ token type]
+arch_reference.ARCHS through this module's ARCHS. Embeddings (word [+ position] [+ token type]
 [-> embed_proj], LayerNorm), then post-norm layers whose attention is
 DisentangledSelfAttention: q.(k / s) plus the c2p and p2c terms over the
 relative position embeddings (log buckets when position_buckets > 0), each
@@ -12,7 +12,7 @@ import math
 
 import torch
 
-ar = None  # the arch_reference module, set by register()
+import arch_reference as ar  # noqa: E402  (this module is imported by arch_reference)
 
 DEBERTA_SIZES = {
     "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
@@ -176,7 +176,6 @@ def deberta_head(sd, c):
     return out
 
 
-def register(module):
-    global ar
-    ar = module
-    module.ARCHS["deberta-v2"] = (deberta_config, deberta_init, deberta_forward, deberta_head)
+ARCHS = {
+    "deberta-v2": (deberta_config, deberta_init, deberta_forward, deberta_head),
+}

@@ -1,7 +1,7 @@
 """Gemma and Gemma 2 references (modeling_gemma.py, modeling_gemma2.py, eager path).
 
 Plain torch, float32, written from the transformers source; registered into
-arch_reference.ARCHS by register(). Differences from Llama: embeddings times
+arch_reference.ARCHS through this module's ARCHS. Differences from Llama: embeddings times
 sqrt(hidden_size) (a float32 tensor), RMSNorm times (1 + w), gelu_pytorch_tanh
 gate; Gemma 2 adds query_pre_attn_scalar, attention-logit soft-capping, sliding
 windows on the even layers (or as layer_types says) and the post-attention /
@@ -12,7 +12,7 @@ import math
 
 import torch
 
-ar = None  # the arch_reference module, set by register()
+import arch_reference as ar  # noqa: E402  (this module is imported by arch_reference)
 
 GEMMA_SIZES = {
     "tiny": dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
@@ -143,8 +143,7 @@ def gemma_head(sd, c):
     return out
 
 
-def register(module):
-    global ar
-    ar = module
-    module.ARCHS["gemma"] = (lambda s, o: gemma_config(s, o, "gemma"), gemma_init, gemma_forward, gemma_head)
-    module.ARCHS["gemma2"] = (lambda s, o: gemma_config(s, o, "gemma2"), gemma_init, gemma_forward, gemma_head)
+ARCHS = {
+    "gemma": (lambda s, o: gemma_config(s, o, "gemma"), gemma_init, gemma_forward, gemma_head),
+    "gemma2": (lambda s, o: gemma_config(s, o, "gemma2"), gemma_init, gemma_forward, gemma_head),
+}

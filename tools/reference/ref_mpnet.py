@@ -1,7 +1,7 @@
 """MPNet reference (modeling_mpnet.py, eager path).
 
 Plain torch, float32, written from the transformers source; registered into
-arch_reference.ARCHS by register(). Embeddings: word + position (RoBERTa-style
+arch_reference.ARCHS through this module's ARCHS. Embeddings: word + position (RoBERTa-style
 ids from padding_idx 1), LayerNorm, no token types. The encoder computes one
 relative position bias (MPNetEncoder.compute_position_bias: 32 buckets, max
 distance 128) and every layer adds it after the 1/sqrt(d) scale; post-norm
@@ -12,7 +12,7 @@ import math
 
 import torch
 
-ar = None  # the arch_reference module, set by register()
+import arch_reference as ar  # noqa: E402  (this module is imported by arch_reference)
 
 MPNET_SIZES = {
     "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
@@ -109,7 +109,6 @@ def mpnet_head(sd, c):
     return out
 
 
-def register(module):
-    global ar
-    ar = module
-    module.ARCHS["mpnet"] = (mpnet_config, mpnet_init, mpnet_forward, mpnet_head)
+ARCHS = {
+    "mpnet": (mpnet_config, mpnet_init, mpnet_forward, mpnet_head),
+}

@@ -1,7 +1,7 @@
 """Phi and Phi-3 references (modeling_phi.py, modeling_phi3.py, eager path).
 
 Plain torch, float32, written from the transformers source; registered into
-arch_reference.ARCHS by register().
+arch_reference.ARCHS through this module's ARCHS.
 
 Phi: LayerNorm, then attention and the feed-forward on the same normalized
 input, both added to the residual; rotary on the first
@@ -17,7 +17,7 @@ import math
 
 import torch
 
-ar = None  # the arch_reference module, set by register()
+import arch_reference as ar  # noqa: E402  (this module is imported by arch_reference)
 
 PHI_SIZES = {
     "tiny": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -214,8 +214,7 @@ def phi3_head(sd, c):
     return out
 
 
-def register(module):
-    global ar
-    ar = module
-    module.ARCHS["phi"] = (phi_config, phi_init, phi_forward, phi_head)
-    module.ARCHS["phi3"] = (phi3_config, phi3_init, phi3_forward, phi3_head)
+ARCHS = {
+    "phi": (phi_config, phi_init, phi_forward, phi_head),
+    "phi3": (phi3_config, phi3_init, phi3_forward, phi3_head),
+}

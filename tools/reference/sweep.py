@@ -105,6 +105,34 @@ GRIDS = {
         "dense_act_fn": [ABSENT, "silu"],
         "is_gated_act": [ABSENT, True, False],
     }),
+    # issue 18 (arch1)
+    "gpt_neox": ({"max_position_embeddings": 8}, {
+        "use_parallel_residual": [True, False],
+        "rotary_pct": [0.5, 1.0, 0.25, 0.0],
+        "attention_bias": [True, False],
+        "rope_scaling": ["none", "linear", "dynamic"],
+    }),
+    "opt": ({}, {
+        "do_layer_norm_before": [True, False],
+        "_remove_final_layer_norm": [False, True],
+        "enable_bias": [True, False],
+        "layer_norm_elementwise_affine": [True, False],
+        "activation_function": ["relu", "gelu"],
+    }),
+    "bloom": ({}, {
+        "apply_residual_connection_post_layernorm": [False, True],
+        "n_head": [4, 2, 8],
+    }),
+    "falcon": ({}, {
+        "alibi": [False, True],
+        "multi_query": [True, False],
+        "parallel_attn": [True, False],
+        "bias": [False, True],
+    }),
+    "xlm-roberta": ({}, {
+        "position_embedding_type": ["absolute", "relative_key", "relative_key_query"],
+        "is_decoder": [False, True],
+    }),
 }
 
 ENCODER_DECODER = {"bart", "marian", "t5"}
@@ -192,6 +220,11 @@ CLASS_DEFAULTS = {
     "bart": lambda c: {"scale_embedding": False},
     "marian": lambda c: {"scale_embedding": False},
     "t5": lambda c: {"dense_act_fn": t5_default_act(c), "is_gated_act": c["feed_forward_proj"].startswith("gated-")},
+    "gpt_neox": lambda c: {},
+    "opt": lambda c: {},
+    "bloom": lambda c: {},
+    "falcon": lambda c: {},
+    "xlm-roberta": lambda c: {},
 }
 
 

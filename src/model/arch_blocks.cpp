@@ -239,20 +239,19 @@ void attend(AttentionBlock& block, int layer, const AttentionCall& call, float* 
     in.score_bias = call.score_bias;
     const size_t per_head = static_cast<size_t>(Q) * K;
     const size_t per_layer = per_head * block.n_heads;
-    if (slot >= 0 && block.head_ids.empty() && block.has_dense_probs()) {
-        // the whole layer, as it is kept: straight into the trace
-        runtime::attention(shape, in, block.probs.data() + per_layer * slot, context,
-                           context_stride);
-        return;
-    }
-    // One head at a time, each thread with its own [Q, K] scratch: the same
-    // kernel on the same operands as the whole-layer call, so the kept rows
-    // are those of a full capture exactly.
+    // One head at a time, each thread with its own [Q, K] scratch (a kept
+    // head of a dense float32 capture is written in place). Every capture,
+    // the full one too, runs this same loop, so that a selective capture's
+    // rows (and the hidden states) are the full capture's exactly: oneDNN's
+    // sgemm called for one head outside runtime::attention's own head loop
+    // rounds differently in the last bit.
     const int group = H / shape.n_kv_heads;
     runtime::AttentionShape one = shape;
     one.n_heads = 1, one.n_kv_heads = 1;
     const int threads = std::max(1, std::min(omp_get_max_threads(), H));
-    std::vector<float> scratch(per_head * static_cast<size_t>(threads));
+    // every head written in place: no scratch (a full capture's kept layer)
+    const bool in_place = slot >= 0 && block.head_ids.empty() && block.has_dense_probs();
+    std::vector<float> scratch(in_place ? 0 : per_head * static_cast<size_t>(threads));
     std::vector<HeadRows> kept_rows(slot >= 0 ? block.n_heads : 0);
     std::exception_ptr failure;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)

@@ -335,8 +335,9 @@ TEST_F(MemoryCli, RefusalSuggestsCaptureOptionsThatFitAndTheyRun) {
     for (std::string flag; words_of >> flag;) flags.push_back(flag);
     run = run_attnviz(flags, work_);
     ASSERT_EQ(run.code, 0) << first << ": " << run.err;
-    if (first.find("--top-k") != std::string::npos)
+    if (first.find("--top-k") != std::string::npos) {
         EXPECT_THAT(npz_shape(work_ / "out.npz", "attentions_shape"), HasSubstr("(4,)"));
+    }
 }
 
 // A long view under an address-space limit too small for it: the estimate's

@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <exception>
@@ -242,6 +243,72 @@ std::vector<int> parse_int_list(const std::string& text, const std::string& flag
         start = comma + 1;
     }
     return values;
+}
+
+void add_capture_flags(CLI::App& command, CaptureFlags& flags, bool with_selection) {
+    if (with_selection) {
+        command.add_option("--layers", flags.layers,
+                           "keep the attention of these layers only, e.g. 0,11,23 (default: all)");
+        command.add_option("--heads", flags.heads,
+                           "keep these heads of each kept layer only, e.g. 0,5 (default: all)");
+    }
+    command
+        .add_option("--top-k", flags.top_k,
+                    "keep the K largest probabilities of each query row (sparse rows)")
+        ->check(whole_number(1));
+    command
+        .add_option("--top-mass", flags.top_mass,
+                    "keep the fewest largest probabilities of each row that sum to P, 0 < P <= 1")
+        ->check(CLI::Range(0.0, 1.0));
+    command.add_flag("--fp16", flags.fp16,
+                     "store the kept probabilities as float16 (each within 2^-11 of its value, "
+                     "relative)");
+}
+
+CaptureOptions capture_options(const CaptureFlags& flags) {
+    CaptureOptions capture;
+    const auto sorted = [](std::vector<int> ids) {
+        std::sort(ids.begin(), ids.end());
+        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+        return ids;
+    };
+    if (!flags.layers.empty()) capture.layers = sorted(parse_int_list(flags.layers, "--layers"));
+    if (!flags.heads.empty()) capture.heads = sorted(parse_int_list(flags.heads, "--heads"));
+    capture.top_k = flags.top_k;
+    capture.top_mass = flags.top_mass;
+    capture.fp16 = flags.fp16;
+    return capture;
+}
+
+void densify_for_views(AttentionTrace& trace, std::optional<uint64_t> budget) {
+    uint64_t bytes = 0;
+    for (const AttentionBlock& block : trace.blocks)
+        if (!block.has_dense_probs()) bytes += block.n_rows() * block.n_keys * sizeof(float);
+    if (bytes == 0) return;
+    const uint64_t room = budget ? *budget : available_memory().bytes;
+    const AttentionBlock& first =
+        *std::find_if(trace.blocks.begin(), trace.blocks.end(),
+                      [](const AttentionBlock& block) { return !block.has_dense_probs(); });
+    const std::string flag =
+        first.is_sparse() ? (first.capture.top_k > 0 ? "--top-k" : "--top-mass") : "--fp16";
+    if (bytes > room / 2)
+        throw Error("the views draw every probability: " + format_memory_size(bytes) +
+                    " as float32, more than half of the " + format_memory_size(room) +
+                    " this run may use; export the " + flag +
+                    " capture instead (attnviz export), or keep fewer --layers / --heads");
+    for (AttentionBlock& block : trace.blocks) {
+        if (block.has_dense_probs()) continue;
+        std::vector<float> dense(block.n_rows() * block.n_keys);
+        for (int l = 0; l < block.n_layers; ++l)
+            for (int h = 0; h < block.n_heads; ++h)
+                for (int q = 0; q < block.n_queries; ++q)
+                    block.row(l, h, q, dense.data() + block.row_index(l, h, q) * block.n_keys);
+        block.probs = std::move(dense);
+        block.probs_fp16.clear();
+        block.probs_fp16.shrink_to_fit();
+        block.row_start.clear();
+        block.row_keys.clear();
+    }
 }
 
 namespace {

@@ -123,6 +123,23 @@ void add_threads_flag(CLI::App& command, int& threads);
 // "0,3,5" -> {0, 3, 5}; throws UsageError naming the flag.
 std::vector<int> parse_int_list(const std::string& text, const std::string& flag);
 
+// --top-k K, --top-mass P, --fp16 (and, for export, --layers / --heads):
+// what the forward keeps of the attention (RunOptions::capture).
+struct CaptureFlags {
+    std::string layers, heads;  // comma lists, any order
+    int top_k = 0;
+    double top_mass = 0;
+    bool fp16 = false;
+};
+// with_selection: also --layers and --heads (view has its own, which it passes on).
+void add_capture_flags(CLI::App& command, CaptureFlags& flags, bool with_selection);
+CaptureOptions capture_options(const CaptureFlags& flags);
+
+// Makes every block's probabilities dense float32 (a sparse or fp16 capture,
+// for the views), refusing with the flag to drop when that would take more
+// than `budget` bytes.
+void densify_for_views(AttentionTrace& trace, std::optional<uint64_t> budget);
+
 // JSON as a command prints it: indented, a string that is not UTF-8 (a hostile
 // vocabulary or folder name) shown with U+FFFD rather than an exception, and
 // C1 controls and DEL escaped as \u0080 (dump escapes the C0 ones), so that

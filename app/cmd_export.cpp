@@ -18,6 +18,7 @@ std::function<int()> setup(CLI::App& command) {
         bool hidden_states = false;
         int threads = 0;
         std::optional<uint64_t> max_memory;
+        CaptureFlags capture;
     };
     auto flags = std::make_shared<Flags>();
     add_model_flags(command, flags->model);
@@ -29,11 +30,14 @@ std::function<int()> setup(CLI::App& command) {
                      "also write queries and keys [layers, heads, tokens, head_dim]");
     command.add_flag("--hidden-states", flags->hidden_states,
                      "also write hidden_states [layers + 1, tokens, hidden]");
+    add_capture_flags(command, flags->capture, /*with_selection=*/true);
     add_threads_flag(command, flags->threads);
     add_max_memory_flag(command, flags->max_memory);
     command.footer(
         "Arrays: input_ids, token_type_ids (int64), tokens (unicode), attentions (float32, "
-        "[layers, heads, tokens, tokens]). Encoder-decoder models write encoder_/decoder_ "
+        "[layers, heads, tokens, tokens]; float16 with --fp16; with --top-k / --top-mass CSR rows "
+        "attentions_row_start, attentions_keys, attentions_probs, attentions_shape: see "
+        "docs/export.md). Encoder-decoder models write encoder_/decoder_ "
         "input_ids, token_type_ids and tokens, and encoder_, decoder_ and cross_attentions.\n"
         "Example: attnviz export --model bert-base-uncased --text \"The cat sat\" -o cat.npz\n"
         "         python3 -c \"import numpy; print(numpy.load('cat.npz')['attentions'].shape)\"");
@@ -47,6 +51,7 @@ std::function<int()> setup(CLI::App& command) {
         run.max_memory = flags->max_memory;
         run.keep_queries_keys = flags->queries_keys;
         run.keep_hidden_states = flags->hidden_states;
+        run.capture = capture_options(flags->capture);
         step.emplace("running the model");
         AttentionTrace trace = trace_text(model, flags->text, run);
         trace.model_id = model_label(flags->model);

@@ -10,6 +10,11 @@
 namespace attnviz::cli {
 namespace {
 
+// binary16's rounding to nearest: half an ulp (docs/export.md)
+constexpr const char* kFp16CaptureError =
+    "each kept probability p within 2^-11 * p of its float32 value (p >= 2^-14), within "
+    "2^-25 below";
+
 std::function<int()> setup(CLI::App& command) {
     struct Flags {
         ModelFlags model;
@@ -39,6 +44,7 @@ std::function<int()> setup(CLI::App& command) {
         };
         if (config.is_encoder_decoder) info["decoder_layers"] = config.n_decoder_layers;
         if (tokenizer_max) info["tokenizer_max_length"] = *tokenizer_max;
+        info["fp16_capture_error"] = kFp16CaptureError;
         if (flags->json) {
             std::cout << json_text(info);
             return 0;
@@ -69,7 +75,8 @@ std::function<int()> setup(CLI::App& command) {
         else
             std::cout << "no learned limit";
         if (tokenizer_max) std::cout << " (tokenizer: " << *tokenizer_max << ")";
-        std::cout << "\n";
+        std::cout << "\n"
+                  << "--fp16 capture " << kFp16CaptureError << "\n";
         return 0;
     };
 }

@@ -77,8 +77,9 @@ void add_attention_flag(CLI::App& command, std::string& attention) {
 }
 
 AttentionTrace trace_from_attention_file(const CLI::App& command, const std::string& attention) {
-    for (const char* flag : {"--model", "--text", "--text-b", "--target", "--text-file",
-                             "--text-b-file", "--target-file", "--truncate", "--threads"})
+    for (const char* flag :
+         {"--model", "--text", "--text-b", "--target", "--text-file", "--text-b-file",
+          "--target-file", "--truncate", "--threads", "--top-k", "--top-mass", "--fp16"})
         if (command.get_option(flag)->count() > 0)
             throw UsageError(
                 std::string(flag) +
@@ -101,6 +102,7 @@ std::function<int()> setup(CLI::App& command) {
         int threads = 0;
         std::string attention;
         std::optional<uint64_t> max_memory;
+        CaptureFlags capture;
     };
     auto flags = std::make_shared<Flags>();
     add_model_flags(command, flags->model);
@@ -128,6 +130,7 @@ std::function<int()> setup(CLI::App& command) {
     add_threads_flag(command, flags->threads);
     add_attention_flag(command, flags->attention);
     add_max_memory_flag(command, flags->max_memory);
+    add_capture_flags(command, flags->capture, /*with_selection=*/false);
     command.footer(
         "Example: attnviz view --model bert-base-uncased --text \"The cat sat on the mat\" "
         "--text-b \"The cat lay on the rug\"\nWrites the page (or picture) and prints its path. "
@@ -194,19 +197,32 @@ std::function<int()> setup(CLI::App& command) {
             if (format == "html") run.output_fraction = 0.3;  // the page's quantized attention
             run.keep_queries_keys = std::find(options.views.begin(), options.views.end(),
                                               View::neuron) != options.views.end();
+            // What the page does not show is not kept: --layers and --heads
+            // choose the capture, and the page shows all of it (labelled with
+            // the model's numbers).
+            run.capture = capture_options(flags->capture);
+            run.capture.layers = options.layers;
+            run.capture.heads = options.heads;
+            for (std::vector<int>* ids : {&run.capture.layers, &run.capture.heads}) {
+                std::sort(ids->begin(), ids->end());
+                ids->erase(std::unique(ids->begin(), ids->end()), ids->end());
+            }
+            options.layers.clear();
+            options.heads.clear();
             step.emplace("running the model");
             trace = trace_text(model, flags->text, run);
             trace.model_id = model_label(flags->model);
             trace.model_revision = snapshot_commit(folder);
         }
+        densify_for_views(trace, flags->max_memory);
         // Without --layers / --heads the page includes all: check against the model.
         const AttentionBlock& shown = trace.blocks.front();
-        if (flags->open_layer >= shown.n_layers)
+        if (flags->open_layer >= std::max(shown.n_layers, shown.n_model_layers))
             throw UsageError("--open-layer " + std::to_string(flags->open_layer) +
                              " is out of range: the model has " + std::to_string(shown.n_layers) +
                              " layers");
         for (int head : options.open_heads)
-            if (head < 0 || head >= shown.n_heads)
+            if (head < 0 || head >= std::max(shown.n_heads, shown.n_model_heads))
                 throw UsageError("--open-heads: head " + std::to_string(head) +
                                  " is out of range: the model has " +
                                  std::to_string(shown.n_heads) + " heads");

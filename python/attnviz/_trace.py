@@ -35,6 +35,16 @@ class Trace:
             raise ValueError(f"block {block!r} is not in this trace (it has {', '.join(names)})")
         return self._native.attention(names.index(block))
 
+    def attention_csr(self, block):
+        """A top_k / top_mass capture's rows as CSR arrays: a dict of row_start [rows + 1]
+        int64, keys [n] int32, probs [n] (float32, or float16), shape (layers, heads,
+        queries, keys); row r = (layer * heads + head) * queries + query. None for a
+        dense block. Densify: see docs/export.md."""
+        names = self.block_names
+        if block not in names:
+            raise ValueError(f"block {block!r} is not in this trace (it has {', '.join(names)})")
+        return self._native.attention_csr(names.index(block))
+
     @property
     def block_names(self):
         return [b["name"] for b in self._blocks]

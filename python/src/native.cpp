@@ -75,6 +75,15 @@ py::dict block_dict(const AttentionBlock& block) {
     out["causal"] = block.causal;
     out["shape"] = py::make_tuple(block.n_layers, block.n_heads, block.n_queries, block.n_keys);
     out["has_queries_keys"] = block.has_queries_keys();
+    // a selective capture: the model's numbers of the kept layers and heads
+    std::vector<int> layers, heads;
+    for (int l = 0; l < block.n_layers; ++l) layers.push_back(block.layer_id(l));
+    for (int h = 0; h < block.n_heads; ++h) heads.push_back(block.head_id(h));
+    out["layers"] = layers;
+    out["heads"] = heads;
+    out["storage"] = block.is_sparse()           ? "sparse"
+                     : !block.probs_fp16.empty() ? "float16"
+                                                 : "float32";
     return out;
 }
 
@@ -252,13 +261,50 @@ PYBIND11_MODULE(_native, m) {
                                })
         .def(
             "attention",
-            [](const TracePtr& trace, int index) {
+            [](const TracePtr& trace, int index) -> py::array {
                 const AttentionBlock& block = block_at(*trace, index);
-                return float_view(trace, block.probs,
-                                  {block.n_layers, block.n_heads, block.n_queries, block.n_keys});
+                std::vector<py::ssize_t> shape = {block.n_layers, block.n_heads, block.n_queries,
+                                                  block.n_keys};
+                if (block.is_sparse())
+                    throw py::value_error("attention block \"" + block.name +
+                                          "\" holds sparse rows (a top_k / top_mass capture): "
+                                          "read them with attention_csr()");
+                if (!block.probs_fp16.empty()) {
+                    py::capsule owner(new TracePtr(trace), [](void* pointer) {
+                        delete static_cast<TracePtr*>(pointer);
+                    });
+                    return py::array(py::dtype("float16"), shape, block.probs_fp16.data(), owner);
+                }
+                return float_view(trace, block.probs, shape);
             },
             py::arg("block"),
-            "The block's probabilities [layers, heads, queries, keys], a view of the trace")
+            "The block's probabilities [layers, heads, queries, keys], a view of the trace "
+            "(float16 for an fp16 capture)")
+        .def(
+            "attention_csr",
+            [](const TracePtr& trace, int index) -> py::object {
+                const AttentionBlock& block = block_at(*trace, index);
+                if (!block.is_sparse()) return py::none();
+                py::dict out;
+                out["row_start"] =
+                    py::array_t<int64_t>(static_cast<py::ssize_t>(block.row_start.size()),
+                                         reinterpret_cast<const int64_t*>(block.row_start.data()));
+                out["keys"] = py::array_t<int32_t>(static_cast<py::ssize_t>(block.row_keys.size()),
+                                                   block.row_keys.data());
+                if (block.probs_fp16.empty())
+                    out["probs"] = py::array_t<float>(static_cast<py::ssize_t>(block.probs.size()),
+                                                      block.probs.data());
+                else
+                    out["probs"] = py::array(py::dtype("float16"),
+                                             {static_cast<py::ssize_t>(block.probs_fp16.size())},
+                                             block.probs_fp16.data());
+                out["shape"] =
+                    py::make_tuple(block.n_layers, block.n_heads, block.n_queries, block.n_keys);
+                return out;
+            },
+            py::arg("block"),
+            "A sparse capture's rows, CSR-style (docs/export.md): row_start, keys, probs, shape; "
+            "None for a dense block")
         .def(
             "queries_keys",
             [](const TracePtr& trace, int index) -> py::object {

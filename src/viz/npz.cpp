@@ -5,8 +5,11 @@
 //
 // Arrays, for single-stack models (BERT, GPT-2, ...):
 //   input_ids [S] int64, token_type_ids [S] int64, tokens [S] unicode,
-//   attentions [L,H,S,S] float32, queries/keys [L,H,S,Dh] and score_scale [L]
-//   (when kept: raw score = score_scale[layer] * dot(query, key) + score_bias),
+//   attentions [L,H,S,S] float32 (float16, or CSR rows attentions_row_start,
+//   attentions_keys, attentions_probs, attentions_shape, for a --fp16, --top-k
+//   or --top-mass capture; attention_layers / attention_heads: the model's
+//   numbers of the kept ones, when not all are; docs/export.md), queries/keys [L,H,S,Dh] and
+//   score_scale [L] (when kept: raw score = score_scale[layer] * dot(query, key) + score_bias),
 //   score_bias [1 or L,H,S,S] (with queries/keys, when the model added one),
 //   hidden_states [L+1,S,D] (when kept).
 // Encoder-decoder models prefix the sequence arrays and the hidden states with
@@ -17,6 +20,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -179,6 +183,82 @@ void append_provenance(const AttentionTrace& trace, std::vector<NpyArray>& array
     }
 }
 
+// Bytes the writer reads in place (they outlive the arrays).
+template <typename T>
+NpyArray raw_array(std::string name, std::string descr, std::vector<size_t> shape,
+                   const std::vector<T>& values) {
+    NpyArray array = make_array(std::move(name), std::move(descr), std::move(shape));
+    array.data = values.data();
+    array.data_size = values.size() * sizeof(T);
+    return array;
+}
+
+NpyArray scalar_int(std::string name, int64_t value) {
+    NpyArray array = int64_array(std::move(name), {value});
+    array.shape.clear();
+    return array;
+}
+
+// A block's probabilities as its capture kept them (docs/export.md):
+// attentions [L,H,Q,K] float32 (float16 with fp16), or CSR rows
+// attentions_row_start [L*H*Q+1] int64, attentions_keys [nnz] int32,
+// attentions_probs [nnz] float32/float16, attentions_shape [4] int64; the
+// model's numbers of the kept layers and heads (attention_layers,
+// attention_heads) when not all are kept; and the capture's top_k, top_mass.
+void append_attention(const AttentionBlock& block, const std::string& prefix,
+                      std::vector<NpyArray>& arrays) {
+    const auto L = static_cast<size_t>(block.n_layers), H = static_cast<size_t>(block.n_heads);
+    const auto Q = static_cast<size_t>(block.n_queries), K = static_cast<size_t>(block.n_keys);
+    const bool fp16 = !block.probs_fp16.empty();
+    const size_t stored = fp16 ? block.probs_fp16.size() : block.probs.size();
+    if (block.is_sparse()) {
+        const size_t rows = L * H * Q;
+        if (block.row_start.size() != rows + 1 || block.row_keys.size() != stored ||
+            block.row_start.back() != stored)
+            throw Error("cannot export " + prefix + "attentions: its sparse rows do not add up (" +
+                        std::to_string(block.row_start.size()) + " row offsets for " +
+                        std::to_string(rows) + " rows, " + std::to_string(stored) + " values)");
+        arrays.push_back(
+            raw_array(prefix + "attentions_row_start", "<i8", {rows + 1}, block.row_start));
+        arrays.push_back(raw_array(prefix + "attentions_keys", "<i4", {stored}, block.row_keys));
+        arrays.push_back(
+            fp16 ? raw_array(prefix + "attentions_probs", "<f2", {stored}, block.probs_fp16)
+                 : raw_array(prefix + "attentions_probs", "<f4", {stored}, block.probs));
+        arrays.push_back(int64_array(prefix + "attentions_shape",
+                                     {static_cast<int64_t>(L), static_cast<int64_t>(H),
+                                      static_cast<int64_t>(Q), static_cast<int64_t>(K)}));
+    } else if (fp16) {
+        if (stored != L * H * Q * K)
+            throw Error("cannot export " + prefix + "attentions: " + std::to_string(stored) +
+                        " float16 values for " + std::to_string(L * H * Q * K));
+        arrays.push_back(raw_array(prefix + "attentions", "<f2", {L, H, Q, K}, block.probs_fp16));
+    } else {
+        arrays.push_back(
+            float_array(prefix + "attentions", block.probs,
+                        {block.n_layers, block.n_heads, block.n_queries, block.n_keys}));
+    }
+    const auto ids = [&](const char* name, const std::vector<int>& values) {
+        if (values.empty()) return;
+        arrays.push_back(
+            int64_array(prefix + name, std::vector<int64_t>(values.begin(), values.end())));
+    };
+    ids("attention_layers", block.layer_ids);
+    ids("attention_heads", block.head_ids);
+    const auto scalar_float = [&](const std::string& name, double value) {
+        NpyArray array = make_array(prefix + name, "<f8", {});
+        array.owned.resize(sizeof(double));
+        std::memcpy(array.owned.data(), &value, sizeof(double));
+        arrays.push_back(std::move(array));
+    };
+    if (block.capture.top_k > 0)
+        arrays.push_back(scalar_int(prefix + "attention_top_k", block.capture.top_k));
+    if (block.capture.top_mass > 0) scalar_float("attention_top_mass", block.capture.top_mass);
+    if (fp16) {  // binary16 rounding: half an ulp, relative for normal values
+        scalar_float("attention_fp16_relative_error", std::ldexp(1.0, -11));
+        scalar_float("attention_fp16_absolute_error", std::ldexp(1.0, -25));
+    }
+}
+
 std::vector<NpyArray> trace_arrays(const AttentionTrace& trace) {
     std::vector<NpyArray> arrays;
     const bool single_stack = trace.sequences.size() == 1;
@@ -197,8 +277,7 @@ std::vector<NpyArray> trace_arrays(const AttentionTrace& trace) {
         const std::string prefix = trace.blocks.size() == 1 ? "" : block.name + "_";
         const int64_t layers = block.n_layers, heads = block.n_heads;
         const int64_t queries = block.n_queries, keys = block.n_keys;
-        arrays.push_back(
-            float_array(prefix + "attentions", block.probs, {layers, heads, queries, keys}));
+        append_attention(block, prefix, arrays);
         if (block.has_queries_keys()) {
             const int64_t dim = block.head_dim;
             arrays.push_back(

@@ -14,8 +14,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <optional>
+#include <tuple>
 
 #include "attnviz/error.h"
 #include "attnviz/export.h"
@@ -265,13 +267,85 @@ std::string shape_text(const std::vector<size_t>& shape) {
     return out + "]";
 }
 
+// A sparse capture's CSR rows (write_npz, docs/export.md), checked whole:
+// offsets from 0 rising to the number of values, keys ascending within a row
+// and below the shape's key count.
+void read_sparse_rows(const NpzFile& npz, const std::string& prefix, AttentionBlock& block) {
+    const std::string stacked = prefix + "attentions";
+    const std::vector<int64_t> shape = npz.integers(stacked + "_shape");
+    if (shape.size() != 4 || std::any_of(shape.begin(), shape.end(), [](int64_t d) {
+            return d <= 0 || d > std::numeric_limits<int>::max();
+        }))
+        throw Error(npz.where(stacked + "_shape") +
+                    " must be 4 positive sizes [layers, heads, queries, keys]");
+    block.n_layers = static_cast<int>(shape[0]), block.n_heads = static_cast<int>(shape[1]);
+    block.n_queries = static_cast<int>(shape[2]), block.n_keys = static_cast<int>(shape[3]);
+    const std::vector<int64_t> starts = npz.integers(stacked + "_row_start");
+    const std::vector<int64_t> keys = npz.integers(stacked + "_keys");
+    block.probs = npz.floats(stacked + "_probs");
+    if (starts.size() != block.n_rows() + 1 || starts.front() != 0 ||
+        starts.back() != static_cast<int64_t>(keys.size()) || keys.size() != block.probs.size())
+        throw Error(npz.where(stacked + "_row_start") + " must hold " +
+                    std::to_string(block.n_rows() + 1) + " offsets from 0 to the " +
+                    std::to_string(keys.size()) + " keys (and as many " + stacked + "_probs)");
+    block.row_start.reserve(starts.size());
+    for (size_t r = 0; r < starts.size(); ++r) {
+        if (r > 0 && starts[r] < starts[r - 1])
+            throw Error(npz.where(stacked + "_row_start") + " falls at row " + std::to_string(r));
+        block.row_start.push_back(static_cast<uint64_t>(starts[r]));
+    }
+    block.row_keys.reserve(keys.size());
+    for (size_t r = 0; r + 1 < starts.size(); ++r)
+        for (int64_t at = starts[r]; at < starts[r + 1]; ++at) {
+            const int64_t key = keys[static_cast<size_t>(at)];
+            if (key < 0 || key >= block.n_keys || (at > starts[r] && key <= keys[at - 1]))
+                throw Error(npz.where(stacked + "_keys") + ": row " + std::to_string(r) +
+                            " has key " + std::to_string(key) +
+                            " (keys must ascend within a row, below " +
+                            std::to_string(block.n_keys) + ")");
+            block.row_keys.push_back(static_cast<int32_t>(key));
+        }
+    if (npz.has(prefix + "attention_top_k")) {  // for messages: what the capture kept
+        const std::vector<int64_t> k = npz.integers(prefix + "attention_top_k");
+        if (k.size() == 1 && k[0] > 0 && k[0] <= block.n_keys)
+            block.capture.top_k = static_cast<int>(k[0]);
+    }
+    if (npz.has(prefix + "attention_top_mass")) {
+        const std::vector<float> mass = npz.floats(prefix + "attention_top_mass");
+        if (mass.size() == 1 && mass[0] > 0 && mass[0] <= 1) block.capture.top_mass = mass[0];
+    }
+}
+
+// The model's numbers of the kept layers and heads of a selective capture.
+void read_kept_ids(const NpzFile& npz, const std::string& prefix, AttentionBlock& block) {
+    for (const auto& [name, count, ids] :
+         {std::tuple{"attention_layers", block.n_layers, &block.layer_ids},
+          std::tuple{"attention_heads", block.n_heads, &block.head_ids}}) {
+        if (!npz.has(prefix + name)) continue;
+        const std::vector<int64_t> values = npz.integers(prefix + name);
+        if (values.size() != static_cast<size_t>(count))
+            throw Error(npz.where(prefix + name) + " has " + std::to_string(values.size()) +
+                        " ids for " + std::to_string(count));
+        for (size_t i = 0; i < values.size(); ++i) {
+            if (values[i] < 0 || values[i] > std::numeric_limits<int>::max() ||
+                (i > 0 && values[i] <= values[i - 1]))
+                throw Error(npz.where(prefix + name) + " must ascend from 0");
+            ids->push_back(static_cast<int>(values[i]));
+        }
+    }
+}
+
 // `attentions` [L,H,Q,K], or `attentions_0..N` of [H,Q,K] or [1,H,Q,K] each.
 AttentionBlock read_block(const NpzFile& npz, const std::string& prefix, const std::string& name) {
     const std::string stacked = prefix + "attentions";
     AttentionBlock block;
     block.name = name;
     std::vector<size_t> shape;
-    if (npz.has(stacked)) {
+    if (npz.has(stacked + "_row_start")) {
+        read_sparse_rows(npz, prefix, block);
+        shape = {static_cast<size_t>(block.n_layers), static_cast<size_t>(block.n_heads),
+                 static_cast<size_t>(block.n_queries), static_cast<size_t>(block.n_keys)};
+    } else if (npz.has(stacked)) {
         shape = npz.get(stacked).shape;
         if (shape.size() == 5 && shape[1] == 1) shape.erase(shape.begin() + 1);
         if (shape.size() != 4)
@@ -305,6 +379,7 @@ AttentionBlock read_block(const NpzFile& npz, const std::string& prefix, const s
     block.n_heads = static_cast<int>(shape[1]);
     block.n_queries = static_cast<int>(shape[2]);
     block.n_keys = static_cast<int>(shape[3]);
+    read_kept_ids(npz, prefix, block);
 
     // Queries and keys (write_npz with --queries-keys), for the neuron view.
     if (npz.has(prefix + "queries") && npz.has(prefix + "keys")) {
@@ -399,7 +474,8 @@ void check_block_fits(const NpzFile& npz, const AttentionTrace& trace, const Att
 }
 
 bool has_block(const NpzFile& npz, const std::string& prefix) {
-    return npz.has(prefix + "attentions") || npz.has(prefix + "attentions_0");
+    return npz.has(prefix + "attentions") || npz.has(prefix + "attentions_0") ||
+           npz.has(prefix + "attentions_row_start");
 }
 
 bool looks_special(const std::string& token) {
@@ -419,6 +495,14 @@ void infer_causal_and_special(AttentionTrace& trace) {
         if (block.query_sequence != block.key_sequence || block.n_queries != block.n_keys) continue;
         bool causal = block.n_queries > 1;
         const auto n = static_cast<size_t>(block.n_queries);
+        if (block.is_sparse()) {  // a kept key after its query says it is not
+            for (size_t row = 0; causal && row < block.n_rows(); ++row)
+                for (uint64_t at = block.row_start[row]; causal && at < block.row_start[row + 1];
+                     ++at)
+                    causal = block.row_keys[at] <= static_cast<int32_t>(row % n);
+            block.causal = causal;
+            continue;
+        }
         const size_t maps = static_cast<size_t>(block.n_layers) * block.n_heads;
         for (size_t map = 0; causal && map < maps && (map + 1) * n * n <= block.probs.size(); ++map)
             for (size_t q = 0; causal && q < n; ++q)

@@ -17,6 +17,11 @@ void check_trace(const AttentionTrace& trace) {
     if (trace.blocks.empty()) throw Error("trace has no attention blocks");
     for (const AttentionBlock& block : trace.blocks) {
         const std::string where = "attention block \"" + block.name + "\"";
+        if (!block.has_dense_probs())
+            throw Error(where + " holds " +
+                        (block.is_sparse() ? "sparse rows (a --top-k / --top-mass capture)"
+                                           : "float16 probabilities (an --fp16 capture)") +
+                        ": the views need every probability as float32");
         const auto n_sequences = static_cast<int>(trace.sequences.size());
         if (block.query_sequence < 0 || block.query_sequence >= n_sequences ||
             block.key_sequence < 0 || block.key_sequence >= n_sequences)
@@ -231,12 +236,24 @@ std::string joined(const std::vector<int>& values) {
     return out;
 }
 
+// The model's numbers of kept layers or heads (a selective capture's ids), as
+// the page labels them.
+std::vector<int> model_ids(const std::vector<int>& kept, const std::vector<int>& ids) {
+    if (ids.empty()) return kept;
+    std::vector<int> out;
+    for (int index : kept) out.push_back(ids[static_cast<size_t>(index)]);
+    return out;
+}
+
 // {"layer": L, "heads": [...]} in model numbering, checked against what the page includes.
 nlohmann::json open_selection(const AttentionTrace& trace, const AttentionBlock& block,
                               const ViewOptions& options) {
-    const std::vector<int> layers = chosen_layers(trace, block, options);
-    const std::vector<int> heads = chosen_heads(trace, block, options);
+    // model numbering: a selective capture's kept layers and heads by their model ids
+    std::vector<int> layers = chosen_layers(trace, block, options);
+    std::vector<int> heads = chosen_heads(trace, block, options);
     if (layers.empty() || heads.empty()) return nullptr;  // build_payload says why
+    for (int& layer : layers) layer = block.layer_id(layer);
+    for (int& head : heads) head = block.head_id(head);
     const auto has = [](const std::vector<int>& set, int value) {
         return std::find(set.begin(), set.end(), value) != set.end();
     };
@@ -292,8 +309,8 @@ std::string build_payload(const AttentionTrace& trace, const ViewOptions& option
                                 {"querySequence", block.query_sequence},
                                 {"keySequence", block.key_sequence},
                                 {"causal", block.causal},
-                                {"layers", layers},
-                                {"heads", heads_of_block[b]},
+                                {"layers", model_ids(layers, block.layer_ids)},
+                                {"heads", model_ids(heads_of_block[b], block.head_ids)},
                                 {"queries", block.n_queries},
                                 {"keys", block.n_keys},
                                 {"probs", nlohmann::json::array()},

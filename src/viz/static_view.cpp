@@ -467,7 +467,7 @@ Picture head_view(const AttentionTrace& trace, const AttentionBlock& block, int 
     const auto& queries = trace.sequences[block.query_sequence].tokens;
     const auto& keys = trace.sequences[block.key_sequence].tokens;
     const std::string title =
-        trace.model_id + "  " + block.name + "  layer " + std::to_string(layer);
+        trace.model_id + "  " + block.name + "  layer " + std::to_string(block.layer_id(layer));
     const double row = 20, top = 46;
     const double token_width = std::clamp(widest_token(queries, keys, kFontSize) + 12, 50.0, 180.0);
     const double lines_width = 150;
@@ -479,7 +479,7 @@ Picture head_view(const AttentionTrace& trace, const AttentionBlock& block, int 
         canvas.text(kMargin, kTitleBaseline, title, Anchor::start, kFontSize);
         for (size_t h = 0; h < heads.size(); ++h)
             canvas.rect(kMargin + h * 18.0, 24, 14, 12, head_color(heads[h]),
-                        "head " + std::to_string(heads[h]));
+                        "head " + std::to_string(block.head_id(heads[h])));
         const double active = static_cast<double>(heads.size());
         for (int head : heads)
             for (int q = 0; q < block.n_queries; ++q)
@@ -525,12 +525,12 @@ Picture model_grid(const AttentionTrace& trace, const AttentionBlock& block,
         canvas.image(legend_x, legend_y, legend_bar, 10, colour_bar(false), "colour-bar");
         canvas.text(legend_text_x, legend_y + 9, legend, Anchor::start, legend_font);
         for (size_t h = 0; h < heads.size(); ++h)
-            canvas.text(left + h * (cell + gap) + cell / 2, top - 8, prefixed('H', heads[h]),
-                        Anchor::middle, kFontSize);
+            canvas.text(left + h * (cell + gap) + cell / 2, top - 8,
+                        prefixed('H', block.head_id(heads[h])), Anchor::middle, kFontSize);
         for (size_t l = 0; l < layers.size(); ++l) {
             const double y = top + l * (cell + label + gap);
-            canvas.text(left - 6, y + cell / 2 + 4, prefixed('L', layers[l]), Anchor::end,
-                        kFontSize);
+            canvas.text(left - 6, y + cell / 2 + 4, prefixed('L', block.layer_id(layers[l])),
+                        Anchor::end, kFontSize);
             for (size_t h = 0; h < heads.size(); ++h) {
                 const double x = left + h * (cell + gap);
                 const Heatmap map = pooled_heatmap(block, layers[l], heads[h], kThumbnail);
@@ -546,9 +546,9 @@ Picture model_grid(const AttentionTrace& trace, const AttentionBlock& block,
 Picture matrix(const AttentionTrace& trace, const AttentionBlock& block, int layer, int head) {
     const auto& queries = trace.sequences[block.query_sequence].tokens;
     const auto& keys = trace.sequences[block.key_sequence].tokens;
-    const std::string title = trace.model_id + "  " + block.name + "  layer " +
-                              std::to_string(layer) + "  head " + std::to_string(head) +
-                              "  (rows: queries, columns: keys)";
+    const std::string title =
+        trace.model_id + "  " + block.name + "  layer " + std::to_string(block.layer_id(layer)) +
+        "  head " + std::to_string(block.head_id(head)) + "  (rows: queries, columns: keys)";
     const double cell =
         std::clamp(std::floor(800.0 / std::max(block.n_queries, block.n_keys)), 1.0, 18.0);
     const bool labels = cell >= 8;

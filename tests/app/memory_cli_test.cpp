@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -309,6 +310,55 @@ TEST_F(MemoryCli, FailedAllocationIsOutOfMemory) {
     EXPECT_THAT(run.err, StartsWith("attnviz: error: out of memory while running the model; "));
     EXPECT_THAT(run.err, HasSubstr("--max-memory"));
     EXPECT_FALSE(fs::exists(work_ / "out.npz"));
+}
+
+// Over its budget, the refusal suggests the capture options that would fit,
+// with their estimates; the first suggestion then runs within that budget and
+// writes what it said (sparse rows of the kept layers).
+TEST_F(MemoryCli, RefusalSuggestsCaptureOptionsThatFitAndTheyRun) {
+    const fs::path model = llama();
+    const std::vector<std::string> args = {"export", "--model",   model.string(),
+                                           "--text", words(3000), "--max-memory",
+                                           "120M",   "-o",        "out.npz"};
+    ChildRun run = run_attnviz(args, work_);
+    ASSERT_EQ(run.code, 1) << run.err;
+    EXPECT_TRUE(one_line(run.err)) << run.err;
+    EXPECT_THAT(run.err, HasSubstr("(weights "));
+    const std::string marker = "keep less attention: ";
+    const size_t at = run.err.find(marker);
+    ASSERT_NE(at, std::string::npos) << run.err;
+    const std::string first =
+        run.err.substr(at + marker.size(), run.err.find(" would fit", at) - at - marker.size());
+    EXPECT_THAT(run.err.substr(at), HasSubstr(" would fit in about "));
+    std::vector<std::string> flags = args;
+    std::istringstream words_of(first);
+    for (std::string flag; words_of >> flag;) flags.push_back(flag);
+    run = run_attnviz(flags, work_);
+    ASSERT_EQ(run.code, 0) << first << ": " << run.err;
+    if (first.find("--top-k") != std::string::npos) {
+        EXPECT_THAT(npz_shape(work_ / "out.npz", "attentions_shape"), HasSubstr("(4,)"));
+    }
+}
+
+// A long view under an address-space limit too small for it: the estimate's
+// refusal, one line, exit 1 (it used to be "unexpected failure:
+// std::bad_alloc"), naming the capture options that would fit. (The issue's
+// case, 2,048 tokens of a Qwen2.5-0.5B-shaped model under 3 GB, is run by
+// bench/long_context.py.)
+TEST_F(MemoryCli, LongViewUnderUlimitIsRefusedWithSuggestions) {
+    const fs::path model = llama();
+    const ChildRun run = run_attnviz({"view", "--model", model.string(), "--text", words(4000),
+                                      "--threads", "1", "-o", "page.html"},
+                                     work_, uint64_t{600} << 20);
+    EXPECT_FALSE(run.timed_out);
+    EXPECT_EQ(run.signal, 0);
+    ASSERT_EQ(run.code, 1) << run.err;
+    EXPECT_TRUE(one_line(run.err)) << run.err;
+    EXPECT_THAT(run.err, StartsWith("attnviz: error: llama on "));
+    EXPECT_THAT(run.err, HasSubstr(" tokens needs about "));
+    EXPECT_THAT(run.err, HasSubstr("(ulimit -v"));
+    EXPECT_THAT(run.err, HasSubstr("keep less attention: "));
+    EXPECT_FALSE(fs::exists(work_ / "page.html"));
 }
 
 // Under any address-space limit (`ulimit -v`) from where the program can start

@@ -98,6 +98,60 @@ class AttentionFile(unittest.TestCase):
         np.testing.assert_array_equal(trace.attentions, arrays["attentions"])
         np.testing.assert_array_equal(trace.queries_keys()[0], arrays["queries"])
 
+    def test_selective_capture_round_trips(self):
+        """export --layers/--heads/--top-k/--fp16 writes what docs/cli.md says: the CSR rows
+        densify (numpy, as documented) to the full export's kept slice with all but the k
+        largest of each row zeroed; fp16 is within 2^-11 relative (2^-25 absolute below 2^-14);
+        load_npz and `view --attention` read both."""
+        text = "The cat sat on the mat because it was tired"
+        full, sparse, half = self.path("full.npz"), self.path("sparse.npz"), self.path("half.npz")
+        run_cli("export", "--model", DEMO, "--text", text, "-o", full)
+        run_cli("export", "--model", DEMO, "--text", text, "--layers", "3,1", "--heads", "2",
+                "--top-k", "3", "-o", sparse)
+        run_cli("export", "--model", DEMO, "--text", text, "--layers", "0", "--fp16", "-o", half)
+        with np.load(full) as npz:
+            reference = npz["attentions"]
+        with np.load(sparse) as npz:
+            z = {name: npz[name] for name in npz.files}
+        self.assertNotIn("attentions", z)
+        self.assertEqual(z["attention_layers"].tolist(), [1, 3])
+        self.assertEqual(z["attention_heads"].tolist(), [2])
+        self.assertEqual(int(z["attention_top_k"]), 3)
+        self.assertEqual(z["attentions_keys"].dtype, np.int32)
+        L, H, Q, K = z["attentions_shape"]
+        starts = z["attentions_row_start"]
+        dense = np.zeros((L * H * Q, K), np.float32)
+        dense[np.repeat(np.arange(L * H * Q), np.diff(starts)), z["attentions_keys"]] = z["attentions_probs"]
+        dense = dense.reshape(L, H, Q, K)
+        kept = reference[[1, 3]][:, [2]]
+        expected = np.zeros_like(kept)
+        for index in np.ndindex(kept.shape[:3]):
+            row = kept[index]
+            order = sorted(range(K), key=lambda k: (-row[k], k))[:3]
+            expected[index][order] = row[order]
+        np.testing.assert_array_equal(dense, expected)
+        trace = attnviz.load_npz(sparse)
+        csr = trace.attention_csr("self")
+        np.testing.assert_array_equal(csr["row_start"], starts)
+        np.testing.assert_array_equal(csr["probs"], z["attentions_probs"])
+        with self.assertRaisesRegex(ValueError, "sparse rows.*attention_csr"):
+            trace.attentions
+        page = self.path("sparse.html")
+        run_cli("view", "--attention", sparse, "--view", "head,model", "-o", page)
+        payload = self.assert_page_values(page, dense)
+        self.assertEqual(payload["meta"]["blocks"][0]["layers"], [1, 3])
+        self.assertEqual(payload["meta"]["blocks"][0]["heads"], [2])
+
+        with np.load(half) as npz:
+            values = npz["attentions"]
+            self.assertEqual(values.dtype, np.float16)
+            self.assertEqual(float(npz["attention_fp16_relative_error"]), 2.0 ** -11)
+        exact = reference[[0]].astype(np.float64)
+        error = np.abs(values.astype(np.float64) - exact)
+        bound = np.where(exact >= 2.0 ** -14, exact * 2.0 ** -11, 2.0 ** -25)
+        self.assertTrue(np.all(error <= bound))
+        self.assertEqual(attnviz.load_npz(half).attentions.dtype, np.float32)
+
     def test_numpy_savez_per_layer_arrays(self):
         rng = np.random.default_rng(3)
         layers = [rng.dirichlet(np.ones(5), size=(1, 2, 5)).astype(np.float64) for _ in range(3)]

@@ -115,7 +115,7 @@ public:
 
         ForwardOutput output;
         AttentionBlock& block = output.blocks.emplace_back(
-            make_block("self", L, H, T, T, Dh, scale, /*causal=*/true, options.keep_queries_keys));
+            make_block("self", L, H, T, T, Dh, scale, /*causal=*/true, options));
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
         // runtime::attention adds its bias before the scale: alibi / scale gives alibi after it
         const std::vector<float> alibi =

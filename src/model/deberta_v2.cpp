@@ -198,7 +198,7 @@ public:
 
         ForwardOutput output;
         AttentionBlock& block = output.blocks.emplace_back(
-            make_block("self", L, H, T, T, Dh, 1.0f / scale, false, options.keep_queries_keys));
+            make_block("self", L, H, T, T, Dh, 1.0f / scale, false, options));
         const bool disentangled = extras_.relative_attention && (extras_.c2p || extras_.p2c);
         if (disentangled) block.score_form = ScoreForm::not_decomposable;
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);

@@ -169,7 +169,7 @@ public:
         ForwardOutput output;
         AttentionBlock& block = output.blocks.emplace_back(
             make_block("self", L, H, T, T, Dh, 1.0f / std::sqrt(static_cast<float>(Dh)),
-                       /*causal=*/true, options.keep_queries_keys));
+                       /*causal=*/true, options));
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
         // (q.k + alibi) / sqrt(head_dim): the form runtime::attention computes
         std::vector<float> alibi;

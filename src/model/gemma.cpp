@@ -215,7 +215,7 @@ public:
         ForwardOutput output;
         AttentionBlock& block =
             output.blocks.emplace_back(make_block("self", L, H, T, T, Dh, extras_.score_scale,
-                                                  /*causal=*/true, options.keep_queries_keys));
+                                                  /*causal=*/true, options));
         // tanh between the scaled product and the softmax: no bias reproduces it
         if (extras_.softcap > 0) block.score_form = ScoreForm::not_decomposable;
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);

@@ -109,7 +109,7 @@ public:
 
         ForwardOutput output;
         AttentionBlock& block = output.blocks.emplace_back(
-            make_block("self", L, H, T, T, Dh, scale, false, options.keep_queries_keys));
+            make_block("self", L, H, T, T, Dh, scale, false, options));
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
 
         // word + position, then LayerNorm

@@ -128,7 +128,7 @@ public:
         ForwardOutput output;
         AttentionBlock& block = output.blocks.emplace_back(
             make_block("self", L, H, T, T, Dh, static_cast<float>(1.0 / std::sqrt(double(Dh))),
-                       /*causal=*/true, options.keep_queries_keys));
+                       /*causal=*/true, options));
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
         const RopeTables rope = rope_tables(rope_, T);
 

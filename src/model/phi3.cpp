@@ -194,7 +194,7 @@ public:
         ForwardOutput output;
         AttentionBlock& block = output.blocks.emplace_back(
             make_block("self", L, H, T, T, Dh, static_cast<float>(std::pow(double(Dh), -0.5)),
-                       /*causal=*/true, options.keep_queries_keys));
+                       /*causal=*/true, options));
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
         const RopeTables rope = phi3_rope_tables(extras_, T);
         const int R = extras_.rotary_dim;

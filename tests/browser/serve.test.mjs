@@ -262,6 +262,7 @@ await test("compare two inputs: both sides and the difference where tokens align
   await page.locator(".sv-diff-head").selectOption("1");
   await page.waitForFunction((count) => +document.querySelector(".sv-diff").dataset.drawn >= count + 2, drawn);
   const pairs = JSON.parse(await page.locator(".sv-diff").getAttribute("data-pairs"));
+  const keyPairs = JSON.parse(await page.locator(".sv-diff").getAttribute("data-key-pairs"));
   assert.equal(pairs.length, aligned);
   const box = await page.locator(".sv-diff-canvas").boundingBox();
   const cell = Math.max(4, Math.min(28, Math.floor(480 / aligned))), label = 90;
@@ -270,10 +271,10 @@ await test("compare two inputs: both sides and the difference where tokens align
     const text = await page.locator(".sv-diff-readout").textContent();
     const match = text.match(/: ([+−]?)(\S+) \(right − left\)/);
     assert.ok(match, "a difference in the readout: " + text);
-    const exact = right.at(2, 1, pairs[i][1], pairs[j][1]) - left.at(2, 1, pairs[i][0], pairs[j][0]);
+    const exact = right.at(2, 1, pairs[i][1], keyPairs[j][1]) - left.at(2, 1, pairs[i][0], keyPairs[j][0]);
     // The server subtracts float32 weights in float32: within a float32 rounding of the exact difference.
     const wrong = checkPrinted(match[2], Math.abs(exact), 1e-7);
-    assert.equal(wrong, null, `difference at ${pairs[i]} → ${pairs[j]}: ${text} vs ${exact}`);
+    assert.equal(wrong, null, `difference at ${pairs[i]} → ${keyPairs[j]}: ${text} vs ${exact}`);
     if (Math.abs(exact) >= 0.001) assert.equal(match[1] === "−" ? -1 : 1, Math.sign(exact), "the sign of " + text);
   }
   assert.equal(await page.locator(".sv-side-a .av-panel-head .av-col-q .av-tok").count(), left.S);

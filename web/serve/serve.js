@@ -184,7 +184,7 @@ function serveBoot(root) {
     showFields();
   };
   let polling = null;
-  // Loads what the sides need; polls /api/models until none is loading, then updates.
+  // Loads what the sides need; false while one is loading (then polls through updateAll).
   const ensureModels = async () => {
     const needed = new Set(activeSides().map((side) => sideInput(side).model).filter(Boolean));
     for (const id of needed) {
@@ -197,7 +197,7 @@ function serveBoot(root) {
     const loading = [...needed].some((id) => { const m = modelById(id); return m && m.state === "loading"; });
     if (loading) {
       clearTimeout(polling);
-      polling = setTimeout(() => ensureModels().catch(showFailure), SERVE_POLL_MS);
+      polling = setTimeout(() => updateAll(), SERVE_POLL_MS);  // updates the views once loaded
       return false;
     }
     return true;
@@ -242,7 +242,7 @@ function serveBoot(root) {
       if (seq !== side.seq) return;  // a newer input is on its way
       let payload = null;
       if (!info.long) {
-        payload = await api.get("/api/payload?" + query({ trace: info.trace_id }));
+        payload = await api.get("/api/payload?" + query({ trace: info.trace_id, view: SERVE_VIEWS.join(",") }));
         if (seq !== side.seq) return;
       }
       side.info = info;
@@ -279,7 +279,9 @@ function serveBoot(root) {
   const updateAll = async () => {
     save();
     showFields();
-    if (!(await ensureModels().catch((error) => { showFailure(error); return false; }))) {
+    // Known ready: no round trip for the model list before the forward pass (typing).
+    const ready = activeSides().every((side) => { const m = modelById(sideInput(side).model); return m && m.state === "ready"; });
+    if (!ready && !(await ensureModels().catch((error) => { showFailure(error); return false; }))) {
       for (const side of activeSides()) update(side);  // shows "Loading the model…"
       return;
     }
@@ -317,10 +319,18 @@ function serveBoot(root) {
     for (const [format, link] of Object.entries(exportLinks)) {
       if (!info) { link.removeAttribute("href"); continue; }
       const view = info.long ? (state.long === "matrix" ? "matrix" : "head") : state.view;
-      // SVG and PNG have no neuron view: the server draws the head view then.
-      const params = { trace: info.trace_id, format, view: (format === "svg" || format === "png") && view === "neuron" ? "head" : view };
-      if (state.layer !== "") params.layer = state.layer;
-      if (state.head !== "" && state.head !== "mean") params.head = state.head;
+      const params = { trace: info.trace_id, format };
+      if (format === "html") {
+        // The page as `attnviz view --views <view> --open-layer L` writes it.
+        params.view = view;
+        if (state.layer !== "") params.open_layer = state.layer;
+      } else if (format !== "npz") {
+        // SVG and PNG as `attnviz view --format svg`: the head view of one layer (the neuron
+        // view has no static form), the matrix of one head.
+        params.view = view === "neuron" ? "head" : view;
+        if (state.layer !== "" && params.view !== "model") params.layers = state.layer;
+        if (params.view === "matrix" && state.head !== "" && state.head !== "mean") params.heads = state.head;
+      }
       link.href = api.link("/api/export?" + query(params));
     }
   };
@@ -642,24 +652,26 @@ function createDiffView(panel, api) {
     api.get("/api/diff?" + query({ a: a.trace_id, b: b.trace_id, block: block.name, layer: layerSelect.value, head: headSelect.value })).then((result) => {
       if (seq !== pending) return;
       const bytes = base64Bytes(result.data);
+      const keyPairs = result.key_pairs || result.pairs;
       panel.dataset.pairs = JSON.stringify(result.pairs);
-      answer = { pairs: result.pairs, data: new Float32Array(bytes.buffer, bytes.byteOffset, result.pairs.length * result.pairs.length) };
+      panel.dataset.keyPairs = JSON.stringify(keyPairs);
+      answer = { pairs: result.pairs, keyPairs, data: new Float32Array(bytes.buffer, bytes.byteOffset, result.pairs.length * keyPairs.length) };
       draw();
     }, (error) => { if (seq === pending) clear(error.message); });
   };
   const draw = () => {
-    const { a } = current, n = answer.pairs.length;
-    const cell = Math.max(4, Math.min(28, Math.floor(480 / Math.max(1, n)))), label = 90;
-    const ctx = fitCanvas(canvas, label + n * cell, label + n * cell);
+    const { a } = current, n = answer.pairs.length, m = answer.keyPairs.length;
+    const cell = Math.max(4, Math.min(28, Math.floor(480 / Math.max(1, n, m)))), label = 90;
+    const ctx = fitCanvas(canvas, label + m * cell, label + n * cell);
     const dark = !!canvas.closest('[data-theme="dark"]');
     ctx.fillStyle = dark ? "#141418" : "#ffffff";
-    ctx.fillRect(0, 0, label + n * cell, label + n * cell);
+    ctx.fillRect(0, 0, label + m * cell, label + n * cell);
     let largest = 0;
     for (const v of answer.data) if (Number.isFinite(v)) largest = Math.max(largest, Math.abs(v));
-    const tokens = tokensOfSequence(a, a.blocks[0].query_sequence);
+    const tokens = tokensOfSequence(a, a.blocks[0].query_sequence), keyTokens = tokensOfSequence(a, a.blocks[0].key_sequence);
     for (let i = 0; i < n; i++) {
-      for (let j = 0; j < n; j++) {
-        const v = answer.data[i * n + j], t = largest > 0 ? Math.min(1, Math.abs(v) / largest) : 0;
+      for (let j = 0; j < m; j++) {
+        const v = answer.data[i * m + j], t = largest > 0 ? Math.min(1, Math.abs(v) / largest) : 0;
         // Red: the right side attends more; blue: the left side does.
         ctx.fillStyle = v >= 0 ? "rgba(200,40,40," + t + ")" : "rgba(40,80,200," + t + ")";
         ctx.fillRect(label + j * cell, label + i * cell, cell, cell);
@@ -668,24 +680,23 @@ function createDiffView(panel, api) {
     ctx.fillStyle = dark ? "#ddd" : "#222";
     ctx.font = Math.min(12, cell) + "px sans-serif";
     if (cell >= 8) {
-      answer.pairs.forEach(([ia], i) => {
-        const text = tokens[ia].shown.slice(0, 12);
-        ctx.textAlign = "right";
-        ctx.fillText(text, label - 4, label + i * cell + cell * 0.75);
+      ctx.textAlign = "right";
+      answer.pairs.forEach(([ia], i) => ctx.fillText(tokens[ia].shown.slice(0, 12), label - 4, label + i * cell + cell * 0.75));
+      answer.keyPairs.forEach(([ka], j) => {
         ctx.save();
-        ctx.translate(label + i * cell + cell * 0.75, label - 4);
+        ctx.translate(label + j * cell + cell * 0.75, label - 4);
         ctx.rotate(-Math.PI / 2);
         ctx.textAlign = "left";
-        ctx.fillText(text, 0, 0);
+        ctx.fillText(keyTokens[ka].shown.slice(0, 12), 0, 0);
         ctx.restore();
       });
     }
     canvas.onmousemove = (event) => {
       const rect = canvas.getBoundingClientRect();
       const i = Math.floor((event.clientY - rect.top - label) / cell), j = Math.floor((event.clientX - rect.left - label) / cell);
-      if (i < 0 || j < 0 || i >= n || j >= n) return;
-      const v = answer.data[i * n + j];
-      readout.textContent = tokens[answer.pairs[i][0]].shown + " → " + tokens[answer.pairs[j][0]].shown + ": " +
+      if (i < 0 || j < 0 || i >= n || j >= m) return;
+      const v = answer.data[i * m + j];
+      readout.textContent = tokens[answer.pairs[i][0]].shown + " → " + keyTokens[answer.keyPairs[j][0]].shown + ": " +
         (v === 0 ? "0" : (v > 0 ? "+" : "−") + formatWeight(Math.abs(v))) + " (right − left)";
     };
     readout.textContent = n + " aligned tokens · largest difference " + formatWeight(largest) + ". Hover a cell.";

@@ -1,6 +1,12 @@
 #include "cli.h"
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <fstream>
@@ -9,6 +15,8 @@
 #include "attnviz/error.h"
 
 namespace fs = std::filesystem;
+
+extern char** environ;
 
 namespace attnviz::cli {
 
@@ -275,6 +283,32 @@ std::string json_text(const nlohmann::json& json) {
 std::string json_text(const nlohmann::ordered_json& json) {
     return escape_json_controls(
         json.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+}
+
+// Hands the file or URL to the desktop's opener (xdg-open). Its own chatter (a
+// headless machine gets several lines of it) goes to /dev/null, and so does its
+// input, lest it start a text-mode browser; a failure is one line saying where
+// the page is.
+void open_in_browser(const std::string& target, const std::string& shown) {
+    const char* argv[] = {"xdg-open", target.c_str(), nullptr};
+    posix_spawn_file_actions_t quiet;
+    posix_spawn_file_actions_init(&quiet);
+    for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO})
+        posix_spawn_file_actions_addopen(&quiet, fd, "/dev/null",
+                                         fd == STDIN_FILENO ? O_RDONLY : O_WRONLY, 0);
+    pid_t pid = 0;
+    const int spawn_error =
+        posix_spawnp(&pid, "xdg-open", &quiet, nullptr, const_cast<char**>(argv), environ);
+    posix_spawn_file_actions_destroy(&quiet);
+    int status = 0;
+    if (spawn_error == 0) waitpid(pid, &status, 0);  // xdg-open returns once the browser started
+    if (spawn_error == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+    const bool has_display = std::getenv("DISPLAY") || std::getenv("WAYLAND_DISPLAY");
+    std::cerr << "attnviz: warning: could not open a browser ("
+              << (spawn_error != 0 ? "cannot run xdg-open"
+                  : !has_display   ? "no DISPLAY or WAYLAND_DISPLAY"
+                                   : "xdg-open failed")
+              << "); the page is " << printable(shown) << "\n";
 }
 
 void print_written(const fs::path& path) {

@@ -134,4 +134,8 @@ std::string json_text(const nlohmann::ordered_json& json);
 // when it went to standard output.
 void print_written(const std::filesystem::path& path);
 
+// Hands `target` (a file or URL) to the desktop's opener, xdg-open; when that
+// fails, one warning line says why and where `shown` is.
+void open_in_browser(const std::string& target, const std::string& shown);
+
 }  // namespace attnviz::cli

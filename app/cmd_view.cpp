@@ -1,12 +1,6 @@
 // attnviz view: the seed's whole workflow in one command. Resolve the model,
 // tokenize, run it keeping every attention, and write the views to one file.
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cstdlib>
 #include <iostream>
 
 #include "attnviz/error.h"
@@ -14,8 +8,6 @@
 #include "attnviz/hub.h"
 #include "attnviz/views.h"
 #include "cli.h"
-
-extern char** environ;
 
 namespace attnviz::cli {
 namespace {
@@ -35,33 +27,6 @@ std::vector<View> parse_views(const std::string& text) {
         start = comma + 1;
     }
     return views;
-}
-
-// Hands the file to the desktop's opener (xdg-open). Its own chatter (a
-// headless machine gets several lines of it) goes to /dev/null, and so does its
-// input, lest it start a text-mode browser; a failure is one line saying where
-// the page is.
-void open_in_browser(const std::filesystem::path& path) {
-    const std::string file = path.string();
-    const char* argv[] = {"xdg-open", file.c_str(), nullptr};
-    posix_spawn_file_actions_t quiet;
-    posix_spawn_file_actions_init(&quiet);
-    for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO})
-        posix_spawn_file_actions_addopen(&quiet, fd, "/dev/null",
-                                         fd == STDIN_FILENO ? O_RDONLY : O_WRONLY, 0);
-    pid_t pid = 0;
-    const int spawn_error =
-        posix_spawnp(&pid, "xdg-open", &quiet, nullptr, const_cast<char**>(argv), environ);
-    posix_spawn_file_actions_destroy(&quiet);
-    int status = 0;
-    if (spawn_error == 0) waitpid(pid, &status, 0);  // xdg-open returns once the browser started
-    if (spawn_error == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
-    const bool has_display = std::getenv("DISPLAY") || std::getenv("WAYLAND_DISPLAY");
-    std::cerr << "attnviz: warning: could not open a browser ("
-              << (spawn_error != 0 ? "cannot run xdg-open"
-                  : !has_display   ? "no DISPLAY or WAYLAND_DISPLAY"
-                                   : "xdg-open failed")
-              << "); the page is " << printable(file) << "\n";
 }
 
 // --attention FILE.npz: attention attnviz did not compute (numpy.savez, or
@@ -226,7 +191,10 @@ std::function<int()> setup(CLI::App& command) {
                 "-o");
         }
         print_written(output);
-        if (flags->open) open_in_browser(std::filesystem::absolute(output));
+        if (flags->open) {
+            const std::string page = std::filesystem::absolute(output).string();
+            open_in_browser(page, page);
+        }
         return result_code(trace);
     };
 }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "attnviz/trace.h"
@@ -39,6 +40,15 @@ struct ViewOptions {
 // head the trace does not have.
 std::string render_html(const AttentionTrace& trace, const ViewOptions& options);
 std::string render_html_fragment(const AttentionTrace& trace, const ViewOptions& options);
+
+// The data render_html embeds, alone: the JSON that the page's
+// <script type="application/json" class="attnviz-data"> holds (docs/views.md),
+// for a page that builds its views itself (attnviz serve's /api/payload).
+std::string render_payload(const AttentionTrace& trace, const ViewOptions& options);
+// The views' own CSS and JavaScript (web/*.css, web/*.js), as render_html
+// inlines them; the script defines attnvizBoot(root).
+std::string_view views_style();
+std::string_view views_script();
 
 // The view name for flags and file names, and back ("head", "model", "neuron", "matrix").
 std::string view_name(View view);

@@ -66,6 +66,12 @@ std::string fragment(const AttentionTrace& trace, const ViewOptions& options,
 
 }  // namespace
 
+std::string render_payload(const AttentionTrace& trace, const ViewOptions& options) {
+    return viz::build_payload(trace, options);
+}
+std::string_view views_style() { return viz::web_css; }
+std::string_view views_script() { return viz::web_js; }
+
 std::string render_html_fragment(const AttentionTrace& trace, const ViewOptions& options) {
     return fragment(trace, options, "");
 }

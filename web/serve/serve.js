@@ -238,13 +238,16 @@ function serveBoot(root) {
     side.pending = true;
     side.box.classList.add("sv-busy");
     try {
+      const sent = performance.now();
       const info = await api.post("/api/trace", body);
       if (seq !== side.seq) return;  // a newer input is on its way
+      const traced = performance.now();
       let payload = null;
       if (!info.long) {
         payload = await api.get("/api/payload?" + query({ trace: info.trace_id, view: SERVE_VIEWS.join(",") }));
         if (seq !== side.seq) return;
       }
+      const fetched = performance.now();
       side.info = info;
       side.message.textContent = "";
       if (payload) {
@@ -257,17 +260,31 @@ function serveBoot(root) {
         mountLong(side);
       }
       side.views.dataset.seq = String(seq);
+      const mounted = performance.now();
       const tokens = info.tokens_total;
       status.textContent = tokens + " tokens · forward " + Number(info.forward_ms).toFixed(1) + " ms" + (info.long ? " · long input: views fetch only what they show" : "");
       showExports();
       if (state.compare !== "off") updateDiff();
-      // Marked once the new views have been drawn (two frames: their stores draw on the first).
-      requestAnimationFrame(() => requestAnimationFrame(() => {
+      // Marked once the open view has drawn its new data (the layer is decoded
+      // asynchronously; the panel counts its draws in data-drawn; the neuron
+      // view does not count: two frames) and that frame has been shown.
+      const panel = side.views.querySelector(".av-app > .av-panel:not([hidden])") || side.views.querySelector(".sv-long-head-panel");
+      const drawn = (frames) => !panel || +(panel.dataset.drawn || 0) > 0 || (panel.classList.contains("av-panel-neuron") && frames > 1);
+      let frames = 0;
+      const settle = () => {
+        if (seq !== side.seq) return;
+        if (!drawn(frames++) && frames < 600) { requestAnimationFrame(settle); return; }
+        requestAnimationFrame(() => mark());
+      };
+      requestAnimationFrame(settle);
+      const mark = () => {
         if (seq !== side.seq) return;
         updates++;
         document.body.dataset.updates = String(updates);
         if (lastInputAt) document.body.dataset.latencyMs = (performance.now() - lastInputAt).toFixed(1);
-      }));
+        // Where the time went (the browser test reports it): waiting, request, payload + views, drawing.
+        document.body.dataset.timing = [sent - lastInputAt, traced - sent, fetched - traced, mounted - fetched, performance.now() - mounted].map((t) => t.toFixed(1)).join(" ");
+      };
     } catch (error) {
       if (error.status === 409 || seq !== side.seq) return;  // cancelled by a newer input of this tab
       side.message.textContent = error.message;
@@ -654,6 +671,7 @@ function createDiffView(panel, api) {
       const bytes = base64Bytes(result.data);
       const keyPairs = result.key_pairs || result.pairs;
       panel.dataset.pairs = JSON.stringify(result.pairs);
+      panel.dataset.shown = layerSelect.value + "/" + headSelect.value;  // what the picture is of
       panel.dataset.keyPairs = JSON.stringify(keyPairs);
       answer = { pairs: result.pairs, keyPairs, data: new Float32Array(bytes.buffer, bytes.byteOffset, result.pairs.length * keyPairs.length) };
       draw();

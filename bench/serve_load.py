@@ -74,6 +74,7 @@ def main():
     parser.add_argument("--budget", default="2G")
     parser.add_argument("--threads", type=int, default=0, help="serve --threads (0: its default)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--server-log", default=os.devnull, help="the server's standard error")
     args = parser.parse_args()
 
     command = [args.attnviz, "serve", "--no-open", "--port", "0", "--model", args.model,
@@ -81,7 +82,7 @@ def main():
     if args.threads:
         command += ["--threads", str(args.threads)]
     env = dict(os.environ, HF_HUB_CACHE="/nonexistent-attnviz-bench-cache")
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=open(args.server_log, "w"), env=env, text=True)
     url = server.stdout.readline().strip()
     base, TOKEN = url.split("/?token=")
     model = os.path.basename(os.path.normpath(args.model))

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "attnviz/error.h"
+#include "attnviz/files.h"
 #include "attnviz/hub.h"
 
 namespace fs = std::filesystem;
@@ -261,8 +262,7 @@ std::unique_ptr<ModelPool::Run> ModelPool::acquire(const std::string& id,
     }
     entry->running = true;
     entry->last_used = ++clock_;
-    auto run = std::make_unique<Run>();
-    run->model = *entry->model;
+    auto run = std::make_unique<Run>(*entry->model);
     run->id = id;
     run->label = entry->source.label;
     run->revision = snapshot_commit(entry->folder);

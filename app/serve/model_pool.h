@@ -68,6 +68,9 @@ public:
     // A ready model held for one forward pass: while it lives the model is not
     // evicted. Only one Run per model at a time; see acquire().
     struct Run {
+        explicit Run(Model m) : model(std::move(m)) {}
+        Run(const Run&) = delete;
+        Run& operator=(const Run&) = delete;
         Model model;
         std::string id, label, revision;
         size_t max_tokens = 0;

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "attnviz/error.h"
+#include "attnviz/trace.h"
 
 namespace attnviz {
 
@@ -43,6 +44,8 @@ struct MemoryShape {
     size_t decoder_tokens = 0;  // encoder-decoder models: the target
     bool keep_queries_keys = false;
     bool keep_hidden_states = false;
+    CaptureOptions capture;  // RunOptions::capture: what the attention term counts
+    int threads = 1;         // the forward's threads: each holds a scratch row block
     // What the caller builds from the trace while it still holds it, as a
     // fraction of the attention's bytes (RunOptions::output_fraction).
     double output_fraction = 0;
@@ -69,9 +72,15 @@ std::optional<uint64_t> parse_memory_size(std::string_view text);
 // 1288490188 -> "1.2 GiB", for messages.
 std::string format_memory_size(uint64_t bytes);
 
+// The command-line flags of a capture: "--layers 0,11,23 --top-k 32 --fp16"
+// ("" for the full capture).
+std::string capture_flags(const CaptureOptions& capture);
+
 // What Model::trace throws when its estimate exceeds RunOptions::max_memory (or
 // the available memory): "needs about 2.3 GiB (...), more than the 1.0 GiB
-// budget (ulimit -v)". A program adds how its users raise the budget
+// budget (ulimit -v)", followed, when keeping less attention would make the run
+// fit, by the capture options that would ("--layers 0,11,23 --top-k 32 would
+// fit in about 1.9 GiB"). A program adds how its users raise the budget
 // (attnviz --max-memory) or shrink the run (--truncate N).
 class MemoryBudgetError : public Error {
 public:

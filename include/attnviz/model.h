@@ -54,6 +54,11 @@ inline constexpr int kMaxThreads = 1024;
 struct RunOptions {
     bool keep_queries_keys = false;  // for the neuron view
     bool keep_hidden_states = false;
+    // Which attention probabilities to keep, and how (trace.h): all, in
+    // float32, by default. Queries, keys and score biases are kept only for
+    // the kept layers and heads. An Error names the flag (--layers, --heads,
+    // --top-k, --top-mass) when a value is out of range for the model.
+    CaptureOptions capture;
     int threads = 0;  // 1 to kMaxThreads; 0: ATTNVIZ_NUM_THREADS, else the number of cores
     Precision precision = Precision::fp32;
     // The most memory the run may take, in bytes (Model::estimate_memory's

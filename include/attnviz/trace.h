@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -42,15 +43,67 @@ enum class ScoreForm : uint8_t {
     not_decomposable,
 };
 
+// Which attention probabilities a run keeps (RunOptions::capture): all of them
+// by default. What is not asked for is never stored; the forward still runs
+// every layer and head, so hidden states are the same whatever is kept.
+struct CaptureOptions {
+    std::vector<int> layers;  // model layers whose attention is kept, ascending; empty: all
+    std::vector<int> heads;   // heads kept in each kept layer, ascending; empty: all
+    int top_k = 0;            // keep the k largest probabilities of each query row; 0: all
+    double top_mass = 0;  // keep the fewest largest probabilities reaching this sum, (0,1]; 0: off
+    bool fp16 = false;    // store kept probabilities as IEEE binary16
+    bool sparse() const { return top_k > 0 || top_mass > 0; }
+    bool selects() const { return !layers.empty() || !heads.empty(); }
+    bool full() const { return !selects() && !sparse() && !fp16; }
+};
+
+// IEEE binary16 bits -> float, exactly (every binary16 value is a float).
+inline float half_to_float(uint16_t half) {
+    const uint32_t sign = static_cast<uint32_t>(half & 0x8000u) << 16;
+    const uint32_t exponent = (half >> 10) & 0x1fu, mantissa = half & 0x3ffu;
+    uint32_t bits;
+    if (exponent == 0x1f) {
+        bits = sign | 0x7f800000u | (mantissa << 13);  // inf, NaN
+    } else if (exponent != 0) {
+        bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+    } else if (mantissa == 0) {
+        bits = sign;
+    } else {  // subnormal: mantissa * 2^-24
+        float value = static_cast<float>(mantissa) * (1.0f / 16777216.0f);
+        return sign ? -value : value;
+    }
+    float value;
+    std::memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
 // One family of attention maps: "self" (single-stack models), or "encoder",
 // "decoder" and "cross" (encoder-decoder models).
+//
+// Storage of the probabilities (docs/export.md): by default `probs` holds
+// every one, [layer][head][query][key] in float32. A capture with top_k or
+// top_mass keeps sparse rows, CSR-style over the rows r = (layer * n_heads +
+// head) * n_queries + query: row r's keys are row_keys[row_start[r] ..
+// row_start[r + 1]), ascending, and its probabilities sit at the same
+// positions of `probs`. With fp16, `probs_fp16` holds the same values as
+// IEEE binary16 bits instead of `probs` (dense or sparse alike).
 struct AttentionBlock {
     std::string name;
     int query_sequence = 0;  // index into AttentionTrace::sequences
     int key_sequence = 0;
     bool causal = false;  // keys after the query are masked (their probs are 0)
+    // The KEPT layers and heads (CaptureOptions::layers, heads).
     int n_layers = 0, n_heads = 0, n_queries = 0, n_keys = 0;
-    std::vector<float> probs;  // [layer][head][query][key]; each row sums to 1
+    // The model's counts: n_layers, n_heads when every layer and head is kept
+    // (0 in a block that was not made by a forward: the same).
+    int n_model_layers = 0, n_model_heads = 0;
+    std::vector<int> layer_ids;  // model layer of each kept layer; empty: layer i is model layer i
+    std::vector<int> head_ids;   // model head of each kept head; empty: head i is model head i
+    CaptureOptions capture;      // how it was captured (layers, heads as the run asked)
+    std::vector<float> probs;    // [layer][head][query][key]; each row sums to 1 (see above)
+    std::vector<uint16_t> probs_fp16;  // fp16 storage: probs' values as binary16 bits
+    std::vector<uint64_t> row_start;   // sparse rows: [n_layers * n_heads * n_queries + 1]
+    std::vector<int32_t> row_keys;     // sparse rows: the key of each stored probability
 
     // Neuron-view data, present when the run kept queries and keys. Keys are
     // given per query head (grouped-query models repeat their shared keys).
@@ -74,6 +127,32 @@ struct AttentionBlock {
     int score_bias_layers = 0;
     std::vector<float> score_bias;  // [score_bias_layers][head][query][key]
 
+    bool is_sparse() const { return !row_start.empty(); }
+    // probs holds [n_layers][n_heads][n_queries][n_keys] fp32.
+    bool has_dense_probs() const { return !is_sparse() && probs_fp16.empty(); }
+    int layer_id(int layer) const { return layer_ids.empty() ? layer : layer_ids[layer]; }
+    int head_id(int head) const { return head_ids.empty() ? head : head_ids[head]; }
+    size_t n_rows() const { return static_cast<size_t>(n_layers) * n_heads * n_queries; }
+    size_t row_index(int layer, int head, int query) const {
+        return (static_cast<size_t>(layer) * n_heads + head) * n_queries + query;
+    }
+    // One stored probability as float (dense or sparse position `at`).
+    float stored(size_t at) const {
+        return probs_fp16.empty() ? probs[at] : half_to_float(probs_fp16[at]);
+    }
+    // One query row as n_keys floats, whatever the storage (dense, fp16,
+    // sparse: missing keys = 0).
+    void row(int layer, int head, int query, float* out) const {
+        const size_t r = row_index(layer, head, query);
+        if (!is_sparse()) {
+            const size_t begin = r * static_cast<size_t>(n_keys);
+            for (int key = 0; key < n_keys; ++key) out[key] = stored(begin + key);
+            return;
+        }
+        for (int key = 0; key < n_keys; ++key) out[key] = 0.0f;
+        for (uint64_t at = row_start[r]; at < row_start[r + 1]; ++at)
+            out[row_keys[at]] = stored(at);
+    }
     size_t index(int layer, int head, int query, int key) const {
         return ((static_cast<size_t>(layer) * n_heads + head) * n_queries + query) * n_keys + key;
     }

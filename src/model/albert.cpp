@@ -148,7 +148,7 @@ public:
         ForwardOutput output;
         AttentionBlock& block = output.blocks.emplace_back(
             make_block("self", n_maps, H, T, T, Dh, 1.0f / std::sqrt(static_cast<float>(Dh)),
-                       /*causal=*/false, options.keep_queries_keys));
+                       /*causal=*/false, options));
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, config_.n_layers + 1, T, D);
         const bool relative = relative_positions(config_);
         // q . E[q - k] (+ k . E[q - k]) depends on the query's content: no bias reproduces it

@@ -1,33 +1,99 @@
 #include "model/arch_blocks.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <utility>
 
 #include "attnviz/error.h"
+#include "model/capture.h"
 #include "runtime/kernels.h"
 
 namespace attnviz::model {
 
 AttentionBlock make_block(const std::string& name, int n_layers, int n_heads, int n_queries,
                           int n_keys, int head_dim, float score_scale, bool causal,
-                          bool keep_queries_keys, int query_sequence, int key_sequence) {
+                          const RunOptions& options, int query_sequence, int key_sequence) {
+    const CaptureOptions& capture = options.capture;
+    check_capture(capture, n_layers, n_heads, name);
     AttentionBlock block;
     block.name = name;
     block.query_sequence = query_sequence;
     block.key_sequence = key_sequence;
     block.causal = causal;
-    block.n_layers = n_layers, block.n_heads = n_heads;
+    block.n_model_layers = n_layers, block.n_model_heads = n_heads;
+    block.layer_ids = capture.layers, block.head_ids = capture.heads;
+    block.capture = capture;
+    block.n_layers = capture.layers.empty() ? n_layers : static_cast<int>(capture.layers.size());
+    block.n_heads = capture.heads.empty() ? n_heads : static_cast<int>(capture.heads.size());
     block.n_queries = n_queries, block.n_keys = n_keys;
     block.score_scale = score_scale;
-    block.probs.resize(static_cast<size_t>(n_layers) * n_heads * n_queries * n_keys);
-    if (keep_queries_keys) {
+    const size_t dense = static_cast<size_t>(block.n_layers) * block.n_heads * n_queries * n_keys;
+    if (capture.sparse()) {
+        block.row_start.assign(1, 0);  // grows a layer at a time
+        block.row_start.reserve(block.n_rows() + 1);
+        if (capture.top_k > 0) {  // the most it holds: no reallocation (and copy) on the way
+            const size_t most = block.n_rows() * std::min(capture.top_k, n_keys);
+            block.row_keys.reserve(most);
+            if (capture.fp16)
+                block.probs_fp16.reserve(most);
+            else
+                block.probs.reserve(most);
+        }
+    } else if (capture.fp16) {
+        block.probs_fp16.resize(dense);
+    } else {
+        block.probs.resize(dense);
+    }
+    if (options.keep_queries_keys) {
         block.head_dim = head_dim;
-        block.queries.resize(static_cast<size_t>(n_layers) * n_heads * n_queries * head_dim);
-        block.keys.resize(static_cast<size_t>(n_layers) * n_heads * n_keys * head_dim);
+        const size_t heads = static_cast<size_t>(block.n_layers) * block.n_heads;
+        block.queries.resize(heads * n_queries * head_dim);
+        block.keys.resize(heads * n_keys * head_dim);
     }
     return block;
+}
+
+int kept_layer(const AttentionBlock& block, int layer) {
+    if (block.layer_ids.empty()) return layer;
+    const auto found = std::lower_bound(block.layer_ids.begin(), block.layer_ids.end(), layer);
+    return found != block.layer_ids.end() && *found == layer
+               ? static_cast<int>(found - block.layer_ids.begin())
+               : -1;
+}
+
+int kept_head(const AttentionBlock& block, int head) {
+    if (block.head_ids.empty()) return head;
+    const auto found = std::lower_bound(block.head_ids.begin(), block.head_ids.end(), head);
+    return found != block.head_ids.end() && *found == head
+               ? static_cast<int>(found - block.head_ids.begin())
+               : -1;
+}
+
+namespace {
+
+int model_heads(const AttentionBlock& block) {
+    return block.n_model_heads > 0 ? block.n_model_heads : block.n_heads;
+}
+
+// The score scale of a model layer while the forward runs (layer_score_scales
+// is per model layer until finish_block).
+float model_layer_score_scale(const AttentionBlock& block, int layer) {
+    return block.layer_score_scales.empty() ? block.score_scale
+                                            : block.layer_score_scales[static_cast<size_t>(layer)];
+}
+
+}  // namespace
+
+void finish_block(AttentionBlock& block) {
+    if (block.layer_ids.empty() || block.layer_score_scales.empty()) return;
+    std::vector<float> kept;
+    for (const int layer : block.layer_ids)
+        kept.push_back(block.layer_score_scales[static_cast<size_t>(layer)]);
+    block.layer_score_scales = std::move(kept);
 }
 
 void keep_heads(const float* x, int stride, int n_tokens, int n_source_heads, int head_dim,
@@ -45,24 +111,39 @@ void keep_heads(const float* x, int stride, int n_tokens, int n_source_heads, in
 
 void keep_queries_keys(AttentionBlock& block, int layer, const float* queries, int query_stride,
                        const float* keys, int key_stride, int n_kv_heads) {
-    if (!block.has_queries_keys()) return;
-    const int H = block.n_heads, Dh = block.head_dim;
-    keep_heads(queries, query_stride, block.n_queries, H, Dh, 1,
-               block.queries.data() + static_cast<size_t>(layer) * H * block.n_queries * Dh);
-    keep_heads(keys, key_stride, block.n_keys, n_kv_heads, Dh, H / n_kv_heads,
-               block.keys.data() + static_cast<size_t>(layer) * H * block.n_keys * Dh);
+    const int slot = kept_layer(block, layer);
+    if (!block.has_queries_keys() || slot < 0) return;
+    const int H = block.n_heads, Dh = block.head_dim, group = model_heads(block) / n_kv_heads;
+    float* q_out = block.queries.data() + static_cast<size_t>(slot) * H * block.n_queries * Dh;
+    float* k_out = block.keys.data() + static_cast<size_t>(slot) * H * block.n_keys * Dh;
+    for (int i = 0; i < H; ++i) {
+        const int head = block.head_id(i);
+        keep_heads(queries + static_cast<size_t>(head) * Dh, query_stride, block.n_queries, 1, Dh,
+                   1, q_out + static_cast<size_t>(i) * block.n_queries * Dh);
+        keep_heads(keys + static_cast<size_t>(head / group) * Dh, key_stride, block.n_keys, 1, Dh,
+                   1, k_out + static_cast<size_t>(i) * block.n_keys * Dh);
+    }
 }
 
-void keep_score_bias(AttentionBlock& block, int layer, const float* bias, const uint8_t* key_mask) {
-    if (!block.has_queries_keys() || block.score_form != ScoreForm::scaled_dot_plus_bias) return;
+void keep_score_bias(AttentionBlock& block, int model_layer, const float* bias,
+                     const uint8_t* key_mask) {
+    const int layer = kept_layer(block, model_layer);
+    if (!block.has_queries_keys() || block.score_form != ScoreForm::scaled_dot_plus_bias ||
+        layer < 0)
+        return;
     const int H = block.n_heads, Q = block.n_queries, K = block.n_keys;
-    const size_t per_layer = static_cast<size_t>(H) * Q * K;
+    const size_t per_head = static_cast<size_t>(Q) * K, per_layer = H * per_head;
     std::vector<float> layer_bias;  // empty: this layer adds nothing
     if (bias || key_mask) {
         layer_bias.assign(per_layer, 0.0f);
-        if (bias)  // as runtime::attention scales it, so the trace reproduces the score exactly
-            for (size_t i = 0; i < per_layer; ++i)
-                layer_bias[i] = block.layer_score_scale(layer) * bias[i];
+        // as runtime::attention scales it, so the trace reproduces the score exactly
+        const float scale = model_layer_score_scale(block, model_layer);
+        if (bias)
+            for (int i = 0; i < H; ++i) {
+                const float* head_bias = bias + static_cast<size_t>(block.head_id(i)) * per_head;
+                float* out = layer_bias.data() + static_cast<size_t>(i) * per_head;
+                for (size_t j = 0; j < per_head; ++j) out[j] = scale * head_bias[j];
+            }
         if (key_mask)
             for (size_t row = 0; row < per_layer / K; ++row)
                 for (int key = 0; key < K; ++key)
@@ -91,16 +172,64 @@ void keep_score_bias(AttentionBlock& block, int layer, const float* bias, const 
     if (!layer_bias.empty()) std::copy(layer_bias.begin(), layer_bias.end(), slice(layer));
 }
 
+namespace {
+
+// Appends what the capture keeps of one head's rows [n_queries, n_keys] to
+// sparse (keys, values) lists, or writes them as fp16 at `dense_fp16`.
+struct HeadRows {
+    std::vector<uint64_t> counts;  // per query (sparse)
+    std::vector<int32_t> keys;
+    std::vector<float> values;
+    std::vector<uint16_t> values_fp16;
+};
+
+void store_head(const AttentionBlock& block, const float* rows, HeadRows& out,
+                uint16_t* dense_fp16) {
+    const int Q = block.n_queries, K = block.n_keys;
+    if (!block.is_sparse()) {
+        for (size_t i = 0; i < static_cast<size_t>(Q) * K; ++i)
+            dense_fp16[i] = float_to_half(rows[i]);
+        return;
+    }
+    std::vector<int32_t> kept;
+    out.counts.resize(static_cast<size_t>(Q));
+    for (int query = 0; query < Q; ++query) {
+        const float* row = rows + static_cast<size_t>(query) * K;
+        select_row(row, K, block.capture, kept);
+        out.counts[static_cast<size_t>(query)] = kept.size();
+        out.keys.insert(out.keys.end(), kept.begin(), kept.end());
+        for (const int32_t key : kept) {
+            if (block.capture.fp16)
+                out.values_fp16.push_back(float_to_half(row[key]));
+            else
+                out.values.push_back(row[key]);
+        }
+    }
+}
+
+void append_head(AttentionBlock& block, const HeadRows& head) {
+    for (const uint64_t count : head.counts)
+        block.row_start.push_back(block.row_start.back() + count);
+    block.row_keys.insert(block.row_keys.end(), head.keys.begin(), head.keys.end());
+    block.probs.insert(block.probs.end(), head.values.begin(), head.values.end());
+    block.probs_fp16.insert(block.probs_fp16.end(), head.values_fp16.begin(),
+                            head.values_fp16.end());
+}
+
+}  // namespace
+
 void attend(AttentionBlock& block, int layer, const AttentionCall& call, float* context,
             int context_stride) {
     keep_score_bias(block, layer, call.score_bias, call.key_mask);
+    const int slot = kept_layer(block, layer);
+    const int H = model_heads(block), Q = block.n_queries, K = block.n_keys, Dh = call.head_dim;
     runtime::AttentionShape shape;
-    shape.n_heads = block.n_heads;
-    shape.n_kv_heads = call.n_kv_heads > 0 ? call.n_kv_heads : block.n_heads;
-    shape.n_queries = block.n_queries;
-    shape.n_keys = block.n_keys;
-    shape.head_dim = call.head_dim;
-    shape.score_scale = block.layer_score_scale(layer);
+    shape.n_heads = H;
+    shape.n_kv_heads = call.n_kv_heads > 0 ? call.n_kv_heads : H;
+    shape.n_queries = Q;
+    shape.n_keys = K;
+    shape.head_dim = Dh;
+    shape.score_scale = model_layer_score_scale(block, layer);
     shape.causal = block.causal;
     runtime::AttentionInputs in;
     in.queries = call.queries, in.query_stride = call.query_stride;
@@ -108,14 +237,57 @@ void attend(AttentionBlock& block, int layer, const AttentionCall& call, float* 
     in.values = call.values, in.value_stride = call.value_stride;
     in.key_mask = call.key_mask;
     in.score_bias = call.score_bias;
-    const size_t per_layer = static_cast<size_t>(block.n_heads) * block.n_queries * block.n_keys;
-    runtime::attention(shape, in, block.probs.data() + per_layer * layer, context, context_stride);
+    const size_t per_head = static_cast<size_t>(Q) * K;
+    const size_t per_layer = per_head * block.n_heads;
+    if (slot >= 0 && block.head_ids.empty() && block.has_dense_probs()) {
+        // the whole layer, as it is kept: straight into the trace
+        runtime::attention(shape, in, block.probs.data() + per_layer * slot, context,
+                           context_stride);
+        return;
+    }
+    // One head at a time, each thread with its own [Q, K] scratch: the same
+    // kernel on the same operands as the whole-layer call, so the kept rows
+    // are those of a full capture exactly.
+    const int group = H / shape.n_kv_heads;
+    runtime::AttentionShape one = shape;
+    one.n_heads = 1, one.n_kv_heads = 1;
+    const int threads = std::max(1, std::min(omp_get_max_threads(), H));
+    std::vector<float> scratch(per_head * static_cast<size_t>(threads));
+    std::vector<HeadRows> kept_rows(slot >= 0 ? block.n_heads : 0);
+    std::exception_ptr failure;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int head = 0; head < H; ++head) {
+        try {
+            const int kept = slot >= 0 ? kept_head(block, head) : -1;
+            const bool direct = kept >= 0 && block.has_dense_probs();
+            float* probs = direct ? block.probs.data() + per_layer * slot + per_head * kept
+                                  : scratch.data() + per_head * omp_get_thread_num();
+            runtime::AttentionInputs head_in = in;
+            head_in.queries += static_cast<size_t>(head) * Dh;
+            head_in.keys += static_cast<size_t>(head / group) * Dh;
+            head_in.values += static_cast<size_t>(head / group) * Dh;
+            if (in.score_bias) head_in.score_bias += per_head * head;
+            runtime::attention(one, head_in, probs, context + static_cast<size_t>(head) * Dh,
+                               context_stride);
+            if (kept >= 0 && !direct)
+                store_head(block, probs, kept_rows[static_cast<size_t>(kept)],
+                           block.is_sparse()
+                               ? nullptr
+                               : block.probs_fp16.data() + per_layer * slot + per_head * kept);
+        } catch (...) {
+#pragma omp critical(attnviz_attend_failure)
+            if (!failure) failure = std::current_exception();
+        }
+    }
+    if (failure) std::rethrow_exception(failure);
+    if (block.is_sparse())
+        for (const HeadRows& head : kept_rows) append_head(block, head);
 }
 
 void attend_fused_qkv(AttentionBlock& block, int layer, const float* qkv, int head_dim,
                       const uint8_t* key_mask, const float* score_bias, float* context) {
-    const int width = block.n_heads * head_dim, stride = 3 * width;
-    keep_queries_keys(block, layer, qkv, stride, qkv + width, stride, block.n_heads);
+    const int width = model_heads(block) * head_dim, stride = 3 * width;
+    keep_queries_keys(block, layer, qkv, stride, qkv + width, stride, model_heads(block));
     attend(block, layer,
            {.head_dim = head_dim,
             .queries = qkv,
@@ -131,8 +303,8 @@ void attend_fused_qkv(AttentionBlock& block, int layer, const float* qkv, int he
 
 void attend_fused_kv(AttentionBlock& block, int layer, const float* queries, const float* kv,
                      int head_dim, const uint8_t* key_mask, float* context) {
-    const int width = block.n_heads * head_dim;
-    keep_queries_keys(block, layer, queries, width, kv, 2 * width, block.n_heads);
+    const int width = model_heads(block) * head_dim;
+    keep_queries_keys(block, layer, queries, width, kv, 2 * width, model_heads(block));
     attend(block, layer,
            {.head_dim = head_dim,
             .queries = queries,

@@ -16,11 +16,22 @@
 
 namespace attnviz::model {
 
-// An empty block of n_layers maps [heads, queries, keys], with room for queries
-// and keys when keep_queries_keys is set.
+// An empty block for a stack of n_layers attention layers of n_heads heads
+// [queries, keys], with room for what options.capture keeps of them (and their
+// queries and keys when options.keep_queries_keys is set). Layers and heads
+// stay the model's numbers everywhere below: attend(block, layer, ...) is
+// called for every layer, in order, and keeps only what the capture asks for.
 AttentionBlock make_block(const std::string& name, int n_layers, int n_heads, int n_queries,
                           int n_keys, int head_dim, float score_scale, bool causal,
-                          bool keep_queries_keys, int query_sequence = 0, int key_sequence = 0);
+                          const RunOptions& options, int query_sequence = 0, int key_sequence = 0);
+
+// The kept index of a model layer / head, or -1 when the capture leaves it out.
+int kept_layer(const AttentionBlock& block, int layer);
+int kept_head(const AttentionBlock& block, int head);
+
+// After the forward: layer_score_scales, which the architecture gives per model
+// layer, cut to the kept layers. Model runs it on every block.
+void finish_block(AttentionBlock& block);
 
 // Copies heads from rows of a projection into the trace's [head, token, head_dim]
 // layout: x is [n_tokens, *] with rows `stride` floats apart, head h at column
@@ -29,7 +40,8 @@ AttentionBlock make_block(const std::string& name, int n_layers, int n_heads, in
 void keep_heads(const float* x, int stride, int n_tokens, int n_source_heads, int head_dim,
                 int group, float* out);
 
-// Stores this layer's queries and keys in block (when it keeps them).
+// Stores this layer's queries and keys in block (when it keeps them and the
+// layer; only the kept heads).
 void keep_queries_keys(AttentionBlock& block, int layer, const float* queries, int query_stride,
                        const float* keys, int key_stride, int n_kv_heads);
 
@@ -38,9 +50,13 @@ void keep_queries_keys(AttentionBlock& block, int layer, const float* queries, i
 // trace's form: layer_score_scale(layer) * bias (attention adds the call's bias
 // before the scale), -inf for padding keys. One copy serves all layers while every layer's
 // bias is the same; layers must come in order 0, 1, ... (as every forward runs them).
+// Only kept layers and heads are stored.
 void keep_score_bias(AttentionBlock& block, int layer, const float* bias, const uint8_t* key_mask);
 
-// One attention call whose probabilities land in block.probs at `layer`.
+// One attention call whose probabilities land in the block at `layer` (a model
+// layer), as far as the capture keeps them: a kept layer's heads are computed
+// one at a time into a scratch row block ([n_queries, n_keys] per thread) and
+// only the kept heads' rows (top-k / top-mass / fp16) are stored.
 // Queries/keys/values are [tokens, *] projections with their row strides.
 // Keeps the call's score bias and padding mask in the trace (keep_score_bias).
 struct AttentionCall {

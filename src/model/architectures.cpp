@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "attnviz/error.h"
+#include "model/arch_blocks.h"
 #include "model/config_keys.h"
 #include "model/more_architectures.h"
 #include "model/network.h"
@@ -77,6 +78,7 @@ ForwardOutput run_network(const Network& network, const ForwardInput& input,
     runtime::PrecisionScope precision(
         options.precision == Precision::bf16 ? runtime::Precision::bf16 : runtime::Precision::fp32);
     ForwardOutput output = network.forward(input, options);
+    for (AttentionBlock& block : output.blocks) finish_block(block);
     output.non_finite = find_non_finite(output);
     return output;
 }
@@ -98,11 +100,19 @@ size_t first_non_finite_row(const float* x, size_t rows, size_t cols) {
 // The first row of attention probabilities that is NaN. runtime::attention
 // writes each row finite or NaN throughout, so the first entry of a row tells:
 // one read per row, not a pass over every probability.
+// Sparse rows store that entry first, whatever the capture keeps (select_row).
 size_t first_nan_probability_row(const AttentionBlock& block) {
-    const size_t rows = static_cast<size_t>(block.n_layers) * block.n_heads * block.n_queries;
+    const size_t rows = block.n_rows();
     const size_t cols = static_cast<size_t>(block.n_keys);
-    for (size_t row = 0; row < rows; ++row)
-        if (std::isnan(block.probs[row * cols])) return row;
+    for (size_t row = 0; row < rows; ++row) {
+        if (block.is_sparse()) {
+            if (block.row_start[row] < block.row_start[row + 1] &&
+                std::isnan(block.stored(block.row_start[row])))
+                return row;
+        } else if (std::isnan(block.stored(row * cols))) {
+            return row;
+        }
+    }
     return rows;
 }
 
@@ -120,13 +130,16 @@ std::string find_non_finite(const ForwardOutput& output) {
     std::optional<Found> first;
     for (size_t b = 0; b < output.blocks.size(); ++b) {
         const AttentionBlock& block = output.blocks[b];
-        const size_t rows = static_cast<size_t>(block.n_layers) * block.n_heads * block.n_queries;
-        if (block.n_keys <= 0 || block.probs.size() != rows * block.n_keys) continue;
+        const size_t rows = block.n_rows();
+        const size_t stored = block.is_sparse()          ? block.row_start.size() - 1
+                              : block.probs_fp16.empty() ? block.probs.size() / block.n_keys
+                                                         : block.probs_fp16.size() / block.n_keys;
+        if (block.n_keys <= 0 || stored != rows) continue;
         const size_t row = first_nan_probability_row(block);
         if (row == rows) continue;
         const Found found{block.query_sequence == 0 && block.key_sequence == 0 ? 0 : 1,
-                          static_cast<int>(row / block.n_queries / block.n_heads), b,
-                          static_cast<int>(row / block.n_queries % block.n_heads),
+                          block.layer_id(static_cast<int>(row / block.n_queries / block.n_heads)),
+                          b, block.head_id(static_cast<int>(row / block.n_queries % block.n_heads)),
                           static_cast<int>(row % block.n_queries)};
         if (!first || std::tie(found.stage, found.layer) < std::tie(first->stage, first->layer))
             first = found;

@@ -105,7 +105,6 @@ public:
         const int S = static_cast<int>(source.size()), T = static_cast<int>(target.size());
         const int D = config_.hidden_size, Le = config_.n_layers, Ld = extras_.decoder_layers;
         const int He = extras_.encoder_heads, Hd = extras_.decoder_heads;
-        const bool keep = options.keep_queries_keys;
         const auto scale = [&](int heads) {
             return 1.0f / std::sqrt(static_cast<float>(D / heads));
         };
@@ -113,11 +112,11 @@ public:
         ForwardOutput output;
         output.blocks.reserve(3);
         AttentionBlock& encoder = output.blocks.emplace_back(
-            make_block("encoder", Le, He, S, S, D / He, scale(He), false, keep, 0, 0));
+            make_block("encoder", Le, He, S, S, D / He, scale(He), false, options, 0, 0));
         AttentionBlock& decoder = output.blocks.emplace_back(
-            make_block("decoder", Ld, Hd, T, T, D / Hd, scale(Hd), true, keep, 1, 1));
+            make_block("decoder", Ld, Hd, T, T, D / Hd, scale(Hd), true, options, 1, 1));
         AttentionBlock& cross = output.blocks.emplace_back(
-            make_block("cross", Ld, Hd, T, S, D / Hd, scale(Hd), false, keep, 1, 0));
+            make_block("cross", Ld, Hd, T, S, D / Hd, scale(Hd), false, options, 1, 0));
         const uint8_t* source_mask = padding_mask(source);
 
         std::vector<float> memory(static_cast<size_t>(S) * D);
@@ -237,7 +236,7 @@ private:
         const int D = config_.hidden_size;
         std::vector<float> qkv(static_cast<size_t>(n) * 3 * D), context(static_cast<size_t>(n) * D);
         a.qkv.forward(x, qkv.data(), n);
-        attend_fused_qkv(block, layer, qkv.data(), D / block.n_heads, key_mask, nullptr,
+        attend_fused_qkv(block, layer, qkv.data(), D / block.n_model_heads, key_mask, nullptr,
                          context.data());
         a.out.forward_add(context.data(), x, n);
         runtime::layer_norm(x, a.norm_weight, a.norm_bias, x, n, D, kLayerNormEps);
@@ -251,7 +250,7 @@ private:
         std::vector<float> context(static_cast<size_t>(n) * D);
         a.q.forward(y, q.data(), n);
         a.kv.forward(memory, kv.data(), m);
-        attend_fused_kv(block, layer, q.data(), kv.data(), D / block.n_heads, memory_mask,
+        attend_fused_kv(block, layer, q.data(), kv.data(), D / block.n_model_heads, memory_mask,
                         context.data());
         a.out.forward_add(context.data(), y, n);
         runtime::layer_norm(y, a.norm_weight, a.norm_bias, y, n, D, kLayerNormEps);

@@ -63,7 +63,7 @@ public:
         ForwardOutput output;
         AttentionBlock& block = output.blocks.emplace_back(
             make_block("self", L, H, T, T, Dh, 1.0f / std::sqrt(static_cast<float>(Dh)),
-                       config_.is_causal, options.keep_queries_keys));
+                       config_.is_causal, options));
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
         std::vector<float> x(static_cast<size_t>(T) * D);  // [T, D] the residual stream
         embed(tokens, x.data());

@@ -118,7 +118,7 @@ public:
         ForwardOutput output;
         AttentionBlock& block = output.blocks.emplace_back(
             make_block("self", L, H, T, T, Dh, 1.0f / std::sqrt(static_cast<float>(Dh)),
-                       /*causal=*/false, options.keep_queries_keys));
+                       /*causal=*/false, options));
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
         std::vector<float> x(static_cast<size_t>(T) * D);        // [T, D] the residual stream
         std::vector<float> qkv(static_cast<size_t>(T) * 3 * D);  // [T, 3D]

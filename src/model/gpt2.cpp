@@ -109,7 +109,7 @@ public:
         ForwardOutput output;
         const float scale = scale_attn_weights_ ? 1.0f / std::sqrt(static_cast<float>(Dh)) : 1.0f;
         AttentionBlock& block = output.blocks.emplace_back(
-            make_block("self", L, H, T, T, Dh, scale, /*causal=*/true, options.keep_queries_keys));
+            make_block("self", L, H, T, T, Dh, scale, /*causal=*/true, options));
         if (scale_by_inverse_layer_)  // modeling_gpt2 divides layer i's scores by i + 1
             for (int layer = 0; layer < L; ++layer)
                 block.layer_score_scales.push_back(scale / static_cast<float>(layer + 1));

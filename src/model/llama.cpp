@@ -202,7 +202,7 @@ public:
         ForwardOutput output;
         AttentionBlock& block = output.blocks.emplace_back(
             make_block("self", L, H, T, T, Dh, 1.0f / std::sqrt(float(Dh)),
-                       /*causal=*/true, options.keep_queries_keys));
+                       /*causal=*/true, options));
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
         const RopeTables rope = rope_tables(extras_.rope, T);
 

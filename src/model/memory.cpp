@@ -18,6 +18,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "attnviz/memory.h"
 #include "attnviz/model.h"
@@ -50,12 +51,48 @@ uint64_t sum(std::initializer_list<uint64_t> terms) {
     return result;
 }
 
-// One stack of `layers` attention layers over `queries` x `keys` tokens.
+// One stack of `layers` attention layers over `queries` x `keys` tokens, of
+// which the capture keeps some (make_block, attend in arch_blocks.cpp).
 struct StackSizes {
     uint64_t layers, heads, head_dim, queries, keys;
-    uint64_t probs() const { return product({layers, heads, queries, keys, kFloat}); }
+    const CaptureOptions* capture = nullptr;
+    uint64_t kept_layers() const {
+        return capture->layers.empty() ? layers
+                                       : std::min<uint64_t>(capture->layers.size(), layers);
+    }
+    uint64_t kept_heads() const {
+        return capture->heads.empty() ? heads : std::min<uint64_t>(capture->heads.size(), heads);
+    }
+    uint64_t rows() const { return product({kept_layers(), kept_heads(), queries}); }
+    // The most probabilities a sparse row keeps.
+    uint64_t row_entries() const {
+        return capture->top_k > 0 ? std::min<uint64_t>(u(capture->top_k), keys) : keys;
+    }
+    uint64_t value_bytes() const { return capture->fp16 ? 2 : kFloat; }
+    // dense: every kept probability; sparse (CSR): a key and a value per entry,
+    // at most row_entries a row (top_mass alone: as many as the row has), and
+    // the row offsets
+    uint64_t probs() const {
+        if (!capture->sparse()) return product({rows(), keys, value_bytes()});
+        return sum(
+            {product({rows(), row_entries(), value_bytes() + 4}), product({sum({rows(), 1}), 8})});
+    }
+    // A selective capture computes a layer a head at a time into a scratch
+    // [queries, keys] per thread, and a sparse one gathers each kept layer's
+    // rows before appending them.
+    uint64_t scratch(uint64_t threads) const {
+        if (capture->full()) return 0;
+        const uint64_t rows_of_layer = product({kept_heads(), queries});
+        const uint64_t gathered =
+            capture->sparse() ? sum({product({rows_of_layer, row_entries(), value_bytes() + 4}),
+                                     product({rows_of_layer, 8})})
+                              : 0;
+        return sum(
+            {product({std::max<uint64_t>(1, std::min(threads, heads)), queries, keys, kFloat}),
+             gathered});
+    }
     uint64_t queries_keys() const {
-        return product({layers, heads, sum({queries, keys}), head_dim, kFloat});
+        return product({kept_layers(), kept_heads(), sum({queries, keys}), head_dim, kFloat});
     }
 };
 
@@ -77,6 +114,8 @@ MemoryEstimate estimate_forward_memory(const ModelConfig& config, const MemorySh
     const uint64_t D = u(config.hidden_size), H = u(config.n_heads), Dh = u(config.head_dim);
     const uint64_t I = u(config.intermediate_size), L = u(config.n_layers);
     const uint64_t T = shape.tokens;
+    const CaptureOptions& capture = shape.capture;
+    const uint64_t threads = u(shape.threads);
     estimate.activations = kProcessBaselineBytes;
 
     if (config.is_encoder_decoder) {
@@ -84,17 +123,20 @@ MemoryEstimate estimate_forward_memory(const ModelConfig& config, const MemorySh
         const uint64_t S = shape.tokens, Tt = shape.decoder_tokens;
         const uint64_t Ld = u(config.n_decoder_layers > 0 ? config.n_decoder_layers : L);
         const uint64_t inner = H * Dh;
-        const StackSizes encoder{L, H, Dh, S, S}, decoder{Ld, H, Dh, Tt, Tt},
-            cross{Ld, H, Dh, Tt, S};
+        const StackSizes encoder{L, H, Dh, S, S, &capture}, decoder{Ld, H, Dh, Tt, Tt, &capture},
+            cross{Ld, H, Dh, Tt, S, &capture};
         estimate.attention = sum({encoder.probs(), decoder.probs(), cross.probs()});
         const bool t5 = config.model_type == "t5";
         // T5's position biases, one [heads, Q, K] per stack
         const uint64_t biases = sum({product({H, S, S, kFloat}), product({H, Tt, Tt, kFloat})});
-        if (shape.keep_queries_keys) {
+        if (shape.keep_queries_keys && encoder.kept_layers() > 0) {
             estimate.queries_keys =
                 sum({encoder.queries_keys(), decoder.queries_keys(), cross.queries_keys()});
-            // T5 keeps its shared position bias per block, and builds each layer's copy
-            if (t5) estimate.queries_keys = sum({estimate.queries_keys, biases, biases});
+            // T5 keeps its shared position bias (of the kept heads) per block,
+            // and builds each kept layer's copy
+            const uint64_t kept_biases =
+                product({biases, encoder.kept_heads()}) / std::max<uint64_t>(1, H);
+            if (t5) estimate.queries_keys = sum({estimate.queries_keys, kept_biases, kept_biases});
         }
         if (shape.keep_hidden_states)
             estimate.hidden_states =
@@ -105,14 +147,16 @@ MemoryEstimate estimate_forward_memory(const ModelConfig& config, const MemorySh
         // (the decoder's is built while the encoder's is still held)
         const uint64_t n = std::max(S, Tt);
         const uint64_t per_token = D + 3 * inner + inner + 2 * I;
+        const uint64_t scratch =
+            std::max({encoder.scratch(threads), decoder.scratch(threads), cross.scratch(threads)});
         estimate.activations = sum({estimate.activations, product({sum({S, Tt}), D, kFloat}),
                                     product({n, per_token, kFloat}),
-                                    product({S, 2 * inner, kFloat}), t5 ? biases : 0});
+                                    product({S, 2 * inner, kFloat}), t5 ? biases : 0, scratch});
         estimate.output = output_bytes(shape, estimate.attention);
         return estimate;
     }
 
-    const StackSizes stack{L, H, Dh, T, T};
+    const StackSizes stack{L, H, Dh, T, T, &capture};
     estimate.attention = stack.probs();
     if (shape.keep_queries_keys) estimate.queries_keys = stack.queries_keys();
     if (shape.keep_hidden_states) estimate.hidden_states = product({L + 1, T, D, kFloat});
@@ -133,9 +177,40 @@ MemoryEstimate estimate_forward_memory(const ModelConfig& config, const MemorySh
             squares = 1;  // the relative position scores
     }
     estimate.activations = sum({estimate.activations, product({T, per_token, kFloat}),
-                                product({squares, H, T, T, kFloat})});
+                                product({squares, H, T, T, kFloat}), stack.scratch(threads)});
     estimate.output = output_bytes(shape, estimate.attention);
     return estimate;
+}
+
+std::string capture_flags(const CaptureOptions& capture) {
+    std::vector<std::string> parts;
+    const auto list = [&](const char* flag, const std::vector<int>& ids) {
+        if (ids.empty()) return;
+        std::string part = flag;
+        for (size_t i = 0; i < ids.size(); ++i) {
+            part.append(i ? "," : " ");
+            part.append(std::to_string(ids[i]));
+        }
+        parts.push_back(std::move(part));
+    };
+    list("--layers", capture.layers);
+    list("--heads", capture.heads);
+    char text[64];
+    if (capture.top_k > 0) {
+        std::snprintf(text, sizeof text, "--top-k %d", capture.top_k);
+        parts.emplace_back(text);
+    }
+    if (capture.top_mass > 0) {
+        std::snprintf(text, sizeof text, "--top-mass %g", capture.top_mass);
+        parts.emplace_back(text);
+    }
+    if (capture.fp16) parts.emplace_back("--fp16");
+    std::string flags;
+    for (const std::string& part : parts) {
+        if (!flags.empty()) flags.push_back(' ');
+        flags.append(part);
+    }
+    return flags;
 }
 
 namespace {

@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 
 #include "attnviz/error.h"
+#include "model/capture.h"
 #include "model/network.h"
 #include "runtime/threads.h"
 
@@ -117,8 +119,23 @@ uint64_t thread_stack_bytes() {
 }
 
 MemoryShape shape_of(const Encoded& encoded, const RunOptions& options) {
-    return {encoded.input.size(), encoded.target.size(), options.keep_queries_keys,
-            options.keep_hidden_states, options.output_fraction};
+    MemoryShape shape;
+    shape.tokens = encoded.input.size();
+    shape.decoder_tokens = encoded.target.size();
+    shape.keep_queries_keys = options.keep_queries_keys;
+    shape.keep_hidden_states = options.keep_hidden_states;
+    shape.capture = options.capture;
+    shape.threads = runtime::resolve_thread_count(options.threads);
+    shape.output_fraction = options.output_fraction;
+    return shape;
+}
+
+// The capture options' order and ranges that do not depend on the block,
+// before anything runs; make_block checks the layers and heads against each
+// block (ALBERT's maps, BART's decoder heads differ from the config's counts).
+void check_capture_options(const CaptureOptions& capture) {
+    constexpr int kAny = std::numeric_limits<int>::max();
+    model::check_capture(capture, kAny, kAny, "model's");
 }
 
 }  // namespace
@@ -178,6 +195,41 @@ void Model::check_memory(const MemoryShape& shape, const RunOptions& options) co
         else
             high = middle - 1;
     }
+    // Keeping less attention: the first two of these, from the least cut,
+    // that fit and cut more than the run asked for.
+    const ModelConfig& config = impl_->loaded.config;
+    const int layers = config.n_decoder_layers > 0
+                           ? std::min(config.n_layers, config.n_decoder_layers)
+                           : config.n_layers;
+    std::vector<int> spread = {0, layers / 2, layers - 1};  // first, middle, last
+    spread.erase(std::unique(spread.begin(), spread.end()), spread.end());
+    std::vector<CaptureOptions> candidates;
+    const CaptureOptions& asked = shape.capture;
+    const auto add = [&](std::vector<int> kept_layers, int top_k, bool fp16) {
+        CaptureOptions candidate = asked;
+        if (!kept_layers.empty() &&
+            (asked.layers.empty() || asked.layers.size() > kept_layers.size()))
+            candidate.layers = std::move(kept_layers);
+        if (top_k > 0 && (asked.top_k == 0 || asked.top_k > top_k)) candidate.top_k = top_k;
+        candidate.fp16 = candidate.fp16 || fp16;
+        if (capture_flags(candidate) != capture_flags(asked)) candidates.push_back(candidate);
+    };
+    add({}, 0, true);
+    add({}, 32, false);
+    add(spread, 0, true);
+    add(spread, 32, false);
+    add(spread, 32, true);
+    add({layers - 1}, 8, true);
+    std::string suggestions;
+    int suggested = 0;
+    for (const CaptureOptions& candidate : candidates) {
+        MemoryShape smaller = shape;
+        smaller.capture = candidate;
+        const uint64_t total = estimate_memory(smaller).total();
+        if (total > budget.bytes || suggested == 2) continue;
+        suggestions += std::string(suggested++ ? "; " : "") + capture_flags(candidate) +
+                       " would fit in about " + format_memory_size(total);
+    }
     const uint64_t other =
         estimate.activations + estimate.queries_keys + estimate.hidden_states + estimate.output;
     const std::string tokens =
@@ -191,7 +243,8 @@ void Model::check_memory(const MemoryShape& shape, const RunOptions& options) co
             format_memory_size(estimate.weights) + ", attention " +
             format_memory_size(estimate.attention) + ", the rest " + format_memory_size(other) +
             "), more than the " + format_memory_size(budget.bytes) + " it may use (" +
-            budget.source + ")",
+            budget.source + ")" +
+            (suggestions.empty() ? "" : "; keep less attention: " + suggestions),
         estimate, budget, low);
 }
 
@@ -199,6 +252,7 @@ AttentionTrace Model::trace(const TraceRequest& request, const RunOptions& optio
     const ModelConfig& config = impl_->loaded.config;
     const Tokenizer& tokenizer = impl_->tokenizer;
     Encoded encoded = encode_request(config, tokenizer, request);
+    check_capture_options(options.capture);
     check_memory(shape_of(encoded, options), options);
 
     AttentionTrace trace;

@@ -88,16 +88,15 @@ public:
         const int S = static_cast<int>(source.size()), T = static_cast<int>(target.size());
         const int D = config_.hidden_size, H = config_.n_heads, Dh = config_.head_dim;
         const int Le = config_.n_layers, Ld = extras_.decoder_layers;
-        const bool keep = options.keep_queries_keys;
 
         ForwardOutput output;
         output.blocks.reserve(3);
         AttentionBlock& encoder = output.blocks.emplace_back(
-            make_block("encoder", Le, H, S, S, Dh, 1.0f, false, keep, 0, 0));
+            make_block("encoder", Le, H, S, S, Dh, 1.0f, false, options, 0, 0));
         AttentionBlock& decoder = output.blocks.emplace_back(
-            make_block("decoder", Ld, H, T, T, Dh, 1.0f, true, keep, 1, 1));
+            make_block("decoder", Ld, H, T, T, Dh, 1.0f, true, options, 1, 1));
         AttentionBlock& cross = output.blocks.emplace_back(
-            make_block("cross", Ld, H, T, S, Dh, 1.0f, false, keep, 1, 0));
+            make_block("cross", Ld, H, T, S, Dh, 1.0f, false, options, 1, 0));
         const uint8_t* source_mask = padding_mask(source);
 
         // encoder

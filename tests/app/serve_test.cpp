@@ -246,9 +246,10 @@ TEST_F(Serve, AFailingModelShowsItsErrorWhileAnotherServes) {
                                 "application/json");
     ASSERT_TRUE(result);
     EXPECT_EQ(result->status, 202);
-    json broken;
+    json broken = json::object();
     for (int i = 0; i < 600 && broken.value("state", "") != "failed"; ++i) {
-        for (const json& model : json::parse(get("/api/models"))["models"])
+        const json models = json::parse(get("/api/models"));
+        for (const json& model : models["models"])
             if (model["id"] == "broken") broken = model;
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -295,7 +296,7 @@ TEST_F(Serve, PayloadAndExportsAreWhatTheCliWrites) {
 
 TEST_F(Serve, TilesTopKeysAndDifferencesHoldTheExportedValues) {
     const std::string id = trace_id(kTextA, kTextB);
-    const std::string other = trace_id("The cat likes the mat.", kTextB);
+    const std::string other = trace_id("The cat lay on the mat.", kTextB);
     write_file(root_ / "a.npz", get("/api/export?format=npz&trace=" + id));
     write_file(root_ / "b.npz", get("/api/export?format=npz&trace=" + other));
     const attnviz::AttentionTrace a = attnviz::read_npz(root_ / "a.npz");
@@ -346,7 +347,7 @@ TEST_F(Serve, TilesTopKeysAndDifferencesHoldTheExportedValues) {
         EXPECT_NEAR(row["rest"].get<double>(), total - shown, 1e-12);
     }
 
-    // "sat" and "likes" differ; every other token aligns, and the difference is b - a there.
+    // "sat" and "lay" differ; every other token aligns, and the difference is b - a there.
     const json diff = json::parse(get("/api/diff?a=" + id + "&b=" + other + "&layer=1&head=2"));
     std::vector<std::pair<int, int>> pairs;
     for (const json& pair : diff["pairs"]) pairs.emplace_back(pair[0], pair[1]);

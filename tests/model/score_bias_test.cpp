@@ -224,7 +224,11 @@ TEST(ScoreBias, PaddingKeysAreMinusInfinityAndUnbiasedModelsHaveNone) {
 }
 
 // keep_score_bias by hand: 3 layers, 1 head, 1 query, 2 keys, score_scale 0.5.
-AttentionBlock three_layer_block() { return make_block("self", 3, 1, 1, 2, 1, 0.5f, false, true); }
+AttentionBlock three_layer_block() {
+    RunOptions keep;
+    keep.keep_queries_keys = true;
+    return make_block("self", 3, 1, 1, 2, 1, 0.5f, false, keep);
+}
 
 TEST(ScoreBias, LayersShareOneCopyUntilOneDiffers) {
     const float a[] = {2.0f, -4.0f}, c[] = {6.0f, 0.0f};
@@ -267,7 +271,7 @@ TEST(ScoreBias, LayersShareOneCopyUntilOneDiffers) {
         EXPECT_EQ(b.score_bias, (std::vector<float>{0.0f, -kInf}));
     }
     {  // nothing kept without queries and keys, or for a block that is not decomposable
-        AttentionBlock without = make_block("self", 3, 1, 1, 2, 1, 0.5f, false, false);
+        AttentionBlock without = make_block("self", 3, 1, 1, 2, 1, 0.5f, false, RunOptions{});
         keep_score_bias(without, 0, a, nullptr);
         EXPECT_FALSE(without.has_score_bias());
         AttentionBlock relative = three_layer_block();

@@ -339,15 +339,27 @@ await test("a long input: head view (top-k) and matrix view (tiles), heap under 
   const readout = await page.locator(".sv-long-readout").textContent();
   const probs = [...readout.matchAll(/\((\d+)\) (\S+)/g)].map((m) => [+m[1], m[2]]);
   assert.equal(probs.length, 8, readout);
+  // The top 8 and the rest make the whole row: 9 printed numbers, each within half a unit of its last digit.
+  const rest = readout.match(/rest (\S+)/)[1];
+  const total = probs.reduce((sum, [, p]) => sum + (p === "<0.001" ? 0.0005 : +p), 0) + (rest === "<0.001" ? 0.0005 : +rest);
+  assert.ok(Math.abs(total - 1) <= 9 * 0.0005 + 1e-6, "top-k plus rest: " + total + " in " + readout);
+  if (shotsDir) await page.screenshot({ path: path.join(shotsDir, "serve-long.png") });
   // Scroll far down: the rows in view come from the server.
   await page.locator(".sv-long-scroll").evaluate((node) => { node.scrollTop = 3000 * 18; });
   await page.waitForFunction(() => [...document.querySelectorAll('.sv-long-tok[data-side="q"]')].some((n) => +n.dataset.index > 3000));
   // The same row from the tile: the top-k are its largest, with the printed digits.
-  const tile = await api(`/api/tile?${new URLSearchParams({ trace: await page.evaluate(() => new URLSearchParams(document.querySelector(".sv-export-npz").getAttribute("href").split("?")[1]).get("trace")), block: "self", layer: "0", head: "0", q0: "5", q1: "6", k0: "0", k1: "512" })}`);
-  if (tile.status === 200) {
-    const data = new Float32Array(new Uint8Array(Buffer.from(tile.json.data, "base64")).buffer);
-    for (const [k, printed] of probs) if (k < 512) assert.equal(checkPrinted(printed, data[k]), null, `top-k key ${k}: ${printed} vs tile ${data[k]}`);
+  // The same row from tiles: every top-k weight printed is the row's weight, and none left out is larger.
+  const [traceId, blockName] = await page.evaluate(() => [document.querySelector(".sv-long").dataset.trace, document.querySelector(".sv-long").dataset.block]);
+  const row = new Float32Array(LONG_TOKENS);
+  for (let k0 = 0; k0 < LONG_TOKENS; k0 += 512) {
+    const tile = await api(`/api/tile?${new URLSearchParams({ trace: traceId, block: blockName, layer: "0", head: "0", q0: "5", q1: "6", k0: String(k0), k1: String(k0 + 512) })}`);
+    assert.equal(tile.status, 200, JSON.stringify(tile.json));
+    row.set(new Float32Array(new Uint8Array(Buffer.from(tile.json.data, "base64")).buffer), k0);
   }
+  for (const [k, printed] of probs) assert.equal(checkPrinted(printed, row[k]), null, `top-k key ${k}: ${printed} vs tile ${row[k]}`);
+  const smallestShown = Math.min(...probs.map(([k]) => row[k]));
+  const shownKeys = new Set(probs.map(([k]) => k));
+  for (let k = 0; k < LONG_TOKENS; k++) if (!shownKeys.has(k)) assert.ok(row[k] <= smallestShown, `key ${k} (${row[k]}) outranks the top 8`);
   // Matrix view: a tile, zoom and pan.
   await page.locator(".sv-long-view").selectOption("matrix");
   const matrix = page.locator(".sv-long-matrix-panel");
@@ -364,7 +376,6 @@ await test("a long input: head view (top-k) and matrix view (tiles), heap under 
   report(`long input: JS heap ${(heap.usedSize / 1048576).toFixed(1)} MB used (${(heap.totalSize / 1048576).toFixed(1)} MB allocated); limit 100 MB`);
   assert.ok(heap.totalSize < HEAP_LIMIT, "heap " + heap.totalSize);
   void panel;
-  if (shotsDir) await page.screenshot({ path: path.join(shotsDir, "serve-long.png") });
   await page.close();
 });
 

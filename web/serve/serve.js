@@ -334,7 +334,8 @@ function serveBoot(root) {
   const showExports = () => {
     const info = sides[0].info;
     for (const [format, link] of Object.entries(exportLinks)) {
-      if (!info) { link.removeAttribute("href"); continue; }
+      // A long input has no page (it would carry every probability): no HTML link then.
+      if (!info || (info.long && format === "html")) { link.removeAttribute("href"); continue; }
       const view = info.long ? (state.long === "matrix" ? "matrix" : "head") : state.view;
       const params = { trace: info.trace_id, format };
       if (format === "html") {
@@ -394,6 +395,7 @@ function tokensOfSequence(info, which) {
 
 function createLongViews(parent, info, api, state, changed) {
   const box = h("div", "sv-long", parent);
+  box.dataset.trace = info.trace_id;  // for links and tests
   const bar = h("div", "av-toolbar", box);
   const viewSelect = labeled(bar, "View", selectOf(["head", "matrix"], ["Head view (top-" + LONG_TOP_K + " keys)", "Matrix view (tiles)"]));
   viewSelect.classList.add("sv-long-view");
@@ -418,6 +420,7 @@ function createLongViews(parent, info, api, state, changed) {
   fillBlock();
   viewSelect.value = state.long === "matrix" ? "matrix" : "head";
   const where = () => ({ trace: info.trace_id, block: block.name, layer: layerSelect.value, head: headSelect.value });
+  box.dataset.block = block.name;
   const head = createLongHeadView(headPanel, api, readout, () => ({ where: where(), queries, keys, block }));
   const matrix = createLongMatrixView(matrixPanel, api, readout, () => ({ where: where(), queries, keys, block }));
   const show = () => {

@@ -500,8 +500,10 @@ function createLongHeadView(panel, api, readout, current) {
       const row = rowsOf(where, q);
       if (!row) continue;
       const focused = hover < 0 || hover === q;
+      // Each query's strongest key at full colour: over thousands of keys most weights are tiny.
+      const top = row.probs[0] > 0 ? row.probs[0] : 1;
       row.keys.forEach((k, j) => {
-        const p = row.probs[j];
+        const p = row.probs[j] / top;
         ctx.strokeStyle = dark ? "rgba(140,190,255," + (focused ? p : p * 0.15) + ")" : "rgba(30,90,200," + (focused ? p : p * 0.15) + ")";
         ctx.beginPath();
         ctx.moveTo(tokenWidth, q * LONG_ROW_HEIGHT + LONG_ROW_HEIGHT / 2);

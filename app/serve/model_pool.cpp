@@ -30,11 +30,11 @@ const char* state_name(LoadState state) {
 struct ModelPool::Entry {
     ModelSource source;
     ModelStatus status;
-    fs::path folder;              // known once resolved
-    std::optional<Model> model;   // ready
-    uint64_t estimate = 0;        // the weights' bytes reserved while loading
+    fs::path folder;             // known once resolved
+    std::optional<Model> model;  // ready
+    uint64_t estimate = 0;       // the weights' bytes reserved while loading
     uint64_t last_used = 0;
-    bool running = false;         // a forward pass holds it
+    bool running = false;  // a forward pass holds it
 };
 
 namespace {
@@ -50,8 +50,7 @@ HubOptions hub_options(bool offline, bool tokenizer_only) {
 
 // The longest input the server runs on a model: its learned positions, else
 // the length it was made for, else the tokenizer's, else 4,096; --max-tokens caps it.
-size_t token_limit(const ModelConfig& config, std::optional<size_t> tokenizer_limit,
-                   size_t flag) {
+size_t token_limit(const ModelConfig& config, std::optional<size_t> tokenizer_limit, size_t flag) {
     size_t limit = config.max_positions > 0    ? static_cast<size_t>(config.max_positions)
                    : config.context_length > 0 ? static_cast<size_t>(config.context_length)
                    : tokenizer_limit && *tokenizer_limit > 0 && *tokenizer_limit < (1u << 20)
@@ -156,8 +155,8 @@ bool ModelPool::make_room(uint64_t bytes, const Entry* keep, std::unique_lock<st
     while (used() + bytes > options_.budget) {
         Entry* oldest = nullptr;
         for (const auto& entry : entries_)
-            if (entry.get() != keep && entry->status.state == LoadState::ready &&
-                !entry->running && (!oldest || entry->last_used < oldest->last_used))
+            if (entry.get() != keep && entry->status.state == LoadState::ready && !entry->running &&
+                (!oldest || entry->last_used < oldest->last_used))
                 oldest = entry.get();
         if (!oldest) return false;
         oldest->model.reset();
@@ -172,7 +171,8 @@ void ModelPool::load(const std::string& id) {
     std::lock_guard lock(mutex_);
     for (const auto& entry : entries_) {
         if (entry->source.id != id) continue;
-        if (entry->status.state == LoadState::unloaded || entry->status.state == LoadState::failed) {
+        if (entry->status.state == LoadState::unloaded ||
+            entry->status.state == LoadState::failed) {
             entry->status.state = LoadState::loading;
             entry->status.progress = 0;
             entry->status.error.clear();
@@ -190,10 +190,10 @@ void ModelPool::load_in_background(Entry& entry) {
     };
     try {
         std::error_code error;
-        const fs::path folder = fs::is_directory(entry.source.spec, error)
-                                    ? fs::path(entry.source.spec)
-                                    : resolve_model(entry.source.spec,
-                                                    hub_options(options_.offline, false));
+        const fs::path folder =
+            fs::is_directory(entry.source.spec, error)
+                ? fs::path(entry.source.spec)
+                : resolve_model(entry.source.spec, hub_options(options_.offline, false));
         progress(0.1);
         const ModelConfig config = read_model_config(folder);
         {
@@ -289,8 +289,7 @@ std::vector<ModelSource> model_sources(const std::vector<std::string>& models,
         std::error_code error;
         if (fs::is_directory(spec, error)) {
             const fs::path path = fs::path(spec).lexically_normal();
-            return (path.has_filename() ? path.filename() : path.parent_path().filename())
-                .string();
+            return (path.has_filename() ? path.filename() : path.parent_path().filename()).string();
         }
         return spec;
     };

@@ -43,8 +43,8 @@ struct ModelStatus {
 // Memory the server accounts for, besides the models: kept traces and the
 // forward passes running now. The pool asks it to shrink before evicting models.
 struct MemoryUse {
-    std::function<uint64_t()> other_bytes;           // traces kept + forwards reserved
-    std::function<void(uint64_t)> release_traces;    // drop kept traces until this many bytes free
+    std::function<uint64_t()> other_bytes;         // traces kept + forwards reserved
+    std::function<void(uint64_t)> release_traces;  // drop kept traces until this many bytes free
 };
 
 class ModelPool {

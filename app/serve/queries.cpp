@@ -17,32 +17,47 @@ MatrixRef matrix_ref(const AttentionTrace& trace, const std::string& block_name,
         if (block_name.empty() ? block == nullptr : b.name == block_name) block = &b;
         names += (names.empty() ? "" : ", ") + b.name;
     }
-    if (!block) throw Error("block: the trace has no block \"" + block_name + "\" (it has " + names + ")");
-    if (layer < 0 || layer >= block->n_layers)
-        throw Error("layer " + std::to_string(layer) + " is out of range: block \"" +
-                    block->name + "\" has " + std::to_string(block->n_layers) + " layers");
-    if (head != kMeanOfHeads && (head < 0 || head >= block->n_heads))
-        throw Error("head " + std::to_string(head) + " is out of range: block \"" + block->name +
-                    "\" has " + std::to_string(block->n_heads) + " heads");
-    if (block->probs.size() !=
-        static_cast<size_t>(block->n_layers) * block->n_heads * block->n_queries * block->n_keys)
-        throw Error("block \"" + block->name + "\" does not hold its attention");
-    return {block, layer, head};
+    if (!block)
+        throw Error("block: the trace has no block \"" + block_name + "\" (it has " + names + ")");
+    // Model numbering in, the kept layer's and head's index out (a selective
+    // capture keeps some: layer_ids, head_ids).
+    const auto kept = [](const std::vector<int>& ids, int count, int wanted) {
+        if (ids.empty()) return wanted >= 0 && wanted < count ? wanted : -1;
+        const auto found = std::find(ids.begin(), ids.end(), wanted);
+        return found == ids.end() ? -1 : static_cast<int>(found - ids.begin());
+    };
+    const auto listed = [](const std::vector<int>& ids, int count) {
+        if (ids.empty()) return "0.." + std::to_string(count - 1);
+        std::string text;
+        for (int id : ids) text += (text.empty() ? "" : ",") + std::to_string(id);
+        return text;
+    };
+    const int layer_index = kept(block->layer_ids, block->n_layers, layer);
+    if (layer_index < 0)
+        throw Error("layer " + std::to_string(layer) + " is not in this trace: block \"" +
+                    block->name + "\" keeps layers " + listed(block->layer_ids, block->n_layers));
+    int head_index = kMeanOfHeads;
+    if (head != kMeanOfHeads) {
+        head_index = kept(block->head_ids, block->n_heads, head);
+        if (head_index < 0)
+            throw Error("head " + std::to_string(head) + " is not in this trace: block \"" +
+                        block->name + "\" keeps heads " + listed(block->head_ids, block->n_heads));
+    }
+    return {block, layer_index, head_index};
 }
 
 void read_row(const MatrixRef& matrix, int query, float* out) {
     const AttentionBlock& block = *matrix.block;
     const size_t n_keys = static_cast<size_t>(block.n_keys);
     if (matrix.head != kMeanOfHeads) {
-        std::memcpy(out, block.probs.data() + block.index(matrix.layer, matrix.head, query, 0),
-                    n_keys * sizeof(float));
+        block.row(matrix.layer, matrix.head, query, out);
         return;
     }
     // The mean in double, rounded once: the same value whatever the head order.
     std::vector<double> sum(n_keys, 0.0);
     for (int head = 0; head < block.n_heads; ++head) {
-        const float* row = block.probs.data() + block.index(matrix.layer, head, query, 0);
-        for (size_t k = 0; k < n_keys; ++k) sum[k] += row[k];
+        block.row(matrix.layer, head, query, out);
+        for (size_t k = 0; k < n_keys; ++k) sum[k] += out[k];
     }
     for (size_t k = 0; k < n_keys; ++k) out[k] = static_cast<float>(sum[k] / block.n_heads);
 }
@@ -84,9 +99,8 @@ std::vector<TopKeys> top_keys(const MatrixRef& matrix, int q0, int q1, int k) {
     for (int q = q0; q < q1; ++q) {
         read_row(matrix, q, row.data());
         std::iota(order.begin(), order.end(), 0);
-        std::partial_sort(order.begin(), order.begin() + kept, order.end(), [&](int a, int b) {
-            return row[a] != row[b] ? row[a] > row[b] : a < b;
-        });
+        std::partial_sort(order.begin(), order.begin() + kept, order.end(),
+                          [&](int a, int b) { return row[a] != row[b] ? row[a] > row[b] : a < b; });
         TopKeys top;
         top.query = q;
         double total = 0, shown = 0;
@@ -96,7 +110,9 @@ std::vector<TopKeys> top_keys(const MatrixRef& matrix, int q0, int q1, int k) {
             top.probs.push_back(row[order[i]]);
             shown += row[order[i]];
         }
-        top.rest = std::max(0.0, total - shown);
+        // A sparse capture stores part of each row: the rest is what a whole
+        // row (1, as softmax makes it) leaves.
+        top.rest = std::max(0.0, (block.is_sparse() ? 1.0 : total) - shown);
         out.push_back(std::move(top));
     }
     return out;

@@ -14,8 +14,9 @@ namespace attnviz::serve {
 inline constexpr int kMeanOfHeads = -1;
 inline constexpr int kMaxTileSide = 512;
 
-// One attention matrix of a block: a model layer and a head (kMeanOfHeads:
-// the mean over the block's heads). Throws Error naming what is out of range.
+// One attention matrix of a block: a model layer and a model head
+// (kMeanOfHeads: the mean over the block's kept heads). Throws Error naming
+// a layer or head the trace does not hold (out of range, or not captured).
 struct MatrixRef {
     const AttentionBlock* block = nullptr;
     int layer = 0;  // index into the block's kept layers
@@ -23,7 +24,7 @@ struct MatrixRef {
 };
 MatrixRef matrix_ref(const AttentionTrace& trace, const std::string& block, int layer, int head);
 
-// One query row (n_keys floats).
+// One query row (n_keys floats), whatever the storage (dense, fp16, sparse: missing keys 0).
 void read_row(const MatrixRef& matrix, int query, float* out);
 
 // Rows q0..q1-1 and columns k0..k1-1, row-major; at most kMaxTileSide each way.
@@ -31,7 +32,7 @@ std::vector<float> tile(const MatrixRef& matrix, int q0, int q1, int k0, int k1)
 
 struct TopKeys {
     int query = 0;
-    std::vector<int> keys;     // by decreasing probability (ties: lower key first)
+    std::vector<int> keys;  // by decreasing probability (ties: lower key first)
     std::vector<float> probs;
     double rest = 0;  // the row's mass outside `keys`
 };

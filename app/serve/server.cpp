@@ -130,20 +130,16 @@ AttentionTrace without_queries_keys(const AttentionTrace& trace) {
     copy.model_revision = trace.model_revision;
     copy.architecture = trace.architecture;
     copy.sequences = trace.sequences;
+    copy.blocks.reserve(trace.blocks.size());
     copy.hidden_states = trace.hidden_states;
     copy.non_finite = trace.non_finite;
     for (const AttentionBlock& block : trace.blocks) {
-        AttentionBlock stripped;
-        stripped.name = block.name;
-        stripped.query_sequence = block.query_sequence;
-        stripped.key_sequence = block.key_sequence;
-        stripped.causal = block.causal;
-        stripped.n_layers = block.n_layers, stripped.n_heads = block.n_heads;
-        stripped.n_queries = block.n_queries, stripped.n_keys = block.n_keys;
-        stripped.probs = block.probs;
-        stripped.score_scale = block.score_scale;
-        stripped.score_form = block.score_form;
-        stripped.layer_score_scales = block.layer_score_scales;
+        AttentionBlock stripped = block;
+        stripped.head_dim = 0;
+        stripped.queries.clear();
+        stripped.keys.clear();
+        stripped.score_bias_layers = 0;
+        stripped.score_bias.clear();
         copy.blocks.push_back(std::move(stripped));
     }
     return copy;
@@ -181,13 +177,14 @@ struct Server::Impl {
 
     Impl(ServerOptions opts, std::vector<ModelSource> models)
         : options(std::move(opts)),
-          traces(options.max_traces, options.max_trace_bytes > 0 ? options.max_trace_bytes
-                                                                 : options.budget / 4) {
+          traces(options.max_traces,
+                 options.max_trace_bytes > 0 ? options.max_trace_bytes : options.budget / 4) {
         MemoryUse memory;
         memory.other_bytes = [this] { return traces.bytes() + reserved.load(); };
         memory.release_traces = [this](uint64_t bytes) { traces.release(bytes); };
         pool = std::make_unique<ModelPool>(
-            std::move(models), ModelPool::Options{options.budget, options.max_tokens, options.offline},
+            std::move(models),
+            ModelPool::Options{options.budget, options.max_tokens, options.offline},
             std::move(memory));
     }
 
@@ -210,8 +207,9 @@ struct Server::Impl {
                                       ? request.get_header_value("X-Attnviz-Token")
                                       : request.get_param_value("token");
         if (!same_secret(token, options.token)) {
-            send_error(response, 403, "forbidden: a valid token is required (the URL attnviz "
-                                      "serve printed)");
+            send_error(response, 403,
+                       "forbidden: a valid token is required (the URL attnviz "
+                       "serve printed)");
             return false;
         }
         return true;
@@ -235,10 +233,9 @@ struct Server::Impl {
         };
         replace("<!--attnviz:style-->",
                 "<style>" + std::string(views_style()) + std::string(page_css) + "</style>");
-        replace("<!--attnviz:script-->", "<script nonce=\"" + nonce +
-                                             "\">(function () {\n\"use strict\";\n" +
-                                             std::string(views_script()) + "\n" +
-                                             std::string(page_js) + "\n})();</script>");
+        replace("<!--attnviz:script-->",
+                "<script nonce=\"" + nonce + "\">(function () {\n\"use strict\";\n" +
+                    std::string(views_script()) + "\n" + std::string(page_js) + "\n})();</script>");
         response.set_header("Content-Security-Policy",
                             "default-src 'none'; script-src 'nonce-" + nonce +
                                 "'; style-src 'unsafe-inline'; img-src data: blob:; "
@@ -289,7 +286,8 @@ struct Server::Impl {
             if (required) throw HttpError(400, std::string("missing \"") + name + "\"");
             return std::nullopt;
         }
-        if (!found->is_string()) throw HttpError(400, std::string("\"") + name + "\" must be a string");
+        if (!found->is_string())
+            throw HttpError(400, std::string("\"") + name + "\" must be a string");
         return found->get<std::string>();
     }
 
@@ -312,9 +310,39 @@ struct Server::Impl {
         const std::string tab = text_field(body, "tab").value_or("");
         int64_t seq = 0;
         if (body.contains("seq")) {
-            if (!body["seq"].is_number_integer()) throw HttpError(400, "\"seq\" must be an integer");
+            if (!body["seq"].is_number_integer())
+                throw HttpError(400, "\"seq\" must be an integer");
             seq = body["seq"].get<int64_t>();
         }
+        // What the trace keeps (CaptureOptions): the request's choice, else all
+        // of it for an input a page can hold, and less for a long one.
+        CaptureOptions capture;
+        const auto int_list = [&](const char* name) {
+            std::vector<int> values;
+            if (!body.contains(name)) return values;
+            if (!body[name].is_array())
+                throw HttpError(400, std::string("\"") + name + "\" must be a list of numbers");
+            for (const json& value : body[name]) {
+                if (!value.is_number_integer())
+                    throw HttpError(400, std::string("\"") + name + "\" must be a list of numbers");
+                values.push_back(value.get<int>());
+            }
+            return values;
+        };
+        capture.layers = int_list("layers");
+        capture.heads = int_list("heads");
+        if (body.contains("top_k")) {
+            if (!body["top_k"].is_number_integer() || body["top_k"].get<int64_t>() < 0 ||
+                body["top_k"].get<int64_t>() > 100000)
+                throw HttpError(400, "\"top_k\" must be a whole number from 0 to 100000");
+            capture.top_k = body["top_k"].get<int>();
+        }
+        if (body.contains("fp16")) {
+            if (!body["fp16"].is_boolean()) throw HttpError(400, "\"fp16\" must be true or false");
+            capture.fp16 = body["fp16"].get<bool>();
+        }
+        const bool capture_given = body.contains("layers") || body.contains("heads") ||
+                                   body.contains("top_k") || body.contains("fp16");
         if (!pool->has(model_id))
             throw HttpError(400, "no model \"" + model_id + "\" on this server (see /api/models)");
         const auto superseded = [&] {
@@ -364,6 +392,14 @@ struct Server::Impl {
         RunOptions run_options;
         run_options.threads = options.threads;
         run_options.keep_queries_keys = !long_input;  // the neuron view, for pages of moderate size
+        run_options.capture = capture;
+        if (long_input && !capture_given) {
+            // A long input keeps what the page asks of it (tiles, top-k keys):
+            // each query's most attended keys in binary16, every layer and head.
+            run_options.capture.top_k = kLongInputTopK;
+            run_options.capture.fp16 = true;
+        }
+        if (!run_options.capture.full()) run_options.keep_queries_keys = false;
         AttentionTrace result;
         double forward_ms = 0;
         {
@@ -377,8 +413,8 @@ struct Server::Impl {
             // What the budget leaves this run: the other models, the kept traces
             // and the other forward passes apart. Kept traces go first if need be.
             const auto left = [&] {
-                const uint64_t used = pool->model_bytes() - run->weight_bytes + traces.bytes() +
-                                      reserved.load();
+                const uint64_t used =
+                    pool->model_bytes() - run->weight_bytes + traces.bytes() + reserved.load();
                 return options.budget > used ? options.budget - used : uint64_t{0};
             };
             if (left() < run->weight_bytes + estimate)
@@ -403,11 +439,11 @@ struct Server::Impl {
                 throw;
             }
             reserved -= estimate;
-            forward_ms = std::chrono::duration<double, std::milli>(
-                             std::chrono::steady_clock::now() - start)
-                             .count();
+            forward_ms =
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                    .count();
         }
-        run.reset();  // the model is free for the next request
+        run.reset();                      // the model is free for the next request
         if (stale()) throw superseded();  // the result is dropped
 
         auto kept = std::make_shared<StoredTrace>();
@@ -433,7 +469,12 @@ struct Server::Impl {
                               {"n_keys", block.n_keys},
                               {"causal", block.causal},
                               {"query_sequence", block.query_sequence},
-                              {"key_sequence", block.key_sequence}});
+                              {"key_sequence", block.key_sequence},
+                              {"layer_ids", block.layer_ids},
+                              {"head_ids", block.head_ids},
+                              {"dense", block.has_dense_probs()},
+                              {"fp16", !block.probs_fp16.empty()},
+                              {"top_k", block.capture.top_k}});
         answer["sequences"] = std::move(sequences);
         answer["blocks"] = std::move(blocks);
         answer["trace_id"] = traces.add(std::move(kept));
@@ -448,6 +489,11 @@ struct Server::Impl {
         if (kept->long_input)
             throw HttpError(413, "the input is longer than " + std::to_string(kLongInputTokens) +
                                      " tokens: ask for tiles and top-k keys instead");
+        for (const AttentionBlock& block : kept->trace.blocks)
+            if (!block.has_dense_probs())
+                throw HttpError(400,
+                                "the page's payload needs every probability; this trace "
+                                "kept part of them (run it without layers, heads, top_k, fp16)");
         response.set_content(render_payload(kept->trace, view_options(request, "head,model")),
                              "application/json");
     }
@@ -457,7 +503,8 @@ struct Server::Impl {
         const MatrixRef matrix = matrix_ref(kept->trace, param(request, "block"),
                                             int_param(request, "layer"), head_param(request));
         const int q0 = int_param(request, "q0", 0), k0 = int_param(request, "k0", 0);
-        const int q1 = int_param(request, "q1", std::min(matrix.block->n_queries, q0 + kMaxTileSide));
+        const int q1 =
+            int_param(request, "q1", std::min(matrix.block->n_queries, q0 + kMaxTileSide));
         const int k1 = int_param(request, "k1", std::min(matrix.block->n_keys, k0 + kMaxTileSide));
         const std::vector<float> values = tile(matrix, q0, q1, k0, k1);
         send_json(response, {{"q0", q0},
@@ -537,7 +584,8 @@ struct Server::Impl {
         } else if (format == "svg" || format == "png") {
             const ViewOptions options = view_options(request, "head");
             if (options.views.size() != 1)
-                throw HttpError(400, "format " + format + " draws one view: view=head, model or matrix");
+                throw HttpError(400,
+                                "format " + format + " draws one view: view=head, model or matrix");
             const std::vector<uint8_t> picture = render_static(
                 kept->trace, options, format == "svg" ? StaticFormat::svg : StaticFormat::png);
             bytes.assign(reinterpret_cast<const char*>(picture.data()), picture.size());
@@ -613,9 +661,9 @@ Server::~Server() = default;
 int Server::bind(int port_asked) {
     Impl& impl = *impl_;
     const std::string& host = impl.options.host;
-    impl.port = port_asked == 0 ? impl.http.bind_to_any_port(host.c_str())
-                                : (impl.http.bind_to_port(host.c_str(), port_asked) ? port_asked
-                                                                                   : -1);
+    impl.port = port_asked == 0
+                    ? impl.http.bind_to_any_port(host.c_str())
+                    : (impl.http.bind_to_port(host.c_str(), port_asked) ? port_asked : -1);
     if (impl.port <= 0)
         throw Error("cannot listen on " + host + ":" + std::to_string(port_asked) +
                     (port_asked ? " (in use? try another --port)" : ""));
@@ -628,10 +676,11 @@ int Server::bind(int port_asked) {
 
 std::string Server::url() const {
     const std::string& host = impl_->options.host;
-    const std::string shown = host == "0.0.0.0" || host == "::" ? "127.0.0.1"
+    const std::string shown = host == "0.0.0.0" || host == "::"     ? "127.0.0.1"
                               : host.find(':') != std::string::npos ? "[" + host + "]"
                                                                     : host;
-    return "http://" + shown + ":" + std::to_string(impl_->port) + "/?token=" + impl_->options.token;
+    return "http://" + shown + ":" + std::to_string(impl_->port) +
+           "/?token=" + impl_->options.token;
 }
 
 void Server::listen() { impl_->http.listen_after_bind(); }

@@ -28,6 +28,8 @@ struct ServerOptions {
 
 // The longest input whose trace the page may fetch whole (/api/payload, html export).
 inline constexpr size_t kLongInputTokens = 512;
+// What a long input keeps by default: each query's most attended keys (fp16).
+inline constexpr int kLongInputTopK = 64;
 
 // 32 random bytes from /dev/urandom as 64 hex digits.
 std::string random_token();

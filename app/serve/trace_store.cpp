@@ -9,8 +9,10 @@ uint64_t trace_bytes(const AttentionTrace& trace) {
     uint64_t bytes = sizeof(AttentionTrace);
     for (const AttentionBlock& block : trace.blocks)
         bytes += (block.probs.size() + block.queries.size() + block.keys.size() +
-                  block.score_bias.size()) *
-                 sizeof(float);
+                  block.score_bias.size() + block.row_keys.size()) *
+                     sizeof(float) +
+                 block.probs_fp16.size() * sizeof(uint16_t) +
+                 block.row_start.size() * sizeof(uint64_t);
     for (const HiddenStates& states : trace.hidden_states)
         bytes += states.values.size() * sizeof(float);
     for (const TokenSequence& sequence : trace.sequences)

@@ -30,7 +30,8 @@ uint64_t trace_bytes(const AttentionTrace& trace);
 
 class TraceStore {
 public:
-    TraceStore(size_t max_count, uint64_t max_bytes) : max_count_(max_count), max_bytes_(max_bytes) {}
+    TraceStore(size_t max_count, uint64_t max_bytes)
+        : max_count_(max_count), max_bytes_(max_bytes) {}
 
     // Keeps `trace` (evicting the least recently used) and returns its new id.
     std::string add(std::shared_ptr<StoredTrace> trace);

@@ -83,7 +83,8 @@ protected:
         // A model whose checkpoint is cut short: its load fails, the server goes on.
         const fs::path broken = root_ / "broken";
         fs::create_directories(broken);
-        for (const char* file : {"config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"})
+        for (const char* file :
+             {"config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"})
             fs::copy_file(kDemo / file, broken / file);
         const std::string weights = read_file(kDemo / "model.safetensors");
         write_file(broken / "model.safetensors", weights.substr(0, weights.size() / 2));
@@ -91,11 +92,10 @@ protected:
         int out[2];
         ASSERT_EQ(pipe(out), 0);
         const std::string cache = "HF_HUB_CACHE=" + (root_ / "cache").string();
-        const std::string args[] = {ATTNVIZ_CLI,   "serve",         "--no-open",
-                                    "--port",      "0",             "--model",
-                                    kDemo.string(), "--model",      broken.string(),
-                                    "--max-memory", "2G",           "--threads",
-                                    "1"};
+        const std::string args[] = {
+            ATTNVIZ_CLI, "serve",        "--no-open", "--port",        "0",
+            "--model",   kDemo.string(), "--model",   broken.string(), "--max-memory",
+            "2G",        "--threads",    "1"};
         std::vector<char*> argv;
         for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
         argv.push_back(nullptr);
@@ -116,7 +116,8 @@ protected:
         url_ = line;
         const std::smatch match = [&] {
             std::smatch m;
-            std::regex_match(line, m, std::regex(R"(http://127\.0\.0\.1:(\d+)/\?token=([0-9a-f]{64}))"));
+            std::regex_match(line, m,
+                             std::regex(R"(http://127\.0\.0\.1:(\d+)/\?token=([0-9a-f]{64}))"));
             return m;
         }();
         ASSERT_FALSE(match.empty()) << "first line: " << line;
@@ -170,7 +171,8 @@ TEST_F(Serve, RefusesRequestsWithoutTheToken) {
     auto result = client().Get("/api/models");
     ASSERT_TRUE(result);
     EXPECT_EQ(result->status, 403);
-    EXPECT_NE(json::parse(result->body)["error"].get<std::string>().find("token"), std::string::npos);
+    EXPECT_NE(json::parse(result->body)["error"].get<std::string>().find("token"),
+              std::string::npos);
     result = client().Get("/api/models", {{"X-Attnviz-Token", std::string(64, '0')}});
     EXPECT_EQ(result->status, 403);
     result = client().Get(("/api/models?token=" + token_.substr(0, 63)).c_str());
@@ -201,8 +203,9 @@ TEST_F(Serve, RefusesForeignHostAndOrigin) {
     EXPECT_EQ(client().Get("/api/models", headers)->status, 403);
     headers = with_token();
     headers.emplace("Origin", "null");
-    EXPECT_EQ(client().Post("/api/load", headers, R"({"model":"demo"})", "application/json")->status,
-              403);
+    EXPECT_EQ(
+        client().Post("/api/load", headers, R"({"model":"demo"})", "application/json")->status,
+        403);
     headers = with_token();
     headers.emplace("Origin", "http://127.0.0.1:" + port);
     EXPECT_EQ(client().Get("/api/models", headers)->status, 200);
@@ -225,9 +228,9 @@ TEST_F(Serve, RefusesBadRequestsWithClearErrors) {
     EXPECT_NE(message.find("at most 128"), std::string::npos) << message;
 
     // Not UTF-8.
-    result = client().Post("/api/trace", with_token(),
-                           std::string("{\"model\":\"demo\",\"text\":\"caf\xe9\"}"),
-                           "application/json");
+    result =
+        client().Post("/api/trace", with_token(),
+                      std::string("{\"model\":\"demo\",\"text\":\"caf\xe9\"}"), "application/json");
     EXPECT_EQ(result->status, 400);
     EXPECT_NE(result->body.find("UTF-8"), std::string::npos) << result->body;
 
@@ -242,8 +245,8 @@ TEST_F(Serve, RefusesBadRequestsWithClearErrors) {
 }
 
 TEST_F(Serve, AFailingModelShowsItsErrorWhileAnotherServes) {
-    auto result = client().Post("/api/load", with_token(), R"({"model":"broken"})",
-                                "application/json");
+    auto result =
+        client().Post("/api/load", with_token(), R"({"model":"broken"})", "application/json");
     ASSERT_TRUE(result);
     EXPECT_EQ(result->status, 202);
     json broken = json::object();
@@ -266,8 +269,7 @@ TEST_F(Serve, PayloadAndExportsAreWhatTheCliWrites) {
     ASSERT_FALSE(id.empty());
     const std::string texts = "--model " + quote(kDemo.string()) + " --text " + quote(kTextA) +
                               " --text-b " + quote(kTextB);
-    const fs::path page = root_ / "view.html", npz = root_ / "export.npz",
-                   svg = root_ / "view.svg";
+    const fs::path page = root_ / "view.html", npz = root_ / "export.npz", svg = root_ / "view.svg";
     ASSERT_EQ(run_cli("view " + texts + " -o " + quote(page.string())), 0);
     ASSERT_EQ(run_cli("export " + texts + " -o " + quote(npz.string())), 0);
     ASSERT_EQ(run_cli("view " + texts + " --layers 1 -o " + quote(svg.string())), 0);
@@ -287,7 +289,8 @@ TEST_F(Serve, PayloadAndExportsAreWhatTheCliWrites) {
             std::regex_replace(text, std::regex("nonce-?=?\"?[0-9a-f]{17,}"), "NONCE"),
             std::regex("attnviz-[0-9a-f]{17,}"), "ROOT");
     };
-    const auto exported = client().Get(("/api/export?format=html&trace=" + id).c_str(), with_token());
+    const auto exported =
+        client().Get(("/api/export?format=html&trace=" + id).c_str(), with_token());
     ASSERT_EQ(exported->status, 200);
     EXPECT_EQ(exported->get_header_value("Content-Disposition"),
               "attachment; filename=\"attention.html\"");
@@ -354,9 +357,10 @@ TEST_F(Serve, TilesTopKeysAndDifferencesHoldTheExportedValues) {
     ASSERT_EQ(pairs.size(), static_cast<size_t>(n - 1));
     for (const auto& [i, j] : pairs)
         EXPECT_EQ(a.sequences[0].tokens[i].text, b.sequences[0].tokens[j].text);
-    EXPECT_EQ(std::count_if(pairs.begin(), pairs.end(),
-                            [&](const auto& p) { return a.sequences[0].tokens[p.first].text == "sat"; }),
-              0);
+    EXPECT_EQ(
+        std::count_if(pairs.begin(), pairs.end(),
+                      [&](const auto& p) { return a.sequences[0].tokens[p.first].text == "sat"; }),
+        0);
     values = decode_floats(diff["data"]);
     ASSERT_EQ(values.size(), pairs.size() * pairs.size());
     for (size_t r = 0; r < pairs.size(); ++r)
@@ -383,19 +387,66 @@ TEST_F(Serve, ASupersededRequestAnswers409AndTheServerGoesOn) {
     std::vector<std::future<int>> answers;
     for (int seq = 10; seq < 18; ++seq)
         answers.push_back(std::async(std::launch::async, [seq] {
-            const auto r = post_trace(
-                {{"model", "demo"}, {"text", kTextA + std::string(seq, '!')}, {"tab", "tab-2"}, {"seq", seq}});
+            const auto r = post_trace({{"model", "demo"},
+                                       {"text", kTextA + std::string(seq, '!')},
+                                       {"tab", "tab-2"},
+                                       {"seq", seq}});
             return r ? r->status : -1;
         }));
-    EXPECT_EQ(post_trace({{"model", "demo"}, {"text", kTextB}, {"tab", "tab-3"}, {"seq", 0}})->status,
-              200);
+    EXPECT_EQ(
+        post_trace({{"model", "demo"}, {"text", kTextB}, {"tab", "tab-3"}, {"seq", 0}})->status,
+        200);
     for (size_t i = 0; i < answers.size(); ++i) {
         const int status = answers[i].get();
         EXPECT_TRUE(status == 200 || status == 409) << status;
     }
-    EXPECT_EQ(post_trace({{"model", "demo"}, {"text", kTextB}, {"tab", "tab-2"}, {"seq", 18}})->status,
-              200);
+    EXPECT_EQ(
+        post_trace({{"model", "demo"}, {"text", kTextB}, {"tab", "tab-2"}, {"seq", 18}})->status,
+        200);
     EXPECT_EQ(client().Get("/api/models", with_token())->status, 200);
+}
+
+TEST_F(Serve, ASelectiveCaptureKeepsWhatWasAskedAndNoMore) {
+    const std::string full = trace_id(kTextA, kTextB);
+    write_file(root_ / "full.npz", get("/api/export?format=npz&trace=" + full));
+    const attnviz::AttentionBlock block = attnviz::read_npz(root_ / "full.npz").blocks.front();
+    // Layer 2 only, each query's 3 largest probabilities, in binary16 (what long inputs keep).
+    const auto result = post_trace({{"model", "demo"},
+                                    {"text", kTextA},
+                                    {"text_pair", kTextB},
+                                    {"layers", {2}},
+                                    {"top_k", 3},
+                                    {"fp16", true}});
+    ASSERT_EQ(result->status, 200) << result->body;
+    const json answer = json::parse(result->body);
+    EXPECT_EQ(answer["blocks"][0]["layer_ids"], json({2}));
+    EXPECT_EQ(answer["blocks"][0]["dense"], false);
+    const std::string id = answer["trace_id"];
+    const int n = block.n_queries;
+    const std::vector<float> values =
+        decode_floats(json::parse(get("/api/tile?trace=" + id + "&layer=2&head=1"))["data"]);
+    ASSERT_EQ(values.size(), static_cast<size_t>(n * n));
+    for (int q = 0; q < n; ++q) {
+        std::vector<std::pair<float, int>> sorted;
+        for (int k = 0; k < n; ++k) sorted.emplace_back(-block.prob(2, 1, q, k), k);
+        std::sort(sorted.begin(), sorted.end());
+        for (int i = 0; i < n; ++i) {
+            const float exact = -sorted[i].first, kept = values[q * n + sorted[i].second];
+            if (i < 3)  // binary16 keeps 11 significant bits: relative error at most 2^-11
+                EXPECT_NEAR(kept, exact, exact * 0x1p-11f) << q << " " << sorted[i].second;
+            else
+                EXPECT_EQ(kept, 0.0f);
+        }
+    }
+    // What was not kept is refused, naming what was.
+    const std::string refused = get("/api/tile?trace=" + id + "&layer=0&head=1", 400);
+    EXPECT_NE(refused.find("keeps layers 2"), std::string::npos) << refused;
+    get("/api/payload?trace=" + id, 400);
+    // The top keys' "rest" is what a whole row (1) leaves.
+    const json top = json::parse(get("/api/topk?trace=" + id + "&layer=2&head=1&k=2"));
+    for (const json& row : top["rows"])
+        EXPECT_NEAR(row["rest"].get<double>(),
+                    1.0 - row["probs"][0].get<double>() - row["probs"][1].get<double>(), 1e-12);
 }
 
 TEST_F(Serve, ListsItsModels) {

@@ -388,6 +388,13 @@ function serveBoot(root) {
 
 // ---- long inputs: views that fetch what they show -----------------------------------
 
+// A weight of a long input's trace: exact to its 3 digits from a float32 trace; from a binary16
+// one (the server's default for long inputs) "≈", within one unit of the last digit.
+function longWeight(w, block) {
+  if (!block.fp16 || w === 0 || !Number.isFinite(w) || Math.abs(w) < 0.001) return formatWeight(w);
+  return "≈" + w.toPrecision(3);
+}
+
 function tokensOfSequence(info, which) {
   const sequence = typeof which === "number" ? info.sequences[which] : info.sequences.find((s) => s.name === which) || info.sequences[0];
   return sequence.tokens.map((t) => ({ raw: t.text, display: t.display, special: !!t.special, segment: t.segment, shown: tokenText(t.text, t.display, false) }));
@@ -515,11 +522,11 @@ function createLongHeadView(panel, api, readout, current) {
     if (hover >= 0) showRow(hover);
   };
   const showRow = (q) => {
-    const { where, queries, keys } = current();
+    const { where, queries, keys, block } = current();
     const row = rowsOf(where, q);
     if (!row) return;
-    const parts = row.keys.map((k, j) => keys[k].shown + " (" + k + ") " + formatWeight(row.probs[j]));
-    readout.textContent = "query " + q + " " + queries[q].shown + " → " + parts.join(", ") + " · rest " + formatWeight(row.rest) +
+    const parts = row.keys.map((k, j) => keys[k].shown + " (" + k + ") " + longWeight(row.probs[j], block));
+    readout.textContent = "query " + q + " " + queries[q].shown + " → " + parts.join(", ") + " · rest " + longWeight(row.rest, block) +
       (where.head === "mean" ? " (mean of heads)" : "");
   };
   const schedule = () => { cancelAnimationFrame(timer); timer = requestAnimationFrame(draw); };
@@ -628,9 +635,10 @@ function createLongMatrixView(panel, api, readout, current) {
     const q = view.q0 + Math.floor((event.clientY - rect.top) / view.cell), k = view.k0 + Math.floor((event.clientX - rect.left) / view.cell);
     const r = q - tile.q0, c = k - tile.k0;
     if (r < 0 || c < 0 || r >= tile.rows || c >= tile.cols) return;
-    const { queries, keys, where: w } = current();
+    const { queries, keys, where: w, block } = current();
     readout.textContent = "query " + q + " " + queries[q].shown + " → key " + k + " " + keys[k].shown + ": " +
-      (w.head === "mean" ? formatAggregate(tile.data[r * tile.cols + c], "mean of heads") : formatWeight(tile.data[r * tile.cols + c]));
+      (w.head === "mean" ? formatAggregate(tile.data[r * tile.cols + c], "mean of heads") : longWeight(tile.data[r * tile.cols + c], block)) +
+      (block.top_k ? " (the trace keeps each query's " + block.top_k + " largest weights)" : "");
   });
   canvas.addEventListener("wheel", (event) => { event.preventDefault(); zoom(event.deltaY < 0 ? 2 : 0.5); }, { passive: false });
   canvas.addEventListener("keydown", (event) => {

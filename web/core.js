@@ -495,25 +495,45 @@ function meanLabel(count, what) {
 // ---- boot ----------------------------------------------------------------------
 
 function attnvizBoot(root) {
-  const app = h("div", "av-app", root);
-  app.dataset.theme = "light";
   try {
-    const payload = JSON.parse(root.querySelector("script.attnviz-data").textContent);
-    startApp(root, app, makeTrace(payload));
+    attnvizMount(root, JSON.parse(root.querySelector("script.attnviz-data").textContent));
   } catch (error) {
-    h("div", "av-error", app, "attnviz could not read this page's data: " + error.message);
+    h("div", "av-error", root.querySelector(".av-app") || h("div", "av-app", root),
+      "attnviz could not read this page's data: " + error.message);
   }
 }
 
-function startApp(root, app, trace) {
+// Shows the views of one payload in root, replacing what an earlier call
+// showed there (the live page of `attnviz serve` calls it per input). hooks,
+// all optional: controls (the shared settings, kept across calls), view (the
+// tab to open), onShow(name) (a tab was opened).
+function attnvizMount(root, payload, hooks) {
+  for (const store of [...sleepingStores]) if (!store.panel.isConnected) sleepingStores.delete(store);
+  const old = root.querySelector(":scope > .av-app");
+  const trace = makeTrace(payload);
+  // Built in place (the views measure their boxes), the old views removed in the same task: no flicker.
+  const app = h("div", "av-app", root);
+  app.dataset.theme = "light";
+  try {
+    startApp(root, app, trace, hooks || {});
+  } finally {
+    if (old) old.remove();
+  }
+  return app;
+}
+
+function startApp(root, app, trace, hooks) {
   const long = Math.max(...trace.blocks.map((b) => Math.max(b.nq, b.nk))) > LONG_INPUT_TOKENS;
   // Long inputs start with per-row scaling: with one scale for all rows, most
   // rows of a 512-token input are too faint to see.
   // meta.theme and meta.markers: how the page opens (bertviz's display_mode and prettify_tokens).
-  const controls = {
-    scale: "linear", scaling: long ? "row" : "global", hideSpecial: false,
-    dark: trace.meta.theme === "dark", markers: trace.meta.markers === true,
-  };
+  const controls = hooks.controls || {};
+  if (controls.scale == null) {
+    Object.assign(controls, {
+      scale: "linear", scaling: long ? "row" : "global", hideSpecial: false,
+      dark: trace.meta.theme === "dark", markers: trace.meta.markers === true,
+    });
+  }
   if (controls.markers) setTokenMarkers(trace, true);
   const views = [];  // { name, view, dirty }
   const panels = {};
@@ -537,12 +557,14 @@ function startApp(root, app, trace) {
   const bar = h("div", "av-toolbar", header);
   const scale = labeled(bar, "Colour", selectOf(["linear", "log"]));
   scale.classList.add("av-scale");
+  scale.value = controls.scale;
   const scaling = labeled(bar, "Scaling", selectOf(["global", "row"], ["global", "per row"]));
   scaling.classList.add("av-scaling");
   scaling.value = controls.scaling;
   scaling.title = long ? "Per row by default on long inputs: each query's largest weight is full colour" : "";
   const hide = labeled(bar, "Hide special tokens", h("input", "av-hide-special"));
   hide.type = "checkbox";
+  hide.checked = controls.hideSpecial;
   const markers = labeled(bar, "Subword markers", h("input", "av-markers"));
   markers.type = "checkbox";
   markers.parentNode.title = "Show tokens as the tokenizer spells them (##ing, Ġthe, ▁the)";
@@ -582,6 +604,7 @@ function startApp(root, app, trace) {
       entry.view.refresh();
     }
     wakeHiddenStores();
+    if (hooks.onShow) hooks.onShow(name);
   };
   for (const name of names) {
     const tab = h("button", "av-tab", tabs, name.charAt(0).toUpperCase() + name.slice(1) + " view");
@@ -591,7 +614,7 @@ function startApp(root, app, trace) {
     panels[name] = h("section", "av-panel av-panel-" + name, app);
   }
   if (names.length < 2) tabs.hidden = true;
-  if (names.length) show(names[0]);
+  if (names.length) show(names.includes(hooks.view) ? hooks.view : names[0]);
   root.dataset.ready = "1";
 }
 

@@ -13,3 +13,6 @@ if(NODE_PROGRAM)
                    ${ATTNVIZ_TEST_DATA}/hf/bert-base-uncased)
   set_tests_properties(cli_seed_page PROPERTIES LABELS browser TIMEOUT 120)
 endif()
+
+# attnviz serve's page in chromium (tests/browser/serve.test.mjs).
+include(${PROJECT_SOURCE_DIR}/tests/browser/serve.cmake)

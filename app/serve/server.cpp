@@ -47,10 +47,16 @@ struct HttpError : Error {
     HttpError(int status_code, const std::string& message) : Error(message), status(status_code) {}
 };
 
+// JSON answers are sent uncompressed: cpp-httplib brotli-compresses a body whose type is
+// exactly "application/json" when the browser accepts br, at its slowest quality (about
+// 600 ms for an 85 KB payload, against 10 ms to send it over loopback). With the charset
+// the type no longer matches its list.
+constexpr const char* kJsonType = "application/json; charset=utf-8";
+
 void send_json(httplib::Response& response, const json& body, int status = 200) {
     response.status = status;
     response.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
-                         "application/json");
+                         kJsonType);
 }
 
 void send_error(httplib::Response& response, int status, std::string message) {
@@ -495,7 +501,7 @@ struct Server::Impl {
                                 "the page's payload needs every probability; this trace "
                                 "kept part of them (run it without layers, heads, top_k, fp16)");
         response.set_content(render_payload(kept->trace, view_options(request, "head,model")),
-                             "application/json");
+                             kJsonType);
     }
 
     void tile_of(const httplib::Request& request, httplib::Response& response) {

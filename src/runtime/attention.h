@@ -38,8 +38,12 @@ struct AttentionInputs {
     const float* score_bias = nullptr;  // [n_heads, n_queries, n_keys], or null
 };
 
-// probs: [n_heads, n_queries, n_keys], written. context: [n_queries, n_heads*head_dim]
-// with rows context_stride floats apart, written. Threads: the heads, via OpenMP.
+// probs: [n_heads, n_queries, n_keys], written; or null: context only, by a
+// fused kernel (online softmax over blocks of keys, flash-attention style) that
+// never holds more than a tile of scores per thread. context: [n_queries,
+// n_heads*head_dim] with rows context_stride floats apart, written. Threads:
+// tiles of (head, queries), via OpenMP. Causal keys past a tile's last visible
+// key are skipped, not multiplied by 0 (a non-finite value there is not read).
 void attention(const AttentionShape& shape, const AttentionInputs& inputs, float* probs,
                float* context, int context_stride);
 

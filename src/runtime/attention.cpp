@@ -58,6 +58,14 @@ int query_tile(int n_keys) {
 
 constexpr int kKeyBlock = 256;  // keys per step of the context-only kernel
 
+// Gemma 2's soft cap on raw products q.k (bias not yet added): the row becomes
+// softcap * tanh(scale * q.k / softcap) + scale * bias, scaled already.
+void soft_cap(const AttentionShape& shape, float* row, int n, const float* bias) {
+    const float scale = shape.score_scale, cap = shape.softcap;
+    for (int i = 0; i < n; ++i)
+        row[i] = std::tanh(row[i] * scale / cap) * cap + (bias ? scale * bias[i] : 0.0f);
+}
+
 struct Task {
     int head, first_query, end_query;
 };
@@ -133,7 +141,8 @@ void attention_with_probs(const AttentionShape& shape, const AttentionInputs& in
                 return;
             }
             float beta = 0.0f;
-            if (in.score_bias) {  // scores = bias, then += q k^T
+            const bool capped = shape.softcap > 0;
+            if (in.score_bias && !capped) {  // scores = bias, then += q k^T
                 const float* bias = in.score_bias + (static_cast<size_t>(head) * Q + q0) * K;
                 for (int r = 0; r < rows; ++r)
                     std::copy(bias + static_cast<size_t>(r) * K,
@@ -149,8 +158,13 @@ void attention_with_probs(const AttentionShape& shape, const AttentionInputs& in
                 const int query = q0 + r;
                 float* row = scores + static_cast<size_t>(r) * K;
                 std::fill(row + keys, row + K, 0.0f);
-                const RowMax stats = scale_mask_max(row, keys, shape.score_scale, in.key_mask,
-                                                    visible_keys(shape, query));
+                if (capped)
+                    soft_cap(shape, row, keys,
+                             in.score_bias
+                                 ? in.score_bias + (static_cast<size_t>(head) * Q + query) * K
+                                 : nullptr);
+                const RowMax stats = scale_mask_max(row, keys, capped ? 1.0f : shape.score_scale,
+                                                    in.key_mask, visible_keys(shape, query));
                 if (stats.non_finite) {  // torch: NaN, and inf - inf = NaN
                     std::fill(row, row + K, kNaN);
                 } else if (stats.max == -std::numeric_limits<float>::infinity()) {
@@ -201,7 +215,8 @@ void attention_context_only(const AttentionShape& shape, const AttentionInputs& 
             for (int k0 = 0; k0 < keys; k0 += kKeyBlock) {
                 const int block = std::min(kKeyBlock, keys - k0);
                 float beta = 0.0f;
-                if (in.score_bias) {
+                const bool capped = shape.softcap > 0;
+                if (in.score_bias && !capped) {
                     const float* bias =
                         in.score_bias + (static_cast<size_t>(head) * Q + q0) * K + k0;
                     for (int r = 0; r < rows; ++r)
@@ -215,9 +230,15 @@ void attention_context_only(const AttentionShape& shape, const AttentionInputs& 
                                       in.key_stride, beta, s.scores.data(), kKeyBlock));
                 for (int r = 0; r < rows; ++r) {
                     float* row = s.scores.data() + static_cast<size_t>(r) * kKeyBlock;
-                    const RowMax stats = scale_mask_max(row, block, shape.score_scale,
-                                                        in.key_mask ? in.key_mask + k0 : nullptr,
-                                                        visible_keys(shape, q0 + r) - k0);
+                    if (capped)
+                        soft_cap(
+                            shape, row, block,
+                            in.score_bias
+                                ? in.score_bias + (static_cast<size_t>(head) * Q + q0 + r) * K + k0
+                                : nullptr);
+                    const RowMax stats = scale_mask_max(
+                        row, block, capped ? 1.0f : shape.score_scale,
+                        in.key_mask ? in.key_mask + k0 : nullptr, visible_keys(shape, q0 + r) - k0);
                     s.poisoned[r] |= stats.non_finite;
                     const float max = std::max(s.maxes[r], stats.max);
                     if (s.poisoned[r] || max == kNegativeInfinity) {
@@ -287,12 +308,17 @@ void attention_reference(const AttentionShape& shape, const AttentionInputs& in,
                 const float* k = in.keys + static_cast<size_t>(key) * in.key_stride + kv_head * D;
                 double dot = 0;
                 for (int d = 0; d < D; ++d) dot += static_cast<double>(q[d]) * k[d];
-                if (in.score_bias)
-                    dot += in.score_bias[(static_cast<size_t>(head) * Q + query) * K + key];
+                const double bias =
+                    in.score_bias ? in.score_bias[(static_cast<size_t>(head) * Q + query) * K + key]
+                                  : 0.0;
+                const double score =
+                    shape.softcap > 0
+                        ? shape.softcap * std::tanh(shape.score_scale * dot / shape.softcap) +
+                              shape.score_scale * bias
+                        : shape.score_scale * (dot + bias);
                 const bool masked =
                     (in.key_mask && !in.key_mask[key]) || (shape.causal && key > query + (K - Q));
-                row[key] =
-                    masked ? -std::numeric_limits<double>::infinity() : shape.score_scale * dot;
+                row[key] = masked ? -std::numeric_limits<double>::infinity() : score;
                 // float32 scores, as attention() computes them: overflow is inf there too
                 row[key] = static_cast<float>(row[key]);
                 nan = nan || std::isnan(row[key]);

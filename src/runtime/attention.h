@@ -2,6 +2,7 @@
 // every architecture's attention maps come from.
 //
 //   score[h][q][k] = score_scale * (dot(query[q, h], key[k, h']) + score_bias[h][q][k])
+//   (soft-capped: softcap * tanh(score_scale * dot / softcap) + score_scale * score_bias)
 //   probs[h][q]    = softmax over keys, masked keys (padding, or k > q when causal) = 0
 //
 // Non-finite scores propagate as torch.softmax propagates them: a row with a NaN
@@ -25,6 +26,10 @@ struct AttentionShape {
     float score_scale = 1.0f;  // 1/sqrt(head_dim) for most models; T5 uses 1
     // Query q sees keys k <= q + (n_keys - n_queries): decoders, incl. cached prefixes.
     bool causal = false;
+    // Gemma 2's attn_logit_softcapping: when > 0 the score is
+    // softcap * tanh(score_scale * q.k / softcap) + score_scale * score_bias, i.e. the cap
+    // applies to the scaled product before the bias and the masks; 0: off (the usual form).
+    float softcap = 0.0f;
 };
 
 struct AttentionInputs {

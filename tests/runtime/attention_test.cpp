@@ -16,6 +16,11 @@
 //   |p'_k - p_k| <= (rel + u) p_k + 2e-38       (u: the reference's cast; e^-87 -> 0)
 // and the context, a sum over at most 2 n_keys terms (keys, plus one add per block):
 //   |c' - c| <= (rel + g(2 n_keys) + u) sum_k p_k |v_k| + u |c|
+// Soft-capped scores (Gemma 2), s = cap tanh(scale q.k / cap) + scale bias: the cap
+// has slope <= 1, so the product's error passes through at most as is; the
+// argument's division and scale add 2u scale |q.k|, tanh (2 ulp) and the
+// product with cap 5u cap, the bias u scale |bias|:
+//   delta_k = scale g(D) sum_d |q_d k_d| + 2u scale |q.k| + 5u cap + u scale |bias| + 2u|s|
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -98,10 +103,18 @@ Bounds error_bounds(const AttentionShape& shape, const AttentionInputs& in,
                 const double bias =
                     in.score_bias ? in.score_bias[(static_cast<size_t>(head) * Q + query) * K + key]
                                   : 0.0;
-                scores[key] = shape.score_scale * (dot + bias);
-                delta =
-                    std::max(delta, shape.score_scale * g(D + 1) * (magnitude + std::fabs(bias)) +
-                                        2 * kUnit * std::fabs(scores[key]));
+                const double scale = shape.score_scale, cap = shape.softcap;
+                if (cap > 0) {
+                    scores[key] = cap * std::tanh(scale * dot / cap) + scale * bias;
+                    delta = std::max(delta, scale * g(D) * magnitude +
+                                                2 * kUnit * scale * std::fabs(dot) +
+                                                5 * kUnit * cap + kUnit * scale * std::fabs(bias) +
+                                                2 * kUnit * std::fabs(scores[key]));
+                } else {
+                    scores[key] = scale * (dot + bias);
+                    delta = std::max(delta, scale * g(D + 1) * (magnitude + std::fabs(bias)) +
+                                                2 * kUnit * std::fabs(scores[key]));
+                }
                 max = std::max(max, scores[key]);
             }
             double spread = 0;
@@ -149,8 +162,9 @@ void check(const AttentionShape& shape, bool mask, bool bias, int threads) {
     SCOPED_TRACE("heads " + std::to_string(shape.n_heads) + " kv " +
                  std::to_string(shape.n_kv_heads) + " Q " + std::to_string(shape.n_queries) +
                  " K " + std::to_string(shape.n_keys) + " D " + std::to_string(shape.head_dim) +
-                 " causal " + std::to_string(shape.causal) + " mask " + std::to_string(mask) +
-                 " bias " + std::to_string(bias) + " threads " + std::to_string(threads));
+                 " causal " + std::to_string(shape.causal) + " softcap " +
+                 std::to_string(shape.softcap) + " mask " + std::to_string(mask) + " bias " +
+                 std::to_string(bias) + " threads " + std::to_string(threads));
     ThreadScope scope(threads);
     const Inputs x = make_inputs(shape, mask, bias, 40 + shape.n_keys);
     const int stride = shape.n_heads * shape.head_dim + 7;
@@ -181,6 +195,9 @@ TEST(BlockedAttention, MatchesReferenceWithinTheErrorModel) {
                 }
     check({2, 2, 300, 300, 64, 0.125f, true}, false, false, 2);  // decoder, tiles of 64
     check({2, 2, 70, 2100, 64, 0.125f, false}, true, true, 1);   // long keys: smaller tiles
+    for (bool causal : {false, true})  // Gemma 2's soft cap, with and without a bias
+        for (bool bias : {false, true})
+            check({4, 2, 40, 300, 32, 0.2f, causal, 2.0f}, true, bias, 2);
 }
 
 // NaN and fully masked rows, in both kernels, as the reference gives them: a

@@ -1,9 +1,12 @@
 // attnviz info [MODEL]: architecture and sizes, from config.json and the
-// tokenizer; the weights are neither read nor downloaded.
+// tokenizer; the weights are neither read nor downloaded (their count comes
+// from the checkpoint's headers when it is there), and the precision a run takes.
+#include <cstdio>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
 
+#include "attnviz/model.h"
 #include "attnviz/tokenizer.h"
 #include "cli.h"
 
@@ -14,6 +17,19 @@ namespace {
 constexpr const char* kFp16CaptureError =
     "each kept probability p within 2^-11 * p of its float32 value (p >= 2^-14), within "
     "2^-25 below";
+
+// bf16 against fp32, measured by bench/model_bench (--precision bf16 reruns the
+// same input in fp32 and compares) on the BERT-base-shaped benchmark model at
+// 128 tokens: the largest difference in any attention probability
+// (docs/performance.md: 0.010 / 0.0059 / 0.0058 at 8 / 128 / 512 tokens).
+constexpr double kBf16MeasuredProbError = 0.0059;
+
+std::string parameter_text(uint64_t parameters) {
+    char text[32];
+    std::snprintf(text, sizeof text, parameters >= 1e9 ? "%.2f B" : "%.1f M",
+                  parameters >= 1e9 ? parameters / 1e9 : parameters / 1e6);
+    return text;
+}
 
 std::function<int()> setup(CLI::App& command) {
     struct Flags {
@@ -44,6 +60,14 @@ std::function<int()> setup(CLI::App& command) {
         };
         if (config.is_encoder_decoder) info["decoder_layers"] = config.n_decoder_layers;
         if (tokenizer_max) info["tokenizer_max_length"] = *tokenizer_max;
+        const std::optional<uint64_t> parameters = checkpoint_parameters(folder);
+        const bool cpu_bf16 = cpu_has_native_bf16();
+        if (parameters) info["parameters"] = *parameters;
+        // Without the weights the count is unknown: the run decides once it has them.
+        const bool bf16 = parameters && default_precision(*parameters) == Precision::bf16;
+        info["default_precision"] = parameters ? (bf16 ? "bf16" : "fp32") : "unknown";
+        info["cpu_native_bf16"] = cpu_bf16;
+        info["bf16_max_prob_error_measured"] = kBf16MeasuredProbError;
         info["fp16_capture_error"] = kFp16CaptureError;
         if (flags->json) {
             std::cout << json_text(info);
@@ -75,7 +99,18 @@ std::function<int()> setup(CLI::App& command) {
         else
             std::cout << "no learned limit";
         if (tokenizer_max) std::cout << " (tokenizer: " << *tokenizer_max << ")";
-        std::cout << "\n"
+        std::cout << "\nparameters     "
+                  << (parameters ? parameter_text(*parameters) : "unknown (weights not here)")
+                  << "\nprecision      "
+                  << (!parameters ? "fp32, or bf16 if over 1B parameters"
+                      : bf16      ? "bf16"
+                                  : "fp32")
+                  << " by default (bf16 above 1B parameters where the CPU has AVX-512 BF16 or "
+                     "AMX; this CPU "
+                  << (cpu_bf16 ? "has it" : "does not") << ")\n"
+                  << "               bf16 against fp32: attention probabilities differ by up to "
+                  << kBf16MeasuredProbError
+                  << " (measured, BERT-base, 128 tokens; docs/performance.md)\n"
                   << "--fp16 capture " << kFp16CaptureError << "\n";
         return 0;
     };

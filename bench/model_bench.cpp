@@ -8,6 +8,9 @@
 // second (which packs them), forward latency over the runs after those
 // (median, min, mean, stddev; wall and process CPU time), and peak RSS (VmHWM). Token ids are fixed
 // pseudo-random ids below vocab_size, [CLS]=2 ... [SEP]=3 like the reference.
+// Also the forward's arithmetic rate against this CPU's fp32 FMA peak, the peak
+// measured in the same process just before the forwards (an FMA-only loop on
+// the same number of threads): on a shared machine both see the same load.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -18,6 +21,16 @@
 #include <numeric>
 #include <string>
 #include <vector>
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+// GCC 12 reports its own _mm512_undefined_ps() inside the intrinsics as uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#endif
+#include <omp.h>
 
 #include "model/network.h"
 #include "runtime/threads.h"
@@ -44,6 +57,72 @@ long peak_rss_kib() {
     while (std::getline(status, line))
         if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
     return -1;
+}
+
+// fp32 FLOP/s of independent FMA chains on `threads` threads: the CPU's peak
+// as far as this process gets it (16 chains hide the FMA latency); and per
+// CPU-second of one thread (the rate while actually on a core, which a busy
+// machine's time slicing does not dilute).
+struct Peak {
+    double flops, flops_per_cpu_second;
+};
+Peak fma_peak(int threads) {
+#if defined(__AVX512F__)
+    using Vector = __m512;
+    constexpr int kLanes = 16;
+    const auto fma = [](Vector a, Vector b, Vector c) { return _mm512_fmadd_ps(a, b, c); };
+    const auto splat = [](float x) { return _mm512_set1_ps(x); };
+    const auto sum = [](Vector v) { return _mm512_reduce_add_ps(v); };
+#elif defined(__AVX2__)
+    using Vector = __m256;
+    constexpr int kLanes = 8;
+    const auto fma = [](Vector a, Vector b, Vector c) { return _mm256_fmadd_ps(a, b, c); };
+    const auto splat = [](float x) { return _mm256_set1_ps(x); };
+    const auto sum = [](Vector v) {
+        float lanes[8];
+        _mm256_storeu_ps(lanes, v);
+        return lanes[0] + lanes[7];
+    };
+#else
+    using Vector = float;
+    constexpr int kLanes = 1;
+    const auto fma = [](Vector a, Vector b, Vector c) { return a * b + c; };
+    const auto splat = [](float x) { return x; };
+    const auto sum = [](Vector v) { return v; };
+#endif
+    constexpr int kChains = 16;
+    constexpr long kIterations = 20'000'000;
+    volatile float sink = 0;
+    Peak best{0, 0};
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        const double start = now_ms(), cpu_start = cpu_ms();
+#pragma omp parallel num_threads(threads)
+        {
+            Vector chains[kChains];
+            for (int c = 0; c < kChains; ++c) chains[c] = splat(0.001f * c);
+            const Vector a = splat(0.999999f), b = splat(1e-7f);
+            for (long i = 0; i < kIterations; ++i)
+                for (int c = 0; c < kChains; ++c) chains[c] = fma(chains[c], a, b);
+            float total = 0;
+            for (int c = 0; c < kChains; ++c) total += sum(chains[c]);
+            sink = sink + total;
+        }
+        const double seconds = (now_ms() - start) / 1e3, cpu_seconds = (cpu_ms() - cpu_start) / 1e3;
+        const double flops = 2.0 * kLanes * kChains * kIterations * threads;
+        best.flops = std::max(best.flops, flops / seconds);
+        best.flops_per_cpu_second = std::max(best.flops_per_cpu_second, flops / cpu_seconds);
+    }
+    return best;
+}
+
+// The forward's floating-point operations: per layer the q/k/v/output
+// projections, the feed-forward pair, and the two attention products (q k^T and
+// probs v); the softmax, norms and activations are not counted.
+double bert_forward_flops(const attnviz::ModelConfig& config, int seq) {
+    const double hidden = config.hidden_size, inner = config.intermediate_size, s = seq;
+    const double per_layer =
+        2 * s * hidden * hidden * 4 + 2 * s * hidden * inner * 2 + 2 * 2 * s * s * hidden;
+    return per_layer * config.n_layers;
 }
 
 struct Stats {
@@ -149,6 +228,11 @@ int main(int argc, char** argv) {
             }
         }
         const Stats forward = stats(times), load = stats(load_times), map = stats(map_times);
+        const int thread_count = attnviz::runtime::resolve_thread_count(threads);
+        const Peak peak = fma_peak(thread_count);
+        const double flops = bert_forward_flops(loaded.config, seq);
+        const double rate = flops / (forward.median / 1e3);
+        const double rate_per_cpu_second = flops / (stats(forward_cpu).median / 1e3);
         std::printf(
             "{\"tool\": \"attnviz\", \"precision\": \"%s\", \"max_prob_error\": %.3g, "
             "\"mean_prob_error\": %.3g, \"seq\": %d, \"threads\": %d, \"runs\": %d, "
@@ -156,12 +240,13 @@ int main(int argc, char** argv) {
             "\"mean_ms\": %.2f, \"stddev_ms\": %.2f, "
             "\"cpu_ms\": %.2f, \"load_ms\": %.2f, \"load_cpu_ms\": %.2f, \"map_validate_ms\": "
             "%.2f, \"attention_mib\": %.1f, "
-            "\"peak_rss_mib\": %.1f}\n",
-            precision.c_str(), max_prob_error, mean_prob_error, seq,
-            attnviz::runtime::resolve_thread_count(threads), runs, first_ms, second_ms,
-            forward.median, forward.min, forward.mean, forward.stddev, stats(forward_cpu).median,
-            load.median, stats(load_cpu).median, map.median, probs * 4.0 / (1 << 20),
-            peak_rss_kib() / 1024.0);
+            "\"peak_rss_mib\": %.1f, \"gflops\": %.1f, \"fma_peak_gflops\": %.1f, "
+            "\"fraction_of_peak\": %.3f, \"fraction_of_peak_cpu\": %.3f}\n",
+            precision.c_str(), max_prob_error, mean_prob_error, seq, thread_count, runs, first_ms,
+            second_ms, forward.median, forward.min, forward.mean, forward.stddev,
+            stats(forward_cpu).median, load.median, stats(load_cpu).median, map.median,
+            probs * 4.0 / (1 << 20), peak_rss_kib() / 1024.0, rate / 1e9, peak.flops / 1e9,
+            rate / peak.flops, rate_per_cpu_second / peak.flops_per_cpu_second);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "model_bench: %s\n", e.what());
         return 1;

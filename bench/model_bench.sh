@@ -11,7 +11,9 @@
 # shared with oneDNN, then sleeps as soon as it idles: better on a busy machine).
 # Prints every JSON result, then a markdown table: per (seq, threads) the best
 # round's median wall time of each tool, and the best median process CPU time
-# (all threads; on a busy machine wall time also counts other processes' turns).
+# (all threads; on a busy machine wall time also counts other processes' turns),
+# and attnviz's arithmetic rate as a share of the fp32 FMA peak that model_bench
+# measures in the same process (an FMA-only loop on the same threads).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${1:-build}"
@@ -52,8 +54,8 @@ echo "# load avg after: $(cut -d' ' -f1-3 /proc/loadavg)"
 import json, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 keys = sorted({(r["seq"], r["threads"]) for r in rows})
-print("| seq | threads | attnviz ms | PyTorch ms | speed-up | attnviz CPU ms | PyTorch CPU ms | CPU ratio | attnviz 1st / 2nd (packing) forward ms | attnviz peak RSS MiB | PyTorch peak RSS MiB |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| seq | threads | attnviz ms | PyTorch ms | speed-up | attnviz CPU ms | PyTorch CPU ms | CPU ratio | attnviz % of FMA peak (wall / CPU) | attnviz 1st / 2nd (packing) forward ms | attnviz peak RSS MiB | PyTorch peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for tool, seq, threads in [(t, s, n) for s, n in keys for t in ("attnviz", "attnviz-passive")]:
     mine = [r for r in rows if r["tool"] == tool and (r["seq"], r["threads"]) == (seq, threads)]
     if not mine:
@@ -63,8 +65,10 @@ for tool, seq, threads in [(t, s, n) for s, n in keys for t in ("attnviz", "attn
     p = min(r["median_ms"] for r in peer)
     ac = min(r["cpu_ms"] for r in mine)
     pc = min(r["cpu_ms"] for r in peer)
+    fastest = min(mine, key=lambda r: r["median_ms"])  # its peak was measured in the same process
     label = f"{threads}" + (" (OMP_WAIT_POLICY=PASSIVE)" if tool.endswith("passive") else "")
     print(f"| {seq} | {label} | {a:.1f} | {p:.1f} | {p / a:.2f}x | {ac:.1f} | {pc:.1f} | {pc / ac:.2f}x "
+          f"| {100 * fastest['fraction_of_peak']:.0f}% / {100 * fastest['fraction_of_peak_cpu']:.0f}% "
           f"| {min(r['first_ms'] for r in mine):.0f} / {min(r['second_ms'] for r in mine):.0f} "
           f"| {max(r['peak_rss_mib'] for r in mine):.0f} | {max(r['peak_rss_mib'] for r in peer):.0f} |")
 loads = [r["load_ms"] for r in rows if r["tool"] == "attnviz"]

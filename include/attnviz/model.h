@@ -43,10 +43,20 @@ struct ModelConfig {
     bool is_causal = false;
 };
 
-// fp32: the default, and what matches Hugging Face. bf16: matrix products in
-// bfloat16 on CPUs with AVX-512 BF16 (attention probabilities, softmax and
-// norms stay fp32); faster, with errors of ~1e-3 in the probabilities.
+// fp32: what matches Hugging Face. bf16: matrix products in bfloat16 on CPUs
+// with AVX-512 BF16 (attention probabilities, softmax and norms stay fp32);
+// faster, with errors of ~1e-3 in the probabilities (docs/performance.md).
 enum class Precision { fp32, bf16 };
+
+// The default when RunOptions::precision is unset: bf16 for models of more
+// than 1e9 parameters on a CPU that multiplies bf16 natively (AVX-512 BF16 or
+// AMX-BF16), fp32 otherwise.
+inline constexpr uint64_t kBf16DefaultParameters = 1'000'000'000;
+bool cpu_has_native_bf16();
+Precision default_precision(uint64_t parameters);
+// The parameters a model folder's checkpoint holds (every tensor, from the
+// headers: no weight is read), or nullopt when the folder has no weights.
+std::optional<uint64_t> checkpoint_parameters(const std::filesystem::path& folder);
 
 // The most threads a run may ask for (RunOptions::threads, ATTNVIZ_NUM_THREADS).
 inline constexpr int kMaxThreads = 1024;
@@ -60,7 +70,7 @@ struct RunOptions {
     // --top-k, --top-mass) when a value is out of range for the model.
     CaptureOptions capture;
     int threads = 0;  // 1 to kMaxThreads; 0: ATTNVIZ_NUM_THREADS, else the number of cores
-    Precision precision = Precision::fp32;
+    std::optional<Precision> precision;  // unset: default_precision(the model's parameters)
     // The most memory the run may take, in bytes (Model::estimate_memory's
     // total); not set: what available_memory() finds. Over it, Model::trace
     // throws MemoryBudgetError before allocating.

@@ -88,8 +88,10 @@ LoadedNetwork load_network(const std::filesystem::path& folder) {
 ForwardOutput run_network(const Network& network, const ForwardInput& input,
                           const RunOptions& options) {
     runtime::ThreadScope threads(runtime::resolve_thread_count(options.threads));
-    runtime::PrecisionScope precision(
-        options.precision == Precision::bf16 ? runtime::Precision::bf16 : runtime::Precision::fp32);
+    const Precision chosen =
+        options.precision.value_or(default_precision(network.weights().parameter_count()));
+    runtime::PrecisionScope precision(chosen == Precision::bf16 ? runtime::Precision::bf16
+                                                                : runtime::Precision::fp32);
     ForwardOutput output = network.forward(input, options);
     for (AttentionBlock& block : output.blocks) finish_block(block);
     output.non_finite = find_non_finite(output);

@@ -157,6 +157,12 @@ void WeightLoader::release(const float* data) {
     if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
+uint64_t WeightLoader::parameter_count() const {
+    uint64_t count = 0;
+    for (const auto& [data, size] : sizes_) count += size / sizeof(float);
+    return count;
+}
+
 uint64_t WeightLoader::resident_bytes() const {
     uint64_t bytes = converted_source_bytes_;
     for (const auto& [data, size] : sizes_)

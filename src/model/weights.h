@@ -74,6 +74,8 @@ public:
         };
     }
 
+    // The parameters handed out (each tensor once), the default precision's measure.
+    uint64_t parameter_count() const;
     // What the weights handed out occupy once read: float32 bytes, plus the
     // checkpoint's own pages that converted copies were read from. Token
     // embeddings read in place from the memory map count nothing: only the

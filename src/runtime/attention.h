@@ -2,6 +2,7 @@
 // every architecture's attention maps come from.
 //
 //   score[h][q][k] = score_scale * (dot(query[q, h], key[k, h']) + score_bias[h][q][k])
+//   (soft-capped: softcap * tanh(score_scale * dot / softcap) + score_scale * score_bias)
 //   probs[h][q]    = softmax over keys, masked keys (padding, or k > q when causal) = 0
 //
 // Non-finite scores propagate as torch.softmax propagates them: a row with a NaN
@@ -26,8 +27,8 @@ struct AttentionShape {
     // Query q sees keys k <= q + (n_keys - n_queries): decoders, incl. cached prefixes.
     bool causal = false;
     // Gemma 2's attn_logit_softcapping: when > 0 the score is
-    // softcap * tanh(score_scale * q.k / softcap) + score_scale * score_bias: the cap
-    // applies to the scaled product, before the bias and the masks. 0: off.
+    // softcap * tanh(score_scale * q.k / softcap) + score_scale * score_bias, i.e. the cap
+    // applies to the scaled product before the bias and the masks; 0: off (the usual form).
     float softcap = 0.0f;
 };
 
@@ -42,8 +43,12 @@ struct AttentionInputs {
     const float* score_bias = nullptr;  // [n_heads, n_queries, n_keys], or null
 };
 
-// probs: [n_heads, n_queries, n_keys], written. context: [n_queries, n_heads*head_dim]
-// with rows context_stride floats apart, written. Threads: the heads, via OpenMP.
+// probs: [n_heads, n_queries, n_keys], written; or null: context only, by a
+// fused kernel (online softmax over blocks of keys, flash-attention style) that
+// never holds more than a tile of scores per thread. context: [n_queries,
+// n_heads*head_dim] with rows context_stride floats apart, written. Threads:
+// tiles of (head, queries), via OpenMP. Causal keys past a tile's last visible
+// key are skipped, not multiplied by 0 (a non-finite value there is not read).
 void attention(const AttentionShape& shape, const AttentionInputs& inputs, float* probs,
                float* context, int context_stride);
 

@@ -6,6 +6,15 @@
 #include <cstring>
 #include <limits>
 
+#if defined(__AVX512F__)
+// GCC 12 reports its own _mm512_undefined_ps() inside the intrinsics as uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#endif
+
 #include "attnviz/error.h"
 
 namespace attnviz::runtime {
@@ -84,11 +93,13 @@ void rms_norm_reference(const float* x, const float* weight, float* out, int row
 
 namespace {
 
+constexpr float kExpLowest = -87.0f;  // below it e^x is 0 here (e^-87 ~ 1.6e-38)
+
 // e^x in float, within 2 ulp on the range softmax sees (x <= 0): Cody-Waite
 // reduction x = n ln2 + r, |r| <= ln2/2, then a degree-6 polynomial for e^r.
 // Written so the compiler vectorizes it (no branches, bit-level 2^n).
-inline float exp_approx(float x) {
-    const float clamped = std::max(x, -87.0f);
+[[maybe_unused]] inline float exp_approx(float x) {
+    const float clamped = std::max(x, kExpLowest);
     const float n = std::nearbyint(clamped * 1.44269504088896341f);
     float r = clamped - n * 0.693359375f;
     r -= n * -2.12194440e-4f;
@@ -103,10 +114,99 @@ inline float exp_approx(float x) {
     float scale;
     std::memcpy(&scale, &bits, sizeof scale);
     // Below -87 (masked keys are -inf) the result is exactly 0.
-    return x < -87.0f ? 0.0f : p * scale;
+    return x < kExpLowest ? 0.0f : p * scale;
 }
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define ATTNVIZ_AVX512 1
+// exp_approx on 16 lanes: the same reduction and polynomial.
+inline __m512 exp_approx16(__m512 x) {
+    const __m512 clamped = _mm512_max_ps(x, _mm512_set1_ps(kExpLowest));
+    const __m512 n =
+        _mm512_roundscale_ps(_mm512_mul_ps(clamped, _mm512_set1_ps(1.44269504088896341f)),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), clamped);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    const __mmask16 kept = _mm512_cmp_ps_mask(x, _mm512_set1_ps(kExpLowest), _CMP_GE_OQ);
+    return _mm512_maskz_mov_ps(kept, _mm512_scalef_ps(p, n));
+}
+
+// The lanes of a 16-wide step at i that lie below n.
+inline __mmask16 lanes_below(int i, int n) {
+    const int left = n - i;
+    return left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+}
+#endif
+
 }  // namespace
+
+RowMax scale_mask_max(float* row, int n, float scale, const uint8_t* key_mask, int visible) {
+    constexpr float kInfinity = std::numeric_limits<float>::infinity();
+    visible = std::clamp(visible, 0, n);
+#ifdef ATTNVIZ_AVX512
+    const __m512 factor = _mm512_set1_ps(scale), hidden = _mm512_set1_ps(-kInfinity);
+    __m512 max = hidden;
+    __mmask16 unordered = 0;
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 lanes = lanes_below(i, n);
+        __mmask16 shown = lanes_below(i, visible);
+        if (key_mask)
+            shown &= _mm_mask_cmpneq_epi8_mask(lanes, _mm_maskz_loadu_epi8(lanes, key_mask + i),
+                                               _mm_setzero_si128());
+        const __m512 v =
+            _mm512_mask_mul_ps(hidden, shown, _mm512_maskz_loadu_ps(lanes, row + i), factor);
+        _mm512_mask_storeu_ps(row + i, lanes, v);
+        unordered |= _mm512_mask_cmp_ps_mask(lanes, v, v, _CMP_UNORD_Q);
+        max = _mm512_mask_max_ps(max, lanes, max, v);
+    }
+    const float row_max = _mm512_reduce_max_ps(max);
+    return {row_max, unordered != 0 || row_max == kInfinity};
+#else
+    float max = -kInfinity;
+    int unordered = 0;  // NaN entries, which std::max would skip
+    for (int i = 0; i < n; ++i) {
+        const bool shown = i < visible && (!key_mask || key_mask[i]);
+        row[i] = shown ? row[i] * scale : -kInfinity;
+        max = std::max(max, row[i]);
+        unordered += row[i] != row[i];
+    }
+    return {max, unordered > 0 || max == kInfinity};
+#endif
+}
+
+float exp_shifted_sum(float* row, int n, float max) {
+#ifdef ATTNVIZ_AVX512
+    const __m512 shift = _mm512_set1_ps(max);
+    __m512 sum = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 lanes = lanes_below(i, n);
+        const __m512 e = exp_approx16(_mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, row + i), shift));
+        _mm512_mask_storeu_ps(row + i, lanes, e);
+        sum = _mm512_mask_add_ps(sum, lanes, sum, e);
+    }
+    return _mm512_reduce_add_ps(sum);
+#else
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < n; ++i) {
+        row[i] = exp_approx(row[i] - max);
+        sum += row[i];
+    }
+    return sum;
+#endif
+}
+
+void scale_row(float* row, int n, float factor) {
+#pragma omp simd
+    for (int i = 0; i < n; ++i) row[i] *= factor;
+}
 
 bool softmax_row(float* v, int cols) {
     constexpr float kInfinity = std::numeric_limits<float>::infinity();
@@ -125,15 +225,7 @@ bool softmax_row(float* v, int cols) {
         std::fill(v, v + cols, 0.0f);
         return false;
     }
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int i = 0; i < cols; ++i) {
-        v[i] = exp_approx(v[i] - max);
-        sum += v[i];
-    }
-    const float inverse = 1.0f / sum;
-#pragma omp simd
-    for (int i = 0; i < cols; ++i) v[i] *= inverse;
+    scale_row(v, cols, 1.0f / exp_shifted_sum(v, cols, max));
     return true;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,20 @@ void softmax_rows(float* x, int rows, int cols);
 // One row, on the calling thread; false when the row was all -inf (and is now all 0).
 bool softmax_row(float* x, int cols);
 void softmax_rows_reference(float* x, int rows, int cols);
+
+// Softmax in steps, for attention's blocked kernels (one pass each over a row
+// that stays in cache; AVX-512 where the build targets it).
+struct RowMax {
+    float max;        // -inf when every entry is -inf
+    bool non_finite;  // a NaN or +inf entry: torch.softmax makes the row NaN
+};
+// row[i] *= scale, then -inf where the key is hidden (i >= visible, or
+// key_mask[i] == 0 when key_mask is given); returns the row's max.
+RowMax scale_mask_max(float* row, int n, float scale, const uint8_t* key_mask, int visible);
+// row[i] = e^(row[i] - max) (exactly 0 for -inf entries); returns their sum.
+float exp_shifted_sum(float* row, int n, float max);
+// row[i] *= factor
+void scale_row(float* row, int n, float factor);
 
 // Hugging Face's activations (activations.py ACT2FN) by config name.
 enum class Activation { none, gelu_erf, gelu_tanh, quick_gelu, relu, relu6, silu, tanh, sigmoid };

@@ -1,5 +1,6 @@
 #include "runtime/linear.h"
 
+#include <cpuid.h>
 #include <sys/mman.h>
 
 #include <cstdlib>
@@ -191,6 +192,16 @@ inline uint16_t to_bf16(float value) {
 }
 
 }  // namespace
+
+bool cpu_has_native_bf16() {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+    const bool amx_bf16 = edx & (1u << 22);
+    const unsigned max_subleaf = eax;
+    if (amx_bf16) return true;
+    if (max_subleaf < 1 || !__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) return false;
+    return eax & (1u << 5);  // AVX512_BF16
+}
 
 PrecisionScope::PrecisionScope(Precision precision) : previous_(current_precision) {
     current_precision = precision;

@@ -22,6 +22,10 @@ namespace attnviz::runtime {
 // accumulating and writing fp32. Attention, norms and softmax stay fp32.
 enum class Precision { fp32, bf16 };
 
+// Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX-BF16), where
+// the bf16 matmuls run at about twice the fp32 rate instead of being emulated.
+bool cpu_has_native_bf16();
+
 // Sets the precision of every Linear run on the calling thread; restores on exit.
 class PrecisionScope {
 public:

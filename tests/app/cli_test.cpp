@@ -488,9 +488,14 @@ TEST_F(Cli, InfoNamesArchitectureAndSizes) {
     EXPECT_EQ(info["heads"], 2);
     EXPECT_EQ(info["vocab_size"], 30522);
     EXPECT_EQ(info["max_positions"], 64);
+    // a small model: fp32 by default whatever the CPU (bf16 only above 1e9 parameters)
+    EXPECT_EQ(info["default_precision"], info.contains("parameters") ? "fp32" : "unknown");
+    EXPECT_TRUE(info["cpu_native_bf16"].is_boolean());
+    EXPECT_GT(info["bf16_max_prob_error_measured"].get<double>(), 0);
     run = attnviz({"info", "bert-base-uncased"});
     ASSERT_EQ(run.code, 0) << run.err;
     EXPECT_THAT(run.out, HasSubstr("vocabulary     30522 tokens"));
+    EXPECT_THAT(run.out, HasSubstr("bf16 against fp32: attention probabilities differ by up to"));
 
     fs::create_directories(work_ / "xlnet");
     attnviz::io::write_file(work_ / "xlnet" / "config.json",

@@ -34,7 +34,7 @@ AttentionTrace trace_of(const json& c) {
     const auto segments = c["segments"].get<std::vector<int>>();
     for (size_t t = 0; t < word_ids.size(); ++t) {
         TraceToken token;
-        token.text = token.display = "t" + std::to_string(t);
+        token.text = token.display = std::to_string(t);
         token.word_id = word_ids[t];
         token.segment = static_cast<int8_t>(segments[t]);
         token.special = word_ids[t] < 0;
@@ -94,8 +94,8 @@ TEST(AnalysisReference, RandomAttention) {
 }
 
 TEST(AnalysisReference, FlowFromOneTokenIsItsRowOfFlow) {
-    const json c = cases()[0];
-    const AttentionBlock& b = trace_of(c).blocks[0];
+    const AttentionTrace trace = trace_of(cases()[0]);
+    const AttentionBlock& b = trace.blocks[0];
     const std::vector<float> all = analysis::flow(b);
     const int n = b.n_queries;
     for (int i = 0; i < n; ++i) {

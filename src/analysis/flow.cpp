@@ -31,6 +31,9 @@ namespace {
 
 // Excess below this is float noise from earlier pushes, not flow.
 constexpr double kNoise = 1e-14;
+// The sink's excess within this of a cut's capacity counts as reaching it
+// (sums of up to n * L float capacities in double differ by less).
+constexpr double kCutSlack = 1e-12;
 
 class LayeredMaxFlow {
 public:
@@ -58,7 +61,9 @@ public:
         std::fill(flow_.begin(), flow_.end(), 0.0);
         std::fill(excess_.begin(), excess_.end(), 0.0);
         const float* top = a_ + nn * (L_ - 1) + static_cast<size_t>(source) * n_;
+        source_capacity_ = 0;
         for (int k = 0; k < n_; ++k) {
+            source_capacity_ += top[k];
             source_flow_[static_cast<size_t>(k)] = top[k];
             excess_[node(L_ - 1, k)] += top[k];
         }
@@ -69,6 +74,13 @@ public:
     // is now excess there, and finds its way to this sink or stays put.
     double solve(int sink) {
         sink_ = node(0, sink);
+        // The cuts around the source and around the sink bound the flow; once
+        // the sink holds that much, it is the maximum (deep stacks mix well,
+        // and most pairs end there).
+        double into_sink = 0;
+        for (int k = 0; k < n_; ++k) into_sink += a_[static_cast<size_t>(k) * n_ + sink];
+        bound_ = std::min(source_capacity_, into_sink);
+        done_ = excess_[sink_] >= bound_ - kCutSlack;
         std::fill(count_.begin(), count_.end(), 0);
         for (auto& b : buckets_) b.clear();
         max_active_ = -1;
@@ -81,7 +93,7 @@ public:
                 ++count_[static_cast<size_t>(l)];
                 if (v != sink_ && excess_[v] > kNoise) activate(v);
             }
-        while (max_active_ >= 0) {
+        while (max_active_ >= 0 && !done_) {
             auto& bucket = buckets_[static_cast<size_t>(max_active_)];
             if (bucket.empty()) {
                 --max_active_;
@@ -91,7 +103,7 @@ public:
             bucket.pop_back();
             if (height_[v] == max_active_ && excess_[v] > kNoise) discharge(v);
         }
-        return excess_[sink_];
+        return std::min(excess_[sink_], bound_);
     }
 
 private:
@@ -109,6 +121,7 @@ private:
     void receive(size_t w, double d) {
         const bool was_active = excess_[w] > kNoise;
         excess_[w] += d;
+        if (w == sink_) done_ = excess_[w] >= bound_ - kCutSlack;
         if (w != sink_ && !was_active && excess_[w] > kNoise) activate(w);
     }
 
@@ -116,14 +129,14 @@ private:
         const int n = n_;
         const int l = static_cast<int>(v / n), a = static_cast<int>(v % n);
         double e = excess_[v];
-        while (e > kNoise) {
+        while (e > kNoise && !done_) {
             const int h = height_[v];
             int lowest = 2 * N_;
             if (l > 0) {  // down: (l, a) -> (l-1, b) along residual capacity
                 double* r = residual_.data() + pair(l - 1) + static_cast<size_t>(a) * n;
                 double* f = flow_.data() + pair(l - 1) + static_cast<size_t>(a) * n;
                 const int* below = height_.data() + node(l - 1, 0);
-                for (int b = 0; b < n && e > kNoise; ++b) {
+                for (int b = 0; b < n && e > kNoise && !done_; ++b) {
                     if (r[b] <= 0) continue;
                     if (below[b] != h - 1) {
                         lowest = std::min(lowest, below[b]);
@@ -141,7 +154,7 @@ private:
                 double* f = flow_.data() + pair(l) + a;
                 double* r = residual_.data() + pair(l) + a;
                 const int* above = height_.data() + node(l + 1, 0);
-                for (int c = 0; c < n && e > kNoise; ++c) {
+                for (int c = 0; c < n && e > kNoise && !done_; ++c) {
                     double& fc = f[static_cast<size_t>(c) * n];
                     if (fc <= 0) continue;
                     if (above[c] != h - 1) {
@@ -157,7 +170,7 @@ private:
             } else if (source_flow_[static_cast<size_t>(a)] > 0) {
                 lowest = std::min(lowest, N_);  // back to the source: beyond this phase
             }
-            if (e <= kNoise) break;
+            if (e <= kNoise || done_) break;
             // Relabel. Gap rule: when no node is left at the old label,
             // nothing above it can reach the sink any more.
             const int old = h;
@@ -179,6 +192,8 @@ private:
 
     const float* a_;
     int L_, n_, N_ = 0, max_active_ = 0;
+    double source_capacity_ = 0, bound_ = 0;
+    bool done_ = false;
     size_t sink_ = 0;
     std::vector<double> residual_, flow_;  // [L-1][n above][n below]
     std::vector<double> excess_;

@@ -2,6 +2,7 @@
 // hidden states) as a numpy .npz.
 #include <iostream>
 
+#include "analysis_flags.h"
 #include "attnviz/export.h"
 #include "attnviz/hub.h"
 #include "cli.h"
@@ -18,6 +19,7 @@ std::function<int()> setup(CLI::App& command) {
         bool hidden_states = false;
         int threads = 0;
         std::optional<uint64_t> max_memory;
+        AnalysisFlags analysis;
     };
     auto flags = std::make_shared<Flags>();
     add_model_flags(command, flags->model);
@@ -29,6 +31,7 @@ std::function<int()> setup(CLI::App& command) {
                      "also write queries and keys [layers, heads, tokens, head_dim]");
     command.add_flag("--hidden-states", flags->hidden_states,
                      "also write hidden_states [layers + 1, tokens, hidden]");
+    add_analysis_flags(command, flags->analysis);
     add_threads_flag(command, flags->threads);
     add_max_memory_flag(command, flags->max_memory);
     command.footer(
@@ -47,13 +50,16 @@ std::function<int()> setup(CLI::App& command) {
         run.max_memory = flags->max_memory;
         run.keep_queries_keys = flags->queries_keys;
         run.keep_hidden_states = flags->hidden_states;
+        apply_analysis_flags(flags->analysis, run);
         step.emplace("running the model");
         AttentionTrace trace = trace_text(model, flags->text, run);
         trace.model_id = model_label(flags->model);
         trace.model_revision = snapshot_commit(folder);
+        step.emplace("analysing");
+        const std::vector<ExtraArray> analysis = analysis_arrays(trace, flags->analysis);
         step.emplace("writing the .npz");
         OutputFile output(flags->output, "-o");
-        write_npz(trace, output.stream());
+        write_npz(trace, analysis, output.stream());
         output.commit();
         print_written(flags->output);
         return result_code(trace);

@@ -84,15 +84,11 @@ public:
         std::fill(count_.begin(), count_.end(), 0);
         for (auto& b : buckets_) b.clear();
         max_active_ = -1;
-        // A node's layer is a valid label whatever the flow: every residual
-        // arc joins adjacent layers.
-        for (int l = 0; l < L_; ++l)
-            for (int k = 0; k < n_; ++k) {
-                const size_t v = node(l, k);
-                height_[v] = l;
-                ++count_[static_cast<size_t>(l)];
-                if (v != sink_ && excess_[v] > kNoise) activate(v);
-            }
+        global_relabel();
+        for (size_t v = 0; v < height_.size(); ++v) {
+            if (height_[v] < N_) ++count_[static_cast<size_t>(height_[v])];
+            if (v != sink_ && excess_[v] > kNoise) activate(v);
+        }
         while (max_active_ >= 0 && !done_) {
             auto& bucket = buckets_[static_cast<size_t>(max_active_)];
             if (bucket.empty()) {
@@ -107,6 +103,39 @@ public:
     }
 
 private:
+    // Exact distances to the sink in the residual graph (breadth first,
+    // backwards); nodes that cannot reach it get the source's label, so the
+    // excess stranded there by earlier sinks is left alone.
+    void global_relabel() {
+        std::fill(height_.begin(), height_.end(), N_);
+        queue_.clear();
+        height_[sink_] = 0;
+        queue_.push_back(sink_);
+        for (size_t head = 0; head < queue_.size(); ++head) {
+            const size_t w = queue_[head];
+            const int l = static_cast<int>(w / n_), b = static_cast<int>(w % n_);
+            const int next = height_[w] + 1;
+            if (l + 1 < L_) {  // (l+1, a) -> (l, b) with residual capacity
+                const double* r = residual_.data() + pair(l) + b;
+                int* above = height_.data() + node(l + 1, 0);
+                for (int a = 0; a < n_; ++a)
+                    if (above[a] == N_ && r[static_cast<size_t>(a) * n_] > 0) {
+                        above[a] = next;
+                        queue_.push_back(node(l + 1, a));
+                    }
+            }
+            if (l > 0) {  // (l-1, c) -> (l, b) undoing flow b sent to c
+                const double* f = flow_.data() + pair(l - 1) + static_cast<size_t>(b) * n_;
+                int* below = height_.data() + node(l - 1, 0);
+                for (int c = 0; c < n_; ++c)
+                    if (below[c] == N_ && f[c] > 0) {
+                        below[c] = next;
+                        queue_.push_back(node(l - 1, c));
+                    }
+            }
+        }
+    }
+
     size_t node(int l, int k) const { return static_cast<size_t>(l) * n_ + k; }
     // Arcs between layer l + 1 (rows) and layer l (columns).
     size_t pair(int l) const { return static_cast<size_t>(l) * n_ * n_; }
@@ -198,6 +227,7 @@ private:
     std::vector<double> residual_, flow_;  // [L-1][n above][n below]
     std::vector<double> excess_;
     std::vector<int> height_;
+    std::vector<size_t> queue_;
     std::vector<double> source_flow_;
     std::vector<int> count_;
     std::vector<std::vector<size_t>> buckets_;

@@ -2,6 +2,7 @@
 // hidden states) as a numpy .npz.
 #include <iostream>
 
+#include "analysis_flags.h"
 #include "attnviz/export.h"
 #include "attnviz/hub.h"
 #include "cli.h"
@@ -19,6 +20,7 @@ std::function<int()> setup(CLI::App& command) {
         int threads = 0;
         std::optional<uint64_t> max_memory;
         CaptureFlags capture;
+        AnalysisFlags analysis;
     };
     auto flags = std::make_shared<Flags>();
     add_model_flags(command, flags->model);
@@ -31,6 +33,7 @@ std::function<int()> setup(CLI::App& command) {
     command.add_flag("--hidden-states", flags->hidden_states,
                      "also write hidden_states [layers + 1, tokens, hidden]");
     add_capture_flags(command, flags->capture, /*with_selection=*/true);
+    add_analysis_flags(command, flags->analysis);
     add_threads_flag(command, flags->threads);
     add_max_memory_flag(command, flags->max_memory);
     command.footer(
@@ -52,13 +55,16 @@ std::function<int()> setup(CLI::App& command) {
         run.keep_queries_keys = flags->queries_keys;
         run.keep_hidden_states = flags->hidden_states;
         run.capture = capture_options(flags->capture);
+        apply_analysis_flags(flags->analysis, run);
         step.emplace("running the model");
         AttentionTrace trace = trace_text(model, flags->text, run);
         trace.model_id = model_label(flags->model);
         trace.model_revision = snapshot_commit(folder);
+        step.emplace("analysing");
+        const std::vector<ExtraArray> analysis = analysis_arrays(trace, flags->analysis);
         step.emplace("writing the .npz");
         OutputFile output(flags->output, "-o");
-        write_npz(trace, output.stream());
+        write_npz(trace, analysis, output.stream());
         output.commit();
         print_written(flags->output);
         return result_code(trace);

@@ -2,8 +2,11 @@
 // quantized payload. Owner: src/viz (it consumes a trace like any view).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <ostream>
+#include <string>
+#include <vector>
 
 #include "attnviz/trace.h"
 
@@ -17,6 +20,18 @@ void write_npz(const AttentionTrace& trace, const std::filesystem::path& path);
 // The same bytes to a stream, front to back with no seeking (a pipe will do:
 // `attnviz export -o -`). A bad trace throws before anything is written.
 void write_npz(const AttentionTrace& trace, std::ostream& out);
+
+// An array written beside the trace's: a measure computed over it (src/analysis),
+// float32 row-major values of `shape`, or, when `strings` is set, a unicode
+// array of them (shape [strings.size()]).
+struct ExtraArray {
+    std::string name;
+    std::vector<int64_t> shape;
+    std::vector<float> values;
+    std::vector<std::string> strings;
+};
+void write_npz(const AttentionTrace& trace, const std::vector<ExtraArray>& extra,
+               std::ostream& out);
 
 // Attention attnviz did not compute, from a .npz: what write_npz writes (the
 // round trip), or numpy.savez(path, attentions=[L,H,S,S] or attentions_0..N,

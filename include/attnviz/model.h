@@ -69,6 +69,9 @@ struct RunOptions {
     // the kept layers and heads. An Error names the flag (--layers, --heads,
     // --top-k, --top-mass) when a value is out of range for the model.
     CaptureOptions capture;
+    // AttentionBlock::value_norms, for value-weighted attention (Kobayashi et
+    // al.); architectures without it (Network::supports_value_norms) refuse.
+    bool keep_value_norms = false;
     int threads = 0;  // 1 to kMaxThreads; 0: ATTNVIZ_NUM_THREADS, else the number of cores
     std::optional<Precision> precision;  // unset: default_precision(the model's parameters)
     // The most memory the run may take, in bytes (Model::estimate_memory's

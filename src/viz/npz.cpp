@@ -259,7 +259,21 @@ void append_attention(const AttentionBlock& block, const std::string& prefix,
     }
 }
 
-std::vector<NpyArray> trace_arrays(const AttentionTrace& trace) {
+
+// Hugging Face's word_ids() per token (-1: special), when the tokenizer gave them.
+void append_word_ids(const std::string& prefix, const TokenSequence& sequence,
+                     std::vector<NpyArray>& arrays) {
+    std::vector<int64_t> word_ids;
+    bool any = false;
+    for (const TraceToken& token : sequence.tokens) {
+        word_ids.push_back(token.word_id);
+        any = any || token.word_id >= 0;
+    }
+    if (any) arrays.push_back(int64_array(prefix + "word_ids", word_ids));
+}
+
+std::vector<NpyArray> trace_arrays(const AttentionTrace& trace,
+                                   const std::vector<ExtraArray>& extra = {}) {
     std::vector<NpyArray> arrays;
     const bool single_stack = trace.sequences.size() == 1;
     for (const TokenSequence& sequence : trace.sequences) {
@@ -272,6 +286,7 @@ std::vector<NpyArray> trace_arrays(const AttentionTrace& trace) {
         arrays.push_back(int64_array(prefix + "input_ids", ids));
         arrays.push_back(int64_array(prefix + "token_type_ids", type_ids));
         arrays.push_back(unicode_array(prefix + "tokens", sequence.tokens));
+        append_word_ids(prefix, sequence, arrays);
     }
     for (const AttentionBlock& block : trace.blocks) {
         const std::string prefix = trace.blocks.size() == 1 ? "" : block.name + "_";
@@ -301,6 +316,25 @@ std::vector<NpyArray> trace_arrays(const AttentionTrace& trace) {
         if (block.has_score_bias())
             arrays.push_back(float_array(prefix + "score_bias", block.score_bias,
                                          {block.score_bias_layers, heads, queries, keys}));
+    }
+    for (const ExtraArray& e : extra) {
+        if (!e.strings.empty()) {
+            arrays.push_back(string_array(e.name, e.strings, false));
+            continue;
+        }
+        size_t count = 1;
+        std::vector<size_t> shape;
+        for (int64_t d : e.shape) {
+            shape.push_back(static_cast<size_t>(std::max<int64_t>(d, 0)));
+            count *= shape.back();
+        }
+        if (count != e.values.size())
+            throw Error("cannot export " + e.name + ": " + std::to_string(e.values.size()) +
+                        " values for its shape");
+        NpyArray array = make_array(e.name, "<f4", std::move(shape));
+        array.data = e.values.data();
+        array.data_size = e.values.size() * sizeof(float);
+        arrays.push_back(std::move(array));
     }
     std::vector<bool> sequence_has_states(trace.sequences.size(), false);
     for (const HiddenStates& states : trace.hidden_states) {
@@ -493,6 +527,11 @@ void write_npz(const AttentionTrace& trace, std::ostream& out) {
     npz::write_npz(trace, out, kZip32Limit);
 }
 
+void write_npz(const AttentionTrace& trace, const std::vector<ExtraArray>& extra,
+               std::ostream& out) {
+    npz::write_npz(trace, extra, out, kZip32Limit);
+}
+
 namespace npz {
 
 void write_npz(const AttentionTrace& trace, const std::filesystem::path& path,
@@ -505,7 +544,12 @@ void write_npz(const AttentionTrace& trace, const std::filesystem::path& path,
 }
 
 void write_npz(const AttentionTrace& trace, std::ostream& out, uint64_t zip64_from) {
-    const std::vector<NpyArray> arrays = trace_arrays(trace);
+    write_npz(trace, {}, out, zip64_from);
+}
+
+void write_npz(const AttentionTrace& trace, const std::vector<ExtraArray>& extra, std::ostream& out,
+               uint64_t zip64_from) {
+    const std::vector<NpyArray> arrays = trace_arrays(trace, extra);
     ZipWriter zip(out, "the .npz");
     write_zip(arrays, zip, zip64_from);
 }

@@ -407,8 +407,8 @@ print(z["decoder_tokens"].tolist(), z["decoder_input_ids"].tolist())
 )"),
               "['architecture', 'attnviz_version', 'cross_attentions', 'decoder_attentions', "
               "'decoder_input_ids', 'decoder_texts', 'decoder_token_type_ids', 'decoder_tokens', "
-              "'encoder_attentions', 'encoder_input_ids', 'encoder_texts', "
-              "'encoder_token_type_ids', 'encoder_tokens', 'model_id']\n"
+              "'decoder_word_ids', 'encoder_attentions', 'encoder_input_ids', 'encoder_texts', "
+              "'encoder_token_type_ids', 'encoder_tokens', 'encoder_word_ids', 'model_id']\n"
               "(2, 4, 7, 7) (2, 4, 3, 3) (2, 4, 3, 7)\n"
               "['\u2581Hall', 'o', '</s>'] [2501, 32, 1]\n");
 

@@ -1,0 +1,68 @@
+#include "analysis_flags.h"
+
+#include "attnviz/analysis.h"
+
+namespace attnviz::cli {
+
+void add_analysis_flags(CLI::App& command, AnalysisFlags& flags) {
+    command.add_flag("--rollout", flags.rollout,
+                     "also write rollout [layers, tokens, tokens] (Abnar & Zuidema: head mean, "
+                     "0.5 I + 0.5 A, multiplied up the layers)");
+    command.add_flag("--flow", flags.flow,
+                     "also write flow [tokens, tokens]: the max-flow from each last-layer token "
+                     "to each input token (Abnar & Zuidema)");
+    command.add_flag("--value-norms", flags.value_norms,
+                     "also write value_norms [layers, heads, tokens, tokens]: ||a_ij f(x_j)|| "
+                     "(Kobayashi et al.)");
+    command.add_flag("--word-level", flags.word_level,
+                     "compute the analysis arrays over words (to a word: sum over its pieces; "
+                     "from a word: mean) and write words");
+}
+
+void apply_analysis_flags(const AnalysisFlags& flags, RunOptions& run) {
+    run.keep_value_norms = run.keep_value_norms || flags.value_norms;
+}
+
+std::vector<ExtraArray> analysis_arrays(const AttentionTrace& trace, const AnalysisFlags& flags) {
+    std::vector<ExtraArray> out;
+    if (!flags.rollout && !flags.flow && !flags.value_norms) {
+        if (flags.word_level)
+            throw Error("--word-level applies to --rollout, --flow or --value-norms: give one");
+        return out;
+    }
+    const AttentionTrace words = flags.word_level ? analysis::word_level(trace) : AttentionTrace{};
+    const AttentionTrace& over = flags.word_level ? words : trace;
+    const bool single = trace.blocks.size() == 1;
+    for (size_t b = 0; b < trace.blocks.size(); ++b) {
+        const AttentionBlock& block = over.blocks[b];
+        const std::string prefix = single ? "" : block.name + "_";
+        const int64_t L = block.n_layers, H = block.n_heads, Q = block.n_queries, K = block.n_keys;
+        const bool self = block.query_sequence == block.key_sequence;
+        if (flags.rollout && self)
+            out.push_back({prefix + "rollout", {L, Q, K}, analysis::rollout(block), {}});
+        if (flags.flow && self) out.push_back({prefix + "flow", {Q, K}, analysis::flow(block), {}});
+        if (flags.value_norms) {
+            // per token, then (with --word-level) the word rule on the weighted maps
+            const AttentionBlock& tokens = trace.blocks[b];
+            std::vector<float> weighted = analysis::value_weighted(tokens);
+            if (flags.word_level)
+                weighted = analysis::word_level_maps(
+                    weighted, tokens.n_layers * tokens.n_heads,
+                    analysis::words_of(
+                        trace.sequences.at(static_cast<size_t>(tokens.query_sequence))),
+                    analysis::words_of(
+                        trace.sequences.at(static_cast<size_t>(tokens.key_sequence))));
+            out.push_back({prefix + "value_norms", {L, H, Q, K}, std::move(weighted), {}});
+        }
+    }
+    if (flags.word_level)
+        for (const TokenSequence& sequence : words.sequences) {
+            ExtraArray array;
+            array.name = (trace.sequences.size() == 1 ? "" : sequence.name + "_") + "words";
+            for (const TraceToken& word : sequence.tokens) array.strings.push_back(word.display);
+            out.push_back(std::move(array));
+        }
+    return out;
+}
+
+}  // namespace attnviz::cli

@@ -1,0 +1,67 @@
+#!/usr/bin/python3
+"""Attention flow: attnviz (bench/analysis_bench, C++) beside the networkx
+reference (Abnar & Zuidema's method: nx.maximum_flow_value on the layered
+graph) on the same matrices, in one run.
+
+  bench/analysis_bench.py [BUILD_DIR] [--tokens 128] [--layers 12] [--pairs 8]
+
+attnviz computes every pair (tokens^2 max-flow problems). networkx is timed on
+--pairs pairs (the first output token to the first inputs; all pairs would
+take hours) with preflow_push (its fastest) and edmonds_karp (the paper's
+code), and extrapolated to all pairs. The values of those pairs are compared.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import networkx as nx
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tools", "reference"))
+import analysis_reference  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("build", nargs="?", default=os.path.join(HERE, "..", "build"))
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=12)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pairs", type=int, default=8)
+    args = ap.parse_args()
+    n, L = args.tokens, args.layers
+    with tempfile.TemporaryDirectory() as tmp:
+        matrices_file, flow_file = os.path.join(tmp, "a.f32"), os.path.join(tmp, "flow.f32")
+        out = subprocess.run([os.path.join(args.build, "analysis_bench"), "--tokens", str(n), "--layers",
+                              str(L), "--threads", str(args.threads), "--repeat", "1", "--dump",
+                              matrices_file, "--flow", flow_file],
+                             check=True, capture_output=True, text=True).stdout
+        ours = json.loads(out)
+        a = np.fromfile(matrices_file, dtype=np.float32).reshape(L, n, n)
+        flow = np.fromfile(flow_file, dtype=np.float32).reshape(n, n)
+    g = analysis_reference.flow_graph(a)
+    result = {"tokens": n, "layers": L, "pairs_all": n * n, "attnviz_all_pairs_s": ours["flow_all_seconds"],
+              "attnviz_threads": args.threads}
+    for name, func in (("preflow_push", nx.algorithms.flow.preflow_push),
+                       ("edmonds_karp", nx.algorithms.flow.edmonds_karp)):
+        start = time.perf_counter()
+        worst = 0.0
+        for j in range(args.pairs):
+            value = nx.maximum_flow_value(g, L * n, j, flow_func=func)
+            worst = max(worst, abs(value - float(flow[0, j])))
+        per_pair = (time.perf_counter() - start) / args.pairs
+        result[f"networkx_{name}_s_per_pair"] = round(per_pair, 4)
+        result[f"networkx_{name}_all_pairs_s_extrapolated"] = round(per_pair * n * n, 1)
+        result[f"networkx_{name}_max_abs_diff"] = worst
+        result[f"ratio_{name}"] = round(per_pair * n * n / ours["flow_all_seconds"], 1)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

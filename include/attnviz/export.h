@@ -2,8 +2,11 @@
 // quantized payload. Owner: src/viz (it consumes a trace like any view).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <ostream>
+#include <string>
+#include <vector>
 
 #include "attnviz/trace.h"
 
@@ -17,6 +20,17 @@ void write_npz(const AttentionTrace& trace, const std::filesystem::path& path);
 // The same bytes to a stream, front to back with no seeking (a pipe will do:
 // `attnviz export -o -`). A bad trace throws before anything is written.
 void write_npz(const AttentionTrace& trace, std::ostream& out);
+
+// A float32 array written after the trace's own: what analysis adds to an
+// export (head_stats_<name>, rollout, flow, value_norms). C order.
+struct NpzArray {
+    std::string name;
+    std::vector<int64_t> shape;
+    std::vector<float> values;
+};
+// write_npz with `extra` arrays; a name the trace's arrays (or another extra)
+// already use, or a shape that does not match the values, throws Error first.
+void write_npz(const AttentionTrace& trace, std::ostream& out, const std::vector<NpzArray>& extra);
 
 // Attention attnviz did not compute, from a .npz: what write_npz writes (the
 // round trip), or numpy.savez(path, attentions=[L,H,S,S] or attentions_0..N,

@@ -179,7 +179,8 @@ void append_provenance(const AttentionTrace& trace, std::vector<NpyArray>& array
     }
 }
 
-std::vector<NpyArray> trace_arrays(const AttentionTrace& trace) {
+std::vector<NpyArray> trace_arrays(const AttentionTrace& trace,
+                                   const std::vector<NpzArray>& extra = {}) {
     std::vector<NpyArray> arrays;
     const bool single_stack = trace.sequences.size() == 1;
     for (const TokenSequence& sequence : trace.sequences) {
@@ -238,6 +239,23 @@ std::vector<NpyArray> trace_arrays(const AttentionTrace& trace) {
             single_stack ? "" : trace.sequences[static_cast<size_t>(states.sequence)].name + "_";
         arrays.push_back(float_array(prefix + "hidden_states", states.values,
                                      {states.n_states, states.n_tokens, states.hidden_size}));
+    }
+    for (const NpzArray& array : extra) {
+        std::vector<size_t> shape;
+        size_t count = 1;
+        bool fits = true;
+        for (int64_t dim : array.shape) {
+            fits = fits && dim >= 0 &&
+                   !__builtin_mul_overflow(count, static_cast<size_t>(dim), &count);
+            shape.push_back(static_cast<size_t>(std::max<int64_t>(dim, 0)));
+        }
+        if (!fits || count != array.values.size())
+            throw Error("cannot export " + array.name + ": its shape does not match its " +
+                        std::to_string(array.values.size()) + " values");
+        NpyArray npy = make_array(array.name, "<f4", std::move(shape));
+        npy.data = array.values.data();
+        npy.data_size = array.values.size() * sizeof(float);
+        arrays.push_back(std::move(npy));
     }
     // Two arrays of one name: numpy would silently read only one of them. A
     // zip entry's name has 16 bits for its length.
@@ -412,6 +430,12 @@ void write_npz(const AttentionTrace& trace, const std::filesystem::path& path) {
 
 void write_npz(const AttentionTrace& trace, std::ostream& out) {
     npz::write_npz(trace, out, kZip32Limit);
+}
+
+void write_npz(const AttentionTrace& trace, std::ostream& out, const std::vector<NpzArray>& extra) {
+    const std::vector<NpyArray> arrays = trace_arrays(trace, extra);
+    ZipWriter zip(out, "the .npz");
+    write_zip(arrays, zip, kZip32Limit);
 }
 
 namespace npz {

@@ -3,11 +3,29 @@
 #include <iostream>
 
 #include "attnviz/export.h"
+#include "attnviz/head_stats.h"
 #include "attnviz/hub.h"
 #include "cli.h"
 
 namespace attnviz::cli {
 namespace {
+
+// head_stats_<statistic> [layers, heads] float32 per block (NaN: not defined
+// for the block); encoder-decoder models prefix the block's name.
+std::vector<NpzArray> head_stat_arrays(const AttentionTrace& trace) {
+    std::vector<NpzArray> arrays;
+    for (const AttentionBlock& block : trace.blocks) {
+        const analysis::HeadStatSums sums = analysis::head_stat_sums(trace, block);
+        const std::string prefix = trace.blocks.size() == 1 ? "" : block.name + "_";
+        for (int s = 0; s < analysis::kHeadStatCount; ++s) {
+            const std::vector<double> means = sums.means(static_cast<analysis::HeadStat>(s));
+            arrays.push_back({prefix + "head_stats_" + std::string(analysis::kHeadStatNames[s]),
+                              {block.n_layers, block.n_heads},
+                              std::vector<float>(means.begin(), means.end())});
+        }
+    }
+    return arrays;
+}
 
 std::function<int()> setup(CLI::App& command) {
     struct Flags {
@@ -16,6 +34,7 @@ std::function<int()> setup(CLI::App& command) {
         std::string output = "attention.npz";
         bool queries_keys = false;
         bool hidden_states = false;
+        bool head_stats = false;
         int threads = 0;
         std::optional<uint64_t> max_memory;
     };
@@ -29,6 +48,8 @@ std::function<int()> setup(CLI::App& command) {
                      "also write queries and keys [layers, heads, tokens, head_dim]");
     command.add_flag("--hidden-states", flags->hidden_states,
                      "also write hidden_states [layers + 1, tokens, hidden]");
+    command.add_flag("--head-stats", flags->head_stats,
+                     "also write head_stats_<statistic> [layers, heads] (docs/analysis.md)");
     add_threads_flag(command, flags->threads);
     add_max_memory_flag(command, flags->max_memory);
     command.footer(
@@ -52,8 +73,10 @@ std::function<int()> setup(CLI::App& command) {
         trace.model_id = model_label(flags->model);
         trace.model_revision = snapshot_commit(folder);
         step.emplace("writing the .npz");
+        std::vector<NpzArray> extra;
+        if (flags->head_stats) extra = head_stat_arrays(trace);
         OutputFile output(flags->output, "-o");
-        write_npz(trace, output.stream());
+        write_npz(trace, output.stream(), extra);
         output.commit();
         print_written(flags->output);
         return result_code(trace);

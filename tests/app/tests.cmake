@@ -13,3 +13,9 @@ if(NODE_PROGRAM)
                    ${ATTNVIZ_TEST_DATA}/hf/bert-base-uncased)
   set_tests_properties(cli_seed_page PROPERTIES LABELS browser TIMEOUT 120)
 endif()
+
+# `attnviz heads` on 10,000 held-out texts of the demo corpus, and docs/demo-model.md's
+# claims against its statistics (label slow: about a minute).
+add_test(NAME cli_heads_corpus COMMAND /usr/bin/python3 ${PROJECT_SOURCE_DIR}/tests/app/heads_corpus_test.py)
+set_tests_properties(cli_heads_corpus PROPERTIES LABELS "app;slow" TIMEOUT 1200 ENVIRONMENT
+  "ATTNVIZ_CLI=$<TARGET_FILE:attnviz_cli>;ATTNVIZ_SOURCE_DIR=${PROJECT_SOURCE_DIR};HF_HUB_OFFLINE=1")

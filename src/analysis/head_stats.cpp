@@ -1,0 +1,349 @@
+// Per-head statistics (Clark et al. 2019) as exact, mergeable sums; see
+// include/attnviz/head_stats.h and docs/analysis.md for the definitions.
+#include "attnviz/head_stats.h"
+
+#include <utf8proc.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "attnviz/error.h"
+
+// LAPACK (Debian liblapack): symmetric eigen-decomposition for classical MDS.
+extern "C" void dsyev_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda,
+                       double* w, double* work, const int* lwork, int* info);
+
+namespace attnviz::analysis {
+namespace {
+
+void check_dense(const AttentionBlock& block) {
+    const size_t expected = static_cast<size_t>(block.n_layers) * block.n_heads *
+                            block.n_queries * block.n_keys;
+    if (block.probs.size() != expected || expected == 0)
+        throw Error("head statistics of block '" + block.name +
+                    "' need every attention probability (a full capture); drop --top-k, "
+                    "--top-mass and --fp16");
+}
+
+// Fixed-point units of one example's sum. Bounded inputs (a share sums to at
+// most the rows, a distance to rows * keys) keep this far from overflow.
+int64_t to_fixed(double sum) { return std::llround(sum * kHeadStatScale); }
+
+void add_checked(int64_t& into, int64_t value, const std::string& block) {
+    if (__builtin_add_overflow(into, value, &into))
+        throw Error("head statistics of block '" + block + "': a corpus sum overflows int64");
+}
+
+bool is_space(utf8proc_int32_t cp) {
+    if (cp == 0x2581) return true;  // SentencePiece's word-start mark
+    const utf8proc_category_t category = utf8proc_category(cp);
+    return category == UTF8PROC_CATEGORY_ZS || category == UTF8PROC_CATEGORY_ZL ||
+           category == UTF8PROC_CATEGORY_ZP || (cp >= 0x09 && cp <= 0x0D);
+}
+
+bool is_punctuation_category(utf8proc_int32_t cp) {
+    switch (utf8proc_category(cp)) {
+        case UTF8PROC_CATEGORY_PC:
+        case UTF8PROC_CATEGORY_PD:
+        case UTF8PROC_CATEGORY_PS:
+        case UTF8PROC_CATEGORY_PE:
+        case UTF8PROC_CATEGORY_PI:
+        case UTF8PROC_CATEGORY_PF:
+        case UTF8PROC_CATEGORY_PO:
+            return true;
+        default:
+            return false;
+    }
+}
+
+// Non-empty after dropping white space, and every other code point is
+// Unicode punctuation (general category P*).
+bool is_punctuation(const std::string& text) {
+    const auto* bytes = reinterpret_cast<const utf8proc_uint8_t*>(text.data());
+    auto left = static_cast<utf8proc_ssize_t>(text.size());
+    bool any = false;
+    while (left > 0) {
+        utf8proc_int32_t cp = 0;
+        const utf8proc_ssize_t used = utf8proc_iterate(bytes, left, &cp);
+        if (used <= 0) return false;
+        bytes += used;
+        left -= used;
+        if (is_space(cp)) continue;
+        if (!is_punctuation_category(cp)) return false;
+        any = true;
+    }
+    return any;
+}
+
+}  // namespace
+
+KeyRoles key_roles(const AttentionTrace& trace, const AttentionBlock& block) {
+    if (block.key_sequence < 0 || static_cast<size_t>(block.key_sequence) >= trace.sequences.size())
+        throw Error("block '" + block.name + "' names a key sequence the trace does not have");
+    const std::vector<TraceToken>& tokens = trace.sequences[block.key_sequence].tokens;
+    const int n = static_cast<int>(tokens.size());
+    if (n != block.n_keys)
+        throw Error("block '" + block.name + "' has " + std::to_string(block.n_keys) +
+                    " keys but its sequence has " + std::to_string(n) + " tokens");
+    KeyRoles roles;
+    if (n > 0 && (tokens[0].special || block.causal)) roles.cls = 0;
+    // [SEP]/EOS: a run of special tokens (not [CLS]) that ends the sequence or
+    // stands between non-special tokens of two different segments.
+    for (int i = 0; i < n;) {
+        if (!tokens[i].special || i == roles.cls) {
+            ++i;
+            continue;
+        }
+        int end = i;
+        while (end < n && tokens[end].special && end != roles.cls) ++end;
+        int before = i - 1;
+        while (before >= 0 && tokens[before].special) --before;
+        const bool ends_sequence = end == n;
+        const bool between_segments =
+            !ends_sequence && before >= 0 && tokens[end].segment != tokens[before].segment;
+        if (ends_sequence || between_segments)
+            for (int k = i; k < end; ++k) roles.seps.push_back(k);
+        i = end;
+    }
+    for (int k = 0; k < n; ++k)
+        if (!tokens[k].special && is_punctuation(tokens[k].display)) roles.puncts.push_back(k);
+    return roles;
+}
+
+HeadStatSums head_stat_sums(const AttentionTrace& trace, const AttentionBlock& block) {
+    check_dense(block);
+    const KeyRoles roles = key_roles(trace, block);
+    const bool same_sequence = block.query_sequence == block.key_sequence;
+    const int Q = block.n_queries, K = block.n_keys;
+    HeadStatSums out;
+    out.block = block.name;
+    out.n_layers = block.n_layers;
+    out.n_heads = block.n_heads;
+    out.examples = 1;
+    const size_t cells = static_cast<size_t>(kHeadStatCount) * block.n_layers * block.n_heads;
+    out.sums.assign(cells, 0);
+    out.rows.assign(cells, 0);
+    out.non_finite.assign(cells, 0);
+
+    // Which rows define each statistic (the same for every head).
+    std::array<int64_t, kHeadStatCount> defined{};
+    defined[static_cast<int>(HeadStat::entropy)] = Q;
+    defined[static_cast<int>(HeadStat::top1)] = Q;
+    defined[static_cast<int>(HeadStat::punct)] = Q;
+    defined[static_cast<int>(HeadStat::cls)] = roles.cls >= 0 ? Q : 0;
+    defined[static_cast<int>(HeadStat::sep)] = roles.seps.empty() ? 0 : Q;
+    if (same_sequence) {
+        defined[static_cast<int>(HeadStat::distance)] = Q;
+        defined[static_cast<int>(HeadStat::self)] = Q;
+        defined[static_cast<int>(HeadStat::prev)] = std::max(Q - 1, 0);
+        defined[static_cast<int>(HeadStat::next)] = std::max(Q - 1, 0);
+    }
+
+    double uniform = 0;
+    for (int q = 0; q < Q; ++q) uniform += std::log(block.causal ? std::min(q + 1, K) : K);
+    out.uniform_entropy = to_fixed(uniform);
+    out.query_rows = Q;
+
+    for (int layer = 0; layer < block.n_layers; ++layer)
+        for (int head = 0; head < block.n_heads; ++head) {
+            std::array<double, kHeadStatCount> sum{};
+            std::array<int64_t, kHeadStatCount> bad{};
+            auto add = [&](HeadStat stat, double value) {
+                const int s = static_cast<int>(stat);
+                if (std::isfinite(value))
+                    sum[s] += value;
+                else
+                    ++bad[s];
+            };
+            for (int q = 0; q < Q; ++q) {
+                const float* row = block.probs.data() + block.index(layer, head, q, 0);
+                double entropy = 0, distance = 0;
+                float top = 0;
+                bool finite = true;
+                for (int k = 0; k < K; ++k) {
+                    const float p = row[k];
+                    if (!std::isfinite(p)) finite = false;
+                    if (p > 0) entropy -= static_cast<double>(p) * std::log(static_cast<double>(p));
+                    distance += static_cast<double>(p) * std::abs(q - k);
+                    top = std::max(top, p);
+                }
+                const double nan = std::numeric_limits<double>::quiet_NaN();
+                add(HeadStat::entropy, finite ? entropy : nan);
+                add(HeadStat::top1, finite ? top : nan);
+                double punct = 0;
+                for (int k : roles.puncts) punct += row[k];
+                add(HeadStat::punct, punct);
+                if (roles.cls >= 0) add(HeadStat::cls, row[roles.cls]);
+                if (!roles.seps.empty()) {
+                    double sep = 0;
+                    for (int k : roles.seps) sep += row[k];
+                    add(HeadStat::sep, sep);
+                }
+                if (same_sequence) {
+                    add(HeadStat::distance, finite ? distance : nan);
+                    add(HeadStat::self, row[q]);
+                    if (q > 0) add(HeadStat::prev, row[q - 1]);
+                    if (q + 1 < K) add(HeadStat::next, row[q + 1]);
+                }
+            }
+            for (int s = 0; s < kHeadStatCount; ++s) {
+                const size_t i = out.index(s, layer, head);
+                out.sums[i] = to_fixed(sum[s]);
+                out.rows[i] = defined[s];
+                out.non_finite[i] = bad[s];
+            }
+        }
+    return out;
+}
+
+std::vector<HeadStatSums> head_stat_sums(const AttentionTrace& trace) {
+    std::vector<HeadStatSums> out;
+    for (const AttentionBlock& block : trace.blocks) out.push_back(head_stat_sums(trace, block));
+    return out;
+}
+
+void HeadStatSums::merge(const HeadStatSums& other) {
+    if (other.block != block || other.n_layers != n_layers || other.n_heads != n_heads)
+        throw Error("head statistics: cannot add block '" + other.block + "' [" +
+                    std::to_string(other.n_layers) + "x" + std::to_string(other.n_heads) +
+                    "] to block '" + block + "' [" + std::to_string(n_layers) + "x" +
+                    std::to_string(n_heads) + "]");
+    for (size_t i = 0; i < sums.size(); ++i) {
+        add_checked(sums[i], other.sums[i], block);
+        add_checked(rows[i], other.rows[i], block);
+        add_checked(non_finite[i], other.non_finite[i], block);
+    }
+    add_checked(uniform_entropy, other.uniform_entropy, block);
+    add_checked(query_rows, other.query_rows, block);
+    add_checked(examples, other.examples, block);
+}
+
+double HeadStatSums::mean_uniform_entropy() const {
+    if (query_rows == 0) return std::numeric_limits<double>::quiet_NaN();
+    return static_cast<double>(uniform_entropy) / kHeadStatScale / static_cast<double>(query_rows);
+}
+
+double HeadStatSums::mean(HeadStat stat, int layer, int head) const {
+    const size_t i = index(static_cast<int>(stat), layer, head);
+    if (rows[i] == 0 || non_finite[i] > 0) return std::numeric_limits<double>::quiet_NaN();
+    return static_cast<double>(sums[i]) / kHeadStatScale / static_cast<double>(rows[i]);
+}
+
+std::vector<double> HeadStatSums::means(HeadStat stat) const {
+    std::vector<double> out;
+    out.reserve(static_cast<size_t>(n_layers) * n_heads);
+    for (int layer = 0; layer < n_layers; ++layer)
+        for (int head = 0; head < n_heads; ++head) out.push_back(mean(stat, layer, head));
+    return out;
+}
+
+HeadDivergenceSums head_divergence_sums(const AttentionBlock& block) {
+    check_dense(block);
+    const int n = block.n_layers * block.n_heads;
+    const int Q = block.n_queries, K = block.n_keys;
+    HeadDivergenceSums out;
+    out.block = block.name;
+    out.n_layers = block.n_layers;
+    out.n_heads = block.n_heads;
+    out.examples = 1;
+    out.rows = Q;
+    out.sums.assign(static_cast<size_t>(n) * n, 0);
+    // sum_k p log p of every head's rows, then per pair sum_k m log m, m = (p + q) / 2:
+    // JSD = (sum p log p + sum q log q) / 2 - sum m log m.
+    std::vector<double> plogp(static_cast<size_t>(n) * Q, 0);
+    auto row_of = [&](int head, int q) {
+        return block.probs.data() + (static_cast<size_t>(head) * Q + q) * K;
+    };
+    for (int a = 0; a < n; ++a)
+        for (int q = 0; q < Q; ++q) {
+            const float* p = row_of(a, q);
+            double s = 0;
+            for (int k = 0; k < K; ++k)
+                if (p[k] > 0) s += static_cast<double>(p[k]) * std::log(static_cast<double>(p[k]));
+            plogp[static_cast<size_t>(a) * Q + q] = s;
+        }
+    for (int a = 0; a < n; ++a)
+        for (int b = a + 1; b < n; ++b) {
+            double total = 0;
+            for (int q = 0; q < Q; ++q) {
+                const float* p = row_of(a, q);
+                const float* r = row_of(b, q);
+                double mlogm = 0;
+                for (int k = 0; k < K; ++k) {
+                    const double m = 0.5 * (static_cast<double>(p[k]) + r[k]);
+                    if (m > 0) mlogm += m * std::log(m);
+                }
+                total += 0.5 * (plogp[static_cast<size_t>(a) * Q + q] +
+                                plogp[static_cast<size_t>(b) * Q + q]) -
+                         mlogm;
+            }
+            const int64_t fixed = std::isfinite(total) ? to_fixed(std::max(total, 0.0)) : 0;
+            out.sums[static_cast<size_t>(a) * n + b] = fixed;
+            out.sums[static_cast<size_t>(b) * n + a] = fixed;
+        }
+    return out;
+}
+
+void HeadDivergenceSums::merge(const HeadDivergenceSums& other) {
+    if (other.block != block || other.n_layers != n_layers || other.n_heads != n_heads)
+        throw Error("head distances: cannot add block '" + other.block + "' to block '" + block +
+                    "'");
+    for (size_t i = 0; i < sums.size(); ++i) add_checked(sums[i], other.sums[i], block);
+    add_checked(rows, other.rows, block);
+    add_checked(examples, other.examples, block);
+}
+
+std::vector<double> HeadDivergenceSums::distances() const {
+    std::vector<double> out(sums.size(), std::numeric_limits<double>::quiet_NaN());
+    if (rows == 0) return out;
+    for (size_t i = 0; i < sums.size(); ++i)
+        out[i] = std::sqrt(static_cast<double>(sums[i]) / kHeadStatScale / static_cast<double>(rows));
+    return out;
+}
+
+std::vector<double> classical_mds_2d(const std::vector<double>& distances, int n) {
+    if (n <= 0 || distances.size() != static_cast<size_t>(n) * n)
+        throw Error("classical MDS: the distance matrix is not " + std::to_string(n) + " x " +
+                    std::to_string(n));
+    // B = -1/2 J D^2 J, J = I - 11'/n (double centring).
+    std::vector<double> b(static_cast<size_t>(n) * n);
+    std::vector<double> row_mean(n, 0);
+    double total = 0;
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j < n; ++j) {
+            const double d = distances[static_cast<size_t>(i) * n + j];
+            if (!std::isfinite(d)) throw Error("classical MDS: a distance is not finite");
+            b[static_cast<size_t>(i) * n + j] = d * d;
+            row_mean[i] += d * d / n;
+        }
+    for (int i = 0; i < n; ++i) total += row_mean[i] / n;
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j < n; ++j) {
+            double& v = b[static_cast<size_t>(i) * n + j];
+            v = -0.5 * (v - row_mean[i] - row_mean[j] + total);
+        }
+    std::vector<double> eigenvalues(n);
+    int info = 0, lwork = -1;
+    double query = 0;
+    dsyev_("V", "U", &n, b.data(), &n, eigenvalues.data(), &query, &lwork, &info);
+    lwork = std::max(1, static_cast<int>(query));
+    std::vector<double> work(lwork);
+    dsyev_("V", "U", &n, b.data(), &n, eigenvalues.data(), work.data(), &lwork, &info);
+    if (info != 0) throw Error("classical MDS: LAPACK dsyev failed (info " + std::to_string(info) + ")");
+    // Eigenvalues ascend; column c of b (column-major = row c here) is eigenvector c.
+    std::vector<double> points(static_cast<size_t>(n) * 2, 0);
+    for (int axis = 0; axis < 2 && axis < n; ++axis) {
+        const int c = n - 1 - axis;
+        const double scale = eigenvalues[c] > 0 ? std::sqrt(eigenvalues[c]) : 0;
+        const double* v = b.data() + static_cast<size_t>(c) * n;
+        int largest = 0;
+        for (int i = 1; i < n; ++i)
+            if (std::abs(v[i]) > std::abs(v[largest])) largest = i;
+        const double sign = v[largest] < 0 ? -1 : 1;
+        for (int i = 0; i < n; ++i) points[static_cast<size_t>(i) * 2 + axis] = sign * scale * v[i];
+    }
+    return points;
+}
+
+}  // namespace attnviz::analysis

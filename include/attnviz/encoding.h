@@ -25,6 +25,9 @@ struct Encoding {
     std::vector<Offset> offsets;               // Unicode code points, as Hugging Face reports them
     std::vector<Offset> byte_offsets;          // the same spans in UTF-8 bytes
     std::vector<int8_t> sequence_ids;          // 0: text A, 1: text B, -1: special token
+    // Hugging Face's word_ids(): the index of the pre-tokenizer split the
+    // token came from, counted per sequence; -1 for added special tokens.
+    std::vector<int32_t> word_ids;
 
     size_t size() const { return ids.size(); }
 };

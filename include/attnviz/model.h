@@ -54,6 +54,9 @@ inline constexpr int kMaxThreads = 1024;
 struct RunOptions {
     bool keep_queries_keys = false;  // for the neuron view
     bool keep_hidden_states = false;
+    // AttentionBlock::value_norms, for value-weighted attention (Kobayashi et
+    // al.); architectures without it (Network::supports_value_norms) refuse.
+    bool keep_value_norms = false;
     int threads = 0;  // 1 to kMaxThreads; 0: ATTNVIZ_NUM_THREADS, else the number of cores
     Precision precision = Precision::fp32;
     // The most memory the run may take, in bytes (Model::estimate_memory's

@@ -20,6 +20,9 @@ struct TraceToken {
     bool special = false;
     Offset offset;       // code points into the segment's text
     Offset byte_offset;  // UTF-8 bytes into the segment's text
+    // Hugging Face's word_ids(): the pre-tokenizer word the token came from,
+    // counted per segment; -1 for special tokens the post-processor added.
+    int32_t word_id = -1;
 };
 
 // The tokens one stack sees: "input" for encoder-only and decoder-only models,
@@ -73,6 +76,13 @@ struct AttentionBlock {
     // once: score_bias_layers is 0 (no bias), 1 (one for every layer) or n_layers.
     int score_bias_layers = 0;
     std::vector<float> score_bias;  // [score_bias_layers][head][query][key]
+
+    // Present when the run kept them (RunOptions::keep_value_norms): the norm
+    // of what each key contributes per unit of attention, ‖v_k^h W_O^h‖ (the
+    // head's value vector through its slice of the output projection, without
+    // the output bias; Kobayashi et al. 2020). [layer][head][key].
+    std::vector<float> value_norms;
+    bool has_value_norms() const { return !value_norms.empty(); }
 
     size_t index(int layer, int head, int query, int key) const {
         return ((static_cast<size_t>(layer) * n_heads + head) * n_queries + query) * n_keys + key;

@@ -1,3 +1,7 @@
+# Flow solves one max-flow problem per output token, in parallel (OpenMP).
+find_package(OpenMP REQUIRED)
+target_link_libraries(attnviz_analysis PUBLIC OpenMP::OpenMP_CXX)
+
 # Head statistics: Unicode categories (punctuation) from utf8proc, and LAPACK's
 # symmetric eigen-solver for the heads' classical MDS.
 find_package(LAPACK REQUIRED)

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "attnviz/analysis.h"
 #include "attnviz/head_stats.h"
 #include "attnviz/heads_report.h"
 #include "cli.h"
@@ -252,7 +253,7 @@ std::function<int()> setup(CLI::App& command) {
         std::string output = "heads.html";
         std::string json;
         size_t js_examples = 1000;
-        bool progress = false, quiet = false;
+        bool progress = false, quiet = false, word_level = false;
         int threads = 0;
         std::optional<uint64_t> max_memory;
     };
@@ -281,6 +282,9 @@ std::function<int()> setup(CLI::App& command) {
                     "Jensen-Shannon distances between heads from the first N examples "
                     "(0: none)")
         ->capture_default_str();
+    command.add_flag("--word-level", flags->word_level,
+                     "statistics over words instead of subword pieces (Clark et al.: attention "
+                     "to a word sums its pieces, from a word averages them)");
     command.add_flag("--progress", flags->progress,
                      "draw the progress bar even when stderr is not a terminal");
     command.add_flag("--quiet", flags->quiet, "no progress bar");
@@ -324,6 +328,7 @@ std::function<int()> setup(CLI::App& command) {
                     throw Error("--input " + flags->input + ":" +
                                 std::to_string(reader.line_number()) + ": " + e.what());
                 }
+                if (flags->word_level) trace = analysis::word_level(trace);
                 const auto traced = clock::now();
                 if (non_finite.empty() && !trace.non_finite.empty())
                     non_finite = "line " + std::to_string(reader.line_number()) + ": " +
@@ -360,6 +365,7 @@ std::function<int()> setup(CLI::App& command) {
         stats["input"] = std::filesystem::path(flags->input).filename().string();
         stats["pairs"] = flags->pairs;
         stats["max_tokens"] = flags->max_tokens;
+        stats["word_level"] = flags->word_level;
         stats["examples"] = examples;
         stats["tokens"] = tokens;
         stats["scale"] = analysis::kHeadStatScale;

@@ -40,8 +40,8 @@ int main(int argc, char** argv) {
     for (std::string line; std::getline(in, line);)
         if (!line.empty()) sentences.push_back(line);
     constexpr size_t kPairs = 200;
-    std::printf("%-28s %7s %11s %11s %9s %11s %9s\n", "model", "tokens", "forward ms", "stats ms",
-                "stats %", "JS ms", "JS %");
+    std::printf("%-20s %7s %11s %11s %11s %9s %9s %11s %9s\n", "model", "tokens", "forward ms",
+                "stats ms", "stats max", "stats %", "total %", "JS ms", "JS %");
     for (const std::string& folder : models) {
         const attnviz::Model model = attnviz::Model::open(folder);
         attnviz::RunOptions run;
@@ -68,12 +68,14 @@ int main(int argc, char** argv) {
         }
         double f = 0, s = 0, d = 0;
         for (size_t i = 0; i < forward.size(); ++i) f += forward[i], s += stats[i], d += divergence[i];
-        std::printf("%-28.28s %7.0f %11.3f %11.3f %8.1f%% %11.3f %8.1f%%\n",
+        std::printf("%-20.20s %7.0f %11.3f %11.3f %11.3f %8.1f%% %8.1f%% %11.3f %8.1f%%\n",
                     folder.substr(folder.find_last_of('/') + 1).c_str(), median(tokens),
-                    1e3 * median(forward), 1e3 * median(stats), 100 * s / f, 1e3 * median(divergence),
-                    100 * d / f);
+                    1e3 * median(forward), 1e3 * median(stats),
+                    1e3 * *std::max_element(stats.begin(), stats.end()),
+                    100 * median(stats) / median(forward), 100 * s / f, 1e3 * median(divergence),
+                    100 * median(divergence) / median(forward));
     }
-    std::printf("(medians per input over %zu held-out pairs; %% = total time over total forward time)\n",
+    std::printf("(medians per input over %zu held-out pairs; %%: median over median forward; total %%: sum over sum)\n",
                 kPairs);
     return 0;
 }

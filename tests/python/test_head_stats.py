@@ -262,6 +262,59 @@ class DemoModel(Close, unittest.TestCase):
         self.assert_close(block["jensen_shannon"]["mds"], ref.classical_mds_2d(np.array(block["jensen_shannon"]["distance"])),
                           "MDS")
 
+    def test_demo_model_claims(self):
+        """docs/demo-model.md names layer 0 head 2 as the [SEP] and [CLS] head and
+        layer 1 head 3 as the previous/next-token head, measured by the PyTorch
+        analysis on held-out pairs (tests/data/demo/pairs.json holds 40 of them):
+        `attnviz heads` on those 40 pairs finds the same heads."""
+        corpus = os.path.join(self.folder.name, "pairs40.jsonl")
+        with open(corpus, "w", encoding="utf-8") as f:
+            for a, b in demo_pairs(40):
+                f.write(json.dumps({"text": a, "text_pair": b}) + "\n")
+        stats_path = os.path.join(self.folder.name, "claims.json")
+        subprocess.run([CLI, "heads", "--model", DEMO, "--input", corpus, "--pairs", "--quiet", "--js-examples", "0",
+                        "-o", os.path.join(self.folder.name, "c.html"), "--json", stats_path],
+                       check=True, capture_output=True)
+        with open(stats_path, encoding="utf-8") as f:
+            means = json.load(f)["blocks"][0]["means"]
+        for stat, claimed in (("sep", (0, 2)), ("cls", (0, 2)), ("prev", (1, 3)), ("next", (1, 3))):
+            m = np.array(means[stat], dtype=np.float64)
+            self.assertEqual(np.unravel_index(np.argmax(m), m.shape), claimed, stat)
+
+    def test_heads_word_level(self):
+        """--word-level: the statistics of Clark et al.'s word-level maps (to a word:
+        sum over its pieces; from a word: mean), words made here from WordPiece's
+        ## continuations, independently of attnviz's word ids."""
+        a, b = demo_pairs(3)[2]
+        corpus = os.path.join(self.folder.name, "one.jsonl")
+        with open(corpus, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"text": a, "text_pair": b}) + "\n")
+        stats_path = os.path.join(self.folder.name, "words.json")
+        subprocess.run([CLI, "heads", "--model", DEMO, "--input", corpus, "--pairs", "--word-level", "--quiet",
+                        "--threads", "1", "-o", os.path.join(self.folder.name, "w.html"), "--json", stats_path],
+                       check=True, capture_output=True)
+        with open(stats_path, encoding="utf-8") as f:
+            block = json.load(f)["blocks"][0]
+        t = attnviz.Model(DEMO).trace(a, text_pair=b, threads=1, truncate=True)._native
+        seq = t.sequences[0]
+        words = []
+        for i, token in enumerate(seq["tokens"]):
+            if words and token.startswith("##") and not seq["special"][i]:
+                words[-1].append(i)
+            else:
+                words.append([i])
+        attn = np.array(t.attention(0), dtype=np.float64)
+        to_words = np.stack([attn[..., w].sum(-1) for w in words], -1)
+        merged = np.stack([to_words[..., w, :].mean(-2) for w in words], -2)
+        special = [seq["special"][w[0]] for w in words]
+        segment = [seq["segments"][w[0]] for w in words]
+        display = ["".join(seq["displays"][i] for i in w) for w in words]
+        roles = ref.key_roles(special, segment, display, False)
+        sums, rows, _ = ref.example_sums(merged, True, roles, False)
+        self.assertEqual(block["query_rows"], len(words))
+        for k in ref.STATS:
+            self.assert_close(np.array(block["means"][k], dtype=np.float64), sums[k] / rows[k], f"word level {k}")
+
 
 if __name__ == "__main__":
     unittest.main()

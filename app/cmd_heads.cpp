@@ -29,8 +29,11 @@ constexpr size_t kMaxLineBytes = 1 << 20;
 class CorpusReader {
 public:
     CorpusReader(const std::filesystem::path& path, bool pairs, bool needs_target)
-        : path_(path), pairs_(pairs), needs_target_(needs_target),
-          jsonl_(path.extension() == ".jsonl"), buffer_(kMaxLineBytes + 1) {
+        : path_(path),
+          pairs_(pairs),
+          needs_target_(needs_target),
+          jsonl_(path.extension() == ".jsonl"),
+          buffer_(kMaxLineBytes + 1) {
         in_.open(path, std::ios::binary);
         if (!in_) throw Error("--input: cannot read " + path.string());
     }
@@ -53,7 +56,8 @@ public:
         std::vector<char> chunk(1 << 16);
         size_t examples = 0;
         bool blank = true;
-        while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0) {
+        while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) ||
+               in.gcount() > 0) {
             for (std::streamsize i = 0; i < in.gcount(); ++i) {
                 const char c = chunk[static_cast<size_t>(i)];
                 if (c == '\n') {
@@ -100,7 +104,8 @@ private:
                 if (!object.is_object()) throw error("expected a JSON object");
                 const auto found = object.find(key);
                 if (found == object.end() || found->is_null()) return std::nullopt;
-                if (!found->is_string()) throw error(std::string("\"") + key + "\" is not a string");
+                if (!found->is_string())
+                    throw error(std::string("\"") + key + "\" is not a string");
                 return found->get<std::string>();
             };
             const std::optional<std::string> text = text_of("text");
@@ -129,8 +134,9 @@ private:
             request.text_pair.reset();
         }
         if (needs_target_ && !request.target)
-            throw error("an encoder-decoder model needs a target: give pairs (--pairs) or "
-                        "\"target\" in the .jsonl");
+            throw error(
+                "an encoder-decoder model needs a target: give pairs (--pairs) or "
+                "\"target\" in the .jsonl");
         return request;
     }
 
@@ -162,12 +168,14 @@ private:
     void draw() {
         drawn_ = true;
         constexpr int kWidth = 24;
-        const double fraction = total_ ? static_cast<double>(done_) / static_cast<double>(total_) : 1;
+        const double fraction =
+            total_ ? static_cast<double>(done_) / static_cast<double>(total_) : 1;
         const int filled = static_cast<int>(fraction * kWidth);
         const double seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
         const double rate = seconds > 0 ? static_cast<double>(done_) / seconds : 0;
-        const long left = rate > 0 ? static_cast<long>(static_cast<double>(total_ - done_) / rate) : 0;
+        const long left =
+            rate > 0 ? static_cast<long>(static_cast<double>(total_ - done_) / rate) : 0;
         std::fprintf(stderr, "\rheads %3d%% [%s%s] %zu/%zu examples  %.0f/s  ETA %ld:%02ld\033[K",
                      static_cast<int>(fraction * 100), std::string(filled, '#').c_str(),
                      std::string(kWidth - filled, '-').c_str(), done_, total_, rate, left / 60,
@@ -233,8 +241,9 @@ nlohmann::ordered_json block_json(const HeadStatSums& sums, const HeadDivergence
         js["query_rows"] = divergences->rows;
         nlohmann::ordered_json matrix = nlohmann::ordered_json::array();
         for (int i = 0; i < n; ++i)
-            matrix.push_back(std::vector<double>(distances.begin() + static_cast<ptrdiff_t>(i) * n,
-                                                 distances.begin() + static_cast<ptrdiff_t>(i + 1) * n));
+            matrix.push_back(
+                std::vector<double>(distances.begin() + static_cast<ptrdiff_t>(i) * n,
+                                    distances.begin() + static_cast<ptrdiff_t>(i + 1) * n));
         js["distance"] = std::move(matrix);
         nlohmann::ordered_json mds = nlohmann::ordered_json::array();
         for (int i = 0; i < n; ++i) mds.push_back({points[2 * i], points[2 * i + 1]});
@@ -331,8 +340,8 @@ std::function<int()> setup(CLI::App& command) {
                 if (flags->word_level) trace = analysis::word_level(trace);
                 const auto traced = clock::now();
                 if (non_finite.empty() && !trace.non_finite.empty())
-                    non_finite = "line " + std::to_string(reader.line_number()) + ": " +
-                                 trace.non_finite;
+                    non_finite =
+                        "line " + std::to_string(reader.line_number()) + ": " + trace.non_finite;
                 std::vector<HeadStatSums> sums = analysis::head_stat_sums(trace);
                 if (totals.empty())
                     totals = std::move(sums);
@@ -350,11 +359,13 @@ std::function<int()> setup(CLI::App& command) {
                 forward_seconds += std::chrono::duration<double>(traced - start).count();
                 statistics_seconds += std::chrono::duration<double>(counted - traced).count();
                 distance_seconds += std::chrono::duration<double>(clock::now() - counted).count();
-                for (const TokenSequence& sequence : trace.sequences) tokens += sequence.tokens.size();
+                for (const TokenSequence& sequence : trace.sequences)
+                    tokens += sequence.tokens.size();
                 progress.update(++examples);
             }
         }
-        if (examples == 0) throw Error("--input " + flags->input + ": no examples (every line is blank)");
+        if (examples == 0)
+            throw Error("--input " + flags->input + ": no examples (every line is blank)");
 
         step.emplace("writing the report");
         nlohmann::ordered_json stats;
@@ -369,11 +380,13 @@ std::function<int()> setup(CLI::App& command) {
         stats["examples"] = examples;
         stats["tokens"] = tokens;
         stats["scale"] = analysis::kHeadStatScale;
-        stats["statistics"] = std::vector<std::string>(kHeadStatNames.begin(), kHeadStatNames.end());
+        stats["statistics"] =
+            std::vector<std::string>(kHeadStatNames.begin(), kHeadStatNames.end());
         stats["non_finite"] = non_finite;
         nlohmann::ordered_json blocks = nlohmann::ordered_json::array();
         for (size_t b = 0; b < totals.size(); ++b)
-            blocks.push_back(block_json(totals[b], b < divergences.size() ? &divergences[b] : nullptr));
+            blocks.push_back(
+                block_json(totals[b], b < divergences.size() ? &divergences[b] : nullptr));
         stats["blocks"] = std::move(blocks);
         stats["timing"] = {{"forward_seconds", forward_seconds},
                            {"statistics_seconds", statistics_seconds},

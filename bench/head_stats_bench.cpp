@@ -52,7 +52,8 @@ int main(int argc, char** argv) {
             request.text = sentences[i];
             request.text_pair = sentences[i + 1];
             request.truncate = true;
-            if (model.config().is_encoder_decoder) request.target = request.text_pair, request.text_pair.reset();
+            if (model.config().is_encoder_decoder)
+                request.target = request.text_pair, request.text_pair.reset();
             auto start = clock_type::now();
             const attnviz::AttentionTrace trace = model.trace(request, run);
             forward.push_back(seconds_since(start));
@@ -67,7 +68,8 @@ int main(int argc, char** argv) {
             if (sums.empty()) return 1;
         }
         double f = 0, s = 0, d = 0;
-        for (size_t i = 0; i < forward.size(); ++i) f += forward[i], s += stats[i], d += divergence[i];
+        for (size_t i = 0; i < forward.size(); ++i)
+            f += forward[i], s += stats[i], d += divergence[i];
         std::printf("%-20.20s %7.0f %11.3f %11.3f %11.3f %8.1f%% %8.1f%% %11.3f %8.1f%%\n",
                     folder.substr(folder.find_last_of('/') + 1).c_str(), median(tokens),
                     1e3 * median(forward), 1e3 * median(stats),
@@ -75,7 +77,9 @@ int main(int argc, char** argv) {
                     100 * median(stats) / median(forward), 100 * s / f, 1e3 * median(divergence),
                     100 * median(divergence) / median(forward));
     }
-    std::printf("(medians per input over %zu held-out pairs; %%: median over median forward; total %%: sum over sum)\n",
-                kPairs);
+    std::printf(
+        "(medians per input over %zu held-out pairs; %%: median over median forward; total %%: sum "
+        "over sum)\n",
+        kPairs);
     return 0;
 }

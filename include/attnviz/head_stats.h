@@ -30,9 +30,9 @@ inline constexpr double kHeadStatScale = 16777216.0;  // 2^24
 
 // Which keys of a block's key sequence are [CLS], [SEP]/EOS and punctuation.
 struct KeyRoles {
-    int cls = -1;            // the key position of [CLS]/BOS, or -1: none
-    std::vector<int> seps;   // [SEP]/EOS key positions, ascending
-    std::vector<int> puncts; // punctuation key positions, ascending
+    int cls = -1;             // the key position of [CLS]/BOS, or -1: none
+    std::vector<int> seps;    // [SEP]/EOS key positions, ascending
+    std::vector<int> puncts;  // punctuation key positions, ascending
 };
 KeyRoles key_roles(const AttentionTrace& trace, const AttentionBlock& block);
 

@@ -346,8 +346,8 @@ PYBIND11_MODULE(_native, m) {
             },
             py::arg("path"))
         .def("head_stat_sums", &head_stat_sums_of);
-    m.attr("head_stat_names") = std::vector<std::string>(analysis::kHeadStatNames.begin(),
-                                                          analysis::kHeadStatNames.end());
+    m.attr("head_stat_names") =
+        std::vector<std::string>(analysis::kHeadStatNames.begin(), analysis::kHeadStatNames.end());
     m.attr("head_stat_scale") = analysis::kHeadStatScale;
 
     m.def(

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "attnviz/error.h"
@@ -20,8 +20,8 @@ namespace attnviz::analysis {
 namespace {
 
 void check_dense(const AttentionBlock& block) {
-    const size_t expected = static_cast<size_t>(block.n_layers) * block.n_heads *
-                            block.n_queries * block.n_keys;
+    const size_t expected =
+        static_cast<size_t>(block.n_layers) * block.n_heads * block.n_queries * block.n_keys;
     if (block.probs.size() != expected || expected == 0)
         throw Error("head statistics of block '" + block.name +
                     "' need every attention probability (a full capture); drop --top-k, "
@@ -77,7 +77,6 @@ bool is_punctuation(const std::string& text) {
     }
     return any;
 }
-
 
 // ln(x) for finite x > 0 in float32, within about 2 ulp (Cephes' logf: x = m 2^e
 // with m in [sqrt(1/2), sqrt(2)), a polynomial for ln(m)). Branch-free, so the
@@ -359,7 +358,8 @@ std::vector<double> HeadDivergenceSums::distances() const {
     std::vector<double> out(sums.size(), std::numeric_limits<double>::quiet_NaN());
     if (rows == 0) return out;
     for (size_t i = 0; i < sums.size(); ++i)
-        out[i] = std::sqrt(static_cast<double>(sums[i]) / kHeadStatScale / static_cast<double>(rows));
+        out[i] =
+            std::sqrt(static_cast<double>(sums[i]) / kHeadStatScale / static_cast<double>(rows));
     return out;
 }
 
@@ -391,7 +391,8 @@ std::vector<double> classical_mds_2d(const std::vector<double>& distances, int n
     lwork = std::max(1, static_cast<int>(query));
     std::vector<double> work(lwork);
     dsyev_("V", "U", &n, b.data(), &n, eigenvalues.data(), work.data(), &lwork, &info);
-    if (info != 0) throw Error("classical MDS: LAPACK dsyev failed (info " + std::to_string(info) + ")");
+    if (info != 0)
+        throw Error("classical MDS: LAPACK dsyev failed (info " + std::to_string(info) + ")");
     // Eigenvalues ascend; column c of b (column-major = row c here) is eigenvector c.
     std::vector<double> points(static_cast<size_t>(n) * 2, 0);
     for (int axis = 0; axis < 2 && axis < n; ++axis) {

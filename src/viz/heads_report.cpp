@@ -55,8 +55,10 @@ std::string render_heads_report(const std::string& stats_json) {
     std::string out;
     out.reserve(stats_json.size() + viz::heads_report_js.size() + 4096);
     out += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
-    out += "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; script-src 'nonce-" +
-           n + "'; style-src 'unsafe-inline'; img-src data: blob:\">\n";
+    out +=
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; script-src "
+        "'nonce-" +
+        n + "'; style-src 'unsafe-inline'; img-src data: blob:\">\n";
     out += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
     out += "<meta name=\"generator\" content=\"attnviz\">\n<title>" +
            viz::escape_xml(model + " attention heads") + "</title>\n<style>";
@@ -67,8 +69,9 @@ std::string render_heads_report(const std::string& stats_json) {
     out += "</script>\n<noscript>The report needs JavaScript.</noscript>\n<script nonce=\"" + n +
            "\">(function () {\n\"use strict\";\n";
     out += viz::heads_report_js;
-    out += "\nheadsReportBoot(document.getElementById(\"heads-report\"), "
-           "JSON.parse(document.getElementById(\"heads-data\").textContent));\n})();</script>\n";
+    out +=
+        "\nheadsReportBoot(document.getElementById(\"heads-report\"), "
+        "JSON.parse(document.getElementById(\"heads-data\").textContent));\n})();</script>\n";
     out += "</body>\n</html>\n";
     return out;
 }

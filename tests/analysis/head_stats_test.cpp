@@ -23,7 +23,8 @@ TraceToken token(const std::string& display, bool special, int segment) {
 
 AttentionTrace three_tokens() {
     AttentionTrace trace;
-    trace.sequences.push_back({"input", {"a"}, {token("[CLS]", true, 0), token("a", false, 0), token("[SEP]", true, 0)}});
+    trace.sequences.push_back(
+        {"input", {"a"}, {token("[CLS]", true, 0), token("a", false, 0), token("[SEP]", true, 0)}});
     AttentionBlock block;
     block.name = "self";
     block.n_layers = block.n_heads = 1;
@@ -55,9 +56,12 @@ TEST(HeadStats, KeyRolesOfEachFormat) {
     AttentionBlock block;
     block.name = "self";
     AttentionTrace bert;  // [CLS] a , [SEP] b [MASK] [SEP]
-    bert.sequences.push_back({"input", {}, {token("[CLS]", true, 0), token("a", false, 0), token(" ,", false, 0),
-                                            token("[SEP]", true, 0), token("b", false, 1), token("[MASK]", true, 1),
-                                            token("c", false, 1), token("[SEP]", true, 1)}});
+    bert.sequences.push_back(
+        {"input",
+         {},
+         {token("[CLS]", true, 0), token("a", false, 0), token(" ,", false, 0),
+          token("[SEP]", true, 0), token("b", false, 1), token("[MASK]", true, 1),
+          token("c", false, 1), token("[SEP]", true, 1)}});
     block.n_keys = 8;
     KeyRoles roles = key_roles(bert, block);
     EXPECT_EQ(roles.cls, 0);
@@ -65,14 +69,18 @@ TEST(HeadStats, KeyRolesOfEachFormat) {
     EXPECT_EQ(roles.puncts, (std::vector<int>{2}));
 
     AttentionTrace roberta;  // <s> a </s></s> b </s>
-    roberta.sequences.push_back({"input", {}, {token("<s>", true, 0), token("a", false, 0), token("</s>", true, 0),
-                                               token("</s>", true, 0), token("b", false, 1), token("</s>", true, 1)}});
+    roberta.sequences.push_back(
+        {"input",
+         {},
+         {token("<s>", true, 0), token("a", false, 0), token("</s>", true, 0),
+          token("</s>", true, 0), token("b", false, 1), token("</s>", true, 1)}});
     block.n_keys = 6;
     roles = key_roles(roberta, block);
     EXPECT_EQ(roles.seps, (std::vector<int>{2, 3, 5}));
 
     AttentionTrace gpt2;  // no special tokens: the first token is BOS for a causal block
-    gpt2.sequences.push_back({"input", {}, {token("The", false, 0), token(" cat", false, 0), token("!", false, 0)}});
+    gpt2.sequences.push_back(
+        {"input", {}, {token("The", false, 0), token(" cat", false, 0), token("!", false, 0)}});
     block.n_keys = 3;
     EXPECT_EQ(key_roles(gpt2, block).cls, -1);
     block.causal = true;

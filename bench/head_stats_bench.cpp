@@ -4,11 +4,13 @@
 // matrix, computed by `attnviz heads` on the first --js-examples inputs only).
 //
 //   build/head_stats_bench [model folder ...]   (default: the demo model)
+//   ATTNVIZ_BENCH_PAIRS=N: inputs per model (default 200)
 // Inputs: held-out sentence pairs of the demo corpus (tests/data/demo/heldout_sentences.txt),
 // the same for every model; one forward thread (ATTNVIZ_NUM_THREADS to change it).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -39,7 +41,8 @@ int main(int argc, char** argv) {
     std::vector<std::string> sentences;
     for (std::string line; std::getline(in, line);)
         if (!line.empty()) sentences.push_back(line);
-    constexpr size_t kPairs = 200;
+    const char* pairs_env = std::getenv("ATTNVIZ_BENCH_PAIRS");
+    const size_t kPairs = pairs_env ? std::strtoul(pairs_env, nullptr, 10) : 200;
     std::printf("%-20s %7s %11s %11s %11s %9s %9s %11s %9s\n", "model", "tokens", "forward ms",
                 "stats ms", "stats max", "stats %", "total %", "JS ms", "JS %");
     for (const std::string& folder : models) {

@@ -262,6 +262,28 @@ class DemoModel(Close, unittest.TestCase):
         self.assert_close(block["jensen_shannon"]["mds"], ref.classical_mds_2d(np.array(block["jensen_shannon"]["distance"])),
                           "MDS")
 
+    def test_bad_corpus_is_one_line_naming_file_and_line(self):
+        """Bad input: one line on stderr naming the file and line, exit 1, no output written."""
+        cases = [("bad.jsonl", b'{"text": "ok"}\n{"text": 3}\n', [], 'bad.jsonl:2: "text" is not a string'),
+                 ("bad.jsonl", b'{"text": "ok"\n', [], "bad.jsonl:1: not JSON"),
+                 ("p.jsonl", b'{"text": "a"}\n', ["--pairs"], 'p.jsonl:1: --pairs: no "text_pair"'),
+                 ("one.txt", b"a b\n", ["--pairs"], "one.txt:1: --pairs: no tab between the two texts"),
+                 ("blank.txt", b"\n \n", [], "no examples"),
+                 ("bin.txt", b"ok\n\xff\xfe\n", [], "bin.txt:2: the line is not UTF-8"),
+                 ("long.txt", b"a" * (1 << 21) + b"\n", [], "long.txt:1: the line is longer than 1048576 bytes")]
+        for name, content, flags, message in cases:
+            path = os.path.join(self.folder.name, name)
+            with open(path, "wb") as f:
+                f.write(content)
+            report = os.path.join(self.folder.name, "never.html")
+            run = subprocess.run([CLI, "heads", "--model", DEMO, "--input", path, *flags, "-o", report],
+                                 capture_output=True, text=True)
+            self.assertEqual(run.returncode, 1, name)
+            lines = run.stderr.strip().splitlines()
+            self.assertIn(message, lines[-1], name)
+            self.assertTrue(lines[-1].startswith("attnviz: error: "), lines)
+            self.assertFalse(os.path.exists(report), name)
+
     def test_demo_model_claims(self):
         """docs/demo-model.md names layer 0 head 2 as the [SEP] and [CLS] head and
         layer 1 head 3 as the previous/next-token head, measured by the PyTorch

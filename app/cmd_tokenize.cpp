@@ -88,7 +88,9 @@ std::function<int()> setup(CLI::App& command) {
     command.footer(
         "Prints one JSON object for --text, an array in case order for --input; each "
         "has ids, tokens, token_type_ids, attention_mask, special_tokens_mask, offsets "
-        "(code points, as Hugging Face gives them) and offsets_utf8 (bytes).");
+        "(code points, as Hugging Face gives them), offsets_utf8 (bytes) and word_ids "
+        "(Hugging Face's word_ids(): the pre-tokenizer word of each token, null for special "
+        "tokens).");
     return [flags] {
         const TextFlags& text = flags->text;
         const bool has_text = text.text || text.text_file,

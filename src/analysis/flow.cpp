@@ -13,8 +13,10 @@
 // one dense row (down) or column (up), and the highest-label rule drains
 // the graph layer by layer. Only the flow value is needed, so it stops once
 // no node below the source's label holds excess (the first phase). The
-// problems of one output token reuse one workspace; output tokens run in
-// parallel (OpenMP).
+// problems of one output token run in turn on one preflow: what reached the
+// last sink is excess for the next to route (a preflow with the layer labels
+// is a valid start), so most of the flow is pushed once per output token,
+// not once per pair. Output tokens run in parallel (OpenMP).
 #include <omp.h>
 
 #include <algorithm>
@@ -29,209 +31,174 @@ namespace {
 
 // Excess below this is float noise from earlier pushes, not flow.
 constexpr double kNoise = 1e-14;
+// The sink's excess within this of a cut's capacity counts as reaching it
+// (sums of up to n * L float capacities in double differ by less).
+constexpr double kCutSlack = 1e-12;
 
 class LayeredMaxFlow {
 public:
     // a: [L][n][n] the layer matrices Â_l, row = the node above.
     LayeredMaxFlow(const float* a, int L, int n) : a_(a), L_(L), n_(n) {
-        inner_ = L - 1;  // layers 1..L-1
-        const size_t nodes = static_cast<size_t>(inner_) * n;
-        residual_.resize(static_cast<size_t>(std::max(0, inner_ - 1)) * n * n);
+        const size_t nodes = static_cast<size_t>(L) * n;
+        residual_.resize(static_cast<size_t>(L - 1) * n * n);
         flow_.resize(residual_.size());
         excess_.resize(nodes);
         height_.resize(nodes);
-        source_residual_.resize(static_cast<size_t>(n));
         source_flow_.resize(static_cast<size_t>(n));
-        sink_residual_.resize(static_cast<size_t>(n));
-        sink_flow_.resize(static_cast<size_t>(n));
-        count_.resize(2 * nodes + 4);
-        buckets_.resize(2 * nodes + 4);
+        N_ = static_cast<int>(nodes) + 1;  // the source's label
+        count_.resize(static_cast<size_t>(2 * N_ + 2));
+        buckets_.resize(static_cast<size_t>(2 * N_ + 2));
     }
 
-    double solve(int source, int sink) {
-        const int n = n_;
-        if (L_ == 1) return a_[static_cast<size_t>(source) * n + sink];
-        const int N = inner_ * n + 2;  // nodes, the source's label
-        // Edges between inner layers m+1 -> m (m = 1..L-2) use Â_m.
-        for (int m = 1; m < inner_; ++m) {
-            const float* cap = a_ + layer_offset(m);
-            double* r = residual_.data() + pair_offset(m);
-            std::copy(cap, cap + static_cast<size_t>(n) * n, r);
-            std::fill(flow_.begin() + static_cast<long>(pair_offset(m)),
-                      flow_.begin() + static_cast<long>(pair_offset(m) + size_t(n) * n), 0.0);
+    // Starts the problems of one output token: no flow inside, the source's
+    // arcs saturated (push-relabel's first step).
+    void start(int source) {
+        const size_t nn = static_cast<size_t>(n_) * n_;
+        for (int l = 0; l + 1 < L_; ++l) {
+            const float* cap = a_ + nn * l;
+            std::copy(cap, cap + nn, residual_.begin() + static_cast<long>(nn * l));
         }
-        const float* top = a_ + layer_offset(L_ - 1) + static_cast<size_t>(source) * n;
-        const float* bottom = a_ + layer_offset(0);
+        std::fill(flow_.begin(), flow_.end(), 0.0);
         std::fill(excess_.begin(), excess_.end(), 0.0);
-        for (int k = 0; k < n; ++k) {
-            source_flow_[k] = top[k];  // saturated at the start, as push-relabel begins
-            source_residual_[k] = 0;
-            excess_[node(L_ - 1, k)] = top[k];
-            sink_residual_[k] = bottom[static_cast<size_t>(k) * n + sink];
-            sink_flow_[k] = 0;
+        const float* top = a_ + nn * (L_ - 1) + static_cast<size_t>(source) * n_;
+        source_capacity_ = 0;
+        for (int k = 0; k < n_; ++k) {
+            source_capacity_ += top[k];
+            source_flow_[static_cast<size_t>(k)] = top[k];
+            excess_[node(L_ - 1, k)] += top[k];
         }
+    }
+
+    // The maximum flow from the started source to input token `sink`. The
+    // preflow the previous sink left is a valid start: flow that reached it
+    // is now excess there, and finds its way to this sink or stays put.
+    double solve(int sink) {
+        sink_ = node(0, sink);
+        // The cuts around the source and around the sink bound the flow; once
+        // the sink holds that much, it is the maximum (deep stacks mix well,
+        // and most pairs end there).
+        double into_sink = 0;
+        for (int k = 0; k < n_; ++k) into_sink += a_[static_cast<size_t>(k) * n_ + sink];
+        bound_ = std::min(source_capacity_, into_sink);
+        done_ = excess_[sink_] >= bound_ - kCutSlack;
         std::fill(count_.begin(), count_.end(), 0);
         for (auto& b : buckets_) b.clear();
-        max_active_ = 0;
-        for (int m = 1; m <= inner_; ++m)
-            for (int k = 0; k < n; ++k) {
-                const size_t v = node(m, k);
-                height_[v] = m;  // distance in layers: valid for any flow on this graph
-                ++count_[static_cast<size_t>(m)];
-                if (excess_[v] > kNoise) activate(v);
+        max_active_ = -1;
+        // A node's layer is a valid label whatever the flow: every residual
+        // arc joins adjacent layers.
+        for (int l = 0; l < L_; ++l)
+            for (int k = 0; k < n_; ++k) {
+                const size_t v = node(l, k);
+                height_[v] = l;
+                ++count_[static_cast<size_t>(l)];
+                if (v != sink_ && excess_[v] > kNoise) activate(v);
             }
-        sink_excess_ = 0;
-        N_ = N;
-        while (true) {
-            while (max_active_ > 0 && buckets_[static_cast<size_t>(max_active_)].empty())
+        while (max_active_ >= 0 && !done_) {
+            auto& bucket = buckets_[static_cast<size_t>(max_active_)];
+            if (bucket.empty()) {
                 --max_active_;
-            if (max_active_ == 0 || buckets_[static_cast<size_t>(max_active_)].empty()) break;
-            const size_t v = buckets_[static_cast<size_t>(max_active_)].back();
-            buckets_[static_cast<size_t>(max_active_)].pop_back();
+                continue;
+            }
+            const size_t v = bucket.back();
+            bucket.pop_back();
             if (height_[v] == max_active_ && excess_[v] > kNoise) discharge(v);
         }
-        return sink_excess_;
+        return std::min(excess_[sink_], bound_);
     }
 
 private:
-    size_t layer_offset(int l) const { return static_cast<size_t>(l) * n_ * n_; }
-    size_t pair_offset(int m) const { return static_cast<size_t>(m - 1) * n_ * n_; }
-    size_t node(int m, int k) const { return static_cast<size_t>(m - 1) * n_ + k; }
+    size_t node(int l, int k) const { return static_cast<size_t>(l) * n_ + k; }
+    // Arcs between layer l + 1 (rows) and layer l (columns).
+    size_t pair(int l) const { return static_cast<size_t>(l) * n_ * n_; }
 
     void activate(size_t v) {
         const int h = height_[v];
-        if (h >= N_ || h <= 0) return;
+        if (h >= N_) return;  // cut off from the sink
         buckets_[static_cast<size_t>(h)].push_back(v);
         max_active_ = std::max(max_active_, h);
     }
 
-    // Adds d to node w's excess; w becomes active if it was not.
     void receive(size_t w, double d) {
         const bool was_active = excess_[w] > kNoise;
         excess_[w] += d;
-        if (!was_active && excess_[w] > kNoise) activate(w);
+        if (w == sink_) done_ = excess_[w] >= bound_ - kCutSlack;
+        if (w != sink_ && !was_active && excess_[w] > kNoise) activate(w);
     }
 
     void discharge(size_t v) {
         const int n = n_;
-        const int m = static_cast<int>(v / n) + 1, a = static_cast<int>(v % n);
+        const int l = static_cast<int>(v / n), a = static_cast<int>(v % n);
         double e = excess_[v];
-        while (e > kNoise) {
+        while (e > kNoise && !done_) {
             const int h = height_[v];
             int lowest = 2 * N_;
-            // Down: (m, a) -> (m-1, b), or to the sink from layer 1.
-            if (m == 1) {
-                double& r = sink_residual_[a];
-                if (r > 0) {
-                    if (h == 1) {
-                        const double d = std::min(e, r);
-                        if (d == r)
-                            r = 0;
-                        else
-                            r -= d;
-                        sink_flow_[a] += d;
-                        sink_excess_ += d;
-                        e -= d;
-                        if (e <= kNoise) break;
-                    } else {
-                        lowest = std::min(lowest, 0);
-                    }
-                }
-            } else {
-                double* r = residual_.data() + pair_offset(m - 1) + static_cast<size_t>(a) * n;
-                double* f = flow_.data() + pair_offset(m - 1) + static_cast<size_t>(a) * n;
-                const int* below = height_.data() + node(m - 1, 0);
-                for (int b = 0; b < n; ++b) {
+            if (l > 0) {  // down: (l, a) -> (l-1, b) along residual capacity
+                double* r = residual_.data() + pair(l - 1) + static_cast<size_t>(a) * n;
+                double* f = flow_.data() + pair(l - 1) + static_cast<size_t>(a) * n;
+                const int* below = height_.data() + node(l - 1, 0);
+                for (int b = 0; b < n && e > kNoise && !done_; ++b) {
                     if (r[b] <= 0) continue;
-                    if (below[b] == h - 1) {
-                        const double d = std::min(e, r[b]);
-                        if (d == r[b])
-                            r[b] = 0;
-                        else
-                            r[b] -= d;
-                        f[b] += d;
-                        e -= d;
-                        receive(node(m - 1, b), d);
-                        if (e <= kNoise) break;
-                    } else {
+                    if (below[b] != h - 1) {
                         lowest = std::min(lowest, below[b]);
+                        continue;
                     }
+                    const double d = std::min(e, r[b]);
+                    r[b] = d == r[b] ? 0.0 : r[b] - d;
+                    f[b] += d;
+                    e -= d;
+                    receive(node(l - 1, b), d);
                 }
-                if (e <= kNoise) break;
             }
-            // Up: undo flow that came in from (m+1, c), or from the source.
-            if (m == inner_) {
-                const int hs = N_;
-                double& f = source_flow_[a];
-                if (f > 0) {
-                    if (h == hs + 1) {
-                        const double d = std::min(e, f);
-                        if (d == f)
-                            f = 0;
-                        else
-                            f -= d;
-                        source_residual_[a] += d;
-                        e -= d;
-                        if (e <= kNoise) break;
-                    } else {
-                        lowest = std::min(lowest, hs);
-                    }
-                }
-            } else {
-                double* f = flow_.data() + pair_offset(m) + a;
-                double* r = residual_.data() + pair_offset(m) + a;
-                const int* above = height_.data() + node(m + 1, 0);
-                for (int c = 0; c < n; ++c) {
+            if (e <= kNoise) break;
+            if (l + 1 < L_) {  // up: undo flow that came from (l+1, c)
+                double* f = flow_.data() + pair(l) + a;
+                double* r = residual_.data() + pair(l) + a;
+                const int* above = height_.data() + node(l + 1, 0);
+                for (int c = 0; c < n && e > kNoise && !done_; ++c) {
                     double& fc = f[static_cast<size_t>(c) * n];
                     if (fc <= 0) continue;
-                    if (above[c] == h - 1) {
-                        const double d = std::min(e, fc);
-                        if (d == fc)
-                            fc = 0;
-                        else
-                            fc -= d;
-                        r[static_cast<size_t>(c) * n] += d;
-                        e -= d;
-                        receive(node(m + 1, c), d);
-                        if (e <= kNoise) break;
-                    } else {
+                    if (above[c] != h - 1) {
                         lowest = std::min(lowest, above[c]);
+                        continue;
                     }
+                    const double d = std::min(e, fc);
+                    fc = d == fc ? 0.0 : fc - d;
+                    r[static_cast<size_t>(c) * n] += d;
+                    e -= d;
+                    receive(node(l + 1, c), d);
                 }
-                if (e <= kNoise) break;
+            } else if (source_flow_[static_cast<size_t>(a)] > 0) {
+                lowest = std::min(lowest, N_);  // back to the source: beyond this phase
             }
-            // Relabel, with the gap rule: when no node is left at the old
-            // label, nothing above it can reach the sink any more.
+            if (e <= kNoise || done_) break;
+            // Relabel. Gap rule: when no node is left at the old label,
+            // nothing above it can reach the sink any more.
             const int old = h;
-            const int next = lowest + 1;
-            --count_[static_cast<size_t>(old)];
-            if (count_[static_cast<size_t>(old)] == 0 && old < N_) {
+            if (--count_[static_cast<size_t>(old)] == 0) {
                 for (size_t w = 0; w < height_.size(); ++w)
                     if (height_[w] > old && height_[w] < N_) {
                         --count_[static_cast<size_t>(height_[w])];
                         height_[w] = N_;
                     }
                 height_[v] = N_;
-                excess_[v] = e;
-                return;
+                break;
             }
-            height_[v] = std::min(next, 2 * N_);
-            if (height_[v] >= N_) {
-                excess_[v] = e;
-                return;  // cannot reach the sink: the flow value no longer needs it
-            }
+            height_[v] = std::min(lowest + 1, N_);
+            if (height_[v] >= N_) break;  // cannot reach the sink: no longer needed
             ++count_[static_cast<size_t>(height_[v])];
         }
-        excess_[v] = std::max(e, 0.0);
+        excess_[v] = e;
     }
 
     const float* a_;
-    int L_, n_, inner_, N_ = 0, max_active_ = 0;
-    double sink_excess_ = 0;
-    std::vector<double> residual_, flow_;  // [inner layers - 1][n above][n below]
+    int L_, n_, N_ = 0, max_active_ = 0;
+    double source_capacity_ = 0, bound_ = 0;
+    bool done_ = false;
+    size_t sink_ = 0;
+    std::vector<double> residual_, flow_;  // [L-1][n above][n below]
     std::vector<double> excess_;
     std::vector<int> height_;
-    std::vector<double> source_residual_, source_flow_, sink_residual_, sink_flow_;
+    std::vector<double> source_flow_;
     std::vector<int> count_;
     std::vector<std::vector<size_t>> buckets_;
 };
@@ -255,10 +222,11 @@ std::vector<float> flow_from_matrices(const std::vector<float>& matrices, int n_
     {
         LayeredMaxFlow problem(matrices.data(), n_layers, n);
 #pragma omp for schedule(dynamic, 1)
-        for (int o = 0; o < count; ++o)
+        for (int o = 0; o < count; ++o) {
+            problem.start(output_tokens[static_cast<size_t>(o)]);
             for (int j = 0; j < n; ++j)
-                out[static_cast<size_t>(o) * n + j] =
-                    static_cast<float>(problem.solve(output_tokens[static_cast<size_t>(o)], j));
+                out[static_cast<size_t>(o) * n + j] = static_cast<float>(problem.solve(j));
+        }
     }
     return out;
 }

@@ -22,6 +22,7 @@
 #include "model/arch_blocks.h"
 #include "model/network.h"
 #include "model/position_encodings.h"
+#include "model/value_norms.h"
 #include "runtime/kernels.h"
 #include "runtime/linear.h"
 
@@ -89,6 +90,7 @@ public:
         load_stack("decoder", extras.decoder_layers, extras.decoder_ffn, true, decoder_);
     }
 
+    bool supports_value_norms() const override { return true; }
     const WeightLoader& weights() const override { return loader_; }
 
     ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const override {
@@ -119,6 +121,8 @@ public:
         AttentionBlock& cross = output.blocks.emplace_back(
             make_block("cross", Ld, Hd, T, S, D / Hd, scale(Hd), false, keep, 1, 0));
         const uint8_t* source_mask = padding_mask(source);
+        for (AttentionBlock* b : {&encoder, &decoder, &cross})
+            start_value_norms(*b, options.keep_value_norms);
 
         std::vector<float> memory(static_cast<size_t>(S) * D);
         embed(encoder_, source.ids, memory.data());
@@ -239,6 +243,8 @@ private:
         a.qkv.forward(x, qkv.data(), n);
         attend_fused_qkv(block, layer, qkv.data(), D / block.n_heads, key_mask, nullptr,
                          context.data());
+        keep_value_norms(block, layer, qkv.data() + 2 * D, 3 * D, D / block.n_heads, block.n_heads,
+                         a.out);
         a.out.forward_add(context.data(), x, n);
         runtime::layer_norm(x, a.norm_weight, a.norm_bias, x, n, D, kLayerNormEps);
     }
@@ -253,6 +259,8 @@ private:
         a.kv.forward(memory, kv.data(), m);
         attend_fused_kv(block, layer, q.data(), kv.data(), D / block.n_heads, memory_mask,
                         context.data());
+        keep_value_norms(block, layer, kv.data() + D, 2 * D, D / block.n_heads, block.n_heads,
+                         a.out);
         a.out.forward_add(context.data(), y, n);
         runtime::layer_norm(y, a.norm_weight, a.norm_bias, y, n, D, kLayerNormEps);
     }

@@ -1,6 +1,7 @@
 #include "model/bert_layers.h"
 
 #include "attnviz/error.h"
+#include "model/value_norms.h"
 #include "runtime/kernels.h"
 
 namespace attnviz::model {
@@ -154,6 +155,7 @@ void BertStyleLayers::forward(float* x, int T, const uint8_t* key_mask, Attentio
                                      relative.data());
         attend_fused_qkv(block, li, qkv.data(), Dh, key_mask, relative_ ? relative.data() : nullptr,
                          context.data());
+        keep_value_norms(block, li, qkv.data() + 2 * D, 3 * D, Dh, heads_, l.run.attn_out);
         l.run.add_output_and_ffn(context.data(), x, ffn.data(), T, D, eps_);
         hidden.add(x);
     }

@@ -19,6 +19,7 @@
 #include "attnviz/error.h"
 #include "model/arch_blocks.h"
 #include "model/network.h"
+#include "model/value_norms.h"
 #include "runtime/kernels.h"
 #include "runtime/linear.h"
 
@@ -97,6 +98,7 @@ public:
         }
     }
 
+    bool supports_value_norms() const override { return true; }
     const WeightLoader& weights() const override { return loader_; }
 
     ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const override {
@@ -113,6 +115,7 @@ public:
         if (scale_by_inverse_layer_)  // modeling_gpt2 divides layer i's scores by i + 1
             for (int layer = 0; layer < L; ++layer)
                 block.layer_score_scales.push_back(scale / static_cast<float>(layer + 1));
+        start_value_norms(block, options.keep_value_norms);
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
 
         std::vector<float> x(static_cast<size_t>(T) * D);        // [T, D] the residual stream
@@ -135,6 +138,7 @@ public:
                                 config_.norm_eps);
             l.qkv.forward(h.data(), qkv.data(), T);
             attend_fused_qkv(block, layer, qkv.data(), Dh, nullptr, nullptr, context.data());
+            keep_value_norms(block, layer, qkv.data() + 2 * D, 3 * D, Dh, H, l.attn_out);
             l.attn_out.forward_add(context.data(), x.data(), T);
 
             runtime::layer_norm(x.data(), w.ffn_norm_weight, w.ffn_norm_bias, h.data(), T, D,

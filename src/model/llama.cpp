@@ -24,6 +24,7 @@
 #include "model/arch_blocks.h"
 #include "model/network.h"
 #include "model/position_encodings.h"
+#include "model/value_norms.h"
 #include "runtime/kernels.h"
 #include "runtime/linear.h"
 
@@ -189,6 +190,7 @@ public:
         }
     }
 
+    bool supports_value_norms() const override { return true; }
     const WeightLoader& weights() const override { return loader_; }
 
     ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const override {
@@ -203,6 +205,7 @@ public:
         AttentionBlock& block = output.blocks.emplace_back(
             make_block("self", L, H, T, T, Dh, 1.0f / std::sqrt(float(Dh)),
                        /*causal=*/true, options.keep_queries_keys));
+        start_value_norms(block, options.keep_value_norms);
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
         const RopeTables rope = rope_tables(extras_.rope, T);
 
@@ -242,6 +245,7 @@ public:
                 call.score_bias = window_bias.data();
             }
             attend(block, layer, call, context.data(), Dq);
+            keep_value_norms(block, layer, call.values, W, Dh, Hkv, l.attn_out);
             l.attn_out.forward_add(context.data(), x.data(), T);
 
             runtime::rms_norm(x.data(), l.weights.ffn_norm_weight, h.data(), T, D,

@@ -52,6 +52,7 @@ TokenSequence make_sequence(const Tokenizer& tokenizer, const std::string& name,
         token.special = i < encoding.special_tokens_mask.size() && encoding.special_tokens_mask[i];
         if (i < encoding.offsets.size()) token.offset = encoding.offsets[i];
         if (i < encoding.byte_offsets.size()) token.byte_offset = encoding.byte_offsets[i];
+        if (i < encoding.word_ids.size()) token.word_id = encoding.word_ids[i];
         sequence.tokens.push_back(std::move(token));
     }
     return sequence;
@@ -198,6 +199,9 @@ void Model::check_memory(const MemoryShape& shape, const RunOptions& options) co
 AttentionTrace Model::trace(const TraceRequest& request, const RunOptions& options) const {
     const ModelConfig& config = impl_->loaded.config;
     const Tokenizer& tokenizer = impl_->tokenizer;
+    if (options.keep_value_norms && !impl_->loaded.network->supports_value_norms())
+        throw Error("value norms (--value-norms) are not implemented for " + config.model_type +
+                    " models");
     Encoded encoded = encode_request(config, tokenizer, request);
     check_memory(shape_of(encoded, options), options);
 

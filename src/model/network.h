@@ -38,6 +38,9 @@ public:
     // The loader that bound the weights, which load_network asks about
     // checkpoint layers config.json left out.
     virtual const WeightLoader& weights() const = 0;
+    // Whether forward fills AttentionBlock::value_norms when
+    // RunOptions::keep_value_norms asks (model/value_norms.h).
+    virtual bool supports_value_norms() const { return false; }
     // The bytes its weights occupy once the forward has read them all, for the
     // memory estimate.
     uint64_t weight_bytes() const { return weights().resident_bytes(); }

@@ -18,6 +18,7 @@
 #include "model/arch_blocks.h"
 #include "model/bert_layers.h"
 #include "model/network.h"
+#include "model/value_norms.h"
 
 namespace attnviz::model {
 
@@ -33,6 +34,7 @@ public:
         layers_.load(loader_, config, tensors.description(), position_rows());
     }
 
+    bool supports_value_norms() const override { return true; }
     const WeightLoader& weights() const override { return loader_; }
 
     ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const override {
@@ -49,6 +51,7 @@ public:
         AttentionBlock& block = output.blocks.emplace_back(make_block(
             "self", L, config_.n_heads, T, T, Dh, 1.0f / std::sqrt(static_cast<float>(Dh)),
             config_.is_causal, options.keep_queries_keys));
+        start_value_norms(block, options.keep_value_norms);
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
         std::vector<float> x(static_cast<size_t>(T) * D);  // [T, D] the residual stream
         bert_style_embed(embeddings_, tokens, positions, D, config_.norm_eps, x.data());

@@ -23,6 +23,7 @@
 #include "model/arch_blocks.h"
 #include "model/network.h"
 #include "model/position_encodings.h"
+#include "model/value_norms.h"
 #include "runtime/kernels.h"
 #include "runtime/linear.h"
 
@@ -76,6 +77,7 @@ public:
         load_stack("decoder", extras.decoder_layers, true, decoder_);
     }
 
+    bool supports_value_norms() const override { return true; }
     const WeightLoader& weights() const override { return loader_; }
 
     ForwardOutput forward(const ForwardInput& input, const RunOptions& options) const override {
@@ -99,6 +101,8 @@ public:
         AttentionBlock& cross = output.blocks.emplace_back(
             make_block("cross", Ld, H, T, S, Dh, 1.0f, false, keep, 1, 0));
         const uint8_t* source_mask = padding_mask(source);
+        for (AttentionBlock* b : {&encoder, &decoder, &cross})
+            start_value_norms(*b, options.keep_value_norms);
 
         // encoder
         std::vector<float> memory(static_cast<size_t>(S) * D);
@@ -228,6 +232,8 @@ private:
         a.qkv.forward(h.data(), qkv.data(), n);
         attend_fused_qkv(block, layer, qkv.data(), config_.head_dim, key_mask, bias,
                          context.data());
+        keep_value_norms(block, layer, qkv.data() + 2 * inner, 3 * inner, config_.head_dim,
+                         config_.n_heads, a.out);
         a.out.forward_add(context.data(), x, n);
     }
 
@@ -243,6 +249,8 @@ private:
         a.kv.forward(memory, kv.data(), m);
         attend_fused_kv(block, layer, q.data(), kv.data(), config_.head_dim, memory_mask,
                         context.data());
+        keep_value_norms(block, layer, kv.data() + inner, 2 * inner, config_.head_dim,
+                         config_.n_heads, a.out);
         a.out.forward_add(context.data(), y, n);
     }
 

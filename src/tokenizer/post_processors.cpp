@@ -19,6 +19,7 @@ void append_encoding(Enc& a, const Enc& b) {
                                  b.special_tokens_mask.end());
     a.offsets.insert(a.offsets.end(), b.offsets.begin(), b.offsets.end());
     a.sequence_ids.insert(a.sequence_ids.end(), b.sequence_ids.begin(), b.sequence_ids.end());
+    a.word_ids.insert(a.word_ids.end(), b.word_ids.begin(), b.word_ids.end());
 }
 
 std::vector<Enc> default_process(std::vector<Enc> encodings) {
@@ -39,6 +40,7 @@ static void append_special(Enc& e, uint32_t id, const std::string& token, int32_
     e.special_tokens_mask.push_back(1);
     e.offsets.push_back({0, 0});
     e.sequence_ids.push_back(-1);
+    e.word_ids.push_back(-1);
 }
 
 static void set_type_ids(Enc& e, int32_t type_id) { e.type_ids.assign(e.ids.size(), type_id); }

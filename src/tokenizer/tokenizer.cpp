@@ -211,7 +211,9 @@ struct Tokenizer::Impl {
         };
 
         Encoding enc;
+        int32_t word = 0;  // into_encoding: a token's word is the index of its split
         for (const tok::Split& s : pre.splits()) {
+            const int32_t word_id = word++;
             size_t shift = s.normalized.original_shift();
             for (const tok::Token& t : *s.tokens) {
                 size_t start = t.start, end = t.end;
@@ -222,6 +224,7 @@ struct Tokenizer::Impl {
                 enc.ids.push_back(int32_t(t.id));
                 enc.tokens.push_back(t.value);
                 enc.offsets.push_back(to_chars(start, end));
+                enc.word_ids.push_back(word_id);
             }
         }
         enc.type_ids.assign(enc.ids.size(), type_id);
@@ -240,6 +243,7 @@ struct Tokenizer::Impl {
         e.special_tokens_mask.resize(n);
         e.offsets.resize(n);
         e.sequence_ids.resize(n);
+        e.word_ids.resize(n);
     }
 
     // utils/truncation.rs, LongestFirst, direction right, no stride.
@@ -399,13 +403,16 @@ nlohmann::json encoding_to_json(const Encoding& e) {
     Json offsets = Json::array(), offsets_utf8 = Json::array();
     for (const Offset& o : e.offsets) offsets.push_back({o.start, o.end});
     for (const Offset& o : e.byte_offsets) offsets_utf8.push_back({o.start, o.end});
+    Json word_ids = Json::array();  // null for special tokens, as word_ids() gives None
+    for (int32_t w : e.word_ids) word_ids.push_back(w < 0 ? Json() : Json(w));
     return Json{{"ids", e.ids},
                 {"tokens", e.tokens},
                 {"token_type_ids", e.type_ids},
                 {"attention_mask", e.attention_mask},
                 {"special_tokens_mask", e.special_tokens_mask},
                 {"offsets", std::move(offsets)},
-                {"offsets_utf8", std::move(offsets_utf8)}};
+                {"offsets_utf8", std::move(offsets_utf8)},
+                {"word_ids", std::move(word_ids)}};
 }
 
 }  // namespace attnviz

@@ -1,0 +1,89 @@
+// Attention flow for every token pair of a BERT-base-shaped input (12 layers,
+// 12 heads, 128 tokens of random softmax attention), timed; bench/analysis_bench.py
+// runs it beside the networkx reference on the same matrices (--dump).
+//
+//   analysis_bench [--tokens 128] [--layers 12] [--heads 12] [--threads 2]
+//                  [--repeat 3] [--seed 1] [--dump matrices.f32] [--flow flow.f32]
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "attnviz/analysis.h"
+
+using namespace attnviz;
+
+int main(int argc, char** argv) {
+    int tokens = 128, layers = 12, heads = 12, threads = 2, repeat = 3;
+    unsigned seed = 1;
+    std::string dump, flow_out;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string flag = argv[i];
+        const char* value = argv[i + 1];
+        if (flag == "--tokens")
+            tokens = std::atoi(value);
+        else if (flag == "--layers")
+            layers = std::atoi(value);
+        else if (flag == "--heads")
+            heads = std::atoi(value);
+        else if (flag == "--threads")
+            threads = std::atoi(value);
+        else if (flag == "--repeat")
+            repeat = std::atoi(value);
+        else if (flag == "--seed")
+            seed = static_cast<unsigned>(std::atoi(value));
+        else if (flag == "--dump")
+            dump = value;
+        else if (flag == "--flow")
+            flow_out = value;
+        else {
+            std::fprintf(stderr, "analysis_bench: unknown flag %s\n", flag.c_str());
+            return 2;
+        }
+    }
+    // Softmax of N(0, 3^2) scores: peaked rows, like trained heads.
+    AttentionBlock block;
+    block.name = "self";
+    block.n_layers = layers, block.n_heads = heads, block.n_queries = block.n_keys = tokens;
+    block.probs.resize(static_cast<size_t>(layers) * heads * tokens * tokens);
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 3.0f);
+    for (size_t row = 0; row < block.probs.size() / tokens; ++row) {
+        float* p = block.probs.data() + row * tokens;
+        float top = -1e30f;
+        for (int k = 0; k < tokens; ++k) top = std::max(top, p[k] = normal(rng));
+        double sum = 0;
+        for (int k = 0; k < tokens; ++k) sum += p[k] = std::exp(p[k] - top);
+        for (int k = 0; k < tokens; ++k) p[k] = static_cast<float>(p[k] / sum);
+    }
+    const std::vector<float> matrices = analysis::residual_attention(block);
+    if (!dump.empty())
+        std::ofstream(dump, std::ios::binary)
+            .write(reinterpret_cast<const char*>(matrices.data()),
+                   static_cast<std::streamsize>(matrices.size() * sizeof(float)));
+    std::vector<int> all(static_cast<size_t>(tokens));
+    for (int i = 0; i < tokens; ++i) all[static_cast<size_t>(i)] = i;
+    double best = 1e30;
+    std::vector<float> flow;
+    for (int r = 0; r < repeat; ++r) {
+        const auto start = std::chrono::steady_clock::now();
+        flow = analysis::flow_from_matrices(matrices, layers, tokens, all, threads);
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        best = std::min(best, s);
+    }
+    if (!flow_out.empty())
+        std::ofstream(flow_out, std::ios::binary)
+            .write(reinterpret_cast<const char*>(flow.data()),
+                   static_cast<std::streamsize>(flow.size() * sizeof(float)));
+    std::printf(
+        "{\"tokens\": %d, \"layers\": %d, \"threads\": %d, \"pairs\": %d, "
+        "\"flow_all_seconds\": %.4f}\n",
+        tokens, layers, threads, tokens * tokens, best);
+    return 0;
+}

@@ -12,10 +12,6 @@
 
 #include "attnviz/error.h"
 
-// LAPACK (Debian liblapack): symmetric eigen-decomposition for classical MDS.
-extern "C" void dsyev_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda,
-                       double* w, double* work, const int* lwork, int* info);
-
 namespace attnviz::analysis {
 namespace {
 
@@ -384,26 +380,57 @@ std::vector<double> classical_mds_2d(const std::vector<double>& distances, int n
             double& v = b[static_cast<size_t>(i) * n + j];
             v = -0.5 * (v - row_mean[i] - row_mean[j] + total);
         }
-    std::vector<double> eigenvalues(n);
-    int info = 0, lwork = -1;
-    double query = 0;
-    dsyev_("V", "U", &n, b.data(), &n, eigenvalues.data(), &query, &lwork, &info);
-    lwork = std::max(1, static_cast<int>(query));
-    std::vector<double> work(lwork);
-    dsyev_("V", "U", &n, b.data(), &n, eigenvalues.data(), work.data(), &lwork, &info);
-    if (info != 0)
-        throw Error("classical MDS: LAPACK dsyev failed (info " + std::to_string(info) + ")");
-    // Eigenvalues ascend; column c of b (column-major = row c here) is eigenvector c.
+    // Cyclic Jacobi rotations (a symmetric eigen-solver in a few lines; LAPACK's
+    // libraries made the program too big to start under a small ulimit -v).
+    std::vector<double> vectors(static_cast<size_t>(n) * n, 0);  // column c: eigenvector c
+    for (int i = 0; i < n; ++i) vectors[static_cast<size_t>(i) * n + i] = 1;
+    auto at = [&](std::vector<double>& m, int i, int j) -> double& {
+        return m[static_cast<size_t>(i) * n + j];
+    };
+    double scale = 0;
+    for (double v : b) scale += v * v;
+    for (int sweep = 0; sweep < 100; ++sweep) {
+        double off = 0;
+        for (int i = 0; i < n; ++i)
+            for (int j = i + 1; j < n; ++j) off += at(b, i, j) * at(b, i, j);
+        if (off <= 1e-30 * scale || off == 0) break;
+        for (int p = 0; p < n; ++p)
+            for (int q = p + 1; q < n; ++q) {
+                const double apq = at(b, p, q);
+                if (apq == 0) continue;
+                const double theta = (at(b, q, q) - at(b, p, p)) / (2 * apq);
+                const double t =
+                    (theta >= 0 ? 1 : -1) / (std::abs(theta) + std::sqrt(theta * theta + 1));
+                const double c = 1 / std::sqrt(t * t + 1), sn = t * c;
+                for (int k = 0; k < n; ++k) {  // rows p and q, then columns p and q
+                    const double bpk = at(b, p, k), bqk = at(b, q, k);
+                    at(b, p, k) = c * bpk - sn * bqk;
+                    at(b, q, k) = sn * bpk + c * bqk;
+                }
+                for (int k = 0; k < n; ++k) {
+                    const double bkp = at(b, k, p), bkq = at(b, k, q);
+                    at(b, k, p) = c * bkp - sn * bkq;
+                    at(b, k, q) = sn * bkp + c * bkq;
+                    const double vkp = at(vectors, k, p), vkq = at(vectors, k, q);
+                    at(vectors, k, p) = c * vkp - sn * vkq;
+                    at(vectors, k, q) = sn * vkp + c * vkq;
+                }
+            }
+    }
+    std::vector<int> order(n);
+    for (int i = 0; i < n; ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](int x, int y) { return at(b, x, x) > at(b, y, y); });
     std::vector<double> points(static_cast<size_t>(n) * 2, 0);
     for (int axis = 0; axis < 2 && axis < n; ++axis) {
-        const int c = n - 1 - axis;
-        const double scale = eigenvalues[c] > 0 ? std::sqrt(eigenvalues[c]) : 0;
-        const double* v = b.data() + static_cast<size_t>(c) * n;
+        const int c = order[axis];
+        const double eigenvalue = at(b, c, c);
+        const double root = eigenvalue > 0 ? std::sqrt(eigenvalue) : 0;
         int largest = 0;
         for (int i = 1; i < n; ++i)
-            if (std::abs(v[i]) > std::abs(v[largest])) largest = i;
-        const double sign = v[largest] < 0 ? -1 : 1;
-        for (int i = 0; i < n; ++i) points[static_cast<size_t>(i) * 2 + axis] = sign * scale * v[i];
+            if (std::abs(at(vectors, i, c)) > std::abs(at(vectors, largest, c))) largest = i;
+        const double sign = at(vectors, largest, c) < 0 ? -1 : 1;
+        for (int i = 0; i < n; ++i)
+            points[static_cast<size_t>(i) * 2 + axis] = sign * root * at(vectors, i, c);
     }
     return points;
 }

@@ -2,7 +2,5 @@
 find_package(OpenMP REQUIRED)
 target_link_libraries(attnviz_analysis PUBLIC OpenMP::OpenMP_CXX)
 
-# Head statistics: Unicode categories (punctuation) from utf8proc, and LAPACK's
-# symmetric eigen-solver for the heads' classical MDS.
-find_package(LAPACK REQUIRED)
-target_link_libraries(attnviz_analysis PUBLIC PkgConfig::UTF8PROC ${LAPACK_LIBRARIES})
+# Head statistics: Unicode categories (punctuation) from utf8proc.
+target_link_libraries(attnviz_analysis PUBLIC PkgConfig::UTF8PROC)

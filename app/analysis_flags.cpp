@@ -1,6 +1,7 @@
 #include "analysis_flags.h"
 
 #include "attnviz/analysis.h"
+#include "attnviz/head_stats.h"
 
 namespace attnviz::cli {
 
@@ -14,6 +15,9 @@ void add_analysis_flags(CLI::App& command, AnalysisFlags& flags) {
     command.add_flag("--value-norms", flags.value_norms,
                      "also write value_norms [layers, heads, tokens, tokens]: ||a_ij f(x_j)|| "
                      "(Kobayashi et al.)");
+    command.add_flag("--head-stats", flags.head_stats,
+                     "also write head_stats_<statistic> [layers, heads] (Clark et al.; "
+                     "docs/analysis.md)");
     command.add_flag("--word-level", flags.word_level,
                      "compute the analysis arrays over words (to a word: sum over its pieces; "
                      "from a word: mean) and write words");
@@ -25,9 +29,11 @@ void apply_analysis_flags(const AnalysisFlags& flags, RunOptions& run) {
 
 std::vector<ExtraArray> analysis_arrays(const AttentionTrace& trace, const AnalysisFlags& flags) {
     std::vector<ExtraArray> out;
-    if (!flags.rollout && !flags.flow && !flags.value_norms) {
+    if (!flags.rollout && !flags.flow && !flags.value_norms && !flags.head_stats) {
         if (flags.word_level)
-            throw Error("--word-level applies to --rollout, --flow or --value-norms: give one");
+            throw Error(
+                "--word-level applies to --rollout, --flow, --value-norms or --head-stats: give "
+                "one");
         return out;
     }
     const AttentionTrace words = flags.word_level ? analysis::word_level(trace) : AttentionTrace{};
@@ -53,6 +59,16 @@ std::vector<ExtraArray> analysis_arrays(const AttentionTrace& trace, const Analy
                     analysis::words_of(
                         trace.sequences.at(static_cast<size_t>(tokens.key_sequence))));
             out.push_back({prefix + "value_norms", {L, H, Q, K}, std::move(weighted), {}});
+        }
+        if (flags.head_stats) {  // NaN where a statistic is not defined for the block
+            const analysis::HeadStatSums sums = analysis::head_stat_sums(over, block);
+            for (int s = 0; s < analysis::kHeadStatCount; ++s) {
+                const std::vector<double> means = sums.means(static_cast<analysis::HeadStat>(s));
+                out.push_back({prefix + "head_stats_" + std::string(analysis::kHeadStatNames[s]),
+                               {L, H},
+                               std::vector<float>(means.begin(), means.end()),
+                               {}});
+            }
         }
     }
     if (flags.word_level)

@@ -1,5 +1,5 @@
 // The analysis flags of `attnviz export` (--rollout, --flow, --value-norms,
-// --word-level) in one place: what they ask of the run, and the arrays they
+// --head-stats, --word-level) in one place: what they ask of the run, and the arrays they
 // add to the .npz (docs/analysis.md).
 #pragma once
 
@@ -16,6 +16,7 @@ struct AnalysisFlags {
     bool rollout = false;
     bool flow = false;
     bool value_norms = false;
+    bool head_stats = false;
     bool word_level = false;
 };
 
@@ -24,7 +25,8 @@ void add_analysis_flags(CLI::App& command, AnalysisFlags& flags);
 void apply_analysis_flags(const AnalysisFlags& flags, RunOptions& run);
 // rollout [L,S,S] and flow [S,S] per self-attention block, value_norms
 // [L,H,Q,K] per block, prefixed encoder_/decoder_/cross_ for encoder-decoder
-// models; with --word-level all of them over words, plus words per sequence.
+// models, head_stats_<statistic> [L,H] per block; with --word-level all of
+// them over words, plus words per sequence.
 std::vector<ExtraArray> analysis_arrays(const AttentionTrace& trace, const AnalysisFlags& flags);
 
 }  // namespace attnviz::cli

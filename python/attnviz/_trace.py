@@ -152,6 +152,14 @@ class Trace:
             out.write(page)
         return os.path.abspath(path)
 
+    def head_stat_sums(self):
+        """Per-head statistics of this run as exact sums, one dict per block:
+        {"block", "examples", "sums" int64 [9, L, H] (fixed point, value * 2**24),
+        "rows" int64 [9, L, H], "non_finite", "uniform_entropy", "query_rows"}.
+        Sums of many runs add exactly; attnviz.dask.head_stats reduces them.
+        The statistics, in order: attnviz.dask.STATISTICS (docs/analysis.md)."""
+        return self._native.head_stat_sums()
+
     def save_npz(self, path):
         """Exact float32 arrays as `attnviz export` writes them (numpy.load reads them,
         and `attnviz view --attention` shows them)."""
@@ -184,15 +192,21 @@ class Model:
     def trace(self, text, text_pair=None, target=None, queries_keys=False, hidden_states=False, threads=None,
               truncate=False):
         """Tokenizes and runs the model (the GIL is released meanwhile). text_pair:
-        the second text of a pair; target: the decoder's text (encoder-decoder models)."""
+        the second text of a pair; target: the decoder's text (encoder-decoder models);
+        truncate: True cuts each text to the model's limit, a number N to N tokens."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, not {type(text).__name__}")
         if threads is None:
             threads = 0
         elif not 1 <= int(threads) <= _native.max_threads:
             raise ValueError(f"threads must be between 1 and {_native.max_threads}, not {threads}")
+        max_tokens = 0
+        if not isinstance(truncate, bool):
+            max_tokens = int(truncate)
+            if max_tokens < 1:
+                raise ValueError(f"truncate must be True, False or a number of tokens >= 1, not {truncate}")
         return Trace(self._native.trace(text, text_pair, target, bool(queries_keys), bool(hidden_states),
-                                        int(threads), bool(truncate)))
+                                        int(threads), bool(truncate), max_tokens))
 
     def __repr__(self):
         return f"<attnviz.Model {self._native.model_id!r} ({self.config['model_type']})>"

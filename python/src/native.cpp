@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "attnviz/attnviz.h"
+#include "attnviz/head_stats.h"
 
 namespace py = pybind11;
 
@@ -202,12 +203,14 @@ std::shared_ptr<LoadedModel> open_model(const std::string& name, bool offline) {
 
 TracePtr run_model(const LoadedModel& loaded, const std::string& text,
                    std::optional<std::string> text_pair, std::optional<std::string> target,
-                   bool queries_keys, bool hidden_states, int threads, bool truncate) {
+                   bool queries_keys, bool hidden_states, int threads, bool truncate,
+                   size_t max_tokens) {
     TraceRequest request;
     request.text = text;
     request.text_pair = std::move(text_pair);
     request.target = std::move(target);
     request.truncate = truncate;
+    request.max_tokens = max_tokens;
     RunOptions run;
     run.keep_queries_keys = queries_keys;
     run.keep_hidden_states = hidden_states;
@@ -224,6 +227,32 @@ TracePtr run_model(const LoadedModel& loaded, const std::string& text,
     trace->model_id = loaded.model_id;
     trace->model_revision = loaded.model_revision;
     return trace;
+}
+
+// One block's head statistic sums as numpy: exact int64 arrays [stat, layer,
+// head] that add across examples (attnviz.dask reduces them).
+py::dict head_stat_dict(const analysis::HeadStatSums& sums) {
+    const std::vector<py::ssize_t> shape = {analysis::kHeadStatCount, sums.n_layers, sums.n_heads};
+    py::dict out;
+    out["block"] = sums.block;
+    out["examples"] = sums.examples;
+    out["sums"] = py::array_t<int64_t>(shape, sums.sums.data());
+    out["rows"] = py::array_t<int64_t>(shape, sums.rows.data());
+    out["non_finite"] = py::array_t<int64_t>(shape, sums.non_finite.data());
+    out["uniform_entropy"] = sums.uniform_entropy;
+    out["query_rows"] = sums.query_rows;
+    return out;
+}
+
+py::list head_stat_sums_of(const AttentionTrace& trace) {
+    std::vector<analysis::HeadStatSums> sums;
+    {
+        py::gil_scoped_release released;
+        sums = analysis::head_stat_sums(trace);
+    }
+    py::list out;
+    for (const analysis::HeadStatSums& block : sums) out.append(head_stat_dict(block));
+    return out;
 }
 
 }  // namespace
@@ -361,7 +390,11 @@ PYBIND11_MODULE(_native, m) {
                 py::gil_scoped_release released;
                 write_npz(trace, path);
             },
-            py::arg("path"));
+            py::arg("path"))
+        .def("head_stat_sums", &head_stat_sums_of);
+    m.attr("head_stat_names") =
+        std::vector<std::string>(analysis::kHeadStatNames.begin(), analysis::kHeadStatNames.end());
+    m.attr("head_stat_scale") = analysis::kHeadStatScale;
 
     m.def(
         "read_npz",
@@ -393,5 +426,5 @@ PYBIND11_MODULE(_native, m) {
                                })
         .def("trace", &run_model, py::arg("text"), py::arg("text_pair"), py::arg("target"),
              py::arg("queries_keys"), py::arg("hidden_states"), py::arg("threads"),
-             py::arg("truncate"));
+             py::arg("truncate"), py::arg("max_tokens") = 0);
 }

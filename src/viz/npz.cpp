@@ -317,25 +317,6 @@ std::vector<NpyArray> trace_arrays(const AttentionTrace& trace,
             arrays.push_back(float_array(prefix + "score_bias", block.score_bias,
                                          {block.score_bias_layers, heads, queries, keys}));
     }
-    for (const ExtraArray& e : extra) {
-        if (!e.strings.empty()) {
-            arrays.push_back(string_array(e.name, e.strings, false));
-            continue;
-        }
-        size_t count = 1;
-        std::vector<size_t> shape;
-        for (int64_t d : e.shape) {
-            shape.push_back(static_cast<size_t>(std::max<int64_t>(d, 0)));
-            count *= shape.back();
-        }
-        if (count != e.values.size())
-            throw Error("cannot export " + e.name + ": " + std::to_string(e.values.size()) +
-                        " values for its shape");
-        NpyArray array = make_array(e.name, "<f4", std::move(shape));
-        array.data = e.values.data();
-        array.data_size = e.values.size() * sizeof(float);
-        arrays.push_back(std::move(array));
-    }
     std::vector<bool> sequence_has_states(trace.sequences.size(), false);
     for (const HiddenStates& states : trace.hidden_states) {
         if (states.sequence < 0 || static_cast<size_t>(states.sequence) >= trace.sequences.size())
@@ -351,6 +332,29 @@ std::vector<NpyArray> trace_arrays(const AttentionTrace& trace,
             single_stack ? "" : trace.sequences[static_cast<size_t>(states.sequence)].name + "_";
         arrays.push_back(float_array(prefix + "hidden_states", states.values,
                                      {states.n_states, states.n_tokens, states.hidden_size}));
+    }
+    // What analysis adds (ExtraArray): after the trace's own, so a clash with
+    // one of them is caught below.
+    for (const ExtraArray& array : extra) {
+        if (!array.strings.empty()) {
+            arrays.push_back(string_array(array.name, array.strings, false));
+            continue;
+        }
+        std::vector<size_t> shape;
+        size_t count = 1;
+        bool fits = true;
+        for (int64_t dim : array.shape) {
+            fits = fits && dim >= 0 &&
+                   !__builtin_mul_overflow(count, static_cast<size_t>(dim), &count);
+            shape.push_back(static_cast<size_t>(std::max<int64_t>(dim, 0)));
+        }
+        if (!fits || count != array.values.size())
+            throw Error("cannot export " + array.name + ": its shape does not match its " +
+                        std::to_string(array.values.size()) + " values");
+        NpyArray npy = make_array(array.name, "<f4", std::move(shape));
+        npy.data = array.values.data();
+        npy.data_size = array.values.size() * sizeof(float);
+        arrays.push_back(std::move(npy));
     }
     // Two arrays of one name: numpy would silently read only one of them. A
     // zip entry's name has 16 bits for its length.

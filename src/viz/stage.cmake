@@ -18,3 +18,15 @@ target_sources(attnviz_viz PRIVATE ${attnviz_web_assets})
 
 # The version written into .npz exports (their provenance).
 target_compile_definitions(attnviz_viz PRIVATE ATTNVIZ_VIZ_VERSION="${PROJECT_VERSION}")
+
+# The report page of `attnviz heads` (web/heads/), embedded the same way.
+file(GLOB attnviz_heads_web_files CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/web/heads/*.js
+     ${PROJECT_SOURCE_DIR}/web/heads/*.css)
+set(attnviz_heads_assets ${CMAKE_BINARY_DIR}/generated/viz/heads_report_assets.cpp)
+add_custom_command(
+  OUTPUT ${attnviz_heads_assets}
+  COMMAND ${CMAKE_COMMAND} -DWEB_DIR=${PROJECT_SOURCE_DIR}/web/heads -DOUTPUT=${attnviz_heads_assets}
+          -P ${CMAKE_CURRENT_LIST_DIR}/embed_heads_report.cmake
+  DEPENDS ${attnviz_heads_web_files} ${CMAKE_CURRENT_LIST_DIR}/embed_heads_report.cmake
+  COMMENT "Embedding web/heads/ into attnviz_viz")
+target_sources(attnviz_viz PRIVATE ${attnviz_heads_assets})

@@ -16,3 +16,9 @@ endif()
 
 # attnviz serve's page in chromium (tests/browser/serve.test.mjs).
 include(${PROJECT_SOURCE_DIR}/tests/browser/serve.cmake)
+
+# `attnviz heads` on 10,000 held-out texts of the demo corpus, and docs/demo-model.md's
+# claims against its statistics (label slow: about a minute).
+add_test(NAME cli_heads_corpus COMMAND /usr/bin/python3 ${PROJECT_SOURCE_DIR}/tests/app/heads_corpus_test.py)
+set_tests_properties(cli_heads_corpus PROPERTIES LABELS "app;slow" TIMEOUT 1200 ENVIRONMENT
+  "ATTNVIZ_CLI=$<TARGET_FILE:attnviz_cli>;ATTNVIZ_SOURCE_DIR=${PROJECT_SOURCE_DIR};HF_HUB_OFFLINE=1")

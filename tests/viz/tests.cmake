@@ -39,3 +39,13 @@ if(NODE_PROGRAM)
                    ${CMAKE_BINARY_DIR}/screenshots)
   set_tests_properties(browser_exact_numbers PROPERTIES LABELS browser TIMEOUT 300)
 endif()
+
+# The report page of `attnviz heads` (demo model, 200 held-out sentences): no console
+# error, and every plotted value is stats.json's.
+if(NODE_PROGRAM)
+  add_test(NAME browser_heads_report
+           COMMAND ${NODE_PROGRAM} ${PROJECT_SOURCE_DIR}/tests/browser/heads_report.test.mjs
+                   $<TARGET_FILE:attnviz_cli> ${PROJECT_SOURCE_DIR}/models/demo
+                   ${ATTNVIZ_TEST_DATA}/demo/heldout_sentences.txt ${CMAKE_BINARY_DIR}/screenshots)
+  set_tests_properties(browser_heads_report PROPERTIES LABELS browser TIMEOUT 300)
+endif()

@@ -55,8 +55,7 @@ constexpr const char* kJsonType = "application/json; charset=utf-8";
 
 void send_json(httplib::Response& response, const json& body, int status = 200) {
     response.status = status;
-    response.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
-                         kJsonType);
+    response.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), kJsonType);
 }
 
 void send_error(httplib::Response& response, int status, std::string message) {

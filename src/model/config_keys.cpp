@@ -483,8 +483,8 @@ const std::vector<std::string> kModelTypes = {
     "bert", "roberta", "electra", "albert", "distilbert", "gpt2", "llama", "mistral", "qwen2",
     "bart", "marian", "t5",
     // issue 18
-    "xlm-roberta", "gpt_neox", "opt", "bloom", "falcon", "gemma", "gemma2", "phi", "phi3",
-    "mpnet", "deberta-v2"};
+    "xlm-roberta", "gpt_neox", "opt", "bloom", "falcon", "gemma", "gemma2", "phi", "phi3", "mpnet",
+    "deberta-v2"};
 
 bool applies_to(const ConfigKey& key, const std::string& model_type) {
     std::istringstream types(key.model_types);

@@ -108,8 +108,8 @@ public:
         const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(Dh)));
 
         ForwardOutput output;
-        AttentionBlock& block = output.blocks.emplace_back(
-            make_block("self", L, H, T, T, Dh, scale, false, options));
+        AttentionBlock& block =
+            output.blocks.emplace_back(make_block("self", L, H, T, T, Dh, scale, false, options));
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
 
         // word + position, then LayerNorm

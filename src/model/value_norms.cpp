@@ -20,8 +20,7 @@ void keep_value_norms(AttentionBlock& block, int layer, const float* values, int
     if (!block.has_value_norms()) return;
     const int kept = kept_layer(block, layer);  // a capture may keep some layers and heads only
     if (kept < 0) return;
-    const int H = block.n_model_heads, K = block.n_keys, width = H * head_dim,
-              out = out_proj.out();
+    const int H = block.n_model_heads, K = block.n_keys, width = H * head_dim, out = out_proj.out();
     if (out_proj.in() != width)
         throw Error("value norms: the output projection takes " + std::to_string(out_proj.in()) +
                     " inputs, not " + std::to_string(width));
@@ -43,8 +42,9 @@ void keep_value_norms(AttentionBlock& block, int layer, const float* values, int
             std::copy(v, v + head_dim, row + head * head_dim);
         }
         out_proj.forward(context.data(), projected.data(), K);
-        float* norms = block.value_norms.data() +
-                       (static_cast<size_t>(kept) * block.n_heads + kept_h) * static_cast<size_t>(K);
+        float* norms =
+            block.value_norms.data() +
+            (static_cast<size_t>(kept) * block.n_heads + kept_h) * static_cast<size_t>(K);
         for (int k = 0; k < K; ++k) {
             const float* y = projected.data() + static_cast<size_t>(k) * out;
             double sum = 0;

@@ -14,10 +14,10 @@ namespace attnviz::model {
 // layers and heads of the block's capture.
 void start_value_norms(AttentionBlock& block, bool keep);
 
-// Writes model layer `layer`'s norms when the block keeps them (its kept heads). values: [n_keys, *]
-// rows value_stride floats apart, kv head g's vector at column g * head_dim
-// (grouped-query heads share theirs, as the attention does); out_proj: the
-// layer's output projection, n_heads * head_dim wide.
+// Writes model layer `layer`'s norms when the block keeps them (its kept heads). values: [n_keys,
+// *] rows value_stride floats apart, kv head g's vector at column g * head_dim (grouped-query heads
+// share theirs, as the attention does); out_proj: the layer's output projection, n_heads * head_dim
+// wide.
 void keep_value_norms(AttentionBlock& block, int layer, const float* values, int value_stride,
                       int head_dim, int n_kv_heads, const runtime::Linear& out_proj);
 

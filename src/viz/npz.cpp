@@ -259,7 +259,6 @@ void append_attention(const AttentionBlock& block, const std::string& prefix,
     }
 }
 
-
 // Hugging Face's word_ids() per token (-1: special), when the tokenizer gave them.
 void append_word_ids(const std::string& prefix, const TokenSequence& sequence,
                      std::vector<NpyArray>& arrays) {

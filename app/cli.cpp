@@ -224,6 +224,25 @@ CLI::Validator whole_number(int min, int max) {
         range);
 }
 
+void add_precision_flag(CLI::App& command, std::optional<Precision>& precision) {
+    command
+        .add_option_function<std::string>(
+            "--precision",
+            [&precision](const std::string& value) {
+                if (value == "fp32")
+                    precision = Precision::fp32;
+                else if (value == "bf16")
+                    precision = Precision::bf16;
+                else
+                    throw CLI::ValidationError("--precision",
+                                               "'" + value + "' is not fp32 or bf16");
+            },
+            "fp32 or bf16 for the matrix products (default: bf16 for models over 1B "
+            "parameters where the CPU has AVX-512 BF16 or AMX, fp32 otherwise; "
+            "`attnviz info` states bf16's error)")
+        ->type_name("fp32|bf16");
+}
+
 void add_threads_flag(CLI::App& command, int& threads) {
     command
         .add_option("--threads", threads,

@@ -120,6 +120,10 @@ CLI::Validator whole_number(int min, int max = std::numeric_limits<int>::max());
 // --threads N (1 to kMaxThreads); not given: ATTNVIZ_NUM_THREADS, else one per core.
 void add_threads_flag(CLI::App& command, int& threads);
 
+// --precision fp32|bf16; unset: the model's default (bf16 over 1B parameters
+// where the CPU runs it natively, include/attnviz/model.h).
+void add_precision_flag(CLI::App& command, std::optional<Precision>& precision);
+
 // "0,3,5" -> {0, 3, 5}; throws UsageError naming the flag.
 std::vector<int> parse_int_list(const std::string& text, const std::string& flag);
 

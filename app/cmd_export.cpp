@@ -19,6 +19,7 @@ std::function<int()> setup(CLI::App& command) {
         bool hidden_states = false;
         int threads = 0;
         std::optional<uint64_t> max_memory;
+        std::optional<Precision> precision;
         CaptureFlags capture;
         AnalysisFlags analysis;
     };
@@ -36,6 +37,7 @@ std::function<int()> setup(CLI::App& command) {
     add_analysis_flags(command, flags->analysis);
     add_threads_flag(command, flags->threads);
     add_max_memory_flag(command, flags->max_memory);
+    add_precision_flag(command, flags->precision);
     command.footer(
         "Arrays: input_ids, token_type_ids (int64), tokens (unicode), attentions (float32, "
         "[layers, heads, tokens, tokens]; float16 with --fp16; with --top-k / --top-mass CSR rows "
@@ -52,6 +54,7 @@ std::function<int()> setup(CLI::App& command) {
         RunOptions run;
         run.threads = flags->threads;
         run.max_memory = flags->max_memory;
+        run.precision = flags->precision;
         run.keep_queries_keys = flags->queries_keys;
         run.keep_hidden_states = flags->hidden_states;
         run.capture = capture_options(flags->capture);

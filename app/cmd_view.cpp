@@ -42,9 +42,9 @@ void add_attention_flag(CLI::App& command, std::string& attention) {
 }
 
 AttentionTrace trace_from_attention_file(const CLI::App& command, const std::string& attention) {
-    for (const char* flag :
-         {"--model", "--text", "--text-b", "--target", "--text-file", "--text-b-file",
-          "--target-file", "--truncate", "--threads", "--top-k", "--top-mass", "--fp16"})
+    for (const char* flag : {"--model", "--text", "--text-b", "--target", "--text-file",
+                             "--text-b-file", "--target-file", "--truncate", "--threads", "--top-k",
+                             "--top-mass", "--fp16", "--precision"})
         if (command.get_option(flag)->count() > 0)
             throw UsageError(
                 std::string(flag) +
@@ -67,6 +67,7 @@ std::function<int()> setup(CLI::App& command) {
         int threads = 0;
         std::string attention;
         std::optional<uint64_t> max_memory;
+        std::optional<Precision> precision;
         CaptureFlags capture;
     };
     auto flags = std::make_shared<Flags>();
@@ -95,6 +96,7 @@ std::function<int()> setup(CLI::App& command) {
     add_threads_flag(command, flags->threads);
     add_attention_flag(command, flags->attention);
     add_max_memory_flag(command, flags->max_memory);
+    add_precision_flag(command, flags->precision);
     add_capture_flags(command, flags->capture, /*with_selection=*/false);
     command.footer(
         "Example: attnviz view --model bert-base-uncased --text \"The cat sat on the mat\" "
@@ -159,6 +161,7 @@ std::function<int()> setup(CLI::App& command) {
             RunOptions run;
             run.threads = flags->threads;
             run.max_memory = flags->max_memory;
+            run.precision = flags->precision;
             if (format == "html") run.output_fraction = 0.3;  // the page's quantized attention
             run.keep_queries_keys = std::find(options.views.begin(), options.views.end(),
                                               View::neuron) != options.views.end();

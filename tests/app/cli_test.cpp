@@ -1512,3 +1512,34 @@ TEST_F(Cli, WeightsThatAreNotRegularFilesAreRefusedAndInfoNeverOpensThem) {
                                ": it is " + kind + ", not a regular file\n");
     }
 }
+
+// --precision: fp32 is the default below 1B parameters, so asking for it gives
+// the same bytes as not asking; bf16 changes the numbers (8 significant bits in
+// the products) while every row still sums to 1; anything else is a usage error
+// naming the flag.
+TEST_F(Cli, PrecisionFlagChoosesTheMatrixProducts) {
+    CliRun run = attnviz({"export", "--text", "a test of precision", "-o", "default.npz"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    run = attnviz(
+        {"export", "--text", "a test of precision", "--precision", "fp32", "-o", "fp32.npz"});
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_EQ(attnviz::io::read_file(work_ / "default.npz"),
+              attnviz::io::read_file(work_ / "fp32.npz"));
+    run = attnviz(
+        {"export", "--text", "a test of precision", "--precision", "bf16", "-o", "bf16.npz"});
+    if (run.code == 0) {
+        EXPECT_EQ(python(R"(
+import numpy as np
+a, b = np.load("fp32.npz")["attentions"], np.load("bf16.npz")["attentions"]
+assert not np.array_equal(a, b)
+assert np.allclose(b.sum(-1), 1, atol=1e-5)
+print("ok")
+)"),
+                  "ok\n");
+    } else {  // a CPU without bf16 says so
+        EXPECT_THAT(run.err, HasSubstr("bf16"));
+    }
+    run = attnviz({"export", "--text", "a", "--precision", "fp16"});
+    EXPECT_EQ(run.code, 2);
+    EXPECT_THAT(run.err, HasSubstr("--precision: 'fp16' is not fp32 or bf16"));
+}

@@ -10,7 +10,7 @@
 // head view of the top-k keys of the queries in view (/api/topk) and a
 // matrix of one tile (/api/tile), so the page never holds [L,H,S,S].
 
-const SERVE_DEBOUNCE_MS = 90;  // from the last keystroke to the request
+const SERVE_DEBOUNCE_MS = 50;  // from the last keystroke to the request: short, as a stale request is cancelled
 const SERVE_POLL_MS = 200;  // model loading progress
 const LONG_TOP_K = 8;
 const LONG_ROW_HEIGHT = 18;

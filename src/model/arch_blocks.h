@@ -12,6 +12,7 @@
 #include "attnviz/encoding.h"
 #include "attnviz/model.h"
 #include "attnviz/trace.h"
+#include "model/config.h"
 #include "runtime/attention.h"
 
 namespace attnviz::model {
@@ -117,6 +118,23 @@ private:
 // max_positions (0: no limit). `what` names the model and the stack.
 void check_token_ids(const std::vector<int32_t>& ids, int vocab_size, int max_positions,
                      const std::string& what);
+
+// The sizes every rotary decoder's config.json gives alike (Llama, Mistral,
+// Qwen2, Gemma, Phi, Phi-3): layers, query and key/value heads, widths,
+// vocabulary, the norm's epsilon and the activation under the architecture's
+// keys, causal, and no learned position table (max_position_embeddings is the
+// context length). Errors name the file and the keys: sizes must be positive,
+// and the query heads a multiple of the key/value heads. head_dim is left to
+// the architecture.
+struct RotaryDecoderDefaults {
+    const char* norm_eps_key;
+    double norm_eps;
+    const char* activation_key;
+    const char* activation;
+    int context_length;
+};
+void read_rotary_decoder_config(const ConfigReader& reader, ModelConfig& config,
+                                const RotaryDecoderDefaults& defaults);
 
 // config.json's hidden_act/activation_function as a runtime activation, or an
 // Error naming the file and the key.

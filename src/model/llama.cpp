@@ -292,27 +292,7 @@ private:
 }  // namespace
 
 void read_llama_config(const ConfigReader& reader, ModelConfig& config) {
-    config.n_layers = reader.integer({"num_hidden_layers"});
-    config.n_heads = reader.integer({"num_attention_heads"});
-    config.n_kv_heads = reader.integer({"num_key_value_heads"}, config.n_heads);
-    config.hidden_size = reader.integer({"hidden_size"});
-    config.intermediate_size = reader.integer({"intermediate_size"});
-    config.vocab_size = reader.integer({"vocab_size"});
-    config.norm_eps = static_cast<float>(reader.number({"rms_norm_eps"}, 1e-6));
-    config.hidden_act = reader.string({"hidden_act"}, "silu");
-    config.max_positions = 0;  // rotary: no learned table
-    config.context_length = reader.integer({"max_position_embeddings"}, 2048);
-    config.type_vocab_size = 0;
-    config.is_causal = true;
-    if (config.n_layers < 1 || config.n_heads < 1 || config.n_kv_heads < 1 ||
-        config.hidden_size < 1 || config.intermediate_size < 1 || config.vocab_size < 1)
-        throw Error(reader.file() + ": " + config.model_type +
-                    " needs positive num_hidden_layers, num_attention_heads, num_key_value_heads, "
-                    "hidden_size, intermediate_size, vocab_size");
-    if (config.n_heads % config.n_kv_heads != 0)
-        throw Error(reader.file() + ": num_attention_heads " + std::to_string(config.n_heads) +
-                    " is not a multiple of num_key_value_heads " +
-                    std::to_string(config.n_kv_heads));
+    read_rotary_decoder_config(reader, config, {"rms_norm_eps", 1e-6, "hidden_act", "silu", 2048});
     config.head_dim = reader.integer({"head_dim"}, config.hidden_size / config.n_heads);
     if (config.head_dim < 2 || config.head_dim % 2 != 0)
         throw Error(reader.file() + ": head_dim " + std::to_string(config.head_dim) +

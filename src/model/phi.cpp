@@ -198,27 +198,11 @@ private:
 }  // namespace
 
 void read_phi_config(const ConfigReader& reader, ModelConfig& config) {
-    config.n_layers = reader.integer({"num_hidden_layers"});
-    config.n_heads = reader.integer({"num_attention_heads"});
-    config.n_kv_heads = reader.integer({"num_key_value_heads"}, config.n_heads);
-    config.hidden_size = reader.integer({"hidden_size"});
-    config.intermediate_size = reader.integer({"intermediate_size"});
-    config.vocab_size = reader.integer({"vocab_size"});
-    config.norm_eps = static_cast<float>(reader.number({"layer_norm_eps"}, 1e-5));
-    config.hidden_act = reader.string({"hidden_act"}, "gelu_new");
-    config.max_positions = 0;  // rotary: no learned table
-    config.context_length = reader.integer({"max_position_embeddings"}, 2048);
-    config.type_vocab_size = 0;
-    config.is_causal = true;
-    if (config.n_layers < 1 || config.n_heads < 1 || config.n_kv_heads < 1 ||
-        config.hidden_size < 1 || config.intermediate_size < 1 || config.vocab_size < 1)
-        throw Error(reader.file() +
-                    ": phi needs positive num_hidden_layers, num_attention_heads, "
-                    "num_key_value_heads, hidden_size, intermediate_size, vocab_size");
-    if (config.hidden_size % config.n_heads != 0 || config.n_heads % config.n_kv_heads != 0)
+    read_rotary_decoder_config(reader, config,
+                               {"layer_norm_eps", 1e-5, "hidden_act", "gelu_new", 2048});
+    if (config.hidden_size % config.n_heads != 0)
         throw Error(reader.file() + ": hidden_size " + std::to_string(config.hidden_size) +
-                    " must be a multiple of num_attention_heads " + std::to_string(config.n_heads) +
-                    ", and that of num_key_value_heads " + std::to_string(config.n_kv_heads));
+                    " is not a multiple of num_attention_heads " + std::to_string(config.n_heads));
     config.head_dim = config.hidden_size / config.n_heads;
     check_activation(config.hidden_act, reader.file(), "hidden_act");
     const int rotary = Phi::rotary_dims(reader, config.head_dim);

@@ -56,11 +56,28 @@ void select_row(const float* row, int n_keys, const CaptureOptions& capture,
     std::sort(keys.begin(), keys.end());
 }
 
+// IEEE binary16, rounded to nearest even (as a hardware conversion does), in
+// software: _Float16 is not available on every target the project builds for.
 uint16_t float_to_half(float value) {
-    const _Float16 half = static_cast<_Float16>(value);
-    uint16_t bits;
-    std::memcpy(&bits, &half, sizeof bits);
-    return bits;
+    uint32_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    const auto sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+    const uint32_t magnitude = bits & 0x7fffffffu;
+    if (magnitude >= 0x7f800000u)  // inf, or NaN (kept quiet, with its top payload bits)
+        return sign | 0x7c00u |
+               (magnitude > 0x7f800000u ? 0x200u | ((magnitude >> 13) & 0x3ffu) : 0u);
+    if (magnitude >= 0x477ff000u) return sign | 0x7c00u;  // >= 65520 rounds to inf
+    if (magnitude < 0x38800000u) {  // below 2^-14: a subnormal step of 2^-24 (or zero)
+        float below;
+        std::memcpy(&below, &magnitude, sizeof below);
+        return sign | static_cast<uint16_t>(std::nearbyint(below * 16777216.0f));
+    }
+    // Rebias the exponent (127 -> 15) and keep 10 of 23 mantissa bits; a carry
+    // out of the mantissa correctly bumps the exponent.
+    uint32_t half = (magnitude - 0x38000000u) >> 13;
+    const uint32_t rest = magnitude & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (half & 1u))) ++half;
+    return sign | static_cast<uint16_t>(half);
 }
 
 void check_capture(const CaptureOptions& capture, int n_layers, int n_heads,

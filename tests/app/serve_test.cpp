@@ -16,10 +16,10 @@
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "attnviz/export.h"
@@ -114,15 +114,18 @@ protected:
         while (read(out[0], &c, 1) == 1 && c != '\n') line += c;
         close(out[0]);
         url_ = line;
-        const std::smatch match = [&] {
-            std::smatch m;
-            std::regex_match(line, m,
-                             std::regex(R"(http://127\.0\.0\.1:(\d+)/\?token=([0-9a-f]{64}))"));
-            return m;
-        }();
-        ASSERT_FALSE(match.empty()) << "first line: " << line;
-        port_ = std::stoi(match[1]);
-        token_ = match[2];
+        // http://127.0.0.1:PORT/?token=<64 hex digits>, nothing else
+        const std::string prefix = "http://127.0.0.1:", marker = "/?token=";
+        const size_t at = line.find(marker);
+        ASSERT_TRUE(line.starts_with(prefix) && at != std::string::npos) << "first line: " << line;
+        const std::string port = line.substr(prefix.size(), at - prefix.size());
+        token_ = line.substr(at + marker.size());
+        ASSERT_TRUE(!port.empty() && port.find_first_not_of("0123456789") == std::string::npos)
+            << "first line: " << line;
+        ASSERT_TRUE(token_.size() == 64 &&
+                    token_.find_first_not_of("0123456789abcdef") == std::string::npos)
+            << "first line: " << line;
+        port_ = std::stoi(port);
     }
 
     static void TearDownTestSuite() {
@@ -284,10 +287,23 @@ TEST_F(Serve, PayloadAndExportsAreWhatTheCliWrites) {
     // The .npz and the picture, byte for byte; the page up to its random nonce and root id.
     EXPECT_EQ(get("/api/export?format=npz&trace=" + id), read_file(npz));
     EXPECT_EQ(get("/api/export?format=svg&layers=1&trace=" + id), read_file(svg));
-    const auto random_ids = [](const std::string& text) {
-        return std::regex_replace(
-            std::regex_replace(text, std::regex("nonce-?=?\"?[0-9a-f]{17,}"), "NONCE"),
-            std::regex("attnviz-[0-9a-f]{17,}"), "ROOT");
+    // Each run of 17 or more hex digits after "nonce", "nonce-", "nonce=\"" or "attnviz-"
+    // becomes NONCE or ROOT.
+    const auto random_ids = [](std::string text) {
+        const auto is_hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+        for (const auto& [tag, name] :
+             {std::pair<std::string, std::string>{"nonce", "NONCE"}, {"attnviz-", "ROOT"}}) {
+            for (size_t at = text.find(tag); at != std::string::npos; at = text.find(tag, at + 1)) {
+                size_t begin = at + tag.size();
+                while (begin < text.size() &&
+                       (text[begin] == '-' || text[begin] == '=' || text[begin] == '"'))
+                    ++begin;
+                size_t end = begin;
+                while (end < text.size() && is_hex(text[end])) ++end;
+                if (end - begin >= 17) text.replace(at, end - at, name);
+            }
+        }
+        return text;
     };
     const auto exported =
         client().Get(("/api/export?format=html&trace=" + id).c_str(), with_token());

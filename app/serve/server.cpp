@@ -281,6 +281,8 @@ struct Server::Impl {
             throw HttpError(400, utf8 ? std::string("the request body is not JSON: ") + e.what()
                                       : "the request body is not valid UTF-8 (byte " +
                                             std::to_string(valid_utf8_prefix(request.body)) + ")");
+        } catch (const json::exception& e) {  // a number too large for a double: 1e999
+            throw HttpError(400, std::string("the request body is not usable JSON: ") + e.what());
         }
     }
 

@@ -105,6 +105,8 @@ nlohmann::json read_json(const std::filesystem::path& path) {
     } catch (const nlohmann::json::parse_error& e) {
         throw Error("invalid JSON in " + path.string() + " at byte " + std::to_string(e.byte) +
                     ": " + e.what());
+    } catch (const nlohmann::json::exception& e) {  // a number too large for a double: 1e30102
+        throw Error("invalid JSON in " + path.string() + ": " + e.what());
     }
 }
 

@@ -50,6 +50,22 @@ TEST(Files, MissingFileErrorNamesTheFile) {
     }
 }
 
+// nlohmann's parser throws out_of_range, not parse_error, for a number no double
+// holds: an Error naming the file, never an exception that ends the program
+// (the tokenizer_json fuzzer's finding).
+TEST(Files, JsonNumberTooLargeIsAnErrorNamingTheFile) {
+    const fs::path path = temp_path("huge.json");
+    attnviz::io::write_file(path, "{\"a\": 1e30102}");
+    try {
+        attnviz::io::read_json(path);
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("invalid JSON in " + path.string()), std::string::npos)
+            << e.what();
+        EXPECT_NE(std::string(e.what()).find("number overflow"), std::string::npos) << e.what();
+    }
+}
+
 TEST(Files, InvalidJsonErrorNamesFileAndByte) {
     const fs::path path = temp_path("bad.json");
     attnviz::io::write_file(path, "{\"a\": [1, 2,, 3]}");

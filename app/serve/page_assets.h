@@ -1,5 +1,5 @@
 // The server's page from web/serve/, embedded at build time by
-// app/serve/embed_page.cmake (see app/serve/page.cmake).
+// cmake/embed_web.cmake (see app/serve/page.cmake).
 #pragma once
 
 #include <string_view>

@@ -1,5 +1,5 @@
 // The page's JavaScript and CSS from web/, embedded at build time by
-// src/viz/embed_web.cmake (see stage.cmake).
+// cmake/embed_web.cmake (see src/viz/stage.cmake).
 #pragma once
 
 #include <string_view>

@@ -11,6 +11,7 @@
 #include "attnviz/error.h"
 #include "model/capture.h"
 #include "runtime/kernels.h"
+#include "runtime/pages.h"
 
 namespace attnviz::model {
 
@@ -43,10 +44,10 @@ AttentionBlock make_block(const std::string& name, int n_layers, int n_heads, in
             else
                 block.probs.reserve(most);
         }
-    } else if (capture.fp16) {
-        block.probs_fp16.resize(dense);
+    } else if (capture.fp16) {  // fresh pages every forward: huge ones (runtime/pages.h)
+        runtime::resize_on_huge_pages(block.probs_fp16, dense);
     } else {
-        block.probs.resize(dense);
+        runtime::resize_on_huge_pages(block.probs, dense);
     }
     if (options.keep_queries_keys) {
         block.head_dim = head_dim;
@@ -238,30 +239,36 @@ void attend(AttentionBlock& block, int layer, const AttentionCall& call, float* 
     in.values = call.values, in.value_stride = call.value_stride;
     in.key_mask = call.key_mask;
     in.score_bias = call.score_bias;
+    if (slot < 0) {  // nothing of this layer is kept: the fused kernel, never S x S
+        runtime::attention(shape, in, nullptr, context, context_stride);
+        return;
+    }
     const size_t per_head = static_cast<size_t>(Q) * K;
     const size_t per_layer = per_head * block.n_heads;
-    // One head at a time, each thread with its own [Q, K] scratch (a kept
-    // head of a dense float32 capture is written in place). Every capture,
-    // the full one too, runs this same loop, so that a selective capture's
-    // rows (and the hidden states) are the full capture's exactly: oneDNN's
-    // sgemm called for one head outside runtime::attention's own head loop
-    // rounds differently in the last bit.
+    // One head at a time: a kept head's probabilities go straight to the block
+    // (dense float32) or through a per-thread [Q, K] scratch (sparse, fp16); a
+    // head the capture leaves out runs the context-only kernel. A kept head is
+    // computed by the same call, on the same operands, as in the full capture;
+    // the context-only kernel rounds its (never stored) sums differently, so the
+    // layers after one with left-out heads match the full capture to float32
+    // rounding, not bit for bit.
     const int group = H / shape.n_kv_heads;
     runtime::AttentionShape one = shape;
     one.n_heads = 1, one.n_kv_heads = 1;
     const int threads = std::max(1, std::min(omp_get_max_threads(), H));
-    // every head written in place: no scratch (a full capture's kept layer)
-    const bool in_place = slot >= 0 && block.head_ids.empty() && block.has_dense_probs();
-    std::vector<float> scratch(in_place ? 0 : per_head * static_cast<size_t>(threads));
-    std::vector<HeadRows> kept_rows(slot >= 0 ? block.n_heads : 0);
+    std::vector<float> scratch(block.has_dense_probs() ? 0
+                                                       : per_head * static_cast<size_t>(threads));
+    std::vector<HeadRows> kept_rows(static_cast<size_t>(block.n_heads));
     std::exception_ptr failure;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
     for (int head = 0; head < H; ++head) {
         try {
-            const int kept = slot >= 0 ? kept_head(block, head) : -1;
-            const bool direct = kept >= 0 && block.has_dense_probs();
-            float* probs = direct ? block.probs.data() + per_layer * slot + per_head * kept
-                                  : scratch.data() + per_head * omp_get_thread_num();
+            const int kept = kept_head(block, head);
+            float* probs = nullptr;  // left out: context only
+            if (kept >= 0)
+                probs = block.has_dense_probs()
+                            ? block.probs.data() + per_layer * slot + per_head * kept
+                            : scratch.data() + per_head * omp_get_thread_num();
             runtime::AttentionInputs head_in = in;
             head_in.queries += static_cast<size_t>(head) * Dh;
             head_in.keys += static_cast<size_t>(head / group) * Dh;
@@ -269,7 +276,7 @@ void attend(AttentionBlock& block, int layer, const AttentionCall& call, float* 
             if (in.score_bias) head_in.score_bias += per_head * head;
             runtime::attention(one, head_in, probs, context + static_cast<size_t>(head) * Dh,
                                context_stride);
-            if (kept >= 0 && !direct)
+            if (kept >= 0 && !block.has_dense_probs())
                 store_head(block, probs, kept_rows[static_cast<size_t>(kept)],
                            block.is_sparse()
                                ? nullptr

@@ -100,8 +100,8 @@ class AttentionFile(unittest.TestCase):
 
     def test_selective_capture_round_trips(self):
         """export --layers/--heads/--top-k/--fp16 writes what docs/cli.md says: the CSR rows
-        densify (numpy, as documented) to the full export's kept slice with all but the k
-        largest of each row zeroed; fp16 is within 2^-11 relative (2^-25 absolute below 2^-14);
+        densify (numpy, as documented) to the full export's kept slice (to float32 rounding)
+        with all but the k largest of each row zeroed; fp16 is within 2^-11 relative (2^-25 absolute below 2^-14);
         load_npz and `view --attention` read both."""
         text = "The cat sat on the mat because it was tired"
         full, sparse, half = self.path("full.npz"), self.path("sparse.npz"), self.path("half.npz")
@@ -123,13 +123,19 @@ class AttentionFile(unittest.TestCase):
         dense = np.zeros((L * H * Q, K), np.float32)
         dense[np.repeat(np.arange(L * H * Q), np.diff(starts)), z["attentions_keys"]] = z["attentions_probs"]
         dense = dense.reshape(L, H, Q, K)
+        # Each row holds the 3 largest of the full export's row, with their values, to
+        # float32 rounding: the layers and heads a capture leaves out run the context-only
+        # kernel, whose sums round differently (the 1e-5 of tests/model/capture_test.cpp).
+        run_to_run = 1e-5
         kept = reference[[1, 3]][:, [2]]
-        expected = np.zeros_like(kept)
         for index in np.ndindex(kept.shape[:3]):
-            row = kept[index]
-            order = sorted(range(K), key=lambda k: (-row[k], k))[:3]
-            expected[index][order] = row[order]
-        np.testing.assert_array_equal(dense, expected)
+            row, stored = kept[index], dense[index]
+            keys = np.flatnonzero(stored)
+            self.assertEqual(len(keys), min(3, np.count_nonzero(row)), index)
+            np.testing.assert_allclose(stored[keys], row[keys], rtol=0, atol=run_to_run)
+            left = np.delete(row, keys)
+            if left.size:
+                self.assertGreaterEqual(row[keys].min(), left.max() - run_to_run, index)
         trace = attnviz.load_npz(sparse)
         csr = trace.attention_csr("self")
         np.testing.assert_array_equal(csr["row_start"], starts)

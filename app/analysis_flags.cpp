@@ -22,9 +22,8 @@ constexpr const char* kWordLevelHelp =
 
 void add_view_analysis_flags(CLI::App& command, AnalysisFlags& flags) {
     command.add_flag("--rollout,!--no-rollout", flags.rollout,
-                     std::string("the Rollout tab's ") + kRolloutHelp +
-                         " (default: on up to " + std::to_string(kViewAnalysisTokens) +
-                         " tokens)");
+                     std::string("the Rollout tab's ") + kRolloutHelp + " (default: on up to " +
+                         std::to_string(kViewAnalysisTokens) + " tokens)");
     command.add_flag("--flow,!--no-flow", flags.flow,
                      std::string("the Rollout tab's ") + kFlowHelp + " (default: on up to " +
                          std::to_string(kViewFlowTokens) + " tokens; all-pairs max-flow)");
@@ -34,7 +33,7 @@ void add_view_analysis_flags(CLI::App& command, AnalysisFlags& flags) {
     command.add_flag("--word-level,!--no-word-level", flags.word_level,
                      std::string("the Word level toggle: every view's data also at ") +
                          kWordLevelHelp + " (default: included up to " +
-                         std::to_string(kViewAnalysisTokens) +
+                         std::to_string(kViewWordLevelTokens) +
                          " tokens; given: the page opens at word level)");
 }
 
@@ -48,7 +47,7 @@ ViewAnalysis view_analysis(const CLI::App& command, const AnalysisFlags& flags,
     out.rollout = given("--rollout") ? flags.rollout : longest <= kViewAnalysisTokens;
     out.flow = given("--flow") ? flags.flow : longest <= kViewFlowTokens;
     out.head_stats = given("--head-stats") ? flags.head_stats : true;
-    out.word_level = given("--word-level") ? flags.word_level : longest <= kViewAnalysisTokens;
+    out.word_level = given("--word-level") ? flags.word_level : longest <= kViewWordLevelTokens;
     out.open_word_level = given("--word-level") && flags.word_level;
     return out;
 }

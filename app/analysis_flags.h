@@ -25,9 +25,11 @@ void add_analysis_flags(CLI::App& command, AnalysisFlags& flags);
 
 // attnviz view: the same flags (but --value-norms, which the page does not
 // show), each with a --no- form; what is not given takes the page's default
-// (docs/cli.md): rollout, head stats and word level up to kViewAnalysisTokens
-// tokens, flow (all-pairs max-flow) up to kViewFlowTokens.
+// (docs/cli.md): head stats always, rollout up to kViewAnalysisTokens tokens,
+// the word-level copy (about as large again as the page's attention) up to
+// kViewWordLevelTokens, flow (all-pairs max-flow) up to kViewFlowTokens.
 inline constexpr int kViewAnalysisTokens = 512;
+inline constexpr int kViewWordLevelTokens = 128;
 inline constexpr int kViewFlowTokens = 64;
 void add_view_analysis_flags(CLI::App& command, AnalysisFlags& flags);
 ViewAnalysis view_analysis(const CLI::App& command, const AnalysisFlags& flags,

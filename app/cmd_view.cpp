@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <iostream>
 
+#include "analysis_flags.h"
 #include "attnviz/error.h"
 #include "attnviz/export.h"
 #include "attnviz/hub.h"
 #include "attnviz/views.h"
-#include "analysis_flags.h"
 #include "cli.h"
 
 namespace attnviz::cli {

@@ -91,10 +91,10 @@ function createRolloutView(context, panel) {
       block.keyTokens.forEach((t, k) => { if (!(controls.hideSpecial && t.special)) top = Math.max(top, levels[row + k]); });
       block.keyTokens.forEach((token, k) => {
         if (controls.hideSpecial && token.special) return;
+        if (k === block.keySequence.bStart) h("span", "av-sal-b", strip, "B:").title = "sentence B starts here";
         const span = h("span", "av-sal-tok", strip, token.shown);
         span.dataset.index = k;
         span.tabIndex = -1;
-        if (k === block.keySequence.bStart) span.classList.add("av-sal-b");
         const x = top > 0 ? shade(levels[row + k] / top, log) : 0, c = Math.round(x * 255) * 3;
         span.style.background = "rgb(" + table[c] + "," + table[c + 1] + "," + table[c + 2] + ")";
         span.style.color = textColorOn(table[c], table[c + 1], table[c + 2]);

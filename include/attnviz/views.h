@@ -24,7 +24,7 @@ struct ViewAnalysis {
     bool rollout = false;
     bool flow = false;
     bool head_stats = false;
-    bool word_level = false;  // include word-level data (when some word has several pieces)
+    bool word_level = false;       // include word-level data (when some word has several pieces)
     bool open_word_level = false;  // the page opens with "Word level" ticked
 };
 
@@ -46,7 +46,7 @@ struct ViewOptions {
     std::string
         block;  // block shown first ("self", "encoder", "decoder", "cross"); empty: the first
     ViewAnalysis analysis;  // none by default; `attnviz view` turns them on (docs/cli.md)
-    int zlib_level = 3;  // deflate level of the attention payload (1 fastest .. 12 smallest)
+    int zlib_level = 3;     // deflate level of the attention payload (1 fastest .. 12 smallest)
 };
 
 // A whole page, and the same views as an embeddable fragment (a <div> with a

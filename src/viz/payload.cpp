@@ -346,8 +346,8 @@ nlohmann::json block_json(const AttentionBlock& block, const std::vector<int>& l
 
 // A made block of one "head" holding a measure ([n_layers][n][n]): drawn and
 // printed by the same streams as attention.
-const AttentionBlock& measure_block(const AttentionBlock& of, const std::string& name,
-                                    int n_layers, std::vector<float> values, PagePlan& plan) {
+const AttentionBlock& measure_block(const AttentionBlock& of, const std::string& name, int n_layers,
+                                    std::vector<float> values, PagePlan& plan) {
     AttentionBlock& made = plan.made.emplace_back();
     made.name = name;
     made.query_sequence = of.query_sequence;
@@ -482,7 +482,8 @@ std::string build_payload(const AttentionTrace& trace, const ViewOptions& option
     meta["blocks"] = nlohmann::json::array();
     for (const AttentionBlock& block : trace.blocks) {
         const std::vector<int> layers = chosen_layers(trace, block, options);
-        const std::vector<int>& heads = plan.heads.emplace_back(chosen_heads(trace, block, options));
+        const std::vector<int>& heads =
+            plan.heads.emplace_back(chosen_heads(trace, block, options));
         if (layers.empty() || heads.empty())
             throw Error("no chosen layer or head exists in attention block \"" + block.name + "\"");
         meta["blocks"].push_back(

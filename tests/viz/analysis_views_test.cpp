@@ -59,8 +59,8 @@ void expect_code(uint16_t code, double exact, const std::string& what) {
 
 // The codes of one exact stream ([heads][queries][keys], two byte planes).
 std::vector<uint16_t> codes_of(const nlohmann::json& all, int stream) {
-    const std::vector<uint8_t> bytes = viz::inflate_bytes(
-        viz::base64_decode(all["streams"][stream].get<std::string>()));
+    const std::vector<uint8_t> bytes =
+        viz::inflate_bytes(viz::base64_decode(all["streams"][stream].get<std::string>()));
     const size_t cells = bytes.size() / 2;
     std::vector<uint16_t> codes(cells);
     for (size_t i = 0; i < cells; ++i)
@@ -80,9 +80,9 @@ void expect_exact(const nlohmann::json& all, const nlohmann::json& block,
         const std::vector<uint16_t> codes = codes_of(all, block["exact"][l].get<int>());
         ASSERT_EQ(codes.size(), cells) << what;
         for (size_t i = 0; i < cells; ++i)
-            expect_code(codes[i], values[static_cast<size_t>(layers[l]) * cells + i],
-                        what + " layer " + std::to_string(layers[l]) + " cell " +
-                            std::to_string(i));
+            expect_code(
+                codes[i], values[static_cast<size_t>(layers[l]) * cells + i],
+                what + " layer " + std::to_string(layers[l]) + " cell " + std::to_string(i));
     }
 }
 
@@ -96,7 +96,8 @@ void expect_stats(const nlohmann::json& stats, const AttentionTrace& trace, int 
         ASSERT_EQ(grid.size(), static_cast<size_t>(block.n_layers));
         for (int l = 0; l < block.n_layers; ++l)
             for (int h = 0; h < block.n_heads; ++h) {
-                const auto value = static_cast<float>(means[static_cast<size_t>(l) * block.n_heads + h]);
+                const auto value =
+                    static_cast<float>(means[static_cast<size_t>(l) * block.n_heads + h]);
                 const nlohmann::json& shown = grid[l][h];
                 if (!std::isfinite(value))
                     EXPECT_TRUE(shown.is_null());
@@ -146,7 +147,8 @@ TEST(AnalysisViews, WordLevelCopyHoldsTheWordTraceAndItsMeasures) {
     ASSERT_EQ(entry["exact"].size(), 2u);
     for (int l = 0; l < block.n_layers; ++l) {
         const std::vector<uint16_t> codes = codes_of(page, entry["exact"][l].get<int>());
-        ASSERT_EQ(codes.size(), static_cast<size_t>(block.n_heads) * block.n_queries * block.n_keys);
+        ASSERT_EQ(codes.size(),
+                  static_cast<size_t>(block.n_heads) * block.n_queries * block.n_keys);
         for (size_t i = 0; i < codes.size(); ++i)
             expect_code(codes[i], block.probs[block.index(l, 0, 0, 0) + i],
                         "word attention layer " + std::to_string(l));
@@ -164,15 +166,14 @@ TEST(AnalysisViews, CrossAttentionAndSelectiveCapturesGetNotes) {
     const nlohmann::json& analysis = page["meta"]["analysis"];
     std::vector<std::string> names;
     for (const nlohmann::json& block : analysis["blocks"]) names.push_back(block["name"]);
-    EXPECT_EQ(names, (std::vector<std::string>{"encoder rollout", "encoder flow",
-                                               "decoder rollout", "decoder flow"}));
+    EXPECT_EQ(names, (std::vector<std::string>{"encoder rollout", "encoder flow", "decoder rollout",
+                                               "decoder flow"}));
     ASSERT_EQ(analysis["notes"].size(), 1u);
     EXPECT_NE(analysis["notes"][0].get<std::string>().find("\"cross\""), std::string::npos);
     EXPECT_EQ(analysis["stats"].size(), 3u);
     // No word ids: no word-level copy, and the page says why.
     EXPECT_FALSE(page["meta"].contains("words"));
-    EXPECT_NE(page["meta"]["wordsNote"].get<std::string>().find("single token"),
-              std::string::npos);
+    EXPECT_NE(page["meta"]["wordsNote"].get<std::string>().find("single token"), std::string::npos);
 
     AttentionTrace selective = testing::pair_trace();
     selective.blocks[0].n_model_layers = 4;

@@ -9,6 +9,7 @@
 
 #include "attnviz/export.h"
 #include "attnviz/model.h"
+#include "attnviz/views.h"
 
 namespace attnviz::cli {
 
@@ -21,6 +22,18 @@ struct AnalysisFlags {
 };
 
 void add_analysis_flags(CLI::App& command, AnalysisFlags& flags);
+
+// attnviz view: the same flags (but --value-norms, which the page does not
+// show), each with a --no- form; what is not given takes the page's default
+// (docs/cli.md): head stats always, rollout up to kViewAnalysisTokens tokens,
+// the word-level copy (about as large again as the page's attention) up to
+// kViewWordLevelTokens, flow (all-pairs max-flow) up to kViewFlowTokens.
+inline constexpr int kViewAnalysisTokens = 512;
+inline constexpr int kViewWordLevelTokens = 128;
+inline constexpr int kViewFlowTokens = 64;
+void add_view_analysis_flags(CLI::App& command, AnalysisFlags& flags);
+ViewAnalysis view_analysis(const CLI::App& command, const AnalysisFlags& flags,
+                           const AttentionTrace& trace);
 // What the run must keep for them (value norms).
 void apply_analysis_flags(const AnalysisFlags& flags, RunOptions& run);
 // rollout [L,S,S] and flow [S,S] per self-attention block, value_norms

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iostream>
 
+#include "analysis_flags.h"
 #include "attnviz/error.h"
 #include "attnviz/export.h"
 #include "attnviz/hub.h"
@@ -69,6 +70,7 @@ std::function<int()> setup(CLI::App& command) {
         std::optional<uint64_t> max_memory;
         std::optional<Precision> precision;
         CaptureFlags capture;
+        AnalysisFlags analysis;
     };
     auto flags = std::make_shared<Flags>();
     add_model_flags(command, flags->model);
@@ -98,6 +100,7 @@ std::function<int()> setup(CLI::App& command) {
     add_max_memory_flag(command, flags->max_memory);
     add_precision_flag(command, flags->precision);
     add_capture_flags(command, flags->capture, /*with_selection=*/false);
+    add_view_analysis_flags(command, flags->analysis);
     command.footer(
         "Example: attnviz view --model bert-base-uncased --text \"The cat sat on the mat\" "
         "--text-b \"The cat lay on the rug\"\nWrites the page (or picture) and prints its path. "
@@ -143,6 +146,10 @@ std::function<int()> setup(CLI::App& command) {
                                  " draws one view: give --view head, model or matrix");
             if (options.views.front() == View::neuron)
                 throw UsageError("the neuron view has no static form; use --format html");
+            for (const char* flag : {"--rollout", "--flow", "--head-stats", "--word-level"})
+                if (command.count(flag) > 0)
+                    throw UsageError(std::string(flag) + " adds a tab to the HTML page; --format " +
+                                     format + " draws --view");
         }
         const std::filesystem::path output =
             flags->output.empty() ? "attention." + format : flags->output;
@@ -195,7 +202,11 @@ std::function<int()> setup(CLI::App& command) {
                                  " is out of range: the model has " +
                                  std::to_string(shown.n_heads) + " heads");
 
-        step.emplace("writing the view");
+        if (format == "html") options.analysis = view_analysis(command, flags->analysis, trace);
+        const ViewAnalysis& analysis = options.analysis;
+        step.emplace(analysis.rollout || analysis.flow || analysis.head_stats || analysis.word_level
+                         ? "computing the analysis and writing the view"
+                         : "writing the view");
         if (format == "html") {
             write_output(output,
                          flags->fragment ? render_html_fragment(trace, options)

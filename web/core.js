@@ -160,9 +160,14 @@ function setTokenMarkers(trace, markers) {
   tokenTextVersion++;
 }
 
-function makeTrace(payload) {
+// The page's data as the views read it: tokens, or with wordLevel the
+// word-level copy (meta.words, computed by src/analysis; present when some
+// word has several pieces). analysis: rollout and flow as blocks of one head
+// (block.measure), the head statistics and notes (meta.analysis).
+function makeTrace(payload, wordLevel) {
   const meta = payload.meta;
-  const sequences = meta.sequences.map((sequence) => {
+  const world = wordLevel && meta.words ? meta.words : meta;
+  const sequences = world.sequences.map((sequence) => {
     const tokens = sequence.tokens.map((t) => ({
       raw: t[0], display: t[1], id: t[2], segment: t[3], special: t[4] === 1,
       shown: tokenText(t[0], t[1], false),
@@ -170,8 +175,13 @@ function makeTrace(payload) {
     const bStart = tokens.findIndex((t) => t.segment === 1);
     return { name: sequence.name, texts: sequence.texts, tokens, bStart };
   });
-  const blocks = meta.blocks.map((b, index) => makeBlock(b, index, payload.streams, sequences));
-  return { meta, sequences, blocks };
+  const blocks = world.blocks.map((b, index) => makeBlock(b, index, payload.streams, sequences));
+  const found = world.analysis;
+  const analysis = found ? {
+    blocks: found.blocks.map((b, index) => makeBlock(b, index, payload.streams, sequences)),
+    stats: found.stats, notes: found.notes,
+  } : null;
+  return { meta, sequences, blocks, analysis, wordLevel: world !== meta };
 }
 
 // One attention block; layer data is inflated on first use and then kept.
@@ -179,6 +189,7 @@ function makeBlock(b, index, streams, sequences) {
   const nq = b.queries, nk = b.keys, nh = b.heads.length;
   const block = {
     index, name: b.name, causal: b.causal, layers: b.layers, heads: b.heads, nq, nk,
+    measure: b.measure || null, of: b.of,  // rollout / flow of block `of`; null: attention
     queryTokens: sequences[b.querySequence].tokens, keyTokens: sequences[b.keySequence].tokens,
     querySequence: sequences[b.querySequence], keySequence: sequences[b.keySequence],
     hasQK: Array.isArray(b.queriesKeys), headDim: b.headDim || 0, scoreScale: b.scoreScale || 1,
@@ -510,12 +521,14 @@ function attnvizBoot(root) {
 function attnvizMount(root, payload, hooks) {
   for (const store of [...sleepingStores]) if (!store.panel.isConnected) sleepingStores.delete(store);
   const old = root.querySelector(":scope > .av-app");
-  const trace = makeTrace(payload);
+  const controls = (hooks && hooks.controls) || {};
+  if (controls.wordLevel == null) controls.wordLevel = !!(payload.meta.words && payload.meta.words.open);
+  const trace = makeTrace(payload, controls.wordLevel);
   // Built in place (the views measure their boxes), the old views removed in the same task: no flicker.
   const app = h("div", "av-app", root);
   app.dataset.theme = "light";
   try {
-    startApp(root, app, trace, hooks || {});
+    startApp(root, app, trace, Object.assign({}, hooks || {}, { controls, payload }));
   } finally {
     if (old) old.remove();
   }
@@ -565,6 +578,19 @@ function startApp(root, app, trace, hooks) {
   const hide = labeled(bar, "Hide special tokens", h("input", "av-hide-special"));
   hide.type = "checkbox";
   hide.checked = controls.hideSpecial;
+  // Word level: every view's data for words (src/analysis computes it); the
+  // views are built again on the other data, on the same tab.
+  const words = labeled(bar, "Word level", h("input", "av-word-level"));
+  words.type = "checkbox";
+  words.checked = trace.wordLevel;
+  const wordsReason = trace.meta.words ? "" : trace.meta.wordsNote || "This page has no word-level data";
+  words.disabled = !!wordsReason;
+  words.parentNode.title = wordsReason || "Words instead of subword pieces (Clark et al.): attention to a word is the sum over its pieces, from a word the mean";
+  let currentView = null;
+  words.onchange = () => {
+    controls.wordLevel = words.checked;
+    attnvizMount(root, hooks.payload, Object.assign({}, hooks, { view: currentView }));
+  };
   const markers = labeled(bar, "Subword markers", h("input", "av-markers"));
   markers.type = "checkbox";
   markers.parentNode.title = "Show tokens as the tokenizer spells them (##ing, Ġthe, ▁the)";
@@ -589,9 +615,24 @@ function startApp(root, app, trace, hooks) {
   };
   describeInput(app, trace);
 
-  const makers = { head: createHeadView, model: createModelView, neuron: createNeuronView, matrix: createMatrixView };
+  const makers = {
+    head: createHeadView, model: createModelView, neuron: createNeuronView, matrix: createMatrixView,
+    rollout: createRolloutView, stats: createStatsView,
+  };
   const names = trace.meta.views.filter((name) => makers[name]);
+  // The analysis tabs come with their data (meta.analysis).
+  if (trace.analysis && (trace.analysis.blocks.length || trace.analysis.notes.length)) names.push("rollout");
+  if (trace.analysis && trace.analysis.stats.length) names.push("stats");
+  const tabLabels = { rollout: "Rollout / flow", stats: "Head stats" };
+  // The neuron view's q and k belong to tokens: it has no word-level form.
+  const neuronReason = "The neuron view's query and key vectors belong to tokens: they have no word-level form";
   const show = (name) => {
+    if (name === "neuron" && trace.wordLevel) return;
+    currentView = name;
+    if (!wordsReason) {
+      words.disabled = name === "neuron";
+      words.parentNode.title = name === "neuron" ? neuronReason : "Words instead of subword pieces (Clark et al.): attention to a word is the sum over its pieces, from a word the mean";
+    }
     for (const other of names) {
       panels[other].hidden = other !== name;
       tabs.querySelector('[data-view="' + other + '"]').classList.toggle("av-active", other === name);
@@ -607,14 +648,26 @@ function startApp(root, app, trace, hooks) {
     if (hooks.onShow) hooks.onShow(name);
   };
   for (const name of names) {
-    const tab = h("button", "av-tab", tabs, name.charAt(0).toUpperCase() + name.slice(1) + " view");
+    const tab = h("button", "av-tab", tabs, tabLabels[name] || name.charAt(0).toUpperCase() + name.slice(1) + " view");
     tab.type = "button";
     tab.dataset.view = name;
+    if (name === "neuron" && trace.wordLevel) {
+      tab.disabled = true;
+      tab.title = neuronReason + " (untick Word level)";
+    }
     tab.onclick = () => show(name);
     panels[name] = h("section", "av-panel av-panel-" + name, app);
   }
   if (names.length < 2) tabs.hidden = true;
-  if (names.length) show(names.includes(hooks.view) ? hooks.view : names[0]);
+  const usable = names.filter((name) => !(name === "neuron" && trace.wordLevel));
+  if (usable.length) show(usable.includes(hooks.view) ? hooks.view : usable[0]);
+  // The head stats' click: that head alone in the head view (when the page has one).
+  context.openHead = (blockIndex, layer, head) => {
+    if (!names.includes("head")) return;
+    show("head");
+    const entry = views.find((v) => v.name === "head");
+    if (entry && entry.view.showHead) entry.view.showHead(blockIndex, layer, head);
+  };
   root.dataset.ready = "1";
 }
 

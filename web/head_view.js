@@ -85,8 +85,8 @@ function createHeadView(context, panel, options) {
       swatch.dataset.head = i;
       swatch.tabIndex = -1;
       swatch.setAttribute("role", "button");
-      swatch.title = "head " + head + " (click or Enter: toggle, double-click: alone / all)";
-      swatch.setAttribute("aria-label", "head " + head);
+      swatch.title = block.measure ? block.measure : "head " + head + " (click or Enter: toggle, double-click: alone / all)";
+      swatch.setAttribute("aria-label", block.measure || "head " + head);
     });
     swatches.dataset.block = block.index;
     settleSwatches();
@@ -409,10 +409,10 @@ function createHeadView(context, panel, options) {
       const q = pinned.side === "q" ? pinned.index : hover.index;
       const k = pinned.side === "q" ? hover.index : pinned.index;
       const parts = shownHeads.map((i) => {
-        if (!exact) return "H" + block.heads[i] + " …";
+        if (!exact) return headLabel(block, i) + " …";
         const w = exact(i, q, k);
-        if (!controls.hideSpecial) return "H" + block.heads[i] + " " + formatWeight(w);
-        return "H" + block.heads[i] + " " + formatAggregate(w / rowSums(block, exact)[i * block.nq + q]);
+        if (!controls.hideSpecial) return headLabel(block, i) + " " + formatWeight(w);
+        return headLabel(block, i) + " " + formatAggregate(w / rowSums(block, exact)[i * block.nq + q]);
       });
       readout.textContent = readout.title = "Layer " + block.layers[state.layer] + ": " + name(block.queryTokens, q) + " → " +
         name(block.keyTokens, k) + ": " + parts.join(" · ") + (controls.hideSpecial ? " (renormalized without special tokens)" : "");
@@ -428,7 +428,28 @@ function createHeadView(context, panel, options) {
   }
 
   store.setState({});
-  return { refresh: () => { store.setState({}); } };
+  return {
+    refresh: () => { store.setState({}); },
+    // One head alone (the head stats' click): block index, layer and head as indices.
+    showHead(blockIndex, layer, head) {
+      const at = filters.findIndex((f) => f.block === blockIndex && f.q === "all");
+      if (at < 0) return;
+      if (filterSelect) filterSelect.value = String(at);
+      store.setState({ filter: at, layer, hover: null, pinned: null });
+      fillLayers();
+      state.layer = layer;
+      if (layerSelect) layerSelect.value = String(layer);
+      fillSwatches();
+      const active = activeHeads();
+      active.forEach((_, j) => { active[j] = j === head; });
+      store.setState({});
+    },
+  };
+}
+
+// A head's name in the readout: "H3", or the measure of a rollout / flow block.
+function headLabel(block, i) {
+  return block.measure ? block.measure : "H" + block.heads[i];
 }
 
 // One pass over a layer, once, for the head view of long inputs: per row

@@ -48,6 +48,7 @@ function createMatrixView(context, panel) {
   const state = store.state;
   function fillSelects() {
     fillLayerHeadSelects(blocks[state.block], state, layerSelect, headSelect);
+    headSelect.parentNode.style.display = blocks[state.block].measure ? "none" : "";  // rollout / flow: one map a layer
   }
   if (blockSelect) {
     blockSelect.value = String(state.block);
@@ -262,7 +263,7 @@ function createMatrixView(context, panel) {
     readout.textContent = "";
     h("span", "av-value", readout, value);
     readout.append(' · query "' + qt.shown + '" (' + qt.raw + ", #" + q + ') → key "' + kt.shown + '" (' + kt.raw + ", #" + k +
-      ") · layer " + block.layers[state.layer] + ", head " + block.heads[hi]);
+      ") · layer " + block.layers[state.layer] + (block.measure ? " · " + block.measure : ", head " + block.heads[hi]));
     readout.title = readout.textContent;
     readout.dataset.query = q;
     readout.dataset.key = k;

@@ -124,6 +124,13 @@ ViewOptions view_options(const httplib::Request& request, const std::string& def
     if (request.has_param("open_heads"))
         options.open_heads = cli::parse_int_list(param(request, "open_heads"), "open_heads");
     options.block = param(request, "block");
+    // The page's analysis tabs and word-level toggle (`attnviz view`'s --rollout, --flow,
+    // --head-stats, --word-level): "1" asks for one; none by default.
+    const auto asked = [&](const char* name) { return param(request, name, "0") == "1"; };
+    options.analysis.rollout = asked("rollout");
+    options.analysis.flow = asked("flow");
+    options.analysis.head_stats = asked("head_stats");
+    options.analysis.word_level = asked("word_level");
     return options;
 }
 

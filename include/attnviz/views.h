@@ -14,6 +14,20 @@ namespace attnviz {
 
 enum class View { head, model, neuron, matrix };
 
+// What the page adds from src/analysis (docs/views.md, "Analysis views"):
+// rollout and flow per self-attention block (a "Rollout" tab: saliency strip,
+// token-to-token lines, matrix), the per-head statistics of this input (a
+// "Head stats" tab: layers x heads heatmap), and a word-level copy of
+// everything (a "Word level" toggle). Rollout and flow need every layer and
+// head of the block (a selective capture gets a note in the page instead).
+struct ViewAnalysis {
+    bool rollout = false;
+    bool flow = false;
+    bool head_stats = false;
+    bool word_level = false;       // include word-level data (when some word has several pieces)
+    bool open_word_level = false;  // the page opens with "Word level" ticked
+};
+
 struct ViewOptions {
     std::vector<View> views = {View::head, View::model};
     std::vector<int> layers;  // layers to include (and show), in this order; empty: all
@@ -31,7 +45,8 @@ struct ViewOptions {
     std::string title;  // page title; empty: "<model_id> attention"
     std::string
         block;  // block shown first ("self", "encoder", "decoder", "cross"); empty: the first
-    int zlib_level = 3;  // deflate level of the attention payload (1 fastest .. 12 smallest)
+    ViewAnalysis analysis;  // none by default; `attnviz view` turns them on (docs/cli.md)
+    int zlib_level = 3;     // deflate level of the attention payload (1 fastest .. 12 smallest)
 };
 
 // A whole page, and the same views as an embeddable fragment (a <div> with a

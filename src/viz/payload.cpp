@@ -2,13 +2,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "attnviz/analysis.h"
 #include "attnviz/error.h"
+#include "attnviz/head_stats.h"
 #include "viz/codec.h"
 
 namespace attnviz::viz {
@@ -272,10 +276,193 @@ nlohmann::json open_selection(const AttentionTrace& trace, const AttentionBlock&
 
 }  // namespace
 
+namespace {
+
+// The stream jobs of a page and what they point into: heads lists and the
+// blocks made for the page (rollout, flow, the word-level trace), kept alive
+// until the streams are encoded (deques: pointers stay valid as they grow).
+struct PagePlan {
+    std::vector<StreamJob> jobs;
+    std::deque<std::vector<int>> heads;
+    std::deque<AttentionBlock> made;
+    std::deque<AttentionTrace> traces;
+};
+
+nlohmann::json sequences_json(const AttentionTrace& trace) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const TokenSequence& sequence : trace.sequences)
+        out.push_back({{"name", sequence.name},
+                       {"texts", sequence.texts},
+                       {"tokens", tokens_json(sequence)}});
+    return out;
+}
+
+// One block's entry of meta.blocks and its streams (attention and exact per
+// chosen layer; queries/keys and score bias for the neuron view).
+nlohmann::json block_json(const AttentionBlock& block, const std::vector<int>& layers,
+                          const std::vector<int>& heads, bool with_queries_keys, PagePlan& plan) {
+    nlohmann::json entry = {{"name", block.name},
+                            {"querySequence", block.query_sequence},
+                            {"keySequence", block.key_sequence},
+                            {"causal", block.causal},
+                            {"layers", model_ids(layers, block.layer_ids)},
+                            {"heads", model_ids(heads, block.head_ids)},
+                            {"queries", block.n_queries},
+                            {"keys", block.n_keys},
+                            {"probs", nlohmann::json::array()},
+                            {"exact", nlohmann::json::array()}};
+    for (int layer : layers) {
+        entry["probs"].push_back(plan.jobs.size());
+        plan.jobs.push_back({&block, layer, StreamKind::attention, &heads});
+        entry["exact"].push_back(plan.jobs.size());
+        plan.jobs.push_back({&block, layer, StreamKind::exact, &heads});
+    }
+    if (!with_queries_keys) return entry;
+    entry["headDim"] = block.head_dim;
+    entry["scoreScale"] = block.score_scale;
+    entry["scoreForm"] = block.score_form == ScoreForm::scaled_dot_plus_bias
+                             ? "scaled_dot_plus_bias"
+                             : "not_decomposable";
+    if (!block.layer_score_scales.empty()) {  // per exported layer
+        entry["scoreScales"] = nlohmann::json::array();
+        for (int layer : layers) entry["scoreScales"].push_back(block.layer_score_scale(layer));
+    }
+    entry["queriesKeys"] = nlohmann::json::array();
+    for (int layer : layers) {
+        entry["queriesKeys"].push_back(plan.jobs.size());
+        plan.jobs.push_back({&block, layer, StreamKind::queries_keys, &heads});
+    }
+    if (block.has_score_bias()) {
+        // One stream when every layer shares the bias, else one per chosen layer.
+        entry["scoreBias"] = nlohmann::json::array();
+        const std::vector<int> shared = {0};
+        for (int layer : block.score_bias_layers == 1 ? shared : layers) {
+            entry["scoreBias"].push_back(plan.jobs.size());
+            plan.jobs.push_back({&block, layer, StreamKind::score_bias, &heads});
+        }
+    }
+    return entry;
+}
+
+// A made block of one "head" holding a measure ([n_layers][n][n]): drawn and
+// printed by the same streams as attention.
+const AttentionBlock& measure_block(const AttentionBlock& of, const std::string& name, int n_layers,
+                                    std::vector<float> values, PagePlan& plan) {
+    AttentionBlock& made = plan.made.emplace_back();
+    made.name = name;
+    made.query_sequence = of.query_sequence;
+    made.key_sequence = of.key_sequence;
+    made.causal = of.causal;
+    made.n_layers = n_layers;
+    made.n_heads = 1;
+    made.n_queries = of.n_queries;
+    made.n_keys = of.n_keys;
+    made.probs = std::move(values);
+    return made;
+}
+
+// Why rollout and flow are not offered for a block, or "" when they are.
+std::string no_rollout_reason(const AttentionBlock& block) {
+    if (block.query_sequence != block.key_sequence)
+        return "rollout and flow are for self-attention blocks: \"" + block.name +
+               "\" (cross-attention) has none";
+    const bool all_layers = block.layer_ids.empty() || block.n_model_layers == 0 ||
+                            block.n_layers == block.n_model_layers;
+    const bool all_heads =
+        block.head_ids.empty() || block.n_model_heads == 0 || block.n_heads == block.n_model_heads;
+    if (!all_layers || !all_heads)
+        return "rollout and flow of \"" + block.name +
+               "\" need every layer and head, and this capture kept a selection (drop --layers "
+               "and --heads)";
+    return "";
+}
+
+// meta.analysis of one trace (tokens or words): rollout and flow as blocks of
+// one head ("measure"), the head statistics of the chosen layers and heads
+// (float32, as `attnviz export --head-stats` writes them; null for NaN), and
+// notes saying what a block does not have.
+nlohmann::json analysis_json(const AttentionTrace& trace, const ViewOptions& options,
+                             PagePlan& plan) {
+    const ViewAnalysis& want = options.analysis;
+    nlohmann::json out = {{"blocks", nlohmann::json::array()},
+                          {"stats", nlohmann::json::array()},
+                          {"notes", nlohmann::json::array()}};
+    const bool single = trace.blocks.size() == 1;
+    for (size_t b = 0; b < trace.blocks.size(); ++b) {
+        const AttentionBlock& block = trace.blocks[b];
+        const std::vector<int> layers = chosen_layers(trace, block, options);
+        const std::vector<int> heads = chosen_heads(trace, block, options);
+        if (want.rollout || want.flow) {
+            const std::string reason = no_rollout_reason(block);
+            if (!reason.empty()) out["notes"].push_back(reason);
+        }
+        const bool measures = no_rollout_reason(block).empty();
+        const std::string prefix = single ? "" : block.name + " ";
+        const std::vector<int>& one_head = plan.heads.emplace_back(std::vector<int>{0});
+        if (want.rollout && measures) {
+            const AttentionBlock& made = measure_block(block, prefix + "rollout", block.n_layers,
+                                                       analysis::rollout(block), plan);
+            nlohmann::json entry = block_json(made, layers, one_head, false, plan);
+            entry["layers"] = model_ids(layers, block.layer_ids);
+            entry["measure"] = "rollout";
+            entry["of"] = static_cast<int>(b);
+            out["blocks"].push_back(std::move(entry));
+        }
+        if (want.flow && measures) {
+            const AttentionBlock& made =
+                measure_block(block, prefix + "flow", 1, analysis::flow(block), plan);
+            const std::vector<int>& first = plan.heads.emplace_back(std::vector<int>{0});
+            nlohmann::json entry = block_json(made, first, one_head, false, plan);
+            entry["layers"] = {block.layer_id(block.n_layers - 1)};
+            entry["measure"] = "flow";
+            entry["of"] = static_cast<int>(b);
+            out["blocks"].push_back(std::move(entry));
+        }
+        if (want.head_stats) {
+            const analysis::HeadStatSums sums = analysis::head_stat_sums(trace, block);
+            nlohmann::json values = nlohmann::json::object();
+            for (int s = 0; s < analysis::kHeadStatCount; ++s) {
+                const std::vector<double> means = sums.means(static_cast<analysis::HeadStat>(s));
+                nlohmann::json grid = nlohmann::json::array();
+                for (int layer : layers) {
+                    nlohmann::json row = nlohmann::json::array();
+                    for (int head : heads) {
+                        const auto value = static_cast<float>(
+                            means[static_cast<size_t>(layer) * block.n_heads + head]);
+                        if (std::isfinite(value))
+                            row.push_back(static_cast<double>(value));
+                        else
+                            row.push_back(nullptr);
+                    }
+                    grid.push_back(std::move(row));
+                }
+                values[std::string(analysis::kHeadStatNames[s])] = std::move(grid);
+            }
+            out["stats"].push_back({{"block", static_cast<int>(b)},
+                                    {"layers", model_ids(layers, block.layer_ids)},
+                                    {"heads", model_ids(heads, block.head_ids)},
+                                    {"values", std::move(values)}});
+        }
+    }
+    return out;
+}
+
+// Whether the word-level trace differs from the tokens' (some word has several pieces).
+bool has_multi_piece_word(const AttentionTrace& trace) {
+    for (const TokenSequence& sequence : trace.sequences)
+        for (const std::vector<int>& pieces : analysis::words_of(sequence).tokens)
+            if (pieces.size() > 1) return true;
+    return false;
+}
+
+}  // namespace
+
 std::string build_payload(const AttentionTrace& trace, const ViewOptions& options) {
     check_trace(trace);
     const bool want_neuron =
         std::find(options.views.begin(), options.views.end(), View::neuron) != options.views.end();
+    const ViewAnalysis& want = options.analysis;
+    const bool any_analysis = want.rollout || want.flow || want.head_stats;
 
     nlohmann::json meta;
     meta["format"] = 2;  // 2: with the exact streams and "open"
@@ -289,66 +476,41 @@ std::string build_payload(const AttentionTrace& trace, const ViewOptions& option
     meta["open"] = open_selection(trace, trace.blocks[static_cast<size_t>(first_block)], options);
     meta["theme"] = options.open_dark ? "dark" : "light";
     meta["markers"] = options.open_subword_markers;
-    meta["sequences"] = nlohmann::json::array();
-    for (const TokenSequence& sequence : trace.sequences)
-        meta["sequences"].push_back({{"name", sequence.name},
-                                     {"texts", sequence.texts},
-                                     {"tokens", tokens_json(sequence)}});
+    meta["sequences"] = sequences_json(trace);
 
-    std::vector<std::vector<int>> heads_of_block(trace.blocks.size());
-    std::vector<StreamJob> jobs;
+    PagePlan plan;
     meta["blocks"] = nlohmann::json::array();
-    for (size_t b = 0; b < trace.blocks.size(); ++b) {
-        const AttentionBlock& block = trace.blocks[b];
+    for (const AttentionBlock& block : trace.blocks) {
         const std::vector<int> layers = chosen_layers(trace, block, options);
-        heads_of_block[b] = chosen_heads(trace, block, options);
-        if (layers.empty() || heads_of_block[b].empty())
+        const std::vector<int>& heads =
+            plan.heads.emplace_back(chosen_heads(trace, block, options));
+        if (layers.empty() || heads.empty())
             throw Error("no chosen layer or head exists in attention block \"" + block.name + "\"");
-        const bool with_queries_keys = want_neuron && block.has_queries_keys();
-        nlohmann::json entry = {{"name", block.name},
-                                {"querySequence", block.query_sequence},
-                                {"keySequence", block.key_sequence},
-                                {"causal", block.causal},
-                                {"layers", model_ids(layers, block.layer_ids)},
-                                {"heads", model_ids(heads_of_block[b], block.head_ids)},
-                                {"queries", block.n_queries},
-                                {"keys", block.n_keys},
-                                {"probs", nlohmann::json::array()},
-                                {"exact", nlohmann::json::array()}};
-        for (int layer : layers) {
-            entry["probs"].push_back(jobs.size());
-            jobs.push_back({&block, layer, StreamKind::attention, &heads_of_block[b]});
-            entry["exact"].push_back(jobs.size());
-            jobs.push_back({&block, layer, StreamKind::exact, &heads_of_block[b]});
-        }
-        if (with_queries_keys) {
-            entry["headDim"] = block.head_dim;
-            entry["scoreScale"] = block.score_scale;
-            entry["scoreForm"] = block.score_form == ScoreForm::scaled_dot_plus_bias
-                                     ? "scaled_dot_plus_bias"
-                                     : "not_decomposable";
-            if (!block.layer_score_scales.empty()) {  // per exported layer
-                entry["scoreScales"] = nlohmann::json::array();
-                for (int layer : layers)
-                    entry["scoreScales"].push_back(block.layer_score_scale(layer));
-            }
-            entry["queriesKeys"] = nlohmann::json::array();
-            for (int layer : layers) {
-                entry["queriesKeys"].push_back(jobs.size());
-                jobs.push_back({&block, layer, StreamKind::queries_keys, &heads_of_block[b]});
-            }
-            if (block.has_score_bias()) {
-                // One stream when every layer shares the bias, else one per chosen layer.
-                entry["scoreBias"] = nlohmann::json::array();
-                const std::vector<int> shared = {0};
-                for (int layer : block.score_bias_layers == 1 ? shared : layers) {
-                    entry["scoreBias"].push_back(jobs.size());
-                    jobs.push_back({&block, layer, StreamKind::score_bias, &heads_of_block[b]});
-                }
-            }
-        }
-        meta["blocks"].push_back(std::move(entry));
+        meta["blocks"].push_back(
+            block_json(block, layers, heads, want_neuron && block.has_queries_keys(), plan));
     }
+    if (any_analysis) meta["analysis"] = analysis_json(trace, options, plan);
+    if (want.word_level) {
+        if (has_multi_piece_word(trace)) {
+            const AttentionTrace& words = plan.traces.emplace_back(analysis::word_level(trace));
+            nlohmann::json world = {{"sequences", sequences_json(words)},
+                                    {"blocks", nlohmann::json::array()},
+                                    {"open", want.open_word_level}};
+            for (const AttentionBlock& block : words.blocks)
+                world["blocks"].push_back(block_json(
+                    block, chosen_layers(words, block, options),
+                    plan.heads.emplace_back(chosen_heads(words, block, options)), false, plan));
+            if (any_analysis) world["analysis"] = analysis_json(words, options, plan);
+            meta["words"] = std::move(world);
+        } else {
+            meta["wordsNote"] =
+                "Every word here is a single token (or the tokens carry no word ids): word level "
+                "would show the same";
+        }
+    } else {
+        meta["wordsNote"] = "This page has no word-level data (attnviz view --word-level)";
+    }
+    const std::vector<StreamJob>& jobs = plan.jobs;
 
     const std::vector<std::string> streams = encode_streams(jobs, options.zlib_level);
     // Token text may be any bytes: invalid UTF-8 becomes U+FFFD rather than an exception.

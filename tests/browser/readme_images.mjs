@@ -1,7 +1,10 @@
 // README pictures that need a browser: the matrix view zoomed in on a long
 // input, from `attnviz view` on the bundled demo model (real trained
 // attention: layer 1, head 3 is its local head, a band along the diagonal).
-// Run by tools/readme-images; writes docs/images/matrix-zoomed.png.
+// Also the analysis tabs of a sentence pair: docs/images/rollout.png (the
+// saliency strip and the token-to-token lines of rollout) and
+// docs/images/head-stats.png (the layers x heads heatmap of one statistic).
+// Run by tools/readme-images; writes docs/images/matrix-zoomed.png, rollout.png, head-stats.png.
 //
 // Usage: node readme_images.mjs <attnviz binary> <demo model folder> <output folder>
 import { execFileSync } from "node:child_process";
@@ -66,6 +69,28 @@ try {
   const file = path.join(outDir, "matrix-zoomed.png");
   await page.locator(".av-app").screenshot({ path: file });
   console.log(file);
+
+  // The analysis tabs (attnviz view's defaults on a short input: rollout, flow, head stats).
+  const pair_path = path.join(work, "pair.html");
+  execFileSync(cli, ["view", "--model", modelDir, "--text", "The lighthouse keeper climbed the narrow stairs.",
+                     "--text-b", "His granddaughter found the notebooks.", "-o", pair_path],
+               { env: { ...process.env, HF_HUB_OFFLINE: "1" }, encoding: "utf8" });
+  await page.goto(pathToFileURL(pair_path).href);
+  await page.waitForSelector(".attnviz[data-ready]");
+  await page.locator('.av-tab[data-view="rollout"]').click();
+  await page.waitForSelector(".av-rollout-head[data-drawn]");
+  await page.locator('.av-rollout-head .av-col-q .av-tok[data-index="0"]').hover();
+  await page.waitForFunction(() => [...document.querySelectorAll(".av-rollout-head .av-col-k .av-w")].some((w) => w.textContent !== ""));
+  const rollout = path.join(outDir, "rollout.png");
+  await page.screenshot({ path: rollout, clip: { x: 0, y: 0, width: 1100, height: 640 } });
+  console.log(rollout);
+  await page.locator('.av-tab[data-view="stats"]').click();
+  await page.waitForSelector(".av-panel-stats[data-drawn]");
+  await page.locator(".av-stat").selectOption("sep");
+  await page.waitForFunction(() => document.querySelector(".av-stats-readout").textContent.includes("[SEP]"));
+  const stats = path.join(outDir, "head-stats.png");
+  await page.screenshot({ path: stats, clip: { x: 0, y: 0, width: 700, height: 330 } });
+  console.log(stats);
 } finally {
   await close();
   fs.rmSync(work, { recursive: true, force: true });

@@ -49,3 +49,14 @@ if(NODE_PROGRAM)
                    ${ATTNVIZ_TEST_DATA}/demo/heldout_sentences.txt ${CMAKE_BINARY_DIR}/screenshots)
   set_tests_properties(browser_heads_report PROPERTIES LABELS browser TIMEOUT 300)
 endif()
+
+# The analysis views (Rollout / flow, Head stats, Word level) against `attnviz export
+# --rollout --flow --head-stats [--word-level]`: the demo model and a random-weights BERT.
+if(NODE_PROGRAM)
+  add_test(NAME browser_analysis_views
+           COMMAND ${NODE_PROGRAM} ${PROJECT_SOURCE_DIR}/tests/browser/analysis_views.test.mjs
+                   $<TARGET_FILE:attnviz_cli> ${PROJECT_SOURCE_DIR}/models/demo
+                   ${PROJECT_SOURCE_DIR}/tests/browser/make_long_model.py
+                   ${CMAKE_BINARY_DIR}/screenshots)
+  set_tests_properties(browser_analysis_views PROPERTIES LABELS browser TIMEOUT 400)
+endif()

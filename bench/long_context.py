@@ -7,16 +7,23 @@ tools/reference/arch_reference.py's qwen2 definition, never committed; the
 bundled demo model's BERT tokenizer, so vocab_size 30522) at growing lengths:
 
   attnviz export --layers 0,11,23 --top-k 32       (the acceptance run)
-  attnviz export (full capture)                     where it fits the budget
+  attnviz export (full capture)                     where it fits --full-budget,
+                                                    with the estimate of a refused rerun
   attnviz export (full capture), refused up front   with its estimate
   PyTorch: arch_reference.llama_forward, which keeps every probability as
-           transformers' output_attentions does     where it fits the budget
+           transformers' output_attentions does     where it fits 80% of MemAvailable
+           (torch.no_grad, OpenBLAS and torch on --threads; its forward timed alone)
 
 Each run is a child under /usr/bin/time -v: wall time, CPU time (user + sys,
 which the machine's other load does not inflate), peak RSS. The estimate the
 refusal prints is compared with the peak RSS of the full capture at the
 lengths that fit (the real need), and extrapolated: its S^2 term (every
 probability, 4 bytes each) is exact by construction, the rest is checked.
+
+The numbers in docs/performance.md (Long contexts) came from four timed runs:
+--lengths 4096 --peer-lengths ""; --lengths 512,1024,2048 --full-budget 8G
+--peer-lengths ""; --no-attnviz --peer-lengths 512,1024; --no-attnviz
+--peer-lengths 2048,4096.
 
 Usage: bench/long_context.py [--attnviz build/attnviz] [--lengths 512,1024,2048,4096] [--full-budget 8G]
        [--peer-lengths 512,1024,2048,4096] [--no-attnviz] [--threads 2]

@@ -7,10 +7,12 @@ tools/reference/arch_reference.py's qwen2 definition, never committed; the
 bundled demo model's BERT tokenizer, so vocab_size 30522) at growing lengths:
 
   attnviz export --layers 0,11,23 --top-k 32       (the acceptance run)
-  attnviz export (full capture)                     where it fits the budget
+  attnviz export (full capture)                     where it fits --full-budget,
+                                                    with the estimate of a refused rerun
   attnviz export (full capture), refused up front   with its estimate
   PyTorch: arch_reference.llama_forward, which keeps every probability as
-           transformers' output_attentions does     where it fits the budget
+           transformers' output_attentions does     where it fits 80% of MemAvailable
+           (torch.no_grad, OpenBLAS and torch on --threads; its forward timed alone)
 
 Each run is a child under /usr/bin/time -v: wall time, CPU time (user + sys,
 which the machine's other load does not inflate), peak RSS. The estimate the
@@ -18,8 +20,13 @@ refusal prints is compared with the peak RSS of the full capture at the
 lengths that fit (the real need), and extrapolated: its S^2 term (every
 probability, 4 bytes each) is exact by construction, the rest is checked.
 
-Usage: bench/long_context.py [--attnviz build/attnviz] [--lengths 512,1024,2048,4096]
-       [--peer-lengths 512,1024] [--threads 2]
+The numbers in docs/performance.md (Long contexts) came from four timed runs:
+--lengths 4096 --peer-lengths ""; --lengths 512,1024,2048 --full-budget 8G
+--peer-lengths ""; --no-attnviz --peer-lengths 512,1024; --no-attnviz
+--peer-lengths 2048,4096.
+
+Usage: bench/long_context.py [--attnviz build/attnviz] [--lengths 512,1024,2048,4096] [--full-budget 8G]
+       [--peer-lengths 512,1024,2048,4096] [--no-attnviz] [--threads 2]
        [--budget 4G] [--work /tmp/attnviz-long-context] [--json out.json]
 """
 
@@ -82,7 +89,7 @@ def timed(command, env=None):
     start = time.time()
     run = subprocess.run(["/usr/bin/time", "-v"] + command, capture_output=True, text=True, env=env)
     wall = time.time() - start
-    err = run.stderr
+    err = run.stdout + run.stderr  # the peer prints its forward time
 
     def field(name):
         m = re.search(re.escape(name) + r":\s*([0-9.]+)", err)
@@ -92,32 +99,53 @@ def timed(command, env=None):
     return run.returncode, err, wall, cpu, rss
 
 
-def attnviz_export(args, folder, tokens, extra, out):
+def attnviz_export(args, folder, tokens, extra, out, budget=None):
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1")
     text_file = os.path.join(args.work, f"text-{tokens}.txt")
     with open(text_file, "w") as f:
         f.write(text_of(tokens))
     command = [args.attnviz, "export", "--model", folder, "--text-file", text_file,
-               "--truncate", str(tokens), "--threads", str(args.threads), "--max-memory", args.budget,
+               "--truncate", str(tokens), "--threads", str(args.threads), "--max-memory", budget or args.budget,
                "-o", out] + extra
     return timed(command, env)
 
 
 def torch_peer(args, folder, tokens):
-    """arch_reference.llama_forward (every probability kept, as output_attentions) in a child."""
+    """arch_reference.llama_forward in a child, keeping every layer's probabilities as
+    transformers' output_attentions does (a tuple of [heads, T, T], no queries, keys or
+    stacked copy), under torch.no_grad, on OpenBLAS with the same thread count."""
     script = f"""
 import json, sys, time, torch
 sys.path.insert(0, {os.path.join(ROOT, 'tools', 'reference')!r})
 import arch_reference as ref
 torch.set_num_threads({args.threads})
+ref.Recorder.attentions_only = True
 config = json.load(open({os.path.join(folder, 'config.json')!r}))
 state = ref.llama_init(config, ref.Init(0))
 ids = torch.randint(0, config["vocab_size"], ({tokens},))
 start = time.time()
-out = ref.llama_forward(state, config, ids, None)
+with torch.no_grad():
+    out = ref.llama_forward(state, config, ids, None)
 print("forward_s", time.time() - start)
 """
-    return timed([sys.executable, "-c", script])
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
+    return timed([sys.executable, "-c", script], env)
+
+
+def peer_need(config, tokens):
+    """What the peer holds at its peak, roughly: the weights, every kept probability,
+    and one layer's scores, masked scores and probabilities being made."""
+    weights = os.path.getsize(config)
+    layers, heads = QWEN25_05B["num_hidden_layers"], QWEN25_05B["num_attention_heads"]
+    return weights + (layers + 3) * heads * tokens * tokens * 4
+
+
+def mem_available():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def gib(n):
@@ -128,9 +156,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--attnviz", default=os.path.join(ROOT, "build", "attnviz"))
     parser.add_argument("--lengths", default="512,1024,2048,4096")
-    parser.add_argument("--peer-lengths", default="512,1024")
+    parser.add_argument("--peer-lengths", default="512,1024,2048,4096")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--budget", default="4G")
+    parser.add_argument("--budget", default="4G", help="--max-memory of the selective runs")
+    parser.add_argument("--full-budget", default="4G",
+                        help="--max-memory of the full capture (raise it to measure the real need)")
+    parser.add_argument("--no-attnviz", action="store_true", help="only the peer")
     parser.add_argument("--work", default="/tmp/attnviz-long-context")
     parser.add_argument("--json")
     args = parser.parse_args()
@@ -144,7 +175,7 @@ def main():
         print(json.dumps(row), flush=True)
 
     selective = ["--layers", "0,11,23", "--top-k", "32"]
-    for tokens in [int(t) for t in args.lengths.split(",")]:
+    for tokens in [] if args.no_attnviz else [int(t) for t in args.lengths.split(",") if t]:
         out = os.path.join(args.work, f"selective-{tokens}.npz")
         code, err, wall, cpu, rss = attnviz_export(args, folder, tokens, selective, out)
         record(run="attnviz --layers 0,11,23 --top-k 32", tokens=tokens, code=code, wall_s=round(wall, 1),
@@ -153,20 +184,31 @@ def main():
                error=err.splitlines()[0] if code else "")
         # the full capture: runs where it fits the budget, else is refused with its estimate
         out = os.path.join(args.work, f"full-{tokens}.npz")
-        code, err, wall, cpu, rss = attnviz_export(args, folder, tokens, [], out)
-        estimate = re.search(r"needs (?:about|more than) ([0-9.]+) (GiB|MiB|TiB)", err)
+        code, err, wall, cpu, rss = attnviz_export(args, folder, tokens, [], out, args.full_budget)
+        # the estimate of the same run, from its refusal under a budget it cannot fit
+        refused = attnviz_export(args, folder, tokens, [], out, "1M")[1] if code == 0 else err
+        estimate = re.search(r"needs (?:about|more than) ([0-9.]+) (GiB|MiB|TiB)", refused)
         estimate_gib = None
         if estimate:
             estimate_gib = float(estimate.group(1)) * {"MiB": 1 / 1024, "GiB": 1, "TiB": 1024}[estimate.group(2)]
         record(run="attnviz full capture", tokens=tokens, code=code, wall_s=round(wall, 1), cpu_s=round(cpu, 1),
-               peak_rss_gib=round(gib(rss), 3), estimate_gib=estimate_gib,
-               message=[line for line in err.splitlines() if "attnviz: error" in line][:1])
+               peak_rss_gib=round(gib(rss), 3) if code == 0 else None, estimate_gib=estimate_gib,
+               estimate_over_peak=round(estimate_gib / gib(rss), 3) if code == 0 and estimate_gib else None,
+               message=[line[:200] for line in err.splitlines() if "error" in line][:1])
         if os.path.exists(out):
             os.remove(out)
-    for tokens in [int(t) for t in args.peer_lengths.split(",")]:
+    for tokens in [int(t) for t in args.peer_lengths.split(",") if t]:
+        need, available = peer_need(os.path.join(folder, "model.safetensors"), tokens), mem_available()
+        if need > 0.8 * available:
+            record(run="pytorch output_attentions", tokens=tokens, code=None,
+                   error=f"does not fit: needs about {gib(need):.1f} GiB, {gib(available):.1f} GiB available")
+            continue
         code, err, wall, cpu, rss = torch_peer(args, folder, tokens)
+        forward = re.search(r"forward_s ([0-9.]+)", err + "")
         record(run="pytorch output_attentions", tokens=tokens, code=code, wall_s=round(wall, 1),
-               cpu_s=round(cpu, 1), peak_rss_gib=round(gib(rss), 3))
+               forward_s=round(float(forward.group(1)), 1) if forward else None,
+               cpu_s=round(cpu, 1), peak_rss_gib=round(gib(rss), 3),
+               error=err.strip().splitlines()[-1] if code else "")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -39,6 +39,12 @@ struct ModelConfig {
     std::string hidden_act;   // hidden_act, activation_function, ...: "gelu", "gelu_new"
     std::string position_embedding_type = "absolute";  // BERT family: "absolute", "relative_key"...
     int pad_token_id = -1;                             // -1: none given
+    // The narrowest sliding window of any layer (0: none): a forward longer
+    // than it holds an [heads, T, T] window mask (the memory estimate counts it).
+    int sliding_window = 0;
+    // DeBERTa-v2's disentangled attention: the relative positions it embeds
+    // (2 * span, 0: none); the forward scores every token against each.
+    int relative_positions = 0;
     bool is_encoder_decoder = false;
     bool is_causal = false;
 };

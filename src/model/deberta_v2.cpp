@@ -15,7 +15,8 @@
 //
 // The c2p and p2c terms depend on the query's and the key's content: the block
 // says not_decomposable, and the neuron view says so. The probabilities are
-// XSoftmax's, as transformers returns them.
+// XSoftmax's, as transformers returns them: with padding, 0 for a padding key
+// and for a padding query's whole row.
 // Checkpoints: DebertaV2Model names, or "deberta."-prefixed (…ForMaskedLM, …).
 #include <algorithm>
 #include <cctype>
@@ -183,12 +184,10 @@ public:
         check_token_ids(tokens.ids, config_.vocab_size, config_.max_positions, "DeBERTa-v2");
         if (config_.type_vocab_size > 0)
             check_type_ids(tokens, config_.type_vocab_size, "DeBERTa-v2");
-        // XSoftmax zeroes a padding query's whole row, which attention() does not
-        if (padding_mask(tokens))
-            throw Error(
-                "DeBERTa-v2: the input holds padding tokens, whose attention rows transformers "
-                "zeroes; attnviz does not run padded DeBERTa-v2 inputs (drop the tokenizer's "
-                "padding)");
+        // Padding (DebertaV2Encoder.get_attention_mask): a position is visible
+        // where both its query and its key are tokens; XSoftmax gives the
+        // padding keys 0 and a padding query's whole row 0 (zero_padding_rows).
+        const uint8_t* key_mask = padding_mask(tokens);
         const int T = static_cast<int>(tokens.size());
         const int D = config_.hidden_size, H = config_.n_heads, Dh = config_.head_dim;
         const int L = config_.n_layers, I = config_.intermediate_size, Dq = H * Dh;
@@ -200,10 +199,14 @@ public:
         AttentionBlock& block = output.blocks.emplace_back(
             make_block("self", L, H, T, T, Dh, 1.0f / scale, false, options));
         const bool disentangled = extras_.relative_attention && (extras_.c2p || extras_.p2c);
-        if (disentangled) block.score_form = ScoreForm::not_decomposable;
+        // a padding query's row is 0, not a softmax of its scores
+        if (disentangled || key_mask) block.score_form = ScoreForm::not_decomposable;
         HiddenStateRecorder hidden(options.keep_hidden_states, 0, L + 1, T, D);
         std::vector<float> x(static_cast<size_t>(T) * D);
         embed(tokens, x.data());
+        if (key_mask)  // DebertaV2Embeddings: embeddings * mask
+            for (int t = 0; t < T; ++t)
+                if (!key_mask[t]) std::fill_n(x.data() + static_cast<size_t>(t) * D, D, 0.0f);
         hidden.add(x.data());
 
         // c2p index clamp(rel(q, k) + span) and p2c index clamp(-rel(k, q) + span), [q][k]
@@ -238,8 +241,9 @@ public:
                 disentangled_bias(qkv.data(), pos_key.data(), pos_query.data(), c2p_index,
                                   p2c_index, T, c2p, p2c, bias.data());
             }
-            attend_fused_qkv(block, layer, qkv.data(), Dh, nullptr,
+            attend_fused_qkv(block, layer, qkv.data(), Dh, key_mask,
                              disentangled ? bias.data() : nullptr, context.data());
+            if (key_mask) zero_padding_rows(block, layer, key_mask, context.data(), Dq);
             l.run.add_output_and_ffn(context.data(), x.data(), ffn.data(), T, D, config_.norm_eps);
             hidden.add(x.data());
         }
@@ -248,6 +252,34 @@ public:
     }
 
 private:
+    // XSoftmax's zeros for a padding query (its mask row is all 0): the row
+    // attention() wrote over the visible keys becomes 0, however the capture
+    // stores it (a sparse row keeps its keys, with value 0), and so does the
+    // row's context, XSoftmax's zeros times the values.
+    static void zero_padding_rows(AttentionBlock& block, int layer, const uint8_t* mask,
+                                  float* context, int width) {
+        const int T = block.n_queries;
+        for (int q = 0; q < T; ++q)
+            if (!mask[q]) std::fill_n(context + static_cast<size_t>(q) * width, width, 0.0f);
+        const int slot = kept_layer(block, layer);
+        if (slot < 0) return;
+        const auto clear = [&](size_t begin, size_t end) {
+            if (block.probs_fp16.empty())
+                std::fill(block.probs.begin() + begin, block.probs.begin() + end, 0.0f);
+            else  // binary16 +0
+                std::fill(block.probs_fp16.begin() + begin, block.probs_fp16.begin() + end, 0);
+        };
+        for (int head = 0; head < block.n_heads; ++head)
+            for (int q = 0; q < T; ++q) {
+                if (mask[q]) continue;
+                const size_t row = block.row_index(slot, head, q);
+                if (block.is_sparse())
+                    clear(block.row_start[row], block.row_start[row + 1]);
+                else
+                    clear(row * block.n_keys, (row + 1) * block.n_keys);
+            }
+    }
+
     [[noreturn]] void throw_missing(int layer, const char* what) const {
         throw Error("layer " + std::to_string(layer) + ": pos_att_type asks for " + what +
                     " (share_att_key is false), but the checkpoint lacks encoder.layer." +
@@ -414,7 +446,10 @@ void read_deberta_v2_config(const ConfigReader& reader, ModelConfig& config) {
     config.head_dim = reader.integer({"attention_head_size"}, config.hidden_size / config.n_heads);
     if (config.head_dim < 1) throw Error(reader.file() + ": attention_head_size must be positive");
     check_activation(config.hidden_act, reader.file(), "hidden_act");
-    (void)read_extras(reader, config);
+    const DebertaExtras extras = read_extras(reader, config);
+    // for the memory estimate: the c2p and p2c scores [T, 2 span], the bias [H, T, T]
+    if (extras.relative_attention && (extras.c2p || extras.p2c))
+        config.relative_positions = 2 * extras.span;
 }
 
 std::unique_ptr<Network> load_deberta_v2(const LoadContext& context) {

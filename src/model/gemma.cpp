@@ -321,7 +321,11 @@ void read_gemma_config(const ConfigReader& reader, ModelConfig& config) {
     if (config.head_dim < 2 || config.head_dim % 2 != 0)
         throw Error(reader.file() + ": head_dim " + std::to_string(config.head_dim) +
                     " must be even for rotary embeddings");
-    (void)read_extras(reader, config);  // validates the activation, rope, layer_types
+    // validates the activation, rope, layer_types
+    const GemmaExtras extras = read_extras(reader, config);
+    for (const int window : extras.sliding_window)
+        if (window > 0 && (config.sliding_window == 0 || window < config.sliding_window))
+            config.sliding_window = window;
 }
 
 std::unique_ptr<Network> load_gemma(const LoadContext& context) {

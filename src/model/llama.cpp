@@ -298,7 +298,11 @@ void read_llama_config(const ConfigReader& reader, ModelConfig& config) {
         throw Error(reader.file() + ": head_dim " + std::to_string(config.head_dim) +
                     " must be even for rotary embeddings");
     check_activation(config.hidden_act, reader.file(), "hidden_act");
-    (void)read_extras(reader, config);  // validates rope_scaling and Qwen2's layer_types
+    // validates rope_scaling and Qwen2's layer_types
+    const LlamaExtras extras = read_extras(reader, config);
+    for (const int window : extras.sliding_window)
+        if (window > 0 && (config.sliding_window == 0 || window < config.sliding_window))
+            config.sliding_window = window;
 }
 
 std::unique_ptr<Network> load_llama(const LoadContext& context) {

@@ -161,34 +161,83 @@ MemoryEstimate estimate_forward_memory(const ModelConfig& config, const MemorySh
     if (shape.keep_queries_keys) estimate.queries_keys = stack.queries_keys();
     if (shape.keep_hidden_states) estimate.hidden_states = product({L + 1, T, D, kFloat});
     uint64_t per_token = 0;  // floats per token of the forward's buffers
-    uint64_t squares = 0;    // [heads, T, T] workspaces
-    if (is_family(config.model_type, {"llama", "mistral", "qwen2"})) {
+    uint64_t squares = 0;    // [heads, T, T] float workspaces
+    uint64_t fixed = 0;      // floats that do not grow with the tokens
+    uint64_t growing = 0;    // bytes held only while a workspace is built
+    const uint64_t Dq = H * Dh, Dkv = u(config.n_kv_heads) * Dh, W = Dq + 2 * Dkv;
+    const uint64_t rope = 2 * Dh;  // the rotary cos and sin tables (at most head_dim wide)
+    const std::string& type = config.model_type;
+    if (is_family(type, {"llama", "mistral", "qwen2"})) {
         // x, h, q|k|v (grouped), context, gate and up, the rotary tables (llama.cpp)
-        const uint64_t Dq = H * Dh, Dkv = u(config.n_kv_heads) * Dh;
-        per_token = 2 * D + (Dq + 2 * Dkv) + Dq + 2 * I + Dh;
-    } else if (is_family(config.model_type, {"gpt2", "gpt_neox", "opt", "bloom"})) {
-        // x, h, q|k|v, context, feed-forward (gpt2.cpp, gpt_neox.cpp, opt.cpp, bloom.cpp)
-        per_token = 2 * D + 3 * D + D + I;
-    } else if (config.model_type == "falcon") {
+        per_token = 2 * D + W + Dq + 2 * I + rope;
+    } else if (is_family(type, {"gemma", "gemma2"})) {
+        // x, h, a sublayer's output, q|k|v (grouped), context, gate and up, rotary (gemma.cpp)
+        per_token = 3 * D + W + Dq + 2 * I + rope;
+    } else if (type == "phi3") {
+        // x, h, q|k|v (grouped), context, gate and up, rotary (phi3.cpp)
+        per_token = 2 * D + W + Dq + 2 * I + rope;
+    } else if (type == "phi") {
+        // x, h, the parallel block's output, q|k|v (grouped), context, feed-forward, rotary
+        // (phi.cpp)
+        per_token = 3 * D + W + Dq + I + rope;
+    } else if (is_family(type, {"gpt2", "gpt_neox", "opt", "bloom"})) {
+        // x, h, q|k|v, context, feed-forward (gpt2.cpp, gpt_neox.cpp, opt.cpp, bloom.cpp),
+        // GPT-NeoX's rotary tables
+        per_token = 2 * D + 3 * D + D + I + (type == "gpt_neox" ? rope : 0);
+    } else if (type == "falcon") {
         // x, the attention's and the MLP's inputs, q|k|v (grouped), context, feed-forward,
         // the rotary tables (falcon.cpp)
         per_token = 3 * D + (D + 2 * u(config.n_kv_heads) * Dh) + D + I + Dh;
+    } else if (type == "mpnet") {
+        // x, q|k|v, context, feed-forward, and the relative position bias [H, T, T]
+        // every layer shares (mpnet.cpp)
+        per_token = D + 3 * D + D + I;
+        squares = 1;
+    } else if (type == "deberta-v2") {
+        // x, q|k|v, context, feed-forward; disentangled attention adds the c2p and
+        // p2c scores of every relative position [T, R] each, the positions' keys
+        // and queries [R, H Dh] each, its bias [H, T, T] and two int32 [T, T]
+        // position indices (deberta_v2.cpp)
+        const uint64_t R = u(config.relative_positions);
+        per_token = D + 3 * Dq + Dq + I + 2 * R;
+        fixed = 2 * R * Dq;
+        if (R > 0) {
+            squares = 1;
+            estimate.activations = sum({estimate.activations, product({2, T, T, 4})});
+        }
     } else {
-        // BERT, RoBERTa, ELECTRA, DistilBERT, ALBERT: x, the embeddings' input,
-        // q|k|v, context, feed-forward (bert_layers.cpp, albert.cpp, ...)
+        // BERT, RoBERTa, ELECTRA, DistilBERT, ALBERT, XLM-RoBERTa: x, the
+        // embeddings' input, q|k|v, context, feed-forward (bert_layers.cpp, albert.cpp, ...)
         per_token = D + D + 3 * D + D + I;
         if (config.position_embedding_type == "relative_key" ||
             config.position_embedding_type == "relative_key_query")
             squares = 1;  // the relative position scores
     }
+    // Mistral, Qwen2, Gemma 2, Phi-3: a layer whose window is shorter than the
+    // input gets its mask as an [H, T, T] bias (built once, shared by the layers)
+    if (config.sliding_window > 0 && u(config.sliding_window) < T) {
+        squares = 1;
+        // llama.cpp and gemma.cpp build one head's [T, T] and grow it to H
+        // heads: both are held while it grows (before any attention scratch)
+        if (type != "phi3") growing = product({T, T, kFloat});
+        // a view's neuron part keeps it as the score bias of the kept heads, and
+        // builds each layer's copy before finding it is the same
+        if (shape.keep_queries_keys && stack.kept_layers() > 0 && type != "gemma2")
+            estimate.queries_keys =
+                sum({estimate.queries_keys, product({2, stack.kept_heads(), T, T, kFloat})});
+    }
+    if (type == "mpnet" && shape.keep_queries_keys && stack.kept_layers() > 0)
+        estimate.queries_keys =
+            sum({estimate.queries_keys, product({2, stack.kept_heads(), T, T, kFloat})});
     if (config.position_embedding_type == "alibi") {  // BLOOM, Falcon: the ALiBi bias [H, T, T]
         squares = 1;
         // kept once for every layer with the queries and keys (the neuron view's bias)
         if (shape.keep_queries_keys)
             estimate.queries_keys = sum({estimate.queries_keys, product({H, T, T, kFloat})});
     }
-    estimate.activations = sum({estimate.activations, product({T, per_token, kFloat}),
-                                product({squares, H, T, T, kFloat}), stack.scratch(threads)});
+    estimate.activations =
+        sum({estimate.activations, product({T, per_token, kFloat}), product({fixed, kFloat}),
+             product({squares, H, T, T, kFloat}), std::max(growing, stack.scratch(threads))});
     estimate.output = output_bytes(shape, estimate.attention);
     return estimate;
 }

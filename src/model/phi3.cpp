@@ -272,7 +272,7 @@ void read_phi3_config(const ConfigReader& reader, ModelConfig& config) {
         throw Error(reader.file() + ": head_dim " + std::to_string(config.head_dim) +
                     " is too small for rotary embeddings");
     check_activation(config.hidden_act, reader.file(), "hidden_act");
-    (void)read_extras(reader, config);  // validates rope_scaling and the window
+    config.sliding_window = read_extras(reader, config).sliding_window;  // validates it too
 }
 
 std::unique_ptr<Network> load_phi3(const LoadContext& context) {

@@ -68,6 +68,75 @@ TEST(MemoryEstimate, KeptTensorsAreExact) {
     EXPECT_EQ(t5_estimate.queries_keys, 0u);
 }
 
+// The working buffers of each family, counted by hand from its forward
+// (src/model/<name>.cpp): per-token buffers, and the [heads, T, T] ones that a
+// sliding window, a relative position bias or DeBERTa's disentangled bias adds.
+TEST(MemoryEstimate, WorkingBuffersAreHandCounted) {
+    ModelConfig base;
+    base.n_layers = 4, base.n_heads = 8, base.n_kv_heads = 2, base.head_dim = 16;
+    base.hidden_size = 128, base.intermediate_size = 512;
+    const uint64_t T = 1000, D = 128, I = 512, H = 8, Dq = 128, W = 128 + 2 * 32;
+    const auto activations = [&](const ModelConfig& config, size_t n) {
+        return estimate_forward_memory(config, tokens(n)).activations - kProcessBaselineBytes;
+    };
+    ModelConfig llama = base;
+    llama.model_type = "qwen2";
+    // x, h, q|k|v, context, gate, up, rotary cos and sin
+    EXPECT_EQ(activations(llama, T), T * (2 * D + W + Dq + 2 * I + 2 * 16) * 4);
+    // a window narrower than the input: its [H, T, T] mask, and the one head's
+    // [T, T] it is grown from; wider: none
+    llama.model_type = "mistral", llama.sliding_window = 999;
+    EXPECT_EQ(activations(llama, T),
+              T * (2 * D + W + Dq + 2 * I + 2 * 16) * 4 + (H + 1) * T * T * 4);
+    llama.sliding_window = 1000;
+    EXPECT_EQ(activations(llama, T), T * (2 * D + W + Dq + 2 * I + 2 * 16) * 4);
+
+    ModelConfig gemma2 = base;
+    gemma2.model_type = "gemma2", gemma2.sliding_window = 64;
+    // x, h, the sublayer's output, q|k|v, context, gate, up, rotary; the window mask
+    EXPECT_EQ(activations(gemma2, T),
+              T * (3 * D + W + Dq + 2 * I + 2 * 16) * 4 + (H + 1) * T * T * 4);
+    EXPECT_EQ(activations(gemma2, 64), 64 * (3 * D + W + Dq + 2 * I + 2 * 16) * 4);
+
+    ModelConfig phi3 = base;
+    phi3.model_type = "phi3", phi3.sliding_window = 10;  // built at H heads at once
+    EXPECT_EQ(activations(phi3, T), T * (2 * D + W + Dq + 2 * I + 2 * 16) * 4 + H * T * T * 4);
+
+    ModelConfig mpnet = base;
+    mpnet.model_type = "mpnet", mpnet.n_kv_heads = 8;
+    // x, q|k|v, context, feed-forward, and the relative bias every layer shares
+    EXPECT_EQ(activations(mpnet, T), T * (5 * D + I) * 4 + H * T * T * 4);
+
+    ModelConfig deberta = base;
+    deberta.model_type = "deberta-v2", deberta.n_kv_heads = 8, deberta.relative_positions = 512;
+    // x, q|k|v, context, feed-forward, c2p and p2c [T, 512]; the positions' keys
+    // and queries [512, 128]; the bias [H, T, T] and two int32 [T, T] indices
+    EXPECT_EQ(activations(deberta, T),
+              T * (5 * D + I + 2 * 512) * 4 + 2 * 512 * Dq * 4 + H * T * T * 4 + 2 * T * T * 4);
+    deberta.relative_positions = 0;  // no disentangled attention: none of it
+    EXPECT_EQ(activations(deberta, T), T * (5 * D + I) * 4);
+
+    // a selective capture adds a [T, T] scratch per thread (at most one per head),
+    // held after a window mask is grown, so the larger of the two counts
+    MemoryShape windowed = tokens(T);
+    windowed.capture.layers = {0};
+    llama.sliding_window = 999;
+    EXPECT_EQ(estimate_forward_memory(llama, windowed).activations,
+              estimate_forward_memory(llama, tokens(T)).activations);  // 1 thread: one [T, T]
+    windowed.threads = 2;
+    EXPECT_EQ(estimate_forward_memory(llama, windowed).activations -
+                  estimate_forward_memory(llama, tokens(T)).activations,
+              T * T * 4);
+    MemoryShape selective = tokens(T);
+    selective.threads = 2;
+    selective.capture.layers = {0};
+    const MemoryEstimate kept = estimate_forward_memory(base, selective);
+    const MemoryEstimate full = estimate_forward_memory(base, tokens(T));
+    EXPECT_EQ(kept.activations - full.activations, 2 * T * T * 4);
+    EXPECT_EQ(kept.attention, H * T * T * 4);
+    EXPECT_EQ(full.attention, 4 * H * T * T * 4);
+}
+
 // The weights as the forward holds them: the tiny BERT has 22464 parameters
 // that attnviz reads (embeddings 5376, two layers of 8544; no pooler). From a
 // float32 file they are read in place, and of the word embeddings (100 x 32)

@@ -100,7 +100,8 @@ def build_relative_position(size, bucket_size, max_position):
     return rel.to(torch.long)
 
 
-def deberta_forward(sd, c, ids, _target, type_ids=None):
+def deberta_forward(sd, c, ids, _target, type_ids=None, attention_mask=None):
+    """attention_mask: 1 for a token, 0 for padding (all ones when None)."""
     FLOAT = ar.FLOAT
     d, nh = c["hidden_size"], c["num_attention_heads"]
     hd = d // nh
@@ -118,7 +119,11 @@ def deberta_forward(sd, c, ids, _target, type_ids=None):
     if "embeddings.embed_proj.weight" in sd:
         emb = ar.linear(emb, sd["embeddings.embed_proj.weight"])
     x = ar.layer_norm(emb, sd["embeddings.LayerNorm.weight"], sd["embeddings.LayerNorm.bias"], eps)
-    # (DebertaV2Embeddings multiplies by the attention mask: all ones without padding)
+    # DebertaV2Embeddings multiplies by the attention mask; DebertaV2Encoder.get_attention_mask
+    # makes it [q, k]: visible where both the query and the key are tokens
+    mask = torch.ones(S, dtype=torch.long) if attention_mask is None else torch.tensor(attention_mask)
+    x = x * mask.unsqueeze(-1).to(x.dtype)
+    visible = (mask[:, None] * mask[None, :]).bool()
     rel_pos = build_relative_position(S, buckets, max_rel) if c.get("relative_attention") else None
     rel_emb = None
     if c.get("relative_attention"):
@@ -156,7 +161,10 @@ def deberta_forward(sd, c, ids, _target, type_ids=None):
                 p2c = torch.gather(p2c, dim=-1, index=p2c_pos.unsqueeze(0).expand(nh, S, S)).transpose(-1, -2)
                 score = score + p2c / scale
             scores = scores + score
-        probs, ctx = ar.masked_softmax_attention(scores, None, v)  # XSoftmax with every token visible
+        # XSoftmax: finfo.min where not visible, softmax, then 0 where not visible
+        probs = torch.softmax(scores.masked_fill(~visible, torch.finfo(scores.dtype).min), dim=-1)
+        probs = probs.masked_fill(~visible, 0)
+        ctx = torch.matmul(probs, v)
         rec.add(probs, q, k)
         o = ar.linear(ar.merge_heads(ctx), sd[p + "attention.output.dense.weight"], sd[p + "attention.output.dense.bias"])
         x = ar.layer_norm(o + x, sd[p + "attention.output.LayerNorm.weight"], sd[p + "attention.output.LayerNorm.bias"], eps)
@@ -179,3 +187,30 @@ def deberta_head(sd, c):
 ARCHS = {
     "deberta-v2": (deberta_config, deberta_init, deberta_forward, deberta_head),
 }
+
+
+def padded_fixture(out, ids, padding, seed, overrides):
+    """A fixture whose input ends in `padding` padding tokens (id 0, attention_mask 0), as a
+    tokenizer padding to a length gives: reference.safetensors adds attention_mask."""
+    import json
+    import os
+    c = deberta_config("tiny", overrides)
+    sd = deberta_init(c, ar.Init(seed))
+    full = ids + [0] * padding
+    mask = [1] * len(ids) + [0] * padding
+    outputs = deberta_forward(sd, c, full, None, attention_mask=mask)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(c, f, indent=2)
+    ar.write_safetensors(os.path.join(out, "model.safetensors"), ar.base_layout(sd, c), {"format": "pt"})
+    ref = {"input_ids": torch.tensor(full, dtype=torch.int64),
+           "attention_mask": torch.tensor(mask, dtype=torch.int64)}
+    ref.update(outputs)
+    ar.write_safetensors(os.path.join(out, "reference.safetensors"), ref)
+
+
+if __name__ == "__main__":
+    # tests/data/arch/deberta_v3_padded: the deberta_v3_tiny shape, 20 tokens and 5 of padding
+    import sys
+    padded_fixture(sys.argv[1], [1] + [(37 * i + 11) % 125 + 3 for i in range(18)] + [2], 5, 1016,
+                   {"vocab_size": 128})

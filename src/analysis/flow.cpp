@@ -116,8 +116,9 @@ public:
         mask_height_.assign(static_cast<size_t>(L), -1);
         source_flow_.resize(static_cast<size_t>(n));
         N_ = L * n + 1;  // the source's label
-        count_.resize(static_cast<size_t>(2 * N_ + 2));
-        buckets_.resize(static_cast<size_t>(2 * N_ + 2));
+        count_.resize(static_cast<size_t>(N_ + 1));
+        buckets_.resize(static_cast<size_t>(N_ + 1));
+        used_ = N_;
     }
 
     // Starts the problems of one output token: no flow inside, the source's
@@ -159,8 +160,10 @@ public:
         bound_ = std::min(source_capacity_, into_sink);
         done_ = excess_[sink_] >= bound_ - kCutSlack;
         if (done_) return std::min(excess_[sink_], bound_);
-        std::fill(count_.begin(), count_.end(), 0);
-        for (auto& b : buckets_) b.clear();
+        // Only labels up to the highest one used last time need clearing.
+        std::fill_n(count_.begin(), used_ + 1, 0);
+        for (int h = 0; h <= used_; ++h) buckets_[static_cast<size_t>(h)].clear();
+        used_ = 0;
         max_active_ = -1;
         global_relabel();
         for (int l = 0; l < L_; ++l)
@@ -221,6 +224,7 @@ private:
                     for (; fresh; fresh &= fresh - 1) {
                         const int k = 64 * q + std::countr_zero(fresh);
                         h[k] = next;
+                        used_ = std::max(used_, next);
                         queue_.push_back(node(layer, k));
                     }
                 }
@@ -349,13 +353,14 @@ private:
             const int next = std::min(lowest + 1, N_);
             height_[v] = next;
             if (next >= N_) break;  // cannot reach the sink: no longer needed
+            used_ = std::max(used_, next);
             ++count_[static_cast<size_t>(next)];
         }
         excess_[v] = e;
     }
 
     const float* a_;
-    int L_, n_, words_, shift_, stride_, N_ = 0, max_active_ = 0;
+    int L_, n_, words_, shift_, stride_, N_ = 0, max_active_ = 0, used_ = 0;
     double source_capacity_ = 0, bound_ = 0;
     bool done_ = false;
     size_t sink_ = 0;
@@ -369,7 +374,7 @@ private:
     std::vector<Word> down_, up_, from_above_, from_below_, visited_, mask_;
     std::vector<size_t> queue_;
     std::vector<double> source_flow_;
-    std::vector<int> count_, mask_height_;
+    std::vector<int> count_, mask_height_;  // count_, buckets_: [label < N], used up to used_
     std::vector<std::vector<size_t>> buckets_;
 };
 }  // namespace

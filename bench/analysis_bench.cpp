@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <random>
 #include <string>
@@ -68,14 +69,16 @@ int main(int argc, char** argv) {
                    static_cast<std::streamsize>(matrices.size() * sizeof(float)));
     std::vector<int> all(static_cast<size_t>(tokens));
     for (int i = 0; i < tokens; ++i) all[static_cast<size_t>(i)] = i;
-    double best = 1e30;
+    double best = 1e30, best_cpu = 0;
     std::vector<float> flow;
     for (int r = 0; r < repeat; ++r) {
         const auto start = std::chrono::steady_clock::now();
+        const std::clock_t cpu_start = std::clock();  // CPU time of every thread
         flow = analysis::flow_from_matrices(matrices, layers, tokens, all, threads);
+        const double cpu = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
         const double s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        best = std::min(best, s);
+        if (s < best) best = s, best_cpu = cpu;
     }
     if (!flow_out.empty())
         std::ofstream(flow_out, std::ios::binary)
@@ -83,7 +86,7 @@ int main(int argc, char** argv) {
                    static_cast<std::streamsize>(flow.size() * sizeof(float)));
     std::printf(
         "{\"tokens\": %d, \"layers\": %d, \"threads\": %d, \"pairs\": %d, "
-        "\"flow_all_seconds\": %.4f}\n",
-        tokens, layers, threads, tokens * tokens, best);
+        "\"flow_all_seconds\": %.4f, \"flow_all_cpu_seconds\": %.4f}\n",
+        tokens, layers, threads, tokens * tokens, best, best_cpu);
     return 0;
 }

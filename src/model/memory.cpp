@@ -77,11 +77,12 @@ struct StackSizes {
         return sum(
             {product({rows(), row_entries(), value_bytes() + 4}), product({sum({rows(), 1}), 8})});
     }
-    // A selective capture computes a layer a head at a time into a scratch
-    // [queries, keys] per thread, and a sparse one gathers each kept layer's
-    // rows before appending them.
+    // A sparse or fp16 capture computes a kept layer a head at a time into a
+    // scratch [queries, keys] per thread (a dense float32 one writes in place,
+    // and left-out layers and heads run the context-only kernel), and a sparse
+    // one gathers each kept layer's rows before appending them.
     uint64_t scratch(uint64_t threads) const {
-        if (capture->full()) return 0;
+        if (!capture->sparse() && !capture->fp16) return 0;
         const uint64_t rows_of_layer = product({kept_heads(), queries});
         const uint64_t gathered =
             capture->sparse() ? sum({product({rows_of_layer, row_entries(), value_bytes() + 4}),

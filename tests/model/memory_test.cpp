@@ -116,10 +116,10 @@ TEST(MemoryEstimate, WorkingBuffersAreHandCounted) {
     deberta.relative_positions = 0;  // no disentangled attention: none of it
     EXPECT_EQ(activations(deberta, T), T * (5 * D + I) * 4);
 
-    // a selective capture adds a [T, T] scratch per thread (at most one per head),
-    // held after a window mask is grown, so the larger of the two counts
+    // a sparse or fp16 capture adds a [T, T] scratch per thread (at most one per
+    // head), held after a window mask is grown, so the larger of the two counts
     MemoryShape windowed = tokens(T);
-    windowed.capture.layers = {0};
+    windowed.capture.fp16 = true;
     llama.sliding_window = 999;
     EXPECT_EQ(estimate_forward_memory(llama, windowed).activations,
               estimate_forward_memory(llama, tokens(T)).activations);  // 1 thread: one [T, T]
@@ -127,13 +127,19 @@ TEST(MemoryEstimate, WorkingBuffersAreHandCounted) {
     EXPECT_EQ(estimate_forward_memory(llama, windowed).activations -
                   estimate_forward_memory(llama, tokens(T)).activations,
               T * T * 4);
+    // a dense float32 selective capture writes its kept heads in place (the
+    // left-out ones run the context-only kernel): no scratch
     MemoryShape selective = tokens(T);
     selective.threads = 2;
     selective.capture.layers = {0};
     const MemoryEstimate kept = estimate_forward_memory(base, selective);
     const MemoryEstimate full = estimate_forward_memory(base, tokens(T));
-    EXPECT_EQ(kept.activations - full.activations, 2 * T * T * 4);
+    EXPECT_EQ(kept.activations, full.activations);
     EXPECT_EQ(kept.attention, H * T * T * 4);
+    selective.capture.fp16 = true;
+    const MemoryEstimate kept_fp16 = estimate_forward_memory(base, selective);
+    EXPECT_EQ(kept_fp16.activations - full.activations, 2 * T * T * 4);
+    EXPECT_EQ(kept_fp16.attention, H * T * T * 2);
     EXPECT_EQ(full.attention, 4 * H * T * T * 4);
 }
 

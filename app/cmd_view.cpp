@@ -192,15 +192,18 @@ std::function<int()> setup(CLI::App& command) {
         densify_for_views(trace, flags->max_memory);
         // Without --layers / --heads the page includes all: check against the model.
         const AttentionBlock& shown = trace.blocks.front();
-        if (flags->open_layer >= std::max(shown.n_layers, shown.n_model_layers))
+        const char* source = flags->attention.empty() ? "the model" : "the attention file";
+        const int layers = std::max(shown.n_layers, shown.n_model_layers),
+                  heads = std::max(shown.n_heads, shown.n_model_heads);
+        if (flags->open_layer >= layers)
             throw UsageError("--open-layer " + std::to_string(flags->open_layer) +
-                             " is out of range: the model has " + std::to_string(shown.n_layers) +
+                             " is out of range: " + source + " has " + std::to_string(layers) +
                              " layers");
         for (int head : options.open_heads)
-            if (head < 0 || head >= std::max(shown.n_heads, shown.n_model_heads))
+            if (head < 0 || head >= heads)
                 throw UsageError("--open-heads: head " + std::to_string(head) +
-                                 " is out of range: the model has " +
-                                 std::to_string(shown.n_heads) + " heads");
+                                 " is out of range: " + source + " has " + std::to_string(heads) +
+                                 " heads");
 
         if (format == "html") options.analysis = view_analysis(command, flags->analysis, trace);
         const ViewAnalysis& analysis = options.analysis;

@@ -331,6 +331,11 @@ print("ok")
     run = attnviz({"view", "--attention", "cached.npz", "-o", "cached.html"});
     ASSERT_EQ(run.code, 0) << run.err;
     EXPECT_EQ(page_payload(attnviz::io::read_file(work_ / "cached.html"))["revision"], kCommit);
+    // No model runs: an --open-layer past the file's layers names the file.
+    run = attnviz({"view", "--attention", "cached.npz", "--open-layer", "9", "-o", "x.html"});
+    EXPECT_EQ(run.code, 2);
+    EXPECT_EQ(run.err,
+              "attnviz: error: --open-layer 9 is out of range: the attention file has 2 layers\n");
 }
 
 // The exported attentions are the PyTorch reference's (tools/reference/bert_reference.py

@@ -1,7 +1,8 @@
 // viz_bench: how big the HTML views are and how long they take to write, on
 // model-shaped synthetic traces (tests/viz/synthetic_traces.h): BERT-base
 // (12 layers x 12 heads, head_dim 64) at 16, 128 and 512 tokens, and GPT-2
-// (12 x 12, causal) at 1024 and 2048 tokens. The trace is made before the
+// (12 x 12, causal) at 1024 and 2048 tokens; at 128 and 512 tokens also with
+// the analysis tabs (rollout, flow, head stats, word level). The trace is made before the
 // clock starts ("after the forward pass"). Pages are written to a folder so
 // that bench/viz_browser_bench.mjs can time them in headless chromium.
 //
@@ -33,6 +34,22 @@ struct Shape {
     bool causal;
     bool diffuse;
 };
+
+// What a page adds from src/analysis: nothing (the --no- flags), what `attnviz
+// view` adds for the length, or everything.
+enum class Analysis { none, defaults, everything };
+
+// Word ids as a WordPiece tokenizer gives them: every other word in two pieces
+// ("attends" -> "att", "##ends"), so the word-level copy is not the tokens' own.
+void add_word_ids(attnviz::AttentionTrace& trace) {
+    int word = 0;
+    std::vector<attnviz::TraceToken>& tokens = trace.sequences.front().tokens;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        if (tokens[i].special) continue;
+        tokens[i].word_id = word;
+        if (i % 3 != 1) ++word;  // tokens 1-2, 4-5, ... share a word
+    }
+}
 
 struct Stats {
     double mean = 0, stddev = 0;
@@ -84,25 +101,42 @@ int main(int argc, char** argv) {
         for (const Shape& shape : shapes) {
             if (shape.tokens > max_tokens) continue;
             const auto made = std::chrono::steady_clock::now();
-            const attnviz::AttentionTrace trace = attnviz::testing::sized_trace(
+            attnviz::AttentionTrace trace = attnviz::testing::sized_trace(
                 shape.layers, shape.heads, shape.tokens, shape.causal, 64, true,
                 shape.diffuse ? attnviz::testing::kDiffuse : attnviz::testing::kPeaked);
+            add_word_ids(trace);
             const double make_s =
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - made).count();
             struct Variant {
                 const char* name;
                 std::vector<attnviz::View> views;
+                Analysis analysis = Analysis::none;
             };
-            const Variant variants[] = {
-                {"all",
-                 {attnviz::View::head, attnviz::View::model, attnviz::View::neuron,
-                  attnviz::View::matrix}},
-                {"head", {attnviz::View::head}},
-            };
+            const std::vector<attnviz::View> all_views = {attnviz::View::head, attnviz::View::model,
+                                                          attnviz::View::neuron,
+                                                          attnviz::View::matrix};
+            // The analysis tabs at 128 and 512 tokens (the BERT shapes): `attnviz
+            // view`'s defaults for the length against the --no- flags ("all"), and
+            // everything (flow too, an all-pairs max-flow) at 128.
+            std::vector<Variant> variants = {{"all", all_views}, {"head", {attnviz::View::head}}};
+            if (!shape.causal && (shape.tokens == 128 || shape.tokens == 512)) {
+                variants.push_back({"all+analysis-defaults", all_views, Analysis::defaults});
+                if (shape.tokens == 128)
+                    variants.push_back(
+                        {"all+analysis-everything", all_views, Analysis::everything});
+            }
             for (const Variant& variant : variants) {
                 attnviz::ViewOptions options;
                 options.views = variant.views;
                 options.zlib_level = zlib_level;
+                if (variant.analysis == Analysis::defaults)
+                    options.analysis = attnviz::default_view_analysis(trace);
+                if (variant.analysis == Analysis::everything)
+                    options.analysis = {true, true, true, true, false};
+                const attnviz::ViewAnalysis& a = options.analysis;
+                const std::string analysis_name =
+                    std::string(a.rollout ? "rollout," : "") + (a.flow ? "flow," : "") +
+                    (a.head_stats ? "head_stats," : "") + (a.word_level ? "word_level," : "");
                 std::vector<double> render_s, write_s, cpu_s;
                 std::string page;
                 const std::filesystem::path path =
@@ -123,11 +157,14 @@ int main(int argc, char** argv) {
                     "{\"shape\":\"%s\",\"layers\":%d,\"heads\":%d,\"tokens\":%d,\"causal\":%s,"
                     "\"views\":\"%s\",\"bytes\":%zu,\"render_s\":%.4f,\"render_sd\":%.4f,"
                     "\"render_and_write_s\":%.4f,\"render_and_write_sd\":%.4f,\"cpu_s\":%.4f,"
-                    "\"zlib_level\":%d,\"repetitions\":%d,"
+                    "\"zlib_level\":%d,\"repetitions\":%d,\"analysis\":\"%s\","
                     "\"trace_make_s\":%.2f,\"file\":\"%s\"}\n",
                     shape.name, shape.layers, shape.heads, shape.tokens,
                     shape.causal ? "true" : "false", variant.name, page.size(), render.mean,
                     render.stddev, total.mean, total.stddev, cpu.mean, zlib_level, repetitions,
+                    analysis_name.empty()
+                        ? "none"
+                        : analysis_name.substr(0, analysis_name.size() - 1).c_str(),
                     make_s, path.string().c_str());
                 std::fflush(stdout);
             }

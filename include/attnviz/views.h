@@ -28,6 +28,16 @@ struct ViewAnalysis {
     bool open_word_level = false;  // the page opens with "Word level" ticked
 };
 
+// The analysis a page gets when nobody chose (`attnviz view` without flags,
+// Python's Trace views): head stats always, rollout up to kDefaultRolloutTokens
+// tokens, the word-level copy (about as large again as the page's attention) up
+// to kDefaultWordLevelTokens, flow (all-pairs max-flow) up to kDefaultFlowTokens.
+// The longest sequence of any block decides.
+inline constexpr int kDefaultRolloutTokens = 512;
+inline constexpr int kDefaultWordLevelTokens = 128;
+inline constexpr int kDefaultFlowTokens = 64;
+ViewAnalysis default_view_analysis(const AttentionTrace& trace);
+
 struct ViewOptions {
     std::vector<View> views = {View::head, View::model};
     std::vector<int> layers;  // layers to include (and show), in this order; empty: all

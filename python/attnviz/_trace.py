@@ -123,31 +123,48 @@ class Trace:
         return self._native.architecture
 
     # --- views ------------------------------------------------------------
-    def _view(self, views, include_layers, include_heads, block, html_action):
-        return _views.show(_views.render(self._native, views, include_layers, include_heads, block), html_action)
+    # rollout, flow, head_stats, word_level: True adds that tab (word_level: the
+    # page opens at word level), False leaves it out, None (the default) does
+    # what `attnviz view` does for this length (docs/python.md).
+    def _view(self, views, include_layers, include_heads, block, html_action, rollout, flow, head_stats,
+              word_level):
+        choice = _views.analysis(self._native, rollout, flow, head_stats, word_level)
+        return _views.show(_views.render(self._native, views, include_layers, include_heads, block,
+                                         analysis_choice=choice), html_action)
 
-    def head_view(self, include_layers=None, include_heads=None, block=None, html_action="view"):
-        return self._view(["head"], include_layers, include_heads, block, html_action)
+    def head_view(self, include_layers=None, include_heads=None, block=None, html_action="view", rollout=None,
+                  flow=None, head_stats=None, word_level=None):
+        return self._view(["head"], include_layers, include_heads, block, html_action, rollout, flow, head_stats,
+                          word_level)
 
-    def model_view(self, include_layers=None, include_heads=None, block=None, html_action="view"):
-        return self._view(["model"], include_layers, include_heads, block, html_action)
+    def model_view(self, include_layers=None, include_heads=None, block=None, html_action="view", rollout=None,
+                   flow=None, head_stats=None, word_level=None):
+        return self._view(["model"], include_layers, include_heads, block, html_action, rollout, flow, head_stats,
+                          word_level)
 
-    def neuron_view(self, include_layers=None, include_heads=None, block=None, html_action="view"):
+    def neuron_view(self, include_layers=None, include_heads=None, block=None, html_action="view", rollout=None,
+                    flow=None, head_stats=None, word_level=None):
         if not any(b["has_queries_keys"] for b in self._blocks):
             raise ValueError("the neuron view needs queries and keys: run Model.trace(..., queries_keys=True)")
-        return self._view(["neuron"], include_layers, include_heads, block, html_action)
+        return self._view(["neuron"], include_layers, include_heads, block, html_action, rollout, flow, head_stats,
+                          word_level)
 
-    def matrix_view(self, include_layers=None, include_heads=None, block=None, html_action="view"):
-        return self._view(["matrix"], include_layers, include_heads, block, html_action)
+    def matrix_view(self, include_layers=None, include_heads=None, block=None, html_action="view", rollout=None,
+                    flow=None, head_stats=None, word_level=None):
+        return self._view(["matrix"], include_layers, include_heads, block, html_action, rollout, flow, head_stats,
+                          word_level)
 
-    def save(self, path, views=("head", "model"), include_layers=None, include_heads=None, title=""):
-        """Writes a whole self-contained page, as `attnviz view` does."""
+    def save(self, path, views=("head", "model"), include_layers=None, include_heads=None, title="", rollout=None,
+             flow=None, head_stats=None, word_level=None):
+        """Writes a whole self-contained page, as `attnviz view` does (with its
+        analysis defaults; see head_view)."""
         views = list(views)
         for view in views:
             if view not in _VIEWS:
                 raise ValueError(f"views: unknown view {view!r} (expected one of {', '.join(_VIEWS)})")
-        layers, heads = _views._inputs.view_indices(self._native, include_layers, include_heads)
-        page = self._native.render(views, layers, heads, "", title, False)
+        choice = _views.analysis(self._native, rollout, flow, head_stats, word_level)
+        page = _views.render(self._native, views, include_layers, include_heads, analysis_choice=choice,
+                             title=title, fragment=False)
         with open(path, "w", encoding="utf-8") as out:
             out.write(page)
         return os.path.abspath(path)

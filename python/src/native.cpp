@@ -265,10 +265,27 @@ PYBIND11_MODULE(_native, m) {
     m.attr("version") = ATTNVIZ_VERSION;
     m.attr("source_dir") = ATTNVIZ_SOURCE_DIR;
     m.attr("max_threads") = kMaxThreads;
+    m.attr("default_rollout_tokens") = kDefaultRolloutTokens;
+    m.attr("default_word_level_tokens") = kDefaultWordLevelTokens;
+    m.attr("default_flow_tokens") = kDefaultFlowTokens;
 
     // Translators run newest first: the derived class is registered last.
     auto& error_type = py::register_exception<Error>(m, "Error", PyExc_RuntimeError);
     py::register_exception<TooLongError>(m, "TooLongError", error_type.ptr());
+
+    // What a page adds from src/analysis (ViewOptions::analysis, docs/views.md).
+    py::class_<ViewAnalysis>(m, "ViewAnalysis")
+        .def(py::init([](bool rollout, bool flow, bool head_stats, bool word_level,
+                         bool open_word_level) {
+                 return ViewAnalysis{rollout, flow, head_stats, word_level, open_word_level};
+             }),
+             py::arg("rollout") = false, py::arg("flow") = false, py::arg("head_stats") = false,
+             py::arg("word_level") = false, py::arg("open_word_level") = false)
+        .def_readwrite("rollout", &ViewAnalysis::rollout)
+        .def_readwrite("flow", &ViewAnalysis::flow)
+        .def_readwrite("head_stats", &ViewAnalysis::head_stats)
+        .def_readwrite("word_level", &ViewAnalysis::word_level)
+        .def_readwrite("open_word_level", &ViewAnalysis::open_word_level);
 
     py::class_<AttentionTrace, TracePtr>(m, "Trace")
         .def_readwrite("model_id", &AttentionTrace::model_id)
@@ -366,12 +383,14 @@ PYBIND11_MODULE(_native, m) {
             [](const AttentionTrace& trace, const std::vector<std::string>& views,
                const std::vector<int>& layers, const std::vector<int>& heads,
                const std::string& block, const std::string& title, bool fragment, int open_layer,
-               const std::vector<int>& open_heads, bool open_dark, bool open_subword_markers) {
+               const std::vector<int>& open_heads, bool open_dark, bool open_subword_markers,
+               const ViewAnalysis& analysis) {
                 ViewOptions options = view_options(views, layers, heads, block, title);
                 options.open_layer = open_layer;
                 options.open_heads = open_heads;
                 options.open_dark = open_dark;
                 options.open_subword_markers = open_subword_markers;
+                options.analysis = analysis;
                 std::string html;
                 {
                     py::gil_scoped_release released;
@@ -383,7 +402,9 @@ PYBIND11_MODULE(_native, m) {
             py::arg("views"), py::arg("layers"), py::arg("heads"), py::arg("block") = "",
             py::arg("title") = "", py::arg("fragment") = false, py::arg("open_layer") = -1,
             py::arg("open_heads") = std::vector<int>{}, py::arg("open_dark") = false,
-            py::arg("open_subword_markers") = false)
+            py::arg("open_subword_markers") = false, py::arg("analysis") = ViewAnalysis{})
+        .def("default_analysis", &default_view_analysis,
+             "What `attnviz view` adds to this trace's page when no flag says otherwise")
         .def(
             "save_npz",
             [](const AttentionTrace& trace, const std::filesystem::path& path) {

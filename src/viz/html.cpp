@@ -1,5 +1,6 @@
 // render_html and render_html_fragment: the page skeleton around the payload
 // (src/viz/payload.cpp) and the embedded web/ code (src/viz/web_assets.h).
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <random>
@@ -30,6 +31,18 @@ View parse_view(const std::string& name) {
     for (View view : {View::head, View::model, View::neuron, View::matrix})
         if (view_name(view) == name) return view;
     throw Error("unknown view \"" + name + "\" (expected head, model, neuron or matrix)");
+}
+
+ViewAnalysis default_view_analysis(const AttentionTrace& trace) {
+    int longest = 0;
+    for (const AttentionBlock& block : trace.blocks)
+        longest = std::max({longest, block.n_queries, block.n_keys});
+    ViewAnalysis out;
+    out.rollout = longest <= kDefaultRolloutTokens;
+    out.flow = longest <= kDefaultFlowTokens;
+    out.head_stats = true;
+    out.word_level = longest <= kDefaultWordLevelTokens;
+    return out;
 }
 
 namespace {

@@ -114,6 +114,27 @@ TEST(AnalysisViews, NoneByDefault) {
     EXPECT_NE(page["meta"]["wordsNote"].get<std::string>().find("--word-level"), std::string::npos);
 }
 
+// `attnviz view`'s rule, which Python's Trace views follow: the longest
+// sequence decides; each measure is on up to its budget, inclusive.
+TEST(AnalysisViews, DefaultsFollowTheLength) {
+    const auto at = [](int tokens) {
+        return default_view_analysis(testing::sized_trace(1, 1, tokens, false, 4, false));
+    };
+    for (const int n : {kDefaultFlowTokens, kDefaultWordLevelTokens, kDefaultRolloutTokens}) {
+        const ViewAnalysis within = at(n), past = at(n + 1);
+        EXPECT_TRUE(within.head_stats && past.head_stats) << n;
+        EXPECT_EQ(within.flow, n <= kDefaultFlowTokens) << n;
+        EXPECT_FALSE(past.flow) << n;
+        EXPECT_EQ(within.word_level, n <= kDefaultWordLevelTokens) << n;
+        EXPECT_EQ(past.word_level, n + 1 <= kDefaultWordLevelTokens) << n;
+        EXPECT_TRUE(within.rollout) << n;
+        EXPECT_EQ(past.rollout, n + 1 <= kDefaultRolloutTokens) << n;
+        EXPECT_FALSE(within.open_word_level) << n;
+    }
+    EXPECT_LE(kDefaultFlowTokens, kDefaultWordLevelTokens);
+    EXPECT_LE(kDefaultWordLevelTokens, kDefaultRolloutTokens);
+}
+
 TEST(AnalysisViews, RolloutFlowAndStatsDecodeToTheAnalysisValues) {
     const AttentionTrace trace = pair_with_words();
     const nlohmann::json page = payload(trace, everything());

@@ -1,9 +1,12 @@
 // Attention flow for every token pair of a BERT-base-shaped input (12 layers,
-// 12 heads, 128 tokens of random softmax attention), timed; bench/analysis_bench.py
-// runs it beside the networkx reference on the same matrices (--dump).
+// 12 heads, 128 tokens of random softmax attention), or of real attention read
+// from --probs (float32 [layers][heads][tokens][tokens], e.g. an `attnviz export`),
+// timed; bench/analysis_bench.py runs it beside the networkx reference on the
+// same matrices (--dump).
 //
 //   analysis_bench [--tokens 128] [--layers 12] [--heads 12] [--threads 2]
-//                  [--repeat 3] [--seed 1] [--dump matrices.f32] [--flow flow.f32]
+//                  [--repeat 3] [--seed 1] [--probs probs.f32]
+//                  [--dump matrices.f32] [--flow flow.f32]
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -22,7 +25,7 @@ using namespace attnviz;
 int main(int argc, char** argv) {
     int tokens = 128, layers = 12, heads = 12, threads = 2, repeat = 3;
     unsigned seed = 1;
-    std::string dump, flow_out;
+    std::string dump, flow_out, probs;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string flag = argv[i];
         const char* value = argv[i + 1];
@@ -42,6 +45,8 @@ int main(int argc, char** argv) {
             dump = value;
         else if (flag == "--flow")
             flow_out = value;
+        else if (flag == "--probs")
+            probs = value;
         else {
             std::fprintf(stderr, "analysis_bench: unknown flag %s\n", flag.c_str());
             return 2;
@@ -54,7 +59,17 @@ int main(int argc, char** argv) {
     block.probs.resize(static_cast<size_t>(layers) * heads * tokens * tokens);
     std::mt19937 rng(seed);
     std::normal_distribution<float> normal(0.0f, 3.0f);
-    for (size_t row = 0; row < block.probs.size() / tokens; ++row) {
+    if (!probs.empty()) {
+        std::ifstream in(probs, std::ios::binary);
+        in.read(reinterpret_cast<char*>(block.probs.data()),
+                static_cast<std::streamsize>(block.probs.size() * sizeof(float)));
+        if (!in || in.peek() != EOF) {
+            std::fprintf(stderr, "analysis_bench: %s is not %d x %d x %d x %d float32\n",
+                         probs.c_str(), layers, heads, tokens, tokens);
+            return 2;
+        }
+    }
+    for (size_t row = 0; probs.empty() && row < block.probs.size() / tokens; ++row) {
         float* p = block.probs.data() + row * tokens;
         float top = -1e30f;
         for (int k = 0; k < tokens; ++k) top = std::max(top, p[k] = normal(rng));

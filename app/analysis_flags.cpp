@@ -23,31 +23,28 @@ constexpr const char* kWordLevelHelp =
 void add_view_analysis_flags(CLI::App& command, AnalysisFlags& flags) {
     command.add_flag("--rollout,!--no-rollout", flags.rollout,
                      std::string("the Rollout tab's ") + kRolloutHelp + " (default: on up to " +
-                         std::to_string(kViewAnalysisTokens) + " tokens)");
+                         std::to_string(kDefaultRolloutTokens) + " tokens)");
     command.add_flag("--flow,!--no-flow", flags.flow,
                      std::string("the Rollout tab's ") + kFlowHelp + " (default: on up to " +
-                         std::to_string(kViewFlowTokens) + " tokens; all-pairs max-flow)");
+                         std::to_string(kDefaultFlowTokens) + " tokens; all-pairs max-flow)");
     command.add_flag("--head-stats,!--no-head-stats", flags.head_stats,
                      std::string("the Head stats tab: ") + kHeadStatsHelp +
                          " of this input, layers x heads (default: on)");
     command.add_flag("--word-level,!--no-word-level", flags.word_level,
                      std::string("the Word level toggle: every view's data also at ") +
                          kWordLevelHelp + " (default: included up to " +
-                         std::to_string(kViewWordLevelTokens) +
+                         std::to_string(kDefaultWordLevelTokens) +
                          " tokens; given: the page opens at word level)");
 }
 
 ViewAnalysis view_analysis(const CLI::App& command, const AnalysisFlags& flags,
                            const AttentionTrace& trace) {
-    int longest = 0;
-    for (const AttentionBlock& block : trace.blocks)
-        longest = std::max({longest, block.n_queries, block.n_keys});
     const auto given = [&](const char* name) { return command.count(name) > 0; };
-    ViewAnalysis out;
-    out.rollout = given("--rollout") ? flags.rollout : longest <= kViewAnalysisTokens;
-    out.flow = given("--flow") ? flags.flow : longest <= kViewFlowTokens;
-    out.head_stats = given("--head-stats") ? flags.head_stats : true;
-    out.word_level = given("--word-level") ? flags.word_level : longest <= kViewWordLevelTokens;
+    ViewAnalysis out = default_view_analysis(trace);
+    if (given("--rollout")) out.rollout = flags.rollout;
+    if (given("--flow")) out.flow = flags.flow;
+    if (given("--head-stats")) out.head_stats = flags.head_stats;
+    if (given("--word-level")) out.word_level = flags.word_level;
     out.open_word_level = given("--word-level") && flags.word_level;
     return out;
 }

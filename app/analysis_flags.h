@@ -24,14 +24,8 @@ struct AnalysisFlags {
 void add_analysis_flags(CLI::App& command, AnalysisFlags& flags);
 
 // attnviz view: the same flags (but --value-norms, which the page does not
-// show), each with a --no- form; what is not given takes the page's default
-// (docs/cli.md): head stats always, rollout up to kViewAnalysisTokens tokens,
-// the word-level copy (about as large again as the page's attention) up to
-// kViewWordLevelTokens, flow (all-pairs max-flow) up to kViewFlowTokens (about 1.4 s
-// on 2 threads at 96 tokens of the demo model's attention; docs/performance.md).
-inline constexpr int kViewAnalysisTokens = 512;
-inline constexpr int kViewWordLevelTokens = 128;
-inline constexpr int kViewFlowTokens = 96;
+// show), each with a --no- form; what is not given takes the page's default,
+// attnviz::default_view_analysis (include/attnviz/views.h; docs/cli.md).
 void add_view_analysis_flags(CLI::App& command, AnalysisFlags& flags);
 ViewAnalysis view_analysis(const CLI::App& command, const AnalysisFlags& flags,
                            const AttentionTrace& trace);

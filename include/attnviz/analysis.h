@@ -109,8 +109,13 @@ std::vector<float> value_weighted(const AttentionBlock& block);
 // (Σ_h ‖α^h_ij f_h(x_j)‖, an upper bound of ‖Σ_h α^h_ij f_h(x_j)‖).
 std::vector<float> value_weighted_layer(const AttentionBlock& block);
 
-// Throws Error naming `what` and `flag` when the block lacks dense probs
-// (selective or sparse capture): "rollout needs the full attention; drop --top-k".
+// Whether the block holds every probability in float32 as the forward computed
+// it: not a --top-k / --top-mass / --fp16 capture, even one densified for the
+// views since (its rows are then truncated or rounded, and the measures would be
+// of those, not of the model's attention).
+bool has_full_attention(const AttentionBlock& block);
+// Throws Error naming `what` and the flags to drop when !has_full_attention:
+// "rollout and flow needs the full attention of block ...: drop --top-k, ...".
 void require_dense(const AttentionBlock& block, const char* what);
 
 }  // namespace attnviz::analysis

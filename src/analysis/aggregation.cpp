@@ -8,10 +8,15 @@
 
 namespace attnviz::analysis {
 
-void require_dense(const AttentionBlock& block, const char* what) {
+bool has_full_attention(const AttentionBlock& block) {
     const size_t expected =
         static_cast<size_t>(block.n_layers) * block.n_heads * block.n_queries * block.n_keys;
-    if (block.probs.size() != expected || expected == 0)
+    return block.probs.size() == expected && expected > 0 && !block.capture.sparse() &&
+           !block.capture.fp16;
+}
+
+void require_dense(const AttentionBlock& block, const char* what) {
+    if (!has_full_attention(block))
         throw Error(std::string(what) + " needs the full attention of block \"" + block.name +
                     "\" (every probability, fp32): drop --top-k, --top-mass and --fp16");
 }

@@ -10,19 +10,11 @@
 #include <cstdint>
 #include <limits>
 
+#include "attnviz/analysis.h"
 #include "attnviz/error.h"
 
 namespace attnviz::analysis {
 namespace {
-
-void check_dense(const AttentionBlock& block) {
-    const size_t expected =
-        static_cast<size_t>(block.n_layers) * block.n_heads * block.n_queries * block.n_keys;
-    if (block.probs.size() != expected || expected == 0)
-        throw Error("head statistics of block '" + block.name +
-                    "' need every attention probability (a full capture); drop --top-k, "
-                    "--top-mass and --fp16");
-}
 
 // Fixed-point units of one example's sum. Bounded inputs (a share sums to at
 // most the rows, a distance to rows * keys) keep this far from overflow.
@@ -177,7 +169,7 @@ KeyRoles key_roles(const AttentionTrace& trace, const AttentionBlock& block) {
 }
 
 HeadStatSums head_stat_sums(const AttentionTrace& trace, const AttentionBlock& block) {
-    check_dense(block);
+    require_dense(block, "head statistics");
     const KeyRoles roles = key_roles(trace, block);
     const bool same_sequence = block.query_sequence == block.key_sequence;
     const int Q = block.n_queries, K = block.n_keys;
@@ -299,7 +291,7 @@ std::vector<double> HeadStatSums::means(HeadStat stat) const {
 }
 
 HeadDivergenceSums head_divergence_sums(const AttentionBlock& block) {
-    check_dense(block);
+    require_dense(block, "head statistics");
     const int n = block.n_layers * block.n_heads;
     const int Q = block.n_queries, K = block.n_keys;
     HeadDivergenceSums out;

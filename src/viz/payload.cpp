@@ -361,6 +361,15 @@ const AttentionBlock& measure_block(const AttentionBlock& of, const std::string&
     return made;
 }
 
+// Why no measure is computed for a block (its capture truncated or rounded the
+// probabilities), or "" when they can be.
+std::string no_measures_reason(const AttentionBlock& block) {
+    if (analysis::has_full_attention(block)) return "";
+    return "rollout, flow and the head statistics of \"" + block.name +
+           "\" need every probability in float32, and this capture kept fewer or rounded them "
+           "(drop --top-k, --top-mass and --fp16)";
+}
+
 // Why rollout and flow are not offered for a block, or "" when they are.
 std::string no_rollout_reason(const AttentionBlock& block) {
     if (block.query_sequence != block.key_sequence)
@@ -392,14 +401,16 @@ nlohmann::json analysis_json(const AttentionTrace& trace, const ViewOptions& opt
         const AttentionBlock& block = trace.blocks[b];
         const std::vector<int> layers = chosen_layers(trace, block, options);
         const std::vector<int> heads = chosen_heads(trace, block, options);
-        if (want.rollout || want.flow) {
-            const std::string reason = no_rollout_reason(block);
-            if (!reason.empty()) out["notes"].push_back(reason);
-        }
-        const bool measures = no_rollout_reason(block).empty();
+        const std::string no_measures = no_measures_reason(block);
+        const std::string no_rollout = no_measures.empty() ? no_rollout_reason(block) : no_measures;
+        const bool rollout_ok = no_rollout.empty();
+        if (!no_measures.empty() && (want.rollout || want.flow || want.head_stats))
+            out["notes"].push_back(no_measures);
+        else if ((want.rollout || want.flow) && !rollout_ok)
+            out["notes"].push_back(no_rollout);
         const std::string prefix = single ? "" : block.name + " ";
         const std::vector<int>& one_head = plan.heads.emplace_back(std::vector<int>{0});
-        if (want.rollout && measures) {
+        if (want.rollout && rollout_ok) {
             const AttentionBlock& made = measure_block(block, prefix + "rollout", block.n_layers,
                                                        analysis::rollout(block), plan);
             nlohmann::json entry = block_json(made, layers, one_head, false, plan);
@@ -408,7 +419,7 @@ nlohmann::json analysis_json(const AttentionTrace& trace, const ViewOptions& opt
             entry["of"] = static_cast<int>(b);
             out["blocks"].push_back(std::move(entry));
         }
-        if (want.flow && measures) {
+        if (want.flow && rollout_ok) {
             const AttentionBlock& made =
                 measure_block(block, prefix + "flow", 1, analysis::flow(block), plan);
             const std::vector<int>& first = plan.heads.emplace_back(std::vector<int>{0});
@@ -418,7 +429,7 @@ nlohmann::json analysis_json(const AttentionTrace& trace, const ViewOptions& opt
             entry["of"] = static_cast<int>(b);
             out["blocks"].push_back(std::move(entry));
         }
-        if (want.head_stats) {
+        if (want.head_stats && no_measures.empty()) {
             const analysis::HeadStatSums sums = analysis::head_stat_sums(trace, block);
             nlohmann::json values = nlohmann::json::object();
             for (int s = 0; s < analysis::kHeadStatCount; ++s) {
@@ -490,7 +501,13 @@ std::string build_payload(const AttentionTrace& trace, const ViewOptions& option
             block_json(block, layers, heads, want_neuron && block.has_queries_keys(), plan));
     }
     if (any_analysis) meta["analysis"] = analysis_json(trace, options, plan);
-    if (want.word_level) {
+    const auto truncated = std::find_if(
+        trace.blocks.begin(), trace.blocks.end(),
+        [](const AttentionBlock& block) { return !analysis::has_full_attention(block); });
+    if (want.word_level && truncated != trace.blocks.end()) {
+        meta["wordsNote"] = "Word level needs every probability in float32, and the capture of \"" +
+                            truncated->name + "\" kept fewer or rounded them";
+    } else if (want.word_level) {
         if (has_multi_piece_word(trace)) {
             const AttentionTrace& words = plan.traces.emplace_back(analysis::word_level(trace));
             nlohmann::json world = {{"sequences", sequences_json(words)},

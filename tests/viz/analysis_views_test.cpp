@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attnviz/analysis.h"
+#include "attnviz/error.h"
 #include "attnviz/head_stats.h"
 #include "attnviz/views.h"
 #include "viz/codec.h"
@@ -203,6 +204,31 @@ TEST(AnalysisViews, CrossAttentionAndSelectiveCapturesGetNotes) {
     EXPECT_TRUE(partial["meta"]["analysis"]["blocks"].empty());
     EXPECT_NE(partial["meta"]["analysis"]["notes"][0].get<std::string>().find("every layer"),
               std::string::npos);
+}
+
+// A --top-k / --top-mass / --fp16 capture densified for the views holds truncated
+// or rounded rows: no measure is computed from them (they would not be the
+// model's), the page says why, and there is no word-level copy either.
+TEST(AnalysisViews, TruncatedCapturesGetNotesNotMeasures) {
+    for (const bool fp16 : {false, true}) {
+        AttentionTrace truncated = pair_with_words();
+        if (fp16)
+            truncated.blocks[0].capture.fp16 = true;
+        else
+            truncated.blocks[0].capture.top_k = 2;
+        const nlohmann::json page = payload(truncated, everything());
+        const nlohmann::json& analysis = page["meta"]["analysis"];
+        EXPECT_TRUE(analysis["blocks"].empty());
+        EXPECT_TRUE(analysis["stats"].empty());
+        ASSERT_EQ(analysis["notes"].size(), 1u);
+        EXPECT_NE(
+            analysis["notes"][0].get<std::string>().find("drop --top-k, --top-mass and --fp16"),
+            std::string::npos);
+        EXPECT_FALSE(page["meta"].contains("words"));
+        EXPECT_NE(page["meta"]["wordsNote"].get<std::string>().find("kept fewer or rounded"),
+                  std::string::npos);
+        EXPECT_THROW(analysis::rollout(truncated.blocks[0]), attnviz::Error);
+    }
 }
 
 TEST(AnalysisViews, ChosenLayersPickTheirRollout) {

@@ -1,12 +1,14 @@
 // Attention flow for every token pair of a BERT-base-shaped input (12 layers,
-// 12 heads, 128 tokens of random softmax attention), or of real attention read
-// from --probs (float32 [layers][heads][tokens][tokens], e.g. an `attnviz export`),
+// 12 heads, 128 tokens of random softmax attention; or, with --attention
+// peaked, the views' synthetic stand-in for a trained model: [CLS] sinks and
+// sharp heads, tests/viz/synthetic_traces.h), or of real attention read from
+// --probs (float32 [layers][heads][tokens][tokens], e.g. an `attnviz export`),
 // timed; bench/analysis_bench.py runs it beside the networkx reference on the
 // same matrices (--dump).
 //
 //   analysis_bench [--tokens 128] [--layers 12] [--heads 12] [--threads 2]
-//                  [--repeat 3] [--seed 1] [--probs probs.f32]
-//                  [--dump matrices.f32] [--flow flow.f32]
+//                  [--repeat 3] [--seed 1] [--attention random|peaked]
+//                  [--probs probs.f32] [--dump matrices.f32] [--flow flow.f32]
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "../tests/viz/synthetic_traces.h"
 #include "attnviz/analysis.h"
 
 using namespace attnviz;
@@ -25,7 +28,7 @@ using namespace attnviz;
 int main(int argc, char** argv) {
     int tokens = 128, layers = 12, heads = 12, threads = 2, repeat = 3;
     unsigned seed = 1;
-    std::string dump, flow_out, probs;
+    std::string dump, flow_out, probs, attention = "random";
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string flag = argv[i];
         const char* value = argv[i + 1];
@@ -45,6 +48,8 @@ int main(int argc, char** argv) {
             dump = value;
         else if (flag == "--flow")
             flow_out = value;
+        else if (flag == "--attention")
+            attention = value;
         else if (flag == "--probs")
             probs = value;
         else {
@@ -69,7 +74,15 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    for (size_t row = 0; probs.empty() && row < block.probs.size() / tokens; ++row) {
+    if (attention == "peaked" && probs.empty()) {
+        block = testing::sized_trace(layers, heads, tokens, false, 64, false, testing::kPeaked)
+                    .blocks[0];
+    } else if (attention != "random") {
+        std::fprintf(stderr, "analysis_bench: --attention is random or peaked\n");
+        return 2;
+    }
+    for (size_t row = 0;
+         probs.empty() && attention == "random" && row < block.probs.size() / tokens; ++row) {
         float* p = block.probs.data() + row * tokens;
         float top = -1e30f;
         for (int k = 0; k < tokens; ++k) top = std::max(top, p[k] = normal(rng));

@@ -5,10 +5,11 @@ graph) on the same matrices, in one run.
 
   bench/analysis_bench.py [BUILD_DIR] [--tokens 128] [--layers 12] [--threads 2]
                           [--repeat 3] [--pairs 8] [--budget 60]
-                          [--model models/demo [--text FILE]]
+                          [--attention random|peaked] [--model models/demo [--text FILE]]
 
 Without --model the matrices are random (BERT-base-shaped: softmax of N(0, 3^2)
-scores, 12 heads). With --model the attention is real: `attnviz export` of the
+scores, 12 heads), or with --attention peaked the views' synthetic stand-in for
+a trained model ([CLS] sinks and sharp heads, tests/viz/synthetic_traces.h). With --model the attention is real: `attnviz export` of the
 longest prefix of --text (default: the demo model's held-out sentences,
 tests/data/demo/heldout_sentences.txt) that has at most --tokens tokens, head
 mean, 0.5 I + 0.5 A, the model's own layer count; `attnviz export --flow` on the
@@ -48,15 +49,17 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--pairs", type=int, default=8)
     ap.add_argument("--budget", type=float, default=60.0)
+    ap.add_argument("--attention", choices=("random", "peaked"), default="random")
     ap.add_argument("--model", help="real attention of this model instead of random matrices")
     ap.add_argument("--text", default=os.path.join(HERE, "..", "tests", "data", "demo", "heldout_sentences.txt"))
     args = ap.parse_args()
     n, L = args.tokens, args.layers
-    extra, real = [], {}
+    extra, real = ["--attention", args.attention], {"attention": args.attention}
     with tempfile.TemporaryDirectory() as tmp:
         matrices_file, flow_file = os.path.join(tmp, "a.f32"), os.path.join(tmp, "flow.f32")
         if args.model:
             extra, real = real_attention(args, tmp)
+            real["attention"] = "model"
             L, n = real["layers"], real["tokens"]
         def bench(threads):
             out = subprocess.run([os.path.join(args.build, "analysis_bench"), "--tokens", str(n), "--layers",

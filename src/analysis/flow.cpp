@@ -3,34 +3,36 @@
 //
 // The graph (their get_adjmat): node (l, k) for layer l = 0..L and token k;
 // edge (l+1, a) -> (l, b) with capacity Â_l[a][b]. From source (L, i) to
-// sink (0, j) only the source, the sink and layers 1..L-1 can carry flow
-// (the other nodes of layers L and 0 have no way in or no way out), so each
+// sink (0, j) only the source, layers 1..L-1 and the sink can carry flow (the
+// other nodes of layers L and 0 have no way in or no way out), so each
 // problem runs on that part: a dense layered DAG.
 //
-// Each problem is solved with push-relabel (Goldberg & Tarjan), highest label
-// first, with global relabelling and the gap rule, specialised to the layered
-// graph: residual arcs only join adjacent layers, so each node's residual
-// arcs are two bit sets (down to the layer below, up to the layer above),
-// and the admissible arcs of a node at height h are its residual bit set AND
-// the set of the neighbouring layer's nodes at height h - 1 (one vector
-// compare per 16 tokens, cached per layer until a height there changes).
-// Discharges, relabels and the breadth-first global relabel then touch only
-// the arcs they use, not every row and column. Only the flow value is
-// needed, so it stops once no node below the source's label holds excess
-// (the first phase), or as soon as the sink holds the capacity of the cut
-// around the source or the sink (that is then the maximum; most pairs end
-// there). The problems of one output token run in turn on one preflow: what
-// reached the last sink is excess for the next to route (a preflow with
-// valid labels is a valid start). Output tokens run in parallel (OpenMP).
+// Each problem is solved with Dinic's algorithm: a breadth-first search from
+// the sink gives every node its residual distance to it, then one depth-first
+// pass from the source saturates every shortest augmenting path (a blocking
+// flow), and so on until the source cannot reach the sink (the flow is then
+// maximal) or the sink holds the capacity of the cut around the source or the
+// sink (that is then the maximum; on softmax attention of many layers nearly
+// every pair ends there, in one pass). Specialised to the layered graph:
+// residual arcs only join adjacent layers, so each node's residual arcs are
+// two bit sets (down to the layer below, up to the layer above), and the arcs
+// a node may use are that bit set AND the neighbouring layer's nodes one
+// step nearer the sink (one vector compare per 16 tokens, cached per layer);
+// a node that cannot pass on all it was asked for is dead for the rest of the
+// pass. Each node tries its own token's arc first: the residual term 0.5 I
+// makes it the widest, so flow stays on few arcs (about a third of the arcs a
+// token-order search uses). A problem starts from zero flow: the arcs the
+// last one used are put back (a log), not the whole graph. Output tokens run
+// in parallel (OpenMP).
 //
-// Arithmetic: capacities are the float32 Â; residuals and excesses are
-// double. A push moves min(excess, residual) and a saturated arc is set to
-// exactly 0 (or back to exactly its capacity), so each push rounds at most
-// once, by 2^-53 relative; the value returned is the excess at the sink,
-// within (pushes into it) * 2^-53 of an exact max-flow of the float32
-// capacities, and excess below 1e-14 is dropped as noise (at most 1e-14 per
-// node left behind). Both bounds are far below float32 rounding of the
-// result (6e-8 at 1), which is what the tests compare against networkx.
+// Arithmetic: capacities are the float32 Â; residuals are double. A pass
+// sends min(what is asked, residual), so the amount that reaches the sink is
+// exactly what every arc on its way gives up; an arc that gives all it has is
+// set to exactly 0 (or back to exactly its capacity), so each arc update
+// rounds at most once, by 2^-53 relative. The value returned (the sum of what
+// reached the sink) is within (arc updates) * 2^-53 of an exact max-flow of
+// the float32 capacities, far below float32 rounding of the result (6e-8 at
+// 1), which is what the tests compare against networkx.
 #include <immintrin.h>
 #include <omp.h>
 
@@ -46,13 +48,12 @@ namespace attnviz::analysis {
 
 namespace {
 
-// Excess below this is float noise from earlier pushes, not flow.
-constexpr double kNoise = 1e-14;
-// The sink's excess within this of a cut's capacity counts as reaching it
+// The sink's inflow within this of a cut's capacity counts as reaching it
 // (sums of up to n * L float capacities in double differ by less).
 constexpr double kCutSlack = 1e-12;
-// Padding heights past a layer's last token: never admissible, never lowest.
-constexpr int kPad = 1 << 29;
+// The distance of nodes that cannot reach the sink (and of padding past a
+// layer's last token): never on a shortest path.
+constexpr int kUnreached = 1 << 29;
 
 using Word = uint64_t;
 
@@ -75,26 +76,6 @@ void equal_mask(const int* heights, int words, int target, Word* out) {
     }
 }
 
-// The lowest height among the set bits of `mask`.
-int lowest_of(const int* heights, const Word* mask, int words, int lowest) {
-    for (int w = 0; w < words; ++w) {
-#if defined(__AVX512F__)
-        __m512i low = _mm512_set1_epi32(lowest);
-        for (int q = 0; q < 4; ++q)
-            low = _mm512_mask_min_epi32(low, static_cast<__mmask16>(mask[w] >> (16 * q)), low,
-                                        _mm512_loadu_si512(heights + 64 * w + 16 * q));
-        alignas(
-            64) int lanes[16];  // (gcc 12's _mm512_reduce_min_epi32 trips -Wmaybe-uninitialized)
-        _mm512_store_si512(lanes, low);
-        for (int lane : lanes) lowest = std::min(lowest, lane);
-#else
-        for (Word m = mask[w]; m; m &= m - 1)
-            lowest = std::min(lowest, heights[64 * w + std::countr_zero(m)]);
-#endif
-    }
-    return lowest;
-}
-
 class LayeredMaxFlow {
 public:
     // a: [L][n][n] the layer matrices Â_l, row = the node above.
@@ -106,111 +87,116 @@ public:
           shift_(std::bit_width(std::bit_ceil(static_cast<unsigned>(64 * words_))) - 1),
           stride_(1 << shift_) {
         const size_t ids = static_cast<size_t>(L) * stride_;  // padded: node(l, k) = l * stride + k
-        residual_.resize(static_cast<size_t>(L - 1) * n * n);
-        excess_.assign(ids, 0.0);
-        height_.assign(ids, kPad);
+        residual_.assign(a, a + static_cast<size_t>(L - 1) * n * n);
+        height_.assign(ids, kUnreached);
         const size_t bits = ids * static_cast<size_t>(words_);
-        down_.resize(bits), up_.resize(bits), from_above_.resize(bits), from_below_.resize(bits);
+        down_.assign(bits, 0), up_.assign(bits, 0), from_above_.assign(bits, 0);
+        from_below_.assign(bits, 0);
+        // Layer 1's arcs lead to layer 0, where only the sink counts: they are
+        // read from residual_ directly, not kept as bit sets.
+        for (int l = 1; l + 1 < L; ++l)
+            for (int above = 0; above < n; ++above) {
+                const float* cap = a + pair(l) + static_cast<size_t>(above) * n;
+                for (int below = 0; below < n; ++below)
+                    if (cap[below] > 0) {
+                        set(down_, node(l + 1, above), below);
+                        set(from_above_, node(l, below), above);
+                    }
+            }
         visited_.resize(static_cast<size_t>(L) * words_);
         mask_.resize(static_cast<size_t>(L) * words_);
         mask_height_.assign(static_cast<size_t>(L), -1);
-        source_flow_.resize(static_cast<size_t>(n));
-        N_ = L * n + 1;  // the source's label
-        count_.resize(static_cast<size_t>(N_ + 1));
-        buckets_.resize(static_cast<size_t>(N_ + 1));
-        used_ = N_;
+        source_residual_.resize(static_cast<size_t>(n));
+        stack_.reserve(ids + 1);  // a path visits each node at most once
     }
 
-    // Starts the problems of one output token: no flow inside, the source's
-    // arcs saturated (push-relabel's first step).
-    void start(int source) {
-        for (int l = 0; l + 1 < L_; ++l)
-            std::copy(a_ + pair(l), a_ + pair(l + 1),
-                      residual_.begin() + static_cast<long>(pair(l)));
-        std::fill(excess_.begin(), excess_.end(), 0.0);
-        std::fill(down_.begin(), down_.end(), 0);
-        std::fill(up_.begin(), up_.end(), 0);
-        std::fill(from_above_.begin(), from_above_.end(), 0);
-        std::fill(from_below_.begin(), from_below_.end(), 0);
-        for (int l = 0; l + 1 < L_; ++l)
-            for (int a = 0; a < n_; ++a) {
-                const float* cap = a_ + pair(l) + static_cast<size_t>(a) * n_;
-                for (int b = 0; b < n_; ++b)
-                    if (cap[b] > 0) {
-                        set(down_, node(l + 1, a), b);
-                        set(from_above_, node(l, b), a);
-                    }
-            }
+    // The maximum flow from output token `source` to input token `sink`.
+    double solve(int source, int sink) {
         const float* top = a_ + pair(L_ - 1) + static_cast<size_t>(source) * n_;
-        source_capacity_ = 0;
+        if (L_ == 1) return top[sink];  // one arc
+        restore();
+        sink_ = sink;
+        double out_of_source = 0, into_sink = 0;
         for (int k = 0; k < n_; ++k) {
-            source_capacity_ += top[k];
-            source_flow_[static_cast<size_t>(k)] = top[k];
-            excess_[node(L_ - 1, k)] += top[k];
+            source_residual_[static_cast<size_t>(k)] = top[k];
+            out_of_source += top[k];
+            into_sink += a_[static_cast<size_t>(k) * n_ + sink];
         }
-    }
-
-    // The maximum flow from the started source to input token `sink`. The
-    // preflow the previous sink left is a valid start: flow that reached it
-    // is now excess there, and finds its way to this sink or stays put.
-    double solve(int sink) {
-        sink_ = node(0, sink);
-        double into_sink = 0;
-        for (int k = 0; k < n_; ++k) into_sink += a_[static_cast<size_t>(k) * n_ + sink];
-        bound_ = std::min(source_capacity_, into_sink);
-        done_ = excess_[sink_] >= bound_ - kCutSlack;
-        if (done_) return std::min(excess_[sink_], bound_);
-        // Only labels up to the highest one used last time need clearing.
-        std::fill_n(count_.begin(), used_ + 1, 0);
-        for (int h = 0; h <= used_; ++h) buckets_[static_cast<size_t>(h)].clear();
-        used_ = 0;
-        max_active_ = -1;
-        global_relabel();
-        for (int l = 0; l < L_; ++l)
-            for (int k = 0; k < n_; ++k) {
-                const size_t v = node(l, k);
-                const int h = height_[v];
-                if (h < N_) ++count_[static_cast<size_t>(h)];
-                if (v != sink_ && excess_[v] > kNoise) activate(v);
+        bound_ = std::min(out_of_source, into_sink);
+        value_ = 0;
+        done_ = bound_ <= 0;
+        while (!done_) {
+            distances_to_sink();
+            int nearest = kUnreached;
+            for (int k = 0; k < n_; ++k)
+                if (source_residual_[static_cast<size_t>(k)] > 0)
+                    nearest = std::min(nearest, height_[node(L_ - 1, k)]);
+            if (nearest >= kUnreached) break;  // no augmenting path: the flow is maximal
+            // One blocking flow, the source's own token first (see the top).
+            for (int i = -1; i < n_ && !done_; ++i) {
+                const int k = i < 0 ? source : i;
+                double& r = source_residual_[static_cast<size_t>(k)];
+                if (r <= 0 || height_[node(L_ - 1, k)] != nearest) continue;
+                const double sent = send(node(L_ - 1, k), r);
+                r = sent >= r ? 0 : r - sent;
             }
-        while (max_active_ >= 0 && !done_) {
-            auto& bucket = buckets_[static_cast<size_t>(max_active_)];
-            if (bucket.empty()) {
-                --max_active_;
-                continue;
-            }
-            const size_t v = bucket.back();
-            bucket.pop_back();
-            if (height_[v] == max_active_ && excess_[v] > kNoise) discharge(v);
         }
-        return std::min(excess_[sink_], bound_);
+        return std::min(value_, bound_);
     }
 
 private:
+    enum class Arc { sink, down, up };
+    // One node of the depth-first pass: asked for `limit`, has sent `sent`.
+    // Its arcs are tried in stages: its own token's arc down (or the sink's
+    // arc from layer 1), the other arcs down, then the arcs back up.
+    struct Frame {
+        size_t v;
+        double limit, sent = 0;
+        int stage = 0, word = 0;
+        Arc arc = Arc::down;  // the arc to the child being asked
+        int other = 0;        // that arc's token in the other layer
+    };
+
     size_t node(int l, int k) const { return (static_cast<size_t>(l) << shift_) + k; }
     int layer_of(size_t v) const { return static_cast<int>(v >> shift_); }
     int token_of(size_t v) const { return static_cast<int>(v & (stride_ - 1)); }
     // Arcs between layer l + 1 (rows) and layer l (columns).
     size_t pair(int l) const { return static_cast<size_t>(l) * n_ * n_; }
     Word* bits(std::vector<Word>& set, size_t v) { return set.data() + v * words_; }
+    bool has(std::vector<Word>& s, size_t v, int k) { return bits(s, v)[k / 64] >> (k % 64) & 1; }
     void set(std::vector<Word>& s, size_t v, int k) { bits(s, v)[k / 64] |= Word{1} << (k % 64); }
     void clear(std::vector<Word>& s, size_t v, int k) {
         bits(s, v)[k / 64] &= ~(Word{1} << (k % 64));
     }
 
-    // Exact distances to the sink in the residual graph (breadth first,
-    // backwards, on the residual bit sets); nodes that cannot reach it get
-    // the source's label, so the excess stranded there by earlier sinks is
-    // left alone.
-    void global_relabel() {
+    // Puts back the arcs the last problem sent flow along (each was logged
+    // when its flow first left 0).
+    void restore() {
+        for (const Used& e : used_) {
+            residual_[pair(e.layer) + static_cast<size_t>(e.above) * n_ + e.below] =
+                a_[pair(e.layer) + static_cast<size_t>(e.above) * n_ + e.below];
+            if (e.layer == 0) continue;
+            const size_t v = node(e.layer + 1, e.above), w = node(e.layer, e.below);
+            set(down_, v, e.below), set(from_above_, w, e.above);
+            clear(up_, w, e.above), clear(from_below_, v, e.below);
+        }
+        used_.clear();
+    }
+
+    // Exact distances to the sink in the residual graph: breadth first,
+    // backwards, over the residual bit sets.
+    void distances_to_sink() {
         for (int l = 0; l < L_; ++l)
-            std::fill_n(height_.begin() + static_cast<long>(l) * stride_, n_, N_);
+            std::fill_n(height_.begin() + static_cast<long>(l) * stride_, n_, kUnreached);
         std::fill(visited_.begin(), visited_.end(), 0);
         std::fill(mask_height_.begin(), mask_height_.end(), -1);
         queue_.clear();
-        height_[sink_] = 0;
-        set(visited_, 0, token_of(sink_));
-        queue_.push_back(sink_);
+        for (int k = 0; k < n_; ++k)
+            if (residual_[static_cast<size_t>(k) * n_ + sink_] > 0) {
+                height_[node(1, k)] = 1;
+                set(visited_, 1, k);
+                queue_.push_back(node(1, k));
+            }
         for (size_t head = 0; head < queue_.size(); ++head) {
             const size_t w = queue_[head];
             const int l = layer_of(w);
@@ -224,17 +210,16 @@ private:
                     for (; fresh; fresh &= fresh - 1) {
                         const int k = 64 * q + std::countr_zero(fresh);
                         h[k] = next;
-                        used_ = std::max(used_, next);
                         queue_.push_back(node(layer, k));
                     }
                 }
             };
             if (l + 1 < L_) reach(bits(from_above_, w), l + 1);
-            if (l > 0) reach(bits(from_below_, w), l - 1);
+            if (l > 1) reach(bits(from_below_, w), l - 1);
         }
     }
 
-    // The nodes of `layer` at height `target`, cached until a height there changes.
+    // The live nodes of `layer` at distance `target`, cached per layer.
     const Word* at_height(int layer, int target) {
         Word* m = mask_.data() + static_cast<size_t>(layer) * words_;
         if (mask_height_[static_cast<size_t>(layer)] != target) {
@@ -243,139 +228,156 @@ private:
         }
         return m;
     }
-    void heights_changed(int layer) { mask_height_[static_cast<size_t>(layer)] = -1; }
 
-    void activate(size_t v) {
-        const int h = height_[v];
-        if (h >= N_) return;  // cut off from the sink
-        buckets_[static_cast<size_t>(h)].push_back(v);
-        max_active_ = std::max(max_active_, h);
+    // A node that could not pass on all it was asked for: off every shortest
+    // path for the rest of this pass.
+    void kill(size_t v) {
+        const int l = layer_of(v), k = token_of(v);
+        if (mask_height_[static_cast<size_t>(l)] == height_[v])
+            mask_[static_cast<size_t>(l) * words_ + k / 64] &= ~(Word{1} << (k % 64));
+        height_[v] = kUnreached;
     }
 
-    void receive(size_t w, double d) {
-        const bool was_active = excess_[w] > kNoise;
-        excess_[w] += d;
-        if (w == sink_) done_ = excess_[w] >= bound_ - kCutSlack;
-        if (w != sink_ && !was_active && excess_[w] > kNoise) activate(w);
+    // The next arc of `f` toward the sink, one step nearer it; false when none is left.
+    bool next_arc(Frame& f) {
+        const int l = layer_of(f.v), a = token_of(f.v), h = height_[f.v];
+        if (f.stage == 0) {
+            f.stage = l == 1 ? 2 : 1;
+            if (l == 1) {
+                if (h == 1 && residual_[static_cast<size_t>(a) * n_ + sink_] > 0) {
+                    f.arc = Arc::sink;
+                    return true;
+                }
+            } else if (has(down_, f.v, a) && (at_height(l - 1, h - 1)[a / 64] >> (a % 64) & 1)) {
+                f.arc = Arc::down, f.other = a;
+                return true;
+            }
+        }
+        if (f.stage == 1) {
+            const Word* open = bits(down_, f.v);
+            const Word* nearer = at_height(l - 1, h - 1);
+            for (; f.word < words_; ++f.word)
+                if (const Word m = open[f.word] & nearer[f.word]) {
+                    f.arc = Arc::down, f.other = 64 * f.word + std::countr_zero(m);
+                    return true;
+                }
+            f.stage = 2, f.word = 0;
+        }
+        if (f.stage == 2 && l + 1 < L_) {
+            const Word* back = bits(up_, f.v);
+            const Word* nearer = at_height(l + 1, h - 1);
+            for (; f.word < words_; ++f.word)
+                if (const Word m = back[f.word] & nearer[f.word]) {
+                    f.arc = Arc::up, f.other = 64 * f.word + std::countr_zero(m);
+                    return true;
+                }
+        }
+        f.stage = 3;
+        return false;
     }
 
-    void discharge(size_t v) {
-        const int n = n_;
-        const int l = layer_of(v), a = token_of(v);
-        double e = excess_[v];
-        while (e > kNoise && !done_) {
-            const int h = height_[v];
-            if (l > 0) {  // down: (l, a) -> (l-1, b) along residual capacity
-                double* r = residual_.data() + pair(l - 1) + static_cast<size_t>(a) * n;
-                const Word* admissible = at_height(l - 1, h - 1);
-                const Word* open = bits(down_, v);
-                for (int q = 0; q < words_ && e > kNoise && !done_; ++q)
-                    for (Word m = open[q] & admissible[q]; m && e > kNoise && !done_; m &= m - 1) {
-                        const int b = 64 * q + std::countr_zero(m);
-                        const size_t w = node(l - 1, b);
-                        const double room = r[b];
-                        const bool had_flow = bits(up_, w)[a / 64] >> (a % 64) & 1;
-                        double d;
-                        if (e >= room) {
-                            d = room;
-                            r[b] = 0;
-                            clear(down_, v, b);
-                            clear(from_above_, w, a);
-                        } else {
-                            d = e;
-                            r[b] = room - d;
-                        }
-                        if (!had_flow) {
-                            set(up_, w, a);
-                            set(from_below_, v, b);
-                        }
-                        e -= d;
-                        receive(w, d);
-                    }
+    // What f's current arc can carry.
+    double room(const Frame& f) const {
+        const int l = layer_of(f.v), a = token_of(f.v);
+        if (f.arc == Arc::sink) return residual_[static_cast<size_t>(a) * n_ + sink_];
+        if (f.arc == Arc::down)
+            return residual_[pair(l - 1) + static_cast<size_t>(a) * n_ + f.other];
+        const size_t e = pair(l) + static_cast<size_t>(f.other) * n_ + a;  // flow to undo
+        return static_cast<double>(a_[e]) - residual_[e];
+    }
+
+    // Records `d` sent along f's current arc.
+    void carry(Frame& f, double d) {
+        f.sent += d;
+        const int l = layer_of(f.v), a = token_of(f.v);
+        if (f.arc == Arc::up) {  // less flow on (l+1, c) -> (l, a)
+            const int c = f.other;
+            const size_t e = pair(l) + static_cast<size_t>(c) * n_ + a;
+            const size_t w = node(l + 1, c);
+            const double capacity = a_[e];
+            if (residual_[e] <= 0) set(down_, w, a), set(from_above_, f.v, c);
+            if (d >= capacity - residual_[e]) {
+                residual_[e] = capacity;
+                clear(up_, f.v, c), clear(from_below_, w, a);
+            } else {
+                residual_[e] += d;
             }
-            if (e <= kNoise || done_) break;
-            if (l + 1 < L_) {  // up: undo flow that came from (l+1, c)
-                double* r = residual_.data() + pair(l) + a;
-                const float* cap = a_ + pair(l) + a;
-                const Word* admissible = at_height(l + 1, h - 1);
-                const Word* back = bits(up_, v);
-                for (int q = 0; q < words_ && e > kNoise && !done_; ++q)
-                    for (Word m = back[q] & admissible[q]; m && e > kNoise && !done_; m &= m - 1) {
-                        const int c = 64 * q + std::countr_zero(m);
-                        const size_t w = node(l + 1, c);
-                        double& rc = r[static_cast<size_t>(c) * n];
-                        const double capacity = cap[static_cast<size_t>(c) * n];
-                        const double flow = capacity - rc;
-                        const bool was_full = rc <= 0;
-                        double d;
-                        if (e >= flow) {
-                            d = flow;
-                            rc = capacity;
-                            clear(up_, v, c);
-                            clear(from_below_, w, a);
-                        } else {
-                            d = e;
-                            rc += d;
-                        }
-                        if (was_full) {
-                            set(down_, w, a);
-                            set(from_above_, v, c);
-                        }
-                        e -= d;
-                        receive(w, d);
-                    }
+            return;
+        }
+        const int below = f.arc == Arc::sink ? sink_ : f.other;
+        const size_t e = pair(l - 1) + static_cast<size_t>(a) * n_ + below;
+        // No flow on it yet (the bit sets know for the inner arcs; the sink's
+        // arcs are few).
+        const bool first =
+            f.arc == Arc::down ? !has(up_, node(l - 1, below), a) : residual_[e] >= a_[e];
+        if (first) used_.push_back({l - 1, a, below});
+        if (d >= residual_[e]) {
+            residual_[e] = 0;
+            if (f.arc == Arc::down)
+                clear(down_, f.v, below), clear(from_above_, node(l - 1, below), a);
+        } else {
+            residual_[e] -= d;
+        }
+        if (f.arc == Arc::down && first)
+            set(up_, node(l - 1, below), a), set(from_below_, f.v, below);
+        if (f.arc == Arc::sink) {
+            value_ += d;
+            done_ = value_ >= bound_ - kCutSlack;
+        }
+    }
+
+    // Sends up to `limit` from node `start` toward the sink along shortest
+    // residual paths (an explicit stack: paths can be long); returns what arrived.
+    double send(size_t start, double limit) {
+        stack_.clear();
+        stack_.push_back({start, limit});
+        double returned = 0;
+        bool child_returned = false;
+        for (;;) {
+            Frame& f = stack_.back();
+            if (child_returned) {
+                child_returned = false;
+                if (returned > 0) carry(f, returned);
             }
-            if (e <= kNoise || done_) break;
-            // Relabel to one above the lowest residual neighbour. Gap rule:
-            // when no node is left at the old label, nothing above it can
-            // reach the sink any more.
-            int lowest = 2 * N_;
-            if (l > 0)
-                lowest = lowest_of(height_.data() + static_cast<size_t>(l - 1) * stride_,
-                                   bits(down_, v), words_, lowest);
-            if (l + 1 < L_)
-                lowest = lowest_of(height_.data() + static_cast<size_t>(l + 1) * stride_,
-                                   bits(up_, v), words_, lowest);
-            else if (source_flow_[static_cast<size_t>(a)] > 0)
-                lowest = std::min(lowest, N_);  // back to the source: beyond this phase
-            const int old = h;
-            heights_changed(l);
-            if (--count_[static_cast<size_t>(old)] == 0) {
-                for (int& hk : height_)
-                    if (hk > old && hk < N_) {
-                        --count_[static_cast<size_t>(hk)];
-                        hk = N_;
-                    }
-                std::fill(mask_height_.begin(), mask_height_.end(), -1);
-                height_[v] = N_;
+            while (f.sent < f.limit && !done_ && next_arc(f)) {
+                const double ask = std::min(f.limit - f.sent, room(f));
+                if (f.arc == Arc::sink) {
+                    carry(f, ask);
+                    continue;
+                }
+                const int l = layer_of(f.v);
+                stack_.push_back({node(f.arc == Arc::down ? l - 1 : l + 1, f.other), ask});
                 break;
             }
-            const int next = std::min(lowest + 1, N_);
-            height_[v] = next;
-            if (next >= N_) break;  // cannot reach the sink: no longer needed
-            used_ = std::max(used_, next);
-            ++count_[static_cast<size_t>(next)];
+            if (&stack_.back() != &f) continue;  // a child was asked
+            if (f.sent < f.limit && !done_) kill(f.v);
+            returned = f.sent;
+            stack_.pop_back();
+            if (stack_.empty()) return returned;
+            child_returned = true;
         }
-        excess_[v] = e;
     }
 
+    struct Used {
+        int layer, above, below;  // the arc (layer + 1, above) -> (layer, below)
+    };
+
     const float* a_;
-    int L_, n_, words_, shift_, stride_, N_ = 0, max_active_ = 0, used_ = 0;
-    double source_capacity_ = 0, bound_ = 0;
+    int L_, n_, words_, shift_, stride_, sink_ = 0;
+    double bound_ = 0, value_ = 0;
     bool done_ = false;
-    size_t sink_ = 0;
     std::vector<double> residual_;  // [L-1][n above][n below]: capacity - flow
-    std::vector<double> excess_;    // [L][stride]
-    std::vector<int> height_;       // [L][stride]
+    std::vector<int> height_;       // [L][stride]: distance to the sink
     // Residual arcs as bit sets per node v = (l, a): down_ to layer l-1 (flow
     // below capacity), up_ to layer l+1 (flow to undo); from_above_ and
-    // from_below_ the same arcs seen from their heads (for the backward
-    // breadth-first search).
+    // from_below_ the same arcs seen from their heads (for the breadth-first
+    // search).
     std::vector<Word> down_, up_, from_above_, from_below_, visited_, mask_;
+    std::vector<int> mask_height_;
     std::vector<size_t> queue_;
-    std::vector<double> source_flow_;
-    std::vector<int> count_, mask_height_;  // count_, buckets_: [label < N], used up to used_
-    std::vector<std::vector<size_t>> buckets_;
+    std::vector<double> source_residual_;
+    std::vector<Used> used_;
+    std::vector<Frame> stack_;
 };
 }  // namespace
 
@@ -396,11 +398,10 @@ std::vector<float> flow_from_matrices(const std::vector<float>& matrices, int n_
     {
         LayeredMaxFlow problem(matrices.data(), n_layers, n);
 #pragma omp for schedule(dynamic, 1)
-        for (int o = 0; o < count; ++o) {
-            problem.start(output_tokens[static_cast<size_t>(o)]);
+        for (int o = 0; o < count; ++o)
             for (int j = 0; j < n; ++j)
-                out[static_cast<size_t>(o) * n + j] = static_cast<float>(problem.solve(j));
-        }
+                out[static_cast<size_t>(o) * n + j] =
+                    static_cast<float>(problem.solve(output_tokens[static_cast<size_t>(o)], j));
     }
     return out;
 }

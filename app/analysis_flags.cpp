@@ -37,16 +37,26 @@ void add_view_analysis_flags(CLI::App& command, AnalysisFlags& flags) {
                          " tokens; given: the page opens at word level)");
 }
 
+ViewAnalysis view_analysis(const AnalysisChoice& choice, const AttentionTrace& trace) {
+    ViewAnalysis out = default_view_analysis(trace);
+    out.rollout = choice.rollout.value_or(out.rollout);
+    out.flow = choice.flow.value_or(out.flow);
+    out.head_stats = choice.head_stats.value_or(out.head_stats);
+    out.word_level = choice.word_level.value_or(out.word_level);
+    out.open_word_level = choice.word_level.value_or(false);
+    return out;
+}
+
 ViewAnalysis view_analysis(const CLI::App& command, const AnalysisFlags& flags,
                            const AttentionTrace& trace) {
-    const auto given = [&](const char* name) { return command.count(name) > 0; };
-    ViewAnalysis out = default_view_analysis(trace);
-    if (given("--rollout")) out.rollout = flags.rollout;
-    if (given("--flow")) out.flow = flags.flow;
-    if (given("--head-stats")) out.head_stats = flags.head_stats;
-    if (given("--word-level")) out.word_level = flags.word_level;
-    out.open_word_level = given("--word-level") && flags.word_level;
-    return out;
+    const auto given = [&](const char* name, bool value) {
+        return command.count(name) > 0 ? std::optional<bool>(value) : std::nullopt;
+    };
+    return view_analysis(
+        AnalysisChoice{given("--rollout", flags.rollout), given("--flow", flags.flow),
+                       given("--head-stats", flags.head_stats),
+                       given("--word-level", flags.word_level)},
+        trace);
 }
 
 void add_analysis_flags(CLI::App& command, AnalysisFlags& flags) {

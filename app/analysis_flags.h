@@ -3,6 +3,7 @@
 // add to the .npz (docs/analysis.md).
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -23,9 +24,19 @@ struct AnalysisFlags {
 
 void add_analysis_flags(CLI::App& command, AnalysisFlags& flags);
 
+// What a page's maker asked of its analysis: on, off, or not said (nullopt).
+struct AnalysisChoice {
+    std::optional<bool> rollout, flow, head_stats, word_level;
+};
+// A page's analysis: attnviz::default_view_analysis (include/attnviz/views.h)
+// where nothing was said, the choice where something was; asked for, word
+// level opens the page at word level. `attnviz view` (its flags) and `attnviz
+// serve` (its /api/payload and html export parameters) both decide here.
+ViewAnalysis view_analysis(const AnalysisChoice& choice, const AttentionTrace& trace);
+
 // attnviz view: the same flags (but --value-norms, which the page does not
-// show), each with a --no- form; what is not given takes the page's default,
-// attnviz::default_view_analysis (include/attnviz/views.h; docs/cli.md).
+// show), each with a --no- form; what is not given takes the page's default
+// (docs/cli.md).
 void add_view_analysis_flags(CLI::App& command, AnalysisFlags& flags);
 ViewAnalysis view_analysis(const CLI::App& command, const AnalysisFlags& flags,
                            const AttentionTrace& trace);

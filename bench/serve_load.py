@@ -75,6 +75,9 @@ def main():
     parser.add_argument("--threads", type=int, default=0, help="serve --threads (0: its default)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--server-log", default=os.devnull, help="the server's standard error")
+    parser.add_argument("--bare-payload", action="store_true",
+                        help="payload requests ask for no analysis (rollout=0&flow=0&head_stats=0&word_level=0) "
+                             "instead of the server's default, attnviz view's, which the page gets")
     args = parser.parse_args()
 
     command = [args.attnviz, "serve", "--no-open", "--port", "0", "--model", args.model,
@@ -87,6 +90,7 @@ def main():
     base, TOKEN = url.split("/?token=")
     model = os.path.basename(os.path.normpath(args.model))
     rng = random.Random(args.seed)
+    bare = "&rollout=0&flow=0&head_stats=0&word_level=0" if args.bare_payload else ""
 
     # Word counts that give 1..max-len tokens (each word here is one token, plus [CLS] [SEP]).
     def text(words):
@@ -133,7 +137,7 @@ def main():
                         s, _, t = request(base, "GET", f"/api/topk?trace={last_trace}&layer=0&head=0&k=5")
                         out.append(("topk", s, t, True))
                     elif follow < 0.6:
-                        s, _, t = request(base, "GET", f"/api/payload?trace={last_trace}")
+                        s, _, t = request(base, "GET", f"/api/payload?trace={last_trace}{bare}")
                         out.append(("payload", s, t, True))
             elif kind == "invalid_no_token":
                 status, _, ms = request(base, "GET", "/api/models", token=False)

@@ -47,7 +47,7 @@ function createStatsView(context, panel) {
     const entry = stats[state.entry], values = entry.values[state.stat];
     const finite = values.flat().filter((v) => v != null);
     const low = finite.length ? Math.min(...finite) : 0, high = finite.length ? Math.max(...finite) : 1;
-    const table = heatTable(controls.dark), label = HEAD_STAT_LABELS[state.stat] || state.stat;
+    const label = HEAD_STAT_LABELS[state.stat] || state.stat;
     grid.textContent = "";
     grid.style.gridTemplateColumns = "auto repeat(" + entry.heads.length + ", minmax(3.6em, 5.5em))";
     h("span", "av-stats-corner", grid, "layer \\ head");
@@ -59,9 +59,9 @@ function createStatsView(context, panel) {
         cell.type = "button";
         cell.dataset.layer = li;
         cell.dataset.head = hi;
-        const x = v == null || high === low ? 0 : (v - low) / (high - low), c = Math.round(x * 255) * 3;
-        cell.style.background = v == null ? "transparent" : "rgb(" + table[c] + "," + table[c + 1] + "," + table[c + 2] + ")";
-        cell.style.color = v == null ? "" : textColorOn(table[c], table[c + 1], table[c + 2]);
+        const colour = statColour(v, low, high, controls.dark);  // web/heat_scale.js, as the heads report
+        cell.style.background = colour ? colour.fill : "transparent";
+        cell.style.color = colour ? colour.text : "";
         cell.title = "layer " + entry.layers[li] + ", head " + entry.heads[hi] + ": " + label + " " + formatStat(v) +
           (v == null ? " (not defined for this block)" : "") + " · click: open in the head view";
       });

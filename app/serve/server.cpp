@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "analysis_flags.h"
 #include "attnviz/error.h"
 #include "attnviz/export.h"
 #include "attnviz/files.h"
@@ -95,6 +96,15 @@ std::string param(const httplib::Request& request, const std::string& name,
     return request.has_param(name.c_str()) ? request.get_param_value(name.c_str()) : fallback;
 }
 
+// A switch: "1" on, "0" off, absent nullopt (the default decides).
+std::optional<bool> switch_param(const httplib::Request& request, const std::string& name) {
+    if (!request.has_param(name.c_str())) return std::nullopt;
+    const std::string text = request.get_param_value(name.c_str());
+    if (text != "0" && text != "1")
+        throw HttpError(400, "parameter " + name + ": '" + text + "' is not 0 or 1");
+    return text == "1";
+}
+
 int head_param(const httplib::Request& request) {
     if (param(request, "head", "mean") == "mean") return kMeanOfHeads;
     return int_param(request, "head");
@@ -113,7 +123,11 @@ std::vector<View> parse_views(const std::string& text) {
 }
 
 // The view parameters, as `attnviz view`'s flags of the same names read them.
-ViewOptions view_options(const httplib::Request& request, const std::string& default_views) {
+// The page's analysis tabs and word-level toggle (--rollout, --flow, --head-stats,
+// --word-level): "1" or "0" where given, else the static page's default for this
+// trace (default_view_analysis), decided where `attnviz view` decides it.
+ViewOptions view_options(const httplib::Request& request, const std::string& default_views,
+                         const AttentionTrace& trace) {
     ViewOptions options;
     options.views = parse_views(param(request, "view", default_views));
     if (request.has_param("layers"))
@@ -124,13 +138,11 @@ ViewOptions view_options(const httplib::Request& request, const std::string& def
     if (request.has_param("open_heads"))
         options.open_heads = cli::parse_int_list(param(request, "open_heads"), "open_heads");
     options.block = param(request, "block");
-    // The page's analysis tabs and word-level toggle (`attnviz view`'s --rollout, --flow,
-    // --head-stats, --word-level): "1" asks for one; none by default.
-    const auto asked = [&](const char* name) { return param(request, name, "0") == "1"; };
-    options.analysis.rollout = asked("rollout");
-    options.analysis.flow = asked("flow");
-    options.analysis.head_stats = asked("head_stats");
-    options.analysis.word_level = asked("word_level");
+    options.analysis = cli::view_analysis(
+        cli::AnalysisChoice{switch_param(request, "rollout"), switch_param(request, "flow"),
+                            switch_param(request, "head_stats"),
+                            switch_param(request, "word_level")},
+        trace);
     return options;
 }
 
@@ -508,8 +520,9 @@ struct Server::Impl {
                 throw HttpError(400,
                                 "the page's payload needs every probability; this trace "
                                 "kept part of them (run it without layers, heads, top_k, fp16)");
-        response.set_content(render_payload(kept->trace, view_options(request, "head,model")),
-                             kJsonType);
+        response.set_content(
+            render_payload(kept->trace, view_options(request, "head,model", kept->trace)),
+            kJsonType);
     }
 
     void tile_of(const httplib::Request& request, httplib::Response& response) {
@@ -593,10 +606,10 @@ struct Server::Impl {
             if (kept->long_input)
                 throw HttpError(413, "a page holds inputs of at most " +
                                          std::to_string(kLongInputTokens) + " tokens");
-            bytes = render_html(kept->trace, view_options(request, "head,model"));
+            bytes = render_html(kept->trace, view_options(request, "head,model", kept->trace));
             type = "text/html; charset=utf-8";
         } else if (format == "svg" || format == "png") {
-            const ViewOptions options = view_options(request, "head");
+            const ViewOptions options = view_options(request, "head", kept->trace);
             if (options.views.size() != 1)
                 throw HttpError(400,
                                 "format " + format + " draws one view: view=head, model or matrix");

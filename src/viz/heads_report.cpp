@@ -1,4 +1,6 @@
-// render_heads_report: the page skeleton around stats.json and web/heads/.
+// render_heads_report: the page skeleton around stats.json, web/heads/ and the
+// views' heat scale (web/heat_scale.js: the summary heatmap colours a statistic
+// as the views' Head stats tab does).
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -11,7 +13,7 @@
 
 namespace attnviz {
 namespace viz {
-extern const std::string_view heads_report_css, heads_report_js;
+extern const std::string_view heads_report_css, heads_report_js, heat_scale_js;
 }
 
 namespace {
@@ -53,7 +55,7 @@ std::string render_heads_report(const std::string& stats_json) {
     const std::string model = stats.value("model", std::string("model"));
     const std::string n = nonce();
     std::string out;
-    out.reserve(stats_json.size() + viz::heads_report_js.size() + 4096);
+    out.reserve(stats_json.size() + viz::heat_scale_js.size() + viz::heads_report_js.size() + 4096);
     out += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
     out +=
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; script-src "
@@ -68,6 +70,7 @@ std::string render_heads_report(const std::string& stats_json) {
     out += script_safe(stats_json);
     out += "</script>\n<noscript>The report needs JavaScript.</noscript>\n<script nonce=\"" + n +
            "\">(function () {\n\"use strict\";\n";
+    out += viz::heat_scale_js;
     out += viz::heads_report_js;
     out +=
         "\nheadsReportBoot(document.getElementById(\"heads-report\"), "

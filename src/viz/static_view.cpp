@@ -55,7 +55,7 @@ Rgb head_color(int head) {
     return {channel(0), channel(8), channel(4)};
 }
 
-// White to dark blue, as the page's light theme draws heatmaps (web/core.js heatColor).
+// White to dark blue, as the page's light theme draws heatmaps (web/heat_scale.js heatTable).
 // x is the weight over the heatmap's maximum.
 Rgb heat_color(float x) {
     static const float stops[5][3] = {

@@ -2,8 +2,9 @@
 // ephemeral port, with the demo model and a model whose checkpoint is corrupt,
 // and asked over HTTP (cpp-httplib's client). Checks the token, Host and
 // Origin checks, the limits, a failing model beside a working one, the 409 of
-// a superseded request, and that the payload and the exports are the bytes
-// the CLI writes for the same input, and tiles, top-k and differences their values.
+// a superseded request, that the payload and the exports are the bytes the
+// CLI writes for the same input (the analysis included: without parameters,
+// `attnviz view`'s default), and tiles, top-k and differences their values.
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -164,6 +165,24 @@ protected:
         return result->body;
     }
 
+    // The payload a page of `attnviz view` embeds.
+    static std::string embedded_payload(const std::string& html) {
+        const std::string open = "<script type=\"application/json\" class=\"attnviz-data\">";
+        const size_t start = html.find(open) + open.size();
+        return html.substr(start, html.find("</script>", start) - start);
+    }
+
+    // The payload of `attnviz view --model demo --text A --text-b B <flags>`.
+    static std::string cli_payload(const std::string& a, const std::string& b,
+                                   const std::string& flags) {
+        static int pages = 0;
+        const fs::path page = root_ / ("analysis" + std::to_string(pages++) + ".html");
+        EXPECT_EQ(run_cli("view --model " + quote(kDemo.string()) + " --text " + quote(a) +
+                          " --text-b " + quote(b) + " " + flags + " -o " + quote(page.string())),
+                  0);
+        return embedded_payload(read_file(page));
+    }
+
     static inline fs::path root_;
     static inline pid_t server_ = -1;
     static inline int port_ = 0;
@@ -273,20 +292,14 @@ TEST_F(Serve, PayloadAndExportsAreWhatTheCliWrites) {
     const std::string texts = "--model " + quote(kDemo.string()) + " --text " + quote(kTextA) +
                               " --text-b " + quote(kTextB);
     const fs::path page = root_ / "view.html", npz = root_ / "export.npz", svg = root_ / "view.svg";
-    // The server's payload has no analysis unless asked (rollout=1 ...): nor has this page.
-    ASSERT_EQ(
-        run_cli("view " + texts + " --no-rollout --no-flow --no-head-stats --no-word-level -o " +
-                quote(page.string())),
-        0);
+    // The page `attnviz view` writes by default (its analysis: default_view_analysis).
+    ASSERT_EQ(run_cli("view " + texts + " -o " + quote(page.string())), 0);
     ASSERT_EQ(run_cli("export " + texts + " -o " + quote(npz.string())), 0);
     ASSERT_EQ(run_cli("view " + texts + " --layers 1 -o " + quote(svg.string())), 0);
 
     // The payload the static page embeds, byte for byte.
     const std::string html = read_file(page);
-    const std::string open = "<script type=\"application/json\" class=\"attnviz-data\">";
-    const size_t start = html.find(open) + open.size();
-    const std::string cli_payload = html.substr(start, html.find("</script>", start) - start);
-    EXPECT_EQ(get("/api/payload?trace=" + id), cli_payload);
+    EXPECT_EQ(get("/api/payload?trace=" + id), embedded_payload(html));
 
     // The .npz and the picture, byte for byte; the page up to its random nonce and root id.
     EXPECT_EQ(get("/api/export?format=npz&trace=" + id), read_file(npz));
@@ -315,6 +328,91 @@ TEST_F(Serve, PayloadAndExportsAreWhatTheCliWrites) {
     EXPECT_EQ(exported->get_header_value("Content-Disposition"),
               "attachment; filename=\"attention.html\"");
     EXPECT_EQ(random_ids(exported->body), random_ids(html));
+}
+
+// What a payload's meta holds of the analysis: its measures ("rollout", "flow"), the blocks
+// with head statistics, and whether it has word-level data.
+struct PayloadAnalysis {
+    std::vector<std::string> measures;
+    size_t stats_blocks = 0;
+    bool words = false;
+    bool opens_at_words = false;
+};
+
+PayloadAnalysis analysis_of(const std::string& payload) {
+    const json meta = json::parse(payload)["meta"];
+    PayloadAnalysis out;
+    if (meta.contains("analysis")) {
+        for (const json& block : meta["analysis"]["blocks"])
+            out.measures.push_back(block["measure"]);
+        out.stats_blocks = meta["analysis"]["stats"].size();
+    }
+    out.words = meta.contains("words");
+    out.opens_at_words = out.words && meta["words"]["open"].get<bool>();
+    return out;
+}
+
+// Without rollout, flow, head_stats or word_level the server decides as `attnviz view`
+// does (default_view_analysis): head stats always, rollout up to 512 tokens, word level
+// up to 128, flow up to 64. Given, each decides as the flag of the same name.
+TEST_F(Serve, PayloadAnalysisIsAttnvizViewsDefault) {
+    // 33 to 64 tokens (over the 32 the page once asked flow for) and 65 to 128 (over the
+    // 64 of kDefaultFlowTokens; the demo model's limit is 128), both with words of
+    // several pieces ("lighthouse", "floorboard").
+    const std::string a = "The lighthouse keeper climbed the narrow stairs, carrying a lantern.";
+    const std::string b =
+        "His granddaughter found the notebooks afterwards, tucked beneath a loose floorboard "
+        "near the window of the old cottage.";
+    const std::string long_b =
+        b +
+        " The storm had passed by morning, and the harbour lay quiet under a pale sky. "
+        "Fishermen mended their nets on the pier while gulls circled the masts, waiting "
+        "for scraps from the first catch of the day.";
+    for (const auto& [text_b, flow] : {std::pair{b, true}, std::pair{long_b, false}}) {
+        const auto traced = post_trace({{"model", "demo"}, {"text", a}, {"text_pair", text_b}});
+        ASSERT_EQ(traced->status, 200) << traced->body;
+        const json info = json::parse(traced->body);
+        const int tokens = info["tokens_total"];
+        ASSERT_TRUE(flow ? tokens > 32 && tokens <= 64 : tokens > 64 && tokens <= 128) << tokens;
+        const std::string id = info["trace_id"];
+
+        // The default: the payload of `attnviz view` without analysis flags, byte for byte.
+        const std::string served =
+            get("/api/payload?trace=" + id + "&view=head,model,neuron,matrix");
+        EXPECT_EQ(served, cli_payload(a, text_b, "--view all")) << tokens << " tokens";
+        const PayloadAnalysis analysis = analysis_of(served);
+        const std::vector<std::string> measures = flow ? std::vector<std::string>{"rollout", "flow"}
+                                                       : std::vector<std::string>{"rollout"};
+        EXPECT_EQ(analysis.measures, measures) << tokens << " tokens";
+        EXPECT_EQ(analysis.stats_blocks, 1u);
+        EXPECT_TRUE(analysis.words);
+        EXPECT_FALSE(analysis.opens_at_words);
+    }
+
+    // Given parameters decide: none of them, and flow past the default's length with word
+    // level asked for (which, as --word-level, opens the page at word level).
+    const auto traced = post_trace({{"model", "demo"}, {"text", a}, {"text_pair", long_b}});
+    const std::string id = json::parse(traced->body)["trace_id"];
+    const std::string none =
+        get("/api/payload?trace=" + id + "&rollout=0&flow=0&head_stats=0&word_level=0");
+    EXPECT_EQ(none,
+              cli_payload(a, long_b, "--no-rollout --no-flow --no-head-stats --no-word-level"));
+    EXPECT_EQ(analysis_of(none).measures.size(), 0u);
+    EXPECT_EQ(analysis_of(none).stats_blocks, 0u);
+    EXPECT_FALSE(analysis_of(none).words);
+    const std::string asked = get("/api/payload?trace=" + id + "&flow=1&head_stats=0&word_level=1");
+    EXPECT_EQ(asked, cli_payload(a, long_b, "--flow --no-head-stats --word-level"));
+    EXPECT_EQ(analysis_of(asked).measures, (std::vector<std::string>{"rollout", "flow"}));
+    EXPECT_EQ(analysis_of(asked).stats_blocks, 0u);
+    EXPECT_TRUE(analysis_of(asked).opens_at_words);
+
+    // Anything but 0 or 1 is refused in one line naming the parameter.
+    for (const std::string name : {"rollout", "flow", "head_stats", "word_level"}) {
+        const std::string error =
+            json::parse(get("/api/payload?trace=" + id + "&" + name + "=yes", 400))["error"];
+        EXPECT_EQ(error, "parameter " + name + ": 'yes' is not 0 or 1");
+    }
+    get("/api/export?format=html&trace=" + id + "&flow=2", 400);
 }
 
 TEST_F(Serve, TilesTopKeysAndDifferencesHoldTheExportedValues) {

@@ -21,6 +21,7 @@ import { launchChromium } from "./chromium.mjs";
 import { readNpz } from "./npz.mjs";
 import { checkPrinted } from "./printed.mjs";
 import { makeTests, seeded } from "./harness.mjs";
+import { expectedStatColour, shownColour } from "./stat_colour.mjs";
 
 const [cli, demoDir, makeModel, shotsDir] = process.argv.slice(2);
 if (!shotsDir) {
@@ -190,9 +191,17 @@ for (const [label, modelDir] of [["demo", demoDir], ["random", randomDir]]) {
     assert.equal(names.length, 9);
     for (const name of names) {
       if ((await panel.locator(".av-stat").inputValue()) !== name) await act(panel, () => panel.locator(".av-stat").selectOption(name));
-      const cells = await panel.locator(".av-stat-cell").evaluateAll((nodes) => nodes.map((n) => [+n.dataset.layer, +n.dataset.head, n.textContent]));
+      const cells = await panel.locator(".av-stat-cell").evaluateAll((nodes) => nodes.map((n) => [+n.dataset.layer, +n.dataset.head, n.textContent, n.style.backgroundColor]));
       assert.equal(cells.length, L * H);
-      for (const [l, h, text] of cells) { checkStat(text, value(npz, "head_stats_" + name, l, h), `${where} ${name} L${l} H${h}`); counts.stats++; }
+      // Coloured on the scale of the heads report (heads_report.test.mjs checks it there too).
+      const finite = cells.map(([l, h]) => value(npz, "head_stats_" + name, l, h)).filter((v) => !Number.isNaN(v));
+      const low = Math.min(...finite), high = Math.max(...finite);
+      for (const [l, h, text, background] of cells) {
+        const exact = value(npz, "head_stats_" + name, l, h);
+        checkStat(text, exact, `${where} ${name} L${l} H${h}`);
+        assert.equal(shownColour(background), Number.isNaN(exact) ? "transparent" : expectedStatColour(exact, low, high), `${where} ${name} L${l} H${h} colour`);
+        counts.stats++;
+      }
     }
     const l = Math.min(2, L - 1), h = H - 1;
     await panel.locator(`.av-stat-cell[data-layer="${l}"][data-head="${h}"]`).click();

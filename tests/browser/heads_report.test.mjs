@@ -2,7 +2,8 @@
 // console error, page error or network request, and what it plots is
 // stats.json's numbers: every heatmap cell, scatter point, entropy point, MDS
 // point and table entry against the JSON the same run wrote, for two blocks'
-// worth of statistics. A corpus text with markup in it stays text.
+// worth of statistics; the heatmap's colours are the views' Head stats tab's
+// (stat_colour.mjs). A corpus text with markup in it stays text.
 //
 // Usage: node heads_report.test.mjs <attnviz binary> <demo model folder> <held-out sentences> <screenshot folder>
 import assert from "node:assert/strict";
@@ -14,6 +15,7 @@ import { pathToFileURL } from "node:url";
 
 import { launchChromium } from "./chromium.mjs";
 import { makeTests } from "./harness.mjs";
+import { expectedStatColour, shownColour } from "./stat_colour.mjs";
 
 const [cli, modelDir, sentencesFile, shotsDir] = process.argv.slice(2);
 if (!shotsDir) {
@@ -52,15 +54,20 @@ await test("summary names the corpus as text", async () => {
   assert.equal(await page.locator("img").count(), 0);
 });
 
-await test("heatmap cells hold every statistic's means", async () => {
+await test("heatmap cells hold every statistic's means, coloured as the Head stats tab colours them", async () => {
   for (const stat of stats.statistics) {
     await page.locator("#stat-select").selectOption(stat);
     const cells = await page.locator("#heatmap rect.cell").evaluateAll((nodes) =>
-      nodes.map((n) => [+n.dataset.layer, +n.dataset.head, n.dataset.stat, n.dataset.value]));
+      nodes.map((n) => [+n.dataset.layer, +n.dataset.head, n.dataset.stat, n.dataset.value, n.getAttribute("fill")]));
     assert.equal(cells.length, L * H);
-    for (const [l, h, s, v] of cells) {
+    const finite = block.means[stat].flat().filter((v) => v !== null);
+    const low = Math.min(...finite), high = Math.max(...finite);
+    for (const [l, h, s, v, fill] of cells) {
       assert.equal(s, stat);
-      same(v, block.means[stat][l][h], `${stat} ${l}/${h}`);
+      const mean = block.means[stat][l][h];
+      same(v, mean, `${stat} ${l}/${h}`);
+      // The scale of analysis_views.test.mjs's Head stats check (stat_colour.mjs).
+      if (mean !== null) assert.equal(shownColour(fill), expectedStatColour(mean, low, high), `${stat} ${l}/${h} colour`);
     }
   }
 });

@@ -165,8 +165,10 @@ await test("security: no token, a foreign Host, a foreign Origin: 403", async ()
 });
 
 let seedPage = null, seedExport = null;
+const payloadRequests = [];
 await test("typing the seed's pair updates the views; hovered numbers are `attnviz export`'s", async () => {
   const page = seedPage = await openPage("model=" + encodeURIComponent(demo.id));
+  page.on("request", (r) => { const url = new URL(r.url()); if (url.pathname === "/api/payload") payloadRequests.push(url.searchParams); });
   await page.waitForFunction(() => /layers/.test(document.querySelector(".sv-model-status").textContent), null, { timeout: 60000 });
   let before = await updates(page);
   await page.locator(".sv-text-a textarea").pressSequentially(SEED_A, { delay: 15 });
@@ -198,6 +200,22 @@ await test("typing the seed's pair updates the views; hovered numbers are `attnv
   assert.match(hash, /model=/);
   assert.match(decodeURIComponent(hash.replace(/\+/g, " ")), /likes to explore her world/);
   if (shotsDir) await page.screenshot({ path: path.join(shotsDir, "serve-page.png") });
+});
+
+await test("the analysis is the server's choice: the page asks for none, and shows `attnviz view`'s default", async () => {
+  const page = seedPage;
+  assert.ok(payloadRequests.length > 0, "the page fetched payloads");
+  for (const params of payloadRequests)
+    for (const name of ["rollout", "flow", "head_stats", "word_level"]) assert.ok(!params.has(name), `the page sent ${name}=`);
+  // default_view_analysis for the seed's pair (up to 64 tokens): every measure, head stats, word level.
+  const { S } = seedExport;
+  assert.ok(S <= 64, `${S} tokens`);
+  const side = page.locator(".sv-side-a");
+  await side.locator('.av-tab[data-view="rollout"]').click();
+  const measures = await side.locator(".av-sal-measure option").evaluateAll((nodes) => nodes.map((n) => n.textContent));
+  assert.deepEqual(measures, ["Rollout", "Flow"]);
+  assert.equal(await side.locator('.av-tab[data-view="stats"]').count(), 1, "a Head stats tab");
+  await side.locator('.av-tab[data-view="head"]').click();
 });
 
 await test("keystroke to updated views: measured, and within a generous bound", async () => {

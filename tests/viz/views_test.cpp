@@ -535,11 +535,11 @@ std::ostream& operator<<(std::ostream& out, const Rgb& c) {
     return out << "rgb(" << c.r << ", " << c.g << ", " << c.b << ")";
 }
 
-// The heatmap colour stops of web/core.js heatTable (light theme): weight / maximum = 0, 0.25,
-// 0.5, 0.75 and 1 land exactly on them.
+// The heatmap colour stops of web/heat_scale.js heatTable (light theme): weight / maximum = 0,
+// 0.25, 0.5, 0.75 and 1 land exactly on them.
 const Rgb kHeatStops[5] = {
     {255, 255, 255}, {198, 219, 239}, {107, 174, 214}, {33, 113, 181}, {8, 48, 107}};
-Rgb heat_reference(double x) {  // web/core.js: linear between the stops
+Rgb heat_reference(double x) {  // web/heat_scale.js: linear between the stops
     x = std::clamp(x, 0.0, 1.0) * 4;
     const int i = std::min(3, static_cast<int>(x));
     const double t = x - i;

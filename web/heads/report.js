@@ -47,16 +47,6 @@ function fmt(v, digits) {
   return v === null || v === undefined ? "n/a" : v.toFixed(digits === undefined ? 3 : digits);
 }
 
-// A sequential colour (light yellow to dark blue) for t in [0, 1].
-function colour(t) {
-  const stops = [[255, 255, 217], [127, 205, 187], [29, 145, 192], [37, 52, 148], [8, 29, 88]];
-  const x = Math.min(Math.max(t, 0), 1) * (stops.length - 1);
-  const i = Math.min(Math.floor(x), stops.length - 2);
-  const f = x - i;
-  const c = stops[i].map((a, k) => Math.round(a + (stops[i + 1][k] - a) * f));
-  return `rgb(${c[0]},${c[1]},${c[2]})`;
-}
-
 function finiteValues(matrix) {
   return matrix.flat().filter((v) => v !== null);
 }
@@ -150,7 +140,7 @@ function headsReportBoot(root, stats) {
         const selected = state.selected && state.selected[0] === l && state.selected[1] === h;
         const rect = svg("rect", {
           x: left + cell * h, y: top + cell * l, width: cell - 1, height: cell - 1,
-          fill: v === null ? "#ccc" : colour(hi > lo ? (v - lo) / (hi - lo) : 0.5),
+          fill: v === null ? "#ccc" : statColour(v, lo, hi, false).fill,  // web/heat_scale.js, as the Head stats tab
           class: "cell" + (selected ? " selected" : ""),
           "data-layer": l, "data-head": h, "data-stat": state.stat, "data-value": v === null ? "" : String(v),
         });

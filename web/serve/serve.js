@@ -17,8 +17,6 @@ const LONG_ROW_HEIGHT = 18;
 const LONG_MIDDLE = 220;
 const TILE_VIEWPORT = 512;  // CSS pixels of the long matrix; the server sends at most 512 x 512 cells
 const SERVE_VIEWS = ["head", "model", "neuron", "matrix"];
-const SERVE_ANALYSIS_TOKENS = 128;
-const SERVE_FLOW_TOKENS = 32;
 
 // ---- API ---------------------------------------------------------------------
 
@@ -246,13 +244,9 @@ function serveBoot(root) {
       const traced = performance.now();
       let payload = null;
       if (!info.long) {
-        // The analysis tabs and the Word level toggle on short inputs, where they
-        // cost little next to the forward (flow, an all-pairs max-flow, only on the shortest).
-        const analysis = info.tokens_total <= SERVE_ANALYSIS_TOKENS ? 1 : 0;
-        payload = await api.get("/api/payload?" + query({
-          trace: info.trace_id, view: SERVE_VIEWS.join(","), rollout: analysis, head_stats: analysis, word_level: analysis,
-          flow: info.tokens_total <= SERVE_FLOW_TOKENS ? 1 : 0,
-        }));
+        // The analysis tabs and the Word level toggle: the server applies `attnviz view`'s
+        // default for this trace (default_view_analysis), as the static page has them.
+        payload = await api.get("/api/payload?" + query({ trace: info.trace_id, view: SERVE_VIEWS.join(",") }));
         if (seq !== side.seq) return;
       }
       const fetched = performance.now();

@@ -42,6 +42,14 @@ struct ModelConfig {
     // The narrowest sliding window of any layer (0: none): a forward longer
     // than it holds an [heads, T, T] window mask (the memory estimate counts it).
     int sliding_window = 0;
+    // Each layer's sliding window (0: none) where the layers differ (Qwen2's
+    // layer_types and max_window_layers, Gemma 2's alternating layers); empty:
+    // every layer has sliding_window. Layers whose masks differ keep a score
+    // bias each for the neuron view (the memory estimate counts them).
+    std::vector<int> layer_sliding_windows;
+    // Gemma 2's attn_logit_softcapping (0: none): capped scores have no
+    // additive bias form, so the neuron view keeps no score bias.
+    float attn_softcap = 0;
     // DeBERTa-v2's disentangled attention: the relative positions it embeds
     // (2 * span, 0: none); the forward scores every token against each.
     int relative_positions = 0;

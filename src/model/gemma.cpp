@@ -15,7 +15,9 @@
 //
 // A soft-capped score is no scale * q.k + bias: those blocks say not_decomposable.
 // Checkpoints: GemmaModel names, or "model."-prefixed (…ForCausalLM).
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "attnviz/error.h"
@@ -326,6 +328,10 @@ void read_gemma_config(const ConfigReader& reader, ModelConfig& config) {
     for (const int window : extras.sliding_window)
         if (window > 0 && (config.sliding_window == 0 || window < config.sliding_window))
             config.sliding_window = window;
+    if (std::adjacent_find(extras.sliding_window.begin(), extras.sliding_window.end(),
+                           std::not_equal_to<>()) != extras.sliding_window.end())
+        config.layer_sliding_windows = extras.sliding_window;
+    config.attn_softcap = extras.softcap;
 }
 
 std::unique_ptr<Network> load_gemma(const LoadContext& context) {

@@ -18,6 +18,7 @@
 // ...ForSequenceClassification: the heads are not read).
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "attnviz/error.h"
@@ -303,6 +304,9 @@ void read_llama_config(const ConfigReader& reader, ModelConfig& config) {
     for (const int window : extras.sliding_window)
         if (window > 0 && (config.sliding_window == 0 || window < config.sliding_window))
             config.sliding_window = window;
+    if (std::adjacent_find(extras.sliding_window.begin(), extras.sliding_window.end(),
+                           std::not_equal_to<>()) != extras.sliding_window.end())
+        config.layer_sliding_windows = extras.sliding_window;
 }
 
 std::unique_ptr<Network> load_llama(const LoadContext& context) {

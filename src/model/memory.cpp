@@ -97,6 +97,52 @@ struct StackSizes {
     }
 };
 
+// The most bytes of neuron-view score biases that keep_score_bias
+// (arch_blocks.cpp) holds at once over a stack whose kept layers, in order,
+// add the biases `biases` names (0: none; equal ids: equal biases). The first
+// kept layer's bias is kept once for all the layers while the next ones equal
+// it (each is built and compared before it is dropped); a layer that differs
+// (or adds none) gives every kept layer its own slot, allocated while the
+// shared bias and that layer's are still held.
+uint64_t score_bias_peak(const StackSizes& stack, const std::vector<uint64_t>& biases) {
+    const uint64_t slots = biases.size();
+    enum { none, shared, per_layer } kept = none;
+    uint64_t shared_id = 0, most = 0;  // in [kept heads, queries, keys] slices
+    for (uint64_t index = 0; index < slots; ++index) {
+        const uint64_t id = biases[index], built = id != 0 ? 1 : 0;
+        if (kept == per_layer) {
+            most = std::max(most, slots + built);
+        } else if (kept == none) {
+            if (id == 0) continue;
+            if (index == 0) {
+                kept = shared, shared_id = id;  // moved into the block, no copy
+                most = std::max<uint64_t>(most, 1);
+            } else {
+                kept = per_layer;
+                most = std::max(most, slots + 1);
+            }
+        } else if (id != 0 && id == shared_id) {
+            most = std::max<uint64_t>(most, 2);
+        } else {
+            kept = per_layer;
+            most = std::max(most, 1 + slots + built);
+        }
+    }
+    return product({most, stack.kept_heads(), stack.queries, stack.keys, kFloat});
+}
+
+// The model layers a stack keeps, in order.
+std::vector<uint64_t> kept_layer_ids(const StackSizes& stack) {
+    std::vector<uint64_t> ids;
+    if (stack.capture->layers.empty()) {
+        for (uint64_t layer = 0; layer < stack.layers; ++layer) ids.push_back(layer);
+    } else {
+        for (const int layer : stack.capture->layers)
+            if (layer >= 0 && u(layer) < stack.layers) ids.push_back(u(layer));
+    }
+    return ids;
+}
+
 uint64_t output_bytes(const MemoryShape& shape, uint64_t attention) {
     return static_cast<uint64_t>(std::min(static_cast<double>(kMostBytes),
                                           shape.output_fraction * static_cast<double>(attention)));
@@ -187,8 +233,9 @@ MemoryEstimate estimate_forward_memory(const ModelConfig& config, const MemorySh
         per_token = 2 * D + 3 * D + D + I + (type == "gpt_neox" ? rope : 0);
     } else if (type == "falcon") {
         // x, the attention's and the MLP's inputs, q|k|v (grouped), context, feed-forward,
-        // the rotary tables (falcon.cpp)
-        per_token = 3 * D + (D + 2 * u(config.n_kv_heads) * Dh) + D + I + Dh;
+        // the rotary tables unless it uses ALiBi (falcon.cpp)
+        per_token = 3 * D + (D + 2 * u(config.n_kv_heads) * Dh) + D + I +
+                    (config.position_embedding_type == "alibi" ? 0 : rope);
     } else if (type == "mpnet") {
         // x, q|k|v, context, feed-forward, and the relative position bias [H, T, T]
         // every layer shares (mpnet.cpp)
@@ -221,20 +268,28 @@ MemoryEstimate estimate_forward_memory(const ModelConfig& config, const MemorySh
         // llama.cpp and gemma.cpp build one head's [T, T] and grow it to H
         // heads: both are held while it grows (before any attention scratch)
         if (type != "phi3") growing = product({T, T, kFloat});
-        // a view's neuron part keeps it as the score bias of the kept heads, and
-        // builds each layer's copy before finding it is the same
-        if (shape.keep_queries_keys && stack.kept_layers() > 0 && type != "gemma2")
-            estimate.queries_keys =
-                sum({estimate.queries_keys, product({2, stack.kept_heads(), T, T, kFloat})});
     }
-    if (type == "mpnet" && shape.keep_queries_keys && stack.kept_layers() > 0)
-        estimate.queries_keys =
-            sum({estimate.queries_keys, product({2, stack.kept_heads(), T, T, kFloat})});
-    if (config.position_embedding_type == "alibi") {  // BLOOM, Falcon: the ALiBi bias [H, T, T]
-        squares = 1;
-        // kept once for every layer with the queries and keys (the neuron view's bias)
-        if (shape.keep_queries_keys)
-            estimate.queries_keys = sum({estimate.queries_keys, product({H, T, T, kFloat})});
+    if (config.position_embedding_type == "alibi") squares = 1;  // BLOOM, Falcon: [H, T, T]
+    // The neuron view keeps each kept layer's additive score bias: a layer's
+    // sliding window mask (Gemma 2's only without soft-capping, whose scores
+    // have no bias form), MPNet's relative bias and ALiBi (the same in every
+    // layer). The BERT family's padding mask would be one too, but the
+    // tokenizer never pads what Model::trace runs.
+    if (shape.keep_queries_keys) {
+        const std::vector<uint64_t> layers = kept_layer_ids(stack);
+        std::vector<uint64_t> biases(layers.size(), 0);
+        if (type == "mpnet" || config.position_embedding_type == "alibi") {
+            biases.assign(layers.size(), 1);
+        } else if (config.sliding_window > 0 && !(type == "gemma2" && config.attn_softcap > 0)) {
+            const std::vector<int>& windows = config.layer_sliding_windows;
+            for (size_t i = 0; i < layers.size(); ++i) {
+                const uint64_t window = windows.empty()              ? u(config.sliding_window)
+                                        : layers[i] < windows.size() ? u(windows[layers[i]])
+                                                                     : 0;
+                biases[i] = window > 0 && window < T ? window : 0;  // a wider one masks nothing
+            }
+        }
+        estimate.queries_keys = sum({estimate.queries_keys, score_bias_peak(stack, biases)});
     }
     estimate.activations =
         sum({estimate.activations, product({T, per_token, kFloat}), product({fixed, kFloat}),

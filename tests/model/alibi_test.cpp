@@ -96,8 +96,9 @@ TEST(Alibi, RotaryFalconHasNoBias) {
     EXPECT_FALSE(out.blocks.at(0).has_score_bias());
 }
 
-// The memory estimate counts the [H, T, T] ALiBi bias the forward builds, and its
-// copy in the trace when queries and keys are kept.
+// The memory estimate counts the [H, T, T] ALiBi bias the forward builds, and,
+// when queries and keys are kept, its copy in the trace with the next layer's,
+// built to be compared with it (keep_score_bias).
 TEST(Alibi, MemoryEstimateCountsTheBias) {
     const ModelConfig bloom =
         read_model_config(fs::path(ATTNVIZ_TEST_DATA) / "arch" / "bloom_tiny");
@@ -108,7 +109,7 @@ TEST(Alibi, MemoryEstimateCountsTheBias) {
     const MemoryEstimate estimate = estimate_forward_memory(bloom, shape);
     const uint64_t T = 100, H = 4, L = 2, Dh = 8, D = 32, I = 128, bias = H * T * T * 4;
     EXPECT_EQ(estimate.attention, L * H * T * T * 4);
-    EXPECT_EQ(estimate.queries_keys, 2 * L * H * T * Dh * 4 + bias);
+    EXPECT_EQ(estimate.queries_keys, 2 * L * H * T * Dh * 4 + 2 * bias);
     // x, h, q|k|v, context, the feed-forward per token, the bias, and the process
     EXPECT_EQ(estimate.activations, T * (6 * D + I) * 4 + bias + kProcessBaselineBytes);
     const ModelConfig rotary =

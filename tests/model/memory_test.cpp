@@ -102,6 +102,15 @@ TEST(MemoryEstimate, WorkingBuffersAreHandCounted) {
     phi3.model_type = "phi3", phi3.sliding_window = 10;  // built at H heads at once
     EXPECT_EQ(activations(phi3, T), T * (2 * D + W + Dq + 2 * I + 2 * 16) * 4 + H * T * T * 4);
 
+    ModelConfig falcon = base;
+    falcon.model_type = "falcon";
+    // x, the attention's and the MLP's inputs, q|k|v, context, feed-forward, and
+    // the rotary cos and sin tables [T, head_dim] each (falcon.cpp, rope_tables)
+    EXPECT_EQ(activations(falcon, T), T * (3 * D + W + D + I + 2 * 16) * 4);
+    // with ALiBi no rotary tables, but its bias [H, T, T]
+    falcon.position_embedding_type = "alibi";
+    EXPECT_EQ(activations(falcon, T), T * (3 * D + W + D + I) * 4 + H * T * T * 4);
+
     ModelConfig mpnet = base;
     mpnet.model_type = "mpnet", mpnet.n_kv_heads = 8;
     // x, q|k|v, context, feed-forward, and the relative bias every layer shares
@@ -141,6 +150,112 @@ TEST(MemoryEstimate, WorkingBuffersAreHandCounted) {
     EXPECT_EQ(kept_fp16.activations - full.activations, 2 * T * T * 4);
     EXPECT_EQ(kept_fp16.attention, H * T * T * 2);
     EXPECT_EQ(full.attention, 4 * H * T * T * 4);
+}
+
+// The score biases a neuron view keeps (keep_score_bias in arch_blocks.cpp),
+// counted by hand in [kept heads, T, T] slices at their most: the first kept
+// layer's bias is moved into the block, each later layer's is built and held
+// beside it while compared; the first layer whose bias differs (or that adds
+// none) makes one slot per kept layer, while the shared bias and its own are
+// still held. Queries and keys themselves: 4 layers x 8 heads x (T + T) x 16.
+TEST(MemoryEstimate, NeuronViewScoreBiasesAreHandCounted) {
+    ModelConfig base;
+    base.n_layers = 4, base.n_heads = 8, base.n_kv_heads = 2, base.head_dim = 16;
+    base.hidden_size = 128, base.intermediate_size = 512;
+    const uint64_t T = 1000, H = 8, slice = H * T * T * 4;
+    const uint64_t queries_keys = 4 * H * 2 * T * 16 * 4;
+    const auto biases = [&](const ModelConfig& config, std::vector<int> layers = {},
+                            std::vector<int> heads = {}) {
+        MemoryShape shape = tokens(T);
+        shape.keep_queries_keys = true;
+        shape.capture.layers = std::move(layers), shape.capture.heads = std::move(heads);
+        const uint64_t kept = estimate_forward_memory(config, shape).queries_keys;
+        shape.keep_queries_keys = false;
+        EXPECT_EQ(estimate_forward_memory(config, shape).queries_keys, 0u);
+        return kept;
+    };
+
+    // no bias: only the queries and keys
+    ModelConfig llama = base;
+    llama.model_type = "llama";
+    EXPECT_EQ(biases(llama), queries_keys);
+    // Mistral: the same window mask in every layer: kept once, plus layer 1's copy
+    llama.model_type = "mistral", llama.sliding_window = 64;
+    EXPECT_EQ(biases(llama), queries_keys + 2 * slice);
+    EXPECT_EQ(biases(llama, {2}), queries_keys / 4 + slice);  // one kept layer: no copy
+    EXPECT_EQ(biases(llama, {1, 3}, {0, 5}), queries_keys / 8 + 2 * slice / 4);
+    llama.sliding_window = 1000;  // as wide as the input: no mask
+    EXPECT_EQ(biases(llama), queries_keys);
+
+    // Qwen2 from max_window_layers 2: layers 0 and 1 add nothing, layer 2
+    // makes 4 slots while its own is held
+    ModelConfig qwen2 = base;
+    qwen2.model_type = "qwen2", qwen2.sliding_window = 64;
+    qwen2.layer_sliding_windows = {0, 0, 64, 64};
+    EXPECT_EQ(biases(qwen2), queries_keys + 5 * slice);
+    EXPECT_EQ(biases(qwen2, {2, 3}), queries_keys / 2 + 2 * slice);  // kept layers share it
+    EXPECT_EQ(biases(qwen2, {0, 1}), queries_keys / 2);
+
+    // Gemma 2 without soft-capping, sliding on the even layers: layer 0's mask
+    // kept, layer 1 adds none: 4 slots beside it; with soft-capping no bias at all
+    ModelConfig gemma2 = base;
+    gemma2.model_type = "gemma2", gemma2.sliding_window = 64;
+    gemma2.layer_sliding_windows = {64, 0, 64, 0};
+    EXPECT_EQ(biases(gemma2), queries_keys + 5 * slice);
+    EXPECT_EQ(biases(gemma2, {0, 2}), queries_keys / 2 + 2 * slice);
+    EXPECT_EQ(biases(gemma2, {1, 3}), queries_keys / 2);
+    EXPECT_EQ(biases(gemma2, {1, 2}), queries_keys / 2 + 3 * slice);  // 2 slots and layer 2's
+    gemma2.attn_softcap = 50;
+    EXPECT_EQ(biases(gemma2), queries_keys);
+    // layer_types full, sliding, sliding (the no-softcap fixture's)
+    gemma2.attn_softcap = 0, gemma2.n_layers = 3, gemma2.layer_sliding_windows = {0, 64, 64};
+    EXPECT_EQ(biases(gemma2), queries_keys * 3 / 4 + 4 * slice);
+
+    // ALiBi (BLOOM, Falcon) and MPNet's relative bias: the same in every layer
+    ModelConfig bloom = base;
+    bloom.model_type = "bloom", bloom.n_kv_heads = 8, bloom.position_embedding_type = "alibi";
+    EXPECT_EQ(biases(bloom), queries_keys + 2 * slice);
+    EXPECT_EQ(biases(bloom, {3}, {1, 2}), queries_keys / 16 + slice / 4);
+    ModelConfig mpnet = bloom;
+    mpnet.model_type = "mpnet", mpnet.position_embedding_type = "absolute";
+    EXPECT_EQ(biases(mpnet), queries_keys + 2 * slice);
+
+    // the BERT family adds a bias only for padding, which Model::trace never runs
+    ModelConfig bert = base;
+    bert.model_type = "bert", bert.n_kv_heads = 8;
+    EXPECT_EQ(biases(bert), queries_keys);
+}
+
+// A BERT trace keeps no padding mask as a score bias, because what
+// Model::trace runs is never padded (the tokenizer does not pad), so the
+// estimate counts only the queries and keys.
+TEST(MemoryEstimate, BertTraceKeepsNoMaskBias) {
+    const Model model = Model::open(kModels / "tiny-padded");
+    TraceRequest request;
+    request.text = "the cat sat on the mat";
+    request.text_pair = "a dog";
+    RunOptions options;
+    options.keep_queries_keys = true;
+    const AttentionTrace trace = model.trace(request, options);
+    const AttentionBlock& block = trace.blocks.at(0);
+    EXPECT_FALSE(block.has_score_bias());
+    EXPECT_EQ(model.estimate_memory(request, options).queries_keys,
+              (block.queries.size() + block.keys.size()) * sizeof(float));
+}
+
+// The estimate reads the layers' windows and Gemma 2's soft cap from config.json.
+TEST(MemoryEstimate, ConfigGivesEachLayersWindow) {
+    const fs::path arch = fs::path(ATTNVIZ_TEST_DATA) / "arch";
+    const ModelConfig capped = read_model_config(arch / "gemma2_tiny");
+    EXPECT_EQ(capped.attn_softcap, 5.0f);
+    EXPECT_EQ(capped.sliding_window, 4);
+    EXPECT_EQ(capped.layer_sliding_windows, (std::vector<int>{4, 0, 4}));
+    const ModelConfig uncapped = read_model_config(arch / "gemma2_layer_types_no_softcap");
+    EXPECT_EQ(uncapped.attn_softcap, 0.0f);
+    EXPECT_EQ(uncapped.layer_sliding_windows, (std::vector<int>{0, 3, 3}));
+    const ModelConfig mistral = read_model_config(arch / "mistral_sliding_window");
+    EXPECT_GT(mistral.sliding_window, 0);
+    EXPECT_TRUE(mistral.layer_sliding_windows.empty());  // every layer the same
 }
 
 // The weights as the forward holds them: the tiny BERT has 22464 parameters

@@ -83,7 +83,8 @@ std::vector<float> rollout(const AttentionBlock& block, const RolloutOptions& op
 // The layered graph of the paper: node (l, i) for l = 0..n_layers (0: the
 // input tokens), edge (l+1, i) -> (l, j) of capacity Â_l[i][j]. The flow of
 // output token i to input token j is the maximum flow from (n_layers, i) to
-// (0, j); exact (push-relabel on the dense layered graph, float capacities).
+// (0, j); exact (Dinic's blocking flows on the dense layered graph, float
+// capacities).
 struct FlowOptions {
     RolloutOptions layers;  // how Â_l is made (the paper: head mean)
     int threads = 0;        // OpenMP threads over output tokens; 0: the default

@@ -20,8 +20,8 @@
 // step nearer the sink (one vector compare per 16 tokens, cached per layer);
 // a node that cannot pass on all it was asked for is dead for the rest of the
 // pass. Each node tries its own token's arc first: the residual term 0.5 I
-// makes it the widest, so flow stays on few arcs (about a third of the arcs a
-// token-order search uses). A problem starts from zero flow: the arcs the
+// makes it the widest, so flow stays on fewer arcs (a third to two thirds of
+// what a token-order search uses). A problem starts from zero flow: the arcs the
 // last one used are put back (a log), not the whole graph. Output tokens run
 // in parallel (OpenMP).
 //

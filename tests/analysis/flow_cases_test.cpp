@@ -3,8 +3,8 @@
 // networkx: tests/data/analysis/flow_cases.json (tools/reference/flow_cases.py,
 // PROVENANCE.md). A solver that stopped at the bound, or guessed it, fails.
 // Tolerance: the library's flow is an exact max-flow of the float32
-// capacities up to one double rounding per push (<= 1e-11 in all) and the
-// 1e-14 noise floor per node, then rounded to float32 (<= 6e-8 at 1);
+// capacities up to one double rounding per arc update (<= 1e-11 in all),
+// then rounded to float32 (<= 6e-8 at 1);
 // networkx adds its own double rounding. 1e-6 is far above both and far
 // below any wrong routing.
 #include <gtest/gtest.h>

@@ -61,6 +61,28 @@ TEST(FlowCases, MatchNetworkxWhereTheBoundIsNotReached) {
     }
 }
 
+// Small shapes, whatever the bound: one layer, two layers, one token, one
+// full bit-set word, empty rows and columns (tools/reference/flow_cases.py).
+TEST(FlowCases, MatchNetworkxOnEdgeShapes) {
+    std::ifstream in(std::filesystem::path(ATTNVIZ_TEST_DATA) / "analysis" / "flow_cases.json");
+    const json cases = json::parse(in)["edge_cases"];
+    ASSERT_EQ(cases.size(), 5u);
+    for (const json& c : cases) {
+        SCOPED_TRACE(c["name"].get<std::string>());
+        const int L = c["layers"], n = c["tokens"];
+        const auto a = c["matrices"].get<std::vector<float>>();
+        const auto outputs = c["outputs"].get<std::vector<int>>();
+        const auto want = c["flow"].get<std::vector<double>>();
+        for (int threads : {1, 2}) {
+            const std::vector<float> got =
+                attnviz::analysis::flow_from_matrices(a, L, n, outputs, threads);
+            ASSERT_EQ(got.size(), want.size());
+            for (size_t i = 0; i < want.size(); ++i)
+                EXPECT_NEAR(got[i], want[i], kTolerance) << "threads " << threads << " pair " << i;
+        }
+    }
+}
+
 TEST(FlowCases, RefusesBadShapesAndTokens) {
     const std::vector<float> a(2 * 3 * 3, 0.5f);
     EXPECT_THROW(attnviz::analysis::flow_from_matrices(a, 3, 3, {0}), attnviz::Error);

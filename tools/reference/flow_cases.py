@@ -12,6 +12,11 @@ solver's bit sets span several words), and the reference is networkx's
 maximum_flow_value (preflow_push) on the float32 capacities read as float64,
 on Abnar & Zuidema's graph (analysis_reference.flow_graph).
 
+Besides those, "edge_cases" are small shapes every solver must get right
+whatever the bound: one layer (flow = the arc), two layers (no inner arcs
+between kept layers), one token, exactly 64 tokens (one full bit-set word), and
+raw capacities with empty rows and columns (a source or sink with nothing).
+
   flow_cases.py OUT.json
 """
 
@@ -83,9 +88,20 @@ def main():
         case("near_permutation_67_tokens", near_permutation(rng, 3, 67), outputs=[0, 40, 66]),
         case("bottleneck_130_tokens", bottleneck(rng, 2, 130, narrow=3), outputs=[5, 129]),
     ]
+    raw = rng.uniform(size=(3, 7, 7)) * (rng.uniform(size=(3, 7, 7)) < 0.5)
+    raw[2, 3, :] = 0  # output token 3 has no capacity
+    raw[0, :, 5] = 0  # input token 5 receives none
+    edge_cases = [
+        case("one_layer", sparse(rng, 1, 5, keep=0.6)),
+        case("two_layers", sparse(rng, 2, 6, keep=0.5)),
+        case("one_token", rng.uniform(0.1, 1.0, size=(3, 1, 1))),
+        case("64_tokens", sparse(rng, 3, 64, keep=0.1), outputs=[0, 63]),
+        case("empty_rows_and_columns", raw),
+    ]
     with open(sys.argv[1], "w") as f:
         json.dump({"about": "tools/reference/flow_cases.py: networkx " + nx.__version__ +
-                            " preflow_push max-flow values on float32 layer matrices", "cases": cases}, f)
+                            " preflow_push max-flow values on float32 layer matrices", "cases": cases,
+                   "edge_cases": edge_cases}, f)
 
 
 if __name__ == "__main__":

@@ -24,63 +24,69 @@ using nlohmann::json;
 
 constexpr double kTolerance = 1e-6;
 
-TEST(FlowCases, MatchNetworkxWhereTheBoundIsNotReached) {
+struct FlowCase {
+    std::string name;
+    int L, n;
+    std::vector<float> a;  // [L][n][n]
+    std::vector<int> outputs;
+    std::vector<double> want;  // networkx, [outputs][n]
+};
+
+// The cases under `key` ("cases" or "edge_cases") of flow_cases.json.
+std::vector<FlowCase> read_cases(const char* key) {
     std::ifstream in(std::filesystem::path(ATTNVIZ_TEST_DATA) / "analysis" / "flow_cases.json");
-    const json cases = json::parse(in)["cases"];
+    const json file = json::parse(in);  // (not in the loop's range: it would not outlive it)
+    std::vector<FlowCase> out;
+    for (const json& c : file[key])
+        out.push_back({c["name"], c["layers"], c["tokens"], c["matrices"].get<std::vector<float>>(),
+                       c["outputs"].get<std::vector<int>>(), c["flow"].get<std::vector<double>>()});
+    return out;
+}
+
+// Every value of the case on 1 and on 2 threads within kTolerance of networkx's.
+void expect_networkx_values(const FlowCase& c) {
+    SCOPED_TRACE(c.name);
+    for (int threads : {1, 2}) {
+        const std::vector<float> got =
+            attnviz::analysis::flow_from_matrices(c.a, c.L, c.n, c.outputs, threads);
+        ASSERT_EQ(got.size(), c.want.size());
+        size_t bad = 0;
+        for (size_t i = 0; i < got.size(); ++i)
+            if (!(std::abs(got[i] - c.want[i]) <= kTolerance) && bad++ < 5)
+                ADD_FAILURE() << "threads " << threads << " flow[" << c.outputs[i / c.n] << "]["
+                              << i % c.n << "]: " << got[i] << " vs networkx " << c.want[i];
+        EXPECT_EQ(bad, 0u);
+    }
+}
+
+TEST(FlowCases, MatchNetworkxWhereTheBoundIsNotReached) {
+    const std::vector<FlowCase> cases = read_cases("cases");
     ASSERT_GE(cases.size(), 6u);
-    for (const json& c : cases) {
-        const std::string name = c["name"];
-        SCOPED_TRACE(name);
-        const int L = c["layers"], n = c["tokens"];
-        const auto a = c["matrices"].get<std::vector<float>>();
-        const auto outputs = c["outputs"].get<std::vector<int>>();
-        const auto want = c["flow"].get<std::vector<double>>();
-        for (int threads : {1, 2}) {
-            const std::vector<float> got =
-                attnviz::analysis::flow_from_matrices(a, L, n, outputs, threads);
-            ASSERT_EQ(got.size(), want.size());
-            size_t bad = 0, below_bound = 0;
-            for (size_t r = 0; r < outputs.size(); ++r) {
-                double out_of_source = 0;
-                for (int k = 0; k < n; ++k)
-                    out_of_source += a[(static_cast<size_t>(L - 1) * n + outputs[r]) * n + k];
-                for (int j = 0; j < n; ++j) {
-                    double into_sink = 0;
-                    for (int k = 0; k < n; ++k) into_sink += a[static_cast<size_t>(k) * n + j];
-                    const size_t i = r * n + j;
-                    if (want[i] < std::min(out_of_source, into_sink) - 1e-3) ++below_bound;
-                    if (!(std::abs(got[i] - want[i]) <= kTolerance) && bad++ < 5)
-                        ADD_FAILURE() << "threads " << threads << " flow[" << outputs[r] << "]["
-                                      << j << "]: " << got[i] << " vs networkx " << want[i];
-                }
+    for (const auto& c : cases) {
+        expect_networkx_values(c);
+        // The case is adversarial: most pairs stay below the bound.
+        const auto& [name, L, n, a, outputs, want] = c;
+        size_t below_bound = 0;
+        for (size_t r = 0; r < outputs.size(); ++r) {
+            double out_of_source = 0;
+            for (int k = 0; k < n; ++k)
+                out_of_source += a[(static_cast<size_t>(L - 1) * n + outputs[r]) * n + k];
+            for (int j = 0; j < n; ++j) {
+                double into_sink = 0;
+                for (int k = 0; k < n; ++k) into_sink += a[static_cast<size_t>(k) * n + j];
+                if (want[r * n + j] < std::min(out_of_source, into_sink) - 1e-3) ++below_bound;
             }
-            EXPECT_EQ(bad, 0u);
-            // The case is adversarial: most pairs stay below the bound.
-            EXPECT_GE(2 * below_bound, want.size());
         }
+        EXPECT_GE(2 * below_bound, want.size()) << name;
     }
 }
 
 // Small shapes, whatever the bound: one layer, two layers, one token, one
 // full bit-set word, empty rows and columns (tools/reference/flow_cases.py).
 TEST(FlowCases, MatchNetworkxOnEdgeShapes) {
-    std::ifstream in(std::filesystem::path(ATTNVIZ_TEST_DATA) / "analysis" / "flow_cases.json");
-    const json cases = json::parse(in)["edge_cases"];
+    const std::vector<FlowCase> cases = read_cases("edge_cases");
     ASSERT_EQ(cases.size(), 5u);
-    for (const json& c : cases) {
-        SCOPED_TRACE(c["name"].get<std::string>());
-        const int L = c["layers"], n = c["tokens"];
-        const auto a = c["matrices"].get<std::vector<float>>();
-        const auto outputs = c["outputs"].get<std::vector<int>>();
-        const auto want = c["flow"].get<std::vector<double>>();
-        for (int threads : {1, 2}) {
-            const std::vector<float> got =
-                attnviz::analysis::flow_from_matrices(a, L, n, outputs, threads);
-            ASSERT_EQ(got.size(), want.size());
-            for (size_t i = 0; i < want.size(); ++i)
-                EXPECT_NEAR(got[i], want[i], kTolerance) << "threads " << threads << " pair " << i;
-        }
-    }
+    for (const auto& c : cases) expect_networkx_values(c);
 }
 
 TEST(FlowCases, RefusesBadShapesAndTokens) {

@@ -38,7 +38,9 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include "attnviz/analysis.h"
@@ -391,17 +393,43 @@ std::vector<float> flow_from_matrices(const std::vector<float>& matrices, int n_
         if (t < 0 || t >= n)
             throw Error("flow: output token " + std::to_string(t) + " is outside 0.." +
                         std::to_string(n - 1));
+    // A max-flow needs capacities >= 0. One that is NaN or infinite leaves the
+    // flow undefined (NaN, reported, not guessed) for every pair whose graph
+    // holds it: all pairs for an inner layer, one output token for the top
+    // layer's row, one input token for the bottom layer's column.
+    const size_t square = static_cast<size_t>(n) * n;
+    bool inner_undefined = false;
+    std::vector<char> row_undefined(static_cast<size_t>(n)),
+        column_undefined(static_cast<size_t>(n));
+    for (size_t e = 0; e < matrices.size(); ++e) {
+        const float c = matrices[e];
+        const int l = static_cast<int>(e / square);
+        const int row = static_cast<int>(e % square / n), column = static_cast<int>(e % n);
+        if (c < 0)
+            throw Error("flow: layer " + std::to_string(l) + "'s matrix has " + std::to_string(c) +
+                        " at row " + std::to_string(row) + ", column " + std::to_string(column) +
+                        ": a max-flow needs capacities >= 0 (attention probabilities)");
+        if (std::isfinite(c) || n_layers == 1) continue;  // (one layer: the arc is the flow)
+        if (l == n_layers - 1) row_undefined[static_cast<size_t>(row)] = 1;
+        if (l == 0) column_undefined[static_cast<size_t>(column)] = 1;
+        if (l > 0 && l < n_layers - 1) inner_undefined = true;
+    }
     const int count = static_cast<int>(output_tokens.size());
-    std::vector<float> out(static_cast<size_t>(count) * n);
+    std::vector<float> out(static_cast<size_t>(count) * n, std::numeric_limits<float>::quiet_NaN());
+    if (inner_undefined) return out;
     const int workers = threads > 0 ? threads : omp_get_max_threads();
 #pragma omp parallel num_threads(workers)
     {
         LayeredMaxFlow problem(matrices.data(), n_layers, n);
 #pragma omp for schedule(dynamic, 1)
-        for (int o = 0; o < count; ++o)
+        for (int o = 0; o < count; ++o) {
+            const int source = output_tokens[static_cast<size_t>(o)];
+            if (row_undefined[static_cast<size_t>(source)]) continue;
             for (int j = 0; j < n; ++j)
-                out[static_cast<size_t>(o) * n + j] =
-                    static_cast<float>(problem.solve(output_tokens[static_cast<size_t>(o)], j));
+                if (!column_undefined[static_cast<size_t>(j)])
+                    out[static_cast<size_t>(o) * n + j] =
+                        static_cast<float>(problem.solve(source, j));
+        }
     }
     return out;
 }

@@ -10,8 +10,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -87,6 +89,47 @@ TEST(FlowCases, MatchNetworkxOnEdgeShapes) {
     const std::vector<FlowCase> cases = read_cases("edge_cases");
     ASSERT_EQ(cases.size(), 5u);
     for (const auto& c : cases) expect_networkx_values(c);
+}
+
+// A NaN capacity leaves undefined exactly the pairs whose graph holds it:
+// every pair for an inner layer, one output token for the top layer's row,
+// one input token for the bottom layer's column; the other pairs keep
+// networkx's values. A negative capacity is refused.
+TEST(FlowCases, NotFiniteCapacitiesMakeTheirPairsNaN) {
+    const FlowCase c = read_cases("edge_cases")[3];  // 64 tokens, 3 layers, outputs 0 and 63
+    ASSERT_EQ(c.name, "64_tokens");
+    const size_t square = static_cast<size_t>(c.n) * c.n;
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    auto run = [&](size_t at, float value) {
+        std::vector<float> a = c.a;
+        a[at] = value;
+        return attnviz::analysis::flow_from_matrices(a, c.L, c.n, c.outputs, 2);
+    };
+    const std::vector<float> top = run(2 * square + 63 * c.n + 5, nan);  // output 63's row
+    const std::vector<float> bottom = run(17 * c.n + 9, nan);            // input 9's column
+    const std::vector<float> inner = run(square + 3, std::numeric_limits<float>::infinity());
+    for (size_t r = 0; r < c.outputs.size(); ++r)
+        for (int j = 0; j < c.n; ++j) {
+            const size_t i = r * c.n + j;
+            SCOPED_TRACE("output " + std::to_string(c.outputs[r]) + ", input " + std::to_string(j));
+            if (c.outputs[r] == 63)
+                EXPECT_TRUE(std::isnan(top[i]));
+            else
+                EXPECT_NEAR(top[i], c.want[i], kTolerance);
+            if (j == 9)
+                EXPECT_TRUE(std::isnan(bottom[i]));
+            else
+                EXPECT_NEAR(bottom[i], c.want[i], kTolerance);
+            EXPECT_TRUE(std::isnan(inner[i]));
+        }
+    try {
+        run(square + 2 * c.n + 7, -0.25f);
+        ADD_FAILURE() << "a negative capacity was accepted";
+    } catch (const attnviz::Error& e) {
+        EXPECT_STREQ(e.what(),
+                     "flow: layer 1's matrix has -0.250000 at row 2, column 7: a max-flow needs "
+                     "capacities >= 0 (attention probabilities)");
+    }
 }
 
 TEST(FlowCases, RefusesBadShapesAndTokens) {

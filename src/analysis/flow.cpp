@@ -298,11 +298,15 @@ private:
             const size_t w = node(l + 1, c);
             const double capacity = a_[e];
             if (residual_[e] <= 0) set(down_, w, a), set(from_above_, f.v, c);
-            if (d >= capacity - residual_[e]) {
+            // All the flow is undone when the sum reaches the capacity, also by
+            // rounding (an arc left marked with no flow on it would be asked for
+            // 0 forever).
+            const double left = residual_[e] + d;
+            if (left >= capacity) {
                 residual_[e] = capacity;
                 clear(up_, f.v, c), clear(from_below_, w, a);
             } else {
-                residual_[e] += d;
+                residual_[e] = left;
             }
             return;
         }

@@ -132,6 +132,31 @@ TEST(FlowCases, NotFiniteCapacitiesMakeTheirPairsNaN) {
     }
 }
 
+// Real attention on which undoing flow once left an arc marked as carrying
+// flow with none on it (the residual plus the undone amount rounded to the
+// capacity), and the solver asked it for 0 forever: the demo model's
+// word-level attention (tests/data/PROVENANCE.md). It must end, with
+// networkx's values.
+TEST(FlowCases, UndoneFlowThatRoundsToTheCapacityEnds) {
+    const auto dir = std::filesystem::path(ATTNVIZ_TEST_DATA) / "analysis";
+    std::ifstream in(dir / "flow_rounding_case.json");
+    const json reference = json::parse(in);
+    const int L = reference["layers"], n = reference["tokens"], output = reference["output"];
+    const auto want = reference["flow"].get<std::vector<double>>();
+    std::vector<float> a(static_cast<size_t>(L) * n * n);
+    std::ifstream raw(dir / "flow_rounding_case.f32", std::ios::binary);
+    raw.read(reinterpret_cast<char*>(a.data()), static_cast<std::streamsize>(a.size() * 4));
+    ASSERT_TRUE(raw && raw.peek() == EOF);
+    // Every output token before it too: the arcs each leaves are put back for the next.
+    std::vector<int> outputs;
+    for (int i = 0; i <= output; ++i) outputs.push_back(i);
+    const std::vector<float> got = attnviz::analysis::flow_from_matrices(a, L, n, outputs, 1);
+    for (int j = 0; j < n; ++j)
+        EXPECT_NEAR(got[static_cast<size_t>(output) * n + j], want[static_cast<size_t>(j)],
+                    kTolerance)
+            << "input " << j;
+}
+
 TEST(FlowCases, RefusesBadShapesAndTokens) {
     const std::vector<float> a(2 * 3 * 3, 0.5f);
     EXPECT_THROW(attnviz::analysis::flow_from_matrices(a, 3, 3, {0}), attnviz::Error);

@@ -288,7 +288,10 @@ private:
         return static_cast<double>(a_[e]) - residual_[e];
     }
 
-    // Records `d` sent along f's current arc.
+    // Records `d` sent along f's current arc. The bit sets follow the stored
+    // residual, not `d`: an arc is open down while its residual is > 0 and up
+    // while it is < the capacity. (An amount far below the residual's ulp
+    // leaves it unchanged; an arc marked by `d` instead would offer 0 forever.)
     void carry(Frame& f, double d) {
         f.sent += d;
         const int l = layer_of(f.v), a = token_of(f.v);
@@ -296,37 +299,27 @@ private:
             const int c = f.other;
             const size_t e = pair(l) + static_cast<size_t>(c) * n_ + a;
             const size_t w = node(l + 1, c);
-            const double capacity = a_[e];
-            if (residual_[e] <= 0) set(down_, w, a), set(from_above_, f.v, c);
-            // All the flow is undone when the sum reaches the capacity, also by
-            // rounding (an arc left marked with no flow on it would be asked for
-            // 0 forever).
-            const double left = residual_[e] + d;
-            if (left >= capacity) {
-                residual_[e] = capacity;
-                clear(up_, f.v, c), clear(from_below_, w, a);
-            } else {
-                residual_[e] = left;
-            }
+            const double capacity = a_[e], before = residual_[e];
+            const double after = std::min(before + d, capacity);
+            residual_[e] = after;
+            if (before <= 0 && after > 0) set(down_, w, a), set(from_above_, f.v, c);
+            if (after >= capacity) clear(up_, f.v, c), clear(from_below_, w, a);
             return;
         }
         const int below = f.arc == Arc::sink ? sink_ : f.other;
         const size_t e = pair(l - 1) + static_cast<size_t>(a) * n_ + below;
-        // No flow on it yet (the bit sets know for the inner arcs; the sink's
-        // arcs are few).
-        const bool first =
-            f.arc == Arc::down ? !has(up_, node(l - 1, below), a) : residual_[e] >= a_[e];
+        const double before = residual_[e];
+        const double after = d >= before ? 0 : before - d;
+        residual_[e] = after;
+        if (after == before) return;
+        // The arc's first flow (the bit sets know for the inner arcs; the
+        // sink's arcs are few): logged, to be put back for the next problem.
+        const bool first = f.arc == Arc::down ? !has(up_, node(l - 1, below), a) : before >= a_[e];
         if (first) used_.push_back({l - 1, a, below});
-        if (d >= residual_[e]) {
-            residual_[e] = 0;
-            if (f.arc == Arc::down)
-                clear(down_, f.v, below), clear(from_above_, node(l - 1, below), a);
+        if (f.arc == Arc::down) {
+            if (first) set(up_, node(l - 1, below), a), set(from_below_, f.v, below);
+            if (after <= 0) clear(down_, f.v, below), clear(from_above_, node(l - 1, below), a);
         } else {
-            residual_[e] -= d;
-        }
-        if (f.arc == Arc::down && first)
-            set(up_, node(l - 1, below), a), set(from_below_, f.v, below);
-        if (f.arc == Arc::sink) {
             value_ += d;
             done_ = value_ >= bound_ - kCutSlack;
         }

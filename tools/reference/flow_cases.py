@@ -14,8 +14,10 @@ on Abnar & Zuidema's graph (analysis_reference.flow_graph).
 
 Besides those, "edge_cases" are small shapes every solver must get right
 whatever the bound: one layer (flow = the arc), two layers (no inner arcs
-between kept layers), one token, exactly 64 tokens (one full bit-set word), and
-raw capacities with empty rows and columns (a source or sink with nothing).
+between kept layers), one token, exactly 64 tokens (one full bit-set word),
+raw capacities with empty rows and columns (a source or sink with nothing), and
+capacities spread over 17 orders of magnitude (amounts far below a residual's
+ulp, which once left arcs marked as open with nothing to give).
 
   flow_cases.py OUT.json
 """
@@ -98,6 +100,8 @@ def main():
         case("64_tokens", sparse(rng, 3, 64, keep=0.1), outputs=[0, 63]),
         case("empty_rows_and_columns", raw),
     ]
+    tiny = np.exp(-40 * rng.uniform(size=(4, 24, 24)))
+    edge_cases.append(case("tiny_capacities", tiny / tiny.sum(axis=-1, keepdims=True)))
     with open(sys.argv[1], "w") as f:
         json.dump({"about": "tools/reference/flow_cases.py: networkx " + nx.__version__ +
                             " preflow_push max-flow values on float32 layer matrices", "cases": cases,

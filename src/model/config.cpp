@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <functional>
 
 #include "attnviz/error.h"
 #include "io/files.h"
@@ -227,6 +228,15 @@ ModelConfig read_common_config(const ConfigReader& reader) {
     config.pad_token_id = reader.integer({"pad_token_id"}, -1);
     config.is_encoder_decoder = reader.boolean({"is_encoder_decoder"}, false);
     return config;
+}
+
+void set_sliding_windows(ModelConfig& config, const std::vector<int>& per_layer) {
+    for (const int window : per_layer)
+        if (window > 0 && (config.sliding_window == 0 || window < config.sliding_window))
+            config.sliding_window = window;
+    if (std::adjacent_find(per_layer.begin(), per_layer.end(), std::not_equal_to<>()) !=
+        per_layer.end())
+        config.layer_sliding_windows = per_layer;
 }
 
 }  // namespace attnviz::model

@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -81,5 +82,9 @@ ConfigReader read_config_file(const std::filesystem::path& folder);
 // The fields every architecture shares: model_type, architectures, sizes, eps,
 // activation, positions. Architecture-specific reading refines the result.
 ModelConfig read_common_config(const ConfigReader& reader);
+
+// Each layer's sliding window (0: none) into the config: the narrowest as
+// sliding_window, and all of them as layer_sliding_windows where they differ.
+void set_sliding_windows(ModelConfig& config, const std::vector<int>& per_layer);
 
 }  // namespace attnviz::model

@@ -17,7 +17,6 @@
 // Checkpoints: GemmaModel names, or "model."-prefixed (…ForCausalLM).
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <limits>
 
 #include "attnviz/error.h"
@@ -325,12 +324,7 @@ void read_gemma_config(const ConfigReader& reader, ModelConfig& config) {
                     " must be even for rotary embeddings");
     // validates the activation, rope, layer_types
     const GemmaExtras extras = read_extras(reader, config);
-    for (const int window : extras.sliding_window)
-        if (window > 0 && (config.sliding_window == 0 || window < config.sliding_window))
-            config.sliding_window = window;
-    if (std::adjacent_find(extras.sliding_window.begin(), extras.sliding_window.end(),
-                           std::not_equal_to<>()) != extras.sliding_window.end())
-        config.layer_sliding_windows = extras.sliding_window;
+    set_sliding_windows(config, extras.sliding_window);
     config.attn_softcap = extras.softcap;
 }
 

@@ -18,7 +18,6 @@
 // ...ForSequenceClassification: the heads are not read).
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <limits>
 
 #include "attnviz/error.h"
@@ -301,12 +300,7 @@ void read_llama_config(const ConfigReader& reader, ModelConfig& config) {
     check_activation(config.hidden_act, reader.file(), "hidden_act");
     // validates rope_scaling and Qwen2's layer_types
     const LlamaExtras extras = read_extras(reader, config);
-    for (const int window : extras.sliding_window)
-        if (window > 0 && (config.sliding_window == 0 || window < config.sliding_window))
-            config.sliding_window = window;
-    if (std::adjacent_find(extras.sliding_window.begin(), extras.sliding_window.end(),
-                           std::not_equal_to<>()) != extras.sliding_window.end())
-        config.layer_sliding_windows = extras.sliding_window;
+    set_sliding_windows(config, extras.sliding_window);
 }
 
 std::unique_ptr<Network> load_llama(const LoadContext& context) {

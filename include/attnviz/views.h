@@ -32,8 +32,8 @@ struct ViewAnalysis {
 // Python's Trace views): head stats always, rollout up to kDefaultRolloutTokens
 // tokens, the word-level copy (about as large again as the page's attention) up
 // to kDefaultWordLevelTokens, flow (all-pairs max-flow) up to kDefaultFlowTokens
-// (0.3 s at 64 tokens of the demo model's 4 layers, 2.9 s at 128; 7.4 s at 128
-// tokens of bench/viz_bench's 12-layer synthetic trace; docs/performance.md).
+// (0.22 s at 64 tokens of the demo model's 4 layers, 2.8 s at 128;
+// docs/performance.md, "Analysis: attention flow").
 // The longest sequence of any block decides.
 inline constexpr int kDefaultRolloutTokens = 512;
 inline constexpr int kDefaultWordLevelTokens = 128;

@@ -175,8 +175,8 @@ private:
     // when its flow first left 0).
     void restore() {
         for (const Used& e : used_) {
-            residual_[pair(e.layer) + static_cast<size_t>(e.above) * n_ + e.below] =
-                a_[pair(e.layer) + static_cast<size_t>(e.above) * n_ + e.below];
+            const size_t arc = pair(e.layer) + static_cast<size_t>(e.above) * n_ + e.below;
+            residual_[arc] = a_[arc];
             if (e.layer == 0) continue;
             const size_t v = node(e.layer + 1, e.above), w = node(e.layer, e.below);
             set(down_, v, e.below), set(from_above_, w, e.above);

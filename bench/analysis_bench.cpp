@@ -57,13 +57,18 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    // Softmax of N(0, 3^2) scores: peaked rows, like trained heads.
+    if (attention != "random" && attention != "peaked") {
+        std::fprintf(stderr, "analysis_bench: --attention is random or peaked\n");
+        return 2;
+    }
+    if (attention == "peaked" && !probs.empty()) {
+        std::fprintf(stderr, "analysis_bench: --probs or --attention peaked, not both\n");
+        return 2;
+    }
     AttentionBlock block;
     block.name = "self";
     block.n_layers = layers, block.n_heads = heads, block.n_queries = block.n_keys = tokens;
     block.probs.resize(static_cast<size_t>(layers) * heads * tokens * tokens);
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> normal(0.0f, 3.0f);
     if (!probs.empty()) {
         std::ifstream in(probs, std::ios::binary);
         in.read(reinterpret_cast<char*>(block.probs.data()),
@@ -73,22 +78,20 @@ int main(int argc, char** argv) {
                          probs.c_str(), layers, heads, tokens, tokens);
             return 2;
         }
-    }
-    if (attention == "peaked" && probs.empty()) {
+    } else if (attention == "peaked") {
         block = testing::sized_trace(layers, heads, tokens, false, 64, false, testing::kPeaked)
                     .blocks[0];
-    } else if (attention != "random") {
-        std::fprintf(stderr, "analysis_bench: --attention is random or peaked\n");
-        return 2;
-    }
-    for (size_t row = 0;
-         probs.empty() && attention == "random" && row < block.probs.size() / tokens; ++row) {
-        float* p = block.probs.data() + row * tokens;
-        float top = -1e30f;
-        for (int k = 0; k < tokens; ++k) top = std::max(top, p[k] = normal(rng));
-        double sum = 0;
-        for (int k = 0; k < tokens; ++k) sum += p[k] = std::exp(p[k] - top);
-        for (int k = 0; k < tokens; ++k) p[k] = static_cast<float>(p[k] / sum);
+    } else {  // softmax of N(0, 3^2) scores: peaked rows, like trained heads
+        std::mt19937 rng(seed);
+        std::normal_distribution<float> normal(0.0f, 3.0f);
+        for (size_t row = 0; row < block.probs.size() / tokens; ++row) {
+            float* p = block.probs.data() + row * tokens;
+            float top = -1e30f;
+            for (int k = 0; k < tokens; ++k) top = std::max(top, p[k] = normal(rng));
+            double sum = 0;
+            for (int k = 0; k < tokens; ++k) sum += p[k] = std::exp(p[k] - top);
+            for (int k = 0; k < tokens; ++k) p[k] = static_cast<float>(p[k] / sum);
+        }
     }
     const std::vector<float> matrices = analysis::residual_attention(block);
     if (!dump.empty())

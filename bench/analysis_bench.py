@@ -9,8 +9,9 @@ graph) on the same matrices, in one run.
 
 Without --model the matrices are random (BERT-base-shaped: softmax of N(0, 3^2)
 scores, 12 heads), or with --attention peaked the views' synthetic stand-in for
-a trained model ([CLS] sinks and sharp heads, tests/viz/synthetic_traces.h). With --model the attention is real: `attnviz export` of the
-longest prefix of --text (default: the demo model's held-out sentences,
+a trained model ([CLS] sinks and sharp heads, tests/viz/synthetic_traces.h).
+With --model the attention is real: `attnviz export` of the longest prefix
+of --text (default: the demo model's held-out sentences,
 tests/data/demo/heldout_sentences.txt) that has at most --tokens tokens, head
 mean, 0.5 I + 0.5 A, the model's own layer count; `attnviz export --flow` on the
 same text is timed too (the whole command: model load, forward and flow).
@@ -53,6 +54,8 @@ def main():
     ap.add_argument("--model", help="real attention of this model instead of random matrices")
     ap.add_argument("--text", default=os.path.join(HERE, "..", "tests", "data", "demo", "heldout_sentences.txt"))
     args = ap.parse_args()
+    if args.model and args.attention != "random":
+        ap.error("--attention chooses generated matrices; --model reads the model's own attention")
     n, L = args.tokens, args.layers
     extra, real = ["--attention", args.attention], {"attention": args.attention}
     with tempfile.TemporaryDirectory() as tmp:
